@@ -1,0 +1,190 @@
+"""``run``: the one place that calls the stages in order, for the CLI and Python users alike."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from glselect import __version__
+from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
+from glselect.config import RunConfig
+from glselect.encoding import drop_missing_target, encode, fit_encoder
+from glselect.errors import GlselectError
+from glselect.groups import build_group_index
+from glselect.importance import Importances, rank_groups
+from glselect.io import read_group_map, read_table
+from glselect.metrics import PRIMARY_METRIC, evaluate
+from glselect.model import GroupLassoMLP
+from glselect.path import LambdaPath, PathStep, fit_path
+from glselect.selection import Selection, choose_step, refit
+
+MIN_ROWS = 20  # fewer rows cannot be split into training, validation and test rows
+# below this many multiply-adds per first-layer pass, extra threads cost more in hand-offs than they
+# save (measured: a 600 x 12 table took 60 s with 2 busy threads and 3 s with one)
+SINGLE_THREAD_WORK = 20_000_000
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``run`` produced; ``summary`` is exactly what ``summary.json`` holds."""
+
+    summary: dict[str, Any]
+    importances: Importances
+    path: LambdaPath
+    selection: Selection
+    out_dir: Path
+    files: list[Path]
+
+
+def split_rows(n_rows: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """Seeded random split into training, validation and test row positions (each sorted)."""
+    if n_rows < MIN_ROWS:
+        raise GlselectError(f"the table has {n_rows} usable rows; glselect needs at least {MIN_ROWS}")
+    order = np.random.default_rng(seed).permutation(n_rows)
+    n_val = max(1, round(n_rows * val_fraction))
+    n_test = max(1, round(n_rows * test_fraction))
+    return {
+        "test": np.sort(order[:n_test]),
+        "val": np.sort(order[n_test : n_test + n_val]),
+        "train": np.sort(order[n_test + n_val :]),
+    }
+
+
+def _tensors(X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(np.ascontiguousarray(X[rows])), torch.from_numpy(np.ascontiguousarray(y[rows]))
+
+
+def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) -> FitResult:
+    """Fit the path on ``config.table``, choose and refit a model, and write the out dir.
+
+    Parameters
+    ----------
+    config
+        The whole run's settings.
+    on_step
+        Called after each lambda of the path with its ``PathStep`` (for progress display).
+
+    Returns
+    -------
+    FitResult
+        The summary, importances, path, selection, and the files written.
+
+    Raises
+    ------
+    GlselectError
+        Bad input: an unreadable table or group map, an unusable target, too few rows, or an
+        out dir that cannot be written.
+    """
+    started = time.perf_counter()
+    out_dir = config.out_dir
+    check_out_dir(out_dir, config.force)
+    table = read_table(config.table)
+    group_map = read_group_map(config.groups) if config.groups is not None else None
+    table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
+    rows = split_rows(len(table), config.data.val_fraction, config.data.test_fraction, config.seed)
+    encoder = fit_encoder(table, config.target, config.data.task, fit_rows=rows["train"])
+    design = encode(encoder, table)
+    group_index = build_group_index(
+        design.sources,
+        group_map,
+        table_columns=[str(name) for name in table.columns],
+        target=config.target,
+        map_source=str(config.groups),
+    )
+    train, val, test = (_tensors(design.X, design.y, rows[part]) for part in ("train", "val", "test"))
+    task, n_outputs = encoder.target.task, encoder.target.n_outputs
+    read_seconds = time.perf_counter() - started
+
+    work = len(rows["train"]) * design.X.shape[1] * max(config.model.hidden or (n_outputs,))
+    torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else max(1, os.cpu_count() or 1)))
+    torch.manual_seed(config.seed)
+    model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs)
+    path = fit_path(
+        model, train, val, group_index.group_ids, group_index.n_columns, task,
+        config.model, config.train, config.path, on_step=on_step,
+    )
+    path_seconds = time.perf_counter() - started - read_seconds
+    step_index, rule = choose_step(path, config.selection)
+    selection = refit(
+        path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
+        config.model, config.train, config.seed,
+    )
+    with torch.no_grad():
+        columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)
+        dense_metrics = evaluate(path.dense_model(test[0]), test[1], encoder.target)
+        pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
+        dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().numpy()
+    importances = rank_groups(path, selection, group_index, encoder, dense_column_norms)
+
+    selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
+    selected_features = [
+        column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in set(selected_groups)
+    ]
+    inputs = [name for name, keep in zip(design.feature_names, selection.feature_mask) if keep]
+    summary = {
+        "format": OUTPUT_FORMAT,
+        "version": __version__,
+        "task": task,
+        "target": config.target,
+        "classes": list(encoder.target.classes),
+        "selected_features": selected_features,
+        "selected_groups": selected_groups,
+        "n_selected_features": len(selected_features),
+        "n_selected_groups": len(selected_groups),
+        "lambda": selection.lam,
+        "rule": rule,
+        "step": step_index,
+        "primary_metric": PRIMARY_METRIC[task],
+        "metrics": {"dense": dense_metrics, "pruned": pruned_metrics},
+        "sizes": {
+            "rows": len(table),
+            "rows_dropped_missing_target": n_missing_target,
+            "train_rows": len(rows["train"]),
+            "val_rows": len(rows["val"]),
+            "test_rows": len(rows["test"]),
+            "columns": len(encoder.columns),
+            "encoded_columns": design.X.shape[1],
+            "groups": group_index.n_groups,
+            "dense_parameters": path.dense_model.n_parameters(),
+            "pruned_parameters": selection.model.n_parameters(),
+        },
+        "path": {
+            "n_steps": len(path.steps),
+            "n_rejected_steps": path.n_rejected,
+            "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
+            "lambda_last": path.steps[-1].lam,
+            "lambda_max_estimate": path.lambda_max_estimate,
+            "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
+        },
+        "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "timings": {},
+    }
+    path_scalars, path_norms = path_tables(path, group_index)
+    model_meta = model_document(selection.model, encoder, inputs, selected_features, config.model.max_norm, __version__)
+    summary["timings"] = {
+        "read_seconds": round(read_seconds, 3),
+        "path_seconds": round(path_seconds, 3),
+        "refit_seconds": round(time.perf_counter() - started - read_seconds - path_seconds, 3),
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }
+    files = write_artifacts(
+        out_dir,
+        summary=summary,
+        importances=importances,
+        path_scalars=path_scalars,
+        path_norms=path_norms,
+        model=selection.model,
+        model_meta=model_meta,
+        force=config.force,
+    )
+    return FitResult(summary=summary, importances=importances, path=path, selection=selection, out_dir=out_dir, files=files)

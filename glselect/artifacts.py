@@ -1,0 +1,246 @@
+"""Write the out dir atomically and read the saved model back, without pickle.
+
+The out dir is built in a temporary sibling and renamed into place at the end, so a failed or
+interrupted run never leaves a directory that looks like a result. Everything is JSON, CSV,
+Parquet or safetensors: loading never executes code from a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from glselect.encoding import Encoder
+from glselect.errors import GlselectError
+from glselect.groups import GroupIndex
+from glselect.importance import Importances
+from glselect.model import GroupLassoMLP
+from glselect.path import LambdaPath
+
+OUTPUT_FORMAT = "glselect-output"
+MODEL_FORMAT = "glselect-model"
+FORMAT_VERSION = 1
+ARTIFACT_FILES = (
+    "summary.json",
+    "importances.csv",
+    "groups.csv",
+    "path.csv",
+    "path_norms.parquet",
+    "model.safetensors",
+    "model.json",
+)
+
+
+def is_glselect_output(directory: Path) -> bool:
+    """True when ``directory`` holds a ``summary.json`` written by glselect."""
+    try:
+        summary = json.loads((directory / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("format") == OUTPUT_FORMAT
+
+
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse, before any work is done, an out dir that would destroy something not ours.
+
+    Raises
+    ------
+    GlselectError
+        ``out_dir`` is a file, or a non-empty directory that is not a glselect output (without ``force``).
+    """
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise GlselectError(f"output path '{out_dir}' exists and is not a directory", hint="choose another --out")
+    if force or is_glselect_output(out_dir) or not any(out_dir.iterdir()):
+        return
+    raise GlselectError(
+        f"output directory '{out_dir}' exists and is not a glselect output",
+        hint="choose another --out, or pass --force to replace it",
+    )
+
+
+def _json_ready(value: Any) -> Any:
+    """Plain JSON types; non-finite floats become null so every reader can parse the file."""
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(_json_ready(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def path_tables(path: LambdaPath, group_index: GroupIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``path.csv`` (one row per lambda) and ``path_norms.parquet`` (step, group, norm; non-zero norms only)."""
+    scalars = pd.DataFrame(
+        {
+            "step": np.arange(len(path.steps)),
+            "lambda": [step.lam for step in path.steps],
+            "n_selected": [step.n_selected for step in path.steps],
+            "train_loss": [step.train_loss for step in path.steps],
+            "val_loss": [step.val_loss for step in path.steps],
+            "relaxed_val_loss": [step.relaxed_val_loss for step in path.steps],
+            "relaxed_val_se": [step.relaxed_val_se for step in path.steps],
+            "objective": [step.objective for step in path.steps],
+            "n_iters": [step.n_iters for step in path.steps],
+            "converged": [step.converged for step in path.steps],
+        }
+    )
+    norms = np.stack([step.group_norms for step in path.steps])
+    step_index, group = np.nonzero(norms)  # long and sparse: wide tables have tens of thousands of groups
+    long = pd.DataFrame(
+        {
+            "step": step_index.astype(np.int32),
+            "group": pd.Categorical.from_codes(group, categories=list(group_index.names)),
+            "norm": norms[step_index, group],
+        }
+    )
+    return scalars, long
+
+
+def model_document(
+    model: GroupLassoMLP,
+    encoder: Encoder,
+    inputs: list[str],
+    used_columns: list[str],
+    max_norm: float,
+    version: str,
+) -> dict[str, Any]:
+    """``model.json``: architecture, the encoding of the columns the model reads, and class labels."""
+    columns = [column for column in encoder.columns if column.name in set(used_columns)]
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": FORMAT_VERSION,
+        "glselect_version": version,
+        "task": encoder.target.task,
+        "target": encoder.target.name,
+        "hidden": list(model.hidden),
+        "n_inputs": model.n_inputs,
+        "n_outputs": model.n_outputs,
+        "max_norm": max_norm,
+        "inputs": inputs,
+        "encoder": Encoder(columns=tuple(columns), target=encoder.target).to_dict(),
+        "tensors": {name: list(tensor.shape) for name, tensor in model.state_dict().items()},
+    }
+
+
+def write_artifacts(
+    out_dir: Path,
+    *,
+    summary: dict[str, Any],
+    importances: Importances,
+    path_scalars: pd.DataFrame,
+    path_norms: pd.DataFrame,
+    model: GroupLassoMLP,
+    model_meta: dict[str, Any],
+    force: bool,
+) -> list[Path]:
+    """Write every artifact into ``out_dir`` atomically; return the paths written.
+
+    Raises
+    ------
+    GlselectError
+        ``out_dir`` cannot be replaced (see ``check_out_dir``) or written.
+    """
+    check_out_dir(out_dir, force)
+    parent = out_dir.parent
+    staging = parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        (staging / "summary.json").write_text(dump_json(summary), encoding="utf-8")
+        importances.features.to_csv(staging / "importances.csv", index=False)
+        importances.groups.to_csv(staging / "groups.csv", index=False)
+        path_scalars.to_csv(staging / "path.csv", index=False)
+        path_norms.to_parquet(staging / "path_norms.parquet", index=False)
+        tensors = {name: tensor.detach().to(torch.float32).contiguous() for name, tensor in model.state_dict().items()}
+        save_file(tensors, str(staging / "model.safetensors"), metadata={"format": MODEL_FORMAT})
+        (staging / "model.json").write_text(dump_json(model_meta), encoding="utf-8")
+        if out_dir.exists():
+            # an existing output is replaced as a whole, never merged with the new one
+            retired = parent / f".{out_dir.name}.old-{os.getpid()}"
+            out_dir.rename(retired)
+            staging.rename(out_dir)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            staging.rename(out_dir)
+    except OSError as err:
+        raise GlselectError(f"cannot write output directory '{out_dir}': {err}") from err
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return [out_dir / name for name in ARTIFACT_FILES]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A pruned model read back from an out dir: the network, its encoding and its input names."""
+
+    model: GroupLassoMLP
+    encoder: Encoder
+    inputs: tuple[str, ...]
+    meta: dict[str, Any]
+
+
+def load_model(out_dir: Path) -> LoadedModel:
+    """Read ``model.json`` and ``model.safetensors`` from ``out_dir`` (no pickle, no code execution).
+
+    Raises
+    ------
+    GlselectError
+        A file is missing, corrupted, of another format or version, or does not match its architecture.
+    """
+    meta_path, weights_path = out_dir / "model.json", out_dir / "model.safetensors"
+    for required in (meta_path, weights_path):
+        if not required.exists():
+            raise GlselectError(f"'{out_dir}' is not a glselect output: '{required.name}' is missing")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise GlselectError(f"'{meta_path}' is not valid JSON: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise GlselectError(f"'{meta_path}' is not a glselect model description")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise GlselectError(
+            f"'{meta_path}' has format version {meta.get('format_version')!r}; this glselect reads version {FORMAT_VERSION}",
+            hint="refit with this version of glselect",
+        )
+    try:
+        model = GroupLassoMLP(int(meta["n_inputs"]), tuple(int(w) for w in meta["hidden"]), int(meta["n_outputs"]))
+        encoder = Encoder.from_dict(meta["encoder"])
+        inputs = tuple(str(name) for name in meta["inputs"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise GlselectError(f"'{meta_path}' is incomplete or malformed: {err!r}") from err
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise GlselectError(f"'{weights_path}' is corrupted or not a safetensors file: {err}") from err
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+    if expected != found or len(inputs) != model.n_inputs:
+        raise GlselectError(f"'{weights_path}' does not match the architecture in '{meta_path.name}'")
+    model.load_state_dict(tensors)
+    model.eval()
+    return LoadedModel(model=model, encoder=encoder, inputs=inputs, meta=meta)

@@ -1,0 +1,175 @@
+"""The command line: options -> config -> ``api.run`` -> render. The only module that prints or exits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from glselect import __version__
+from glselect.api import run
+from glselect.artifacts import dump_json
+from glselect.config import (
+    TASKS,
+    DataConfig,
+    ModelConfig,
+    PathConfig,
+    RunConfig,
+    SelectionConfig,
+    TrainConfig,
+)
+from glselect.errors import ExitCode, GlselectError
+from glselect.path import PathStep
+from glselect.report import metrics_lines, top_features_table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Which columns of a table does a neural network really use? Group-lasso feature selection for MLPs.",
+)
+stderr = Console(stderr=True)
+
+DATA = DataConfig()
+MODEL = ModelConfig()
+PATH = PathConfig()
+SELECTION = SelectionConfig()
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'64' -> (64,), '64,32' -> (64, 32), '0' -> () (the linear/logistic model)."""
+    try:
+        widths = tuple(int(part) for part in text.replace(" ", "").split(",") if part)
+    except ValueError:
+        raise GlselectError(f"--hidden must be comma-separated whole numbers like '64' or '64,32', got '{text}'") from None
+    if widths in ((), (0,)):
+        return ()
+    return widths
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"glselect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+) -> None:
+    """glselect: fit a group-lasso path on a table and see which columns matter."""
+
+
+def _progress_callback(progress: Progress, task_id: int) -> callable:
+    def on_step(step: PathStep) -> None:
+        total = len(step.group_norms)
+        progress.update(task_id, completed=total - step.n_selected, total=total, lam=step.lam, selected=step.n_selected)
+
+    return on_step
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="Table to read: .csv, .tsv or .parquet.", show_default=False)],
+    target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.", show_default=False)],
+    groups: Annotated[
+        Optional[Path], typer.Option(help="CSV with header 'feature,group' merging columns into groups.")
+    ] = None,
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="Output directory. [default: DATA's name + .glselect]")
+    ] = None,
+    task: Annotated[Optional[str], typer.Option(help=f"One of {', '.join(TASKS)}. [default: detected from the target]")] = None,
+    hidden: Annotated[
+        str, typer.Option(help="Hidden layer widths, e.g. '64' or '64,32'; '0' fits the linear/logistic group lasso.")
+    ] = ",".join(map(str, MODEL.hidden)),
+    rule: Annotated[
+        str, typer.Option(help="How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) or 'min' (best validation loss).")
+    ] = SELECTION.rule,
+    max_features: Annotated[
+        Optional[int], typer.Option(help="Choose the least-penalised model with at most this many groups (overrides --rule).")
+    ] = SELECTION.max_features,
+    min_features: Annotated[int, typer.Option(help="Stop the path once this few groups remain.")] = PATH.min_features,
+    lambda_step: Annotated[float, typer.Option(help="Base ratio between consecutive lambdas.")] = PATH.lambda_step,
+    lambda_start: Annotated[
+        Optional[float], typer.Option(help="First lambda of the path. [default: estimated from the data]")
+    ] = PATH.lambda_start,
+    max_iters_per_lambda: Annotated[int, typer.Option(help="Iteration budget for each lambda.")] = PATH.max_iters_per_lambda,
+    val_fraction: Annotated[float, typer.Option(help="Share of rows used to choose the model.")] = DATA.val_fraction,
+    test_fraction: Annotated[float, typer.Option(help="Share of rows held out to report metrics.")] = DATA.test_fraction,
+    seed: Annotated[int, typer.Option(help="Seed for the split and initialisation: same data + seed = same result.")] = 0,
+    threads: Annotated[
+        Optional[int], typer.Option(help="Torch threads. [default: 1 for small tables, every core for large ones]")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace --out even if it is not a glselect output.")] = False,
+    top: Annotated[int, typer.Option(help="Rows of the ranked table printed at the end.")] = 15,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else goes to stdout).")] = False,
+    debug: Annotated[bool, typer.Option(help="Show tracebacks for user errors too.")] = False,
+) -> None:
+    """Fit the group-lasso path on DATA, choose a subset of columns, and write the out dir."""
+    try:
+        config = RunConfig(
+            table=data,
+            target=target,
+            groups=groups,
+            out=out,
+            force=force,
+            seed=seed,
+            threads=threads,
+            data=DataConfig(task=task, val_fraction=val_fraction, test_fraction=test_fraction),
+            model=ModelConfig(hidden=parse_hidden(hidden)),
+            train=TrainConfig(),
+            path=PathConfig(
+                lambda_step=lambda_step,
+                lambda_start=lambda_start,
+                max_iters_per_lambda=max_iters_per_lambda,
+                min_features=min_features,
+            ),
+            selection=SelectionConfig(rule=rule, max_features=max_features),
+        )
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]path[/]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("groups dropped · λ={task.fields[lam]:.3g} · {task.fields[selected]} left"),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
+            disable=quiet or not stderr.is_terminal,  # no live bar in logs and pipes
+        )
+        with progress:
+            task_id = progress.add_task("path", total=None, lam=0.0, selected="all")
+            result = run(config, on_step=_progress_callback(progress, task_id))
+    except GlselectError as err:
+        if debug:
+            raise
+        # soft wrap: one message stays one line, whatever the terminal width
+        stderr.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        if err.hint:
+            stderr.print(f"hint: {escape(err.hint)}", soft_wrap=True)
+        raise typer.Exit(ExitCode.USER_ERROR) from None
+    except KeyboardInterrupt:
+        stderr.print("[bold red]interrupted:[/] nothing was written", soft_wrap=True)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+    if json_output:
+        sys.stdout.write(dump_json({**result.summary, "out_dir": str(result.out_dir)}))
+    if not quiet:
+        # the ranked table is the human result: stdout, unless stdout is reserved for JSON
+        console = stderr if json_output else Console()
+        console.print(top_features_table(result.importances.features, top))
+        for line in metrics_lines(result.summary):
+            console.print(escape(line))
+        console.print(f"wrote {escape(str(result.out_dir))}/")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,141 @@
+"""Frozen configuration objects shared by the command line and the Python API.
+
+The CLI reads its option defaults from these dataclasses, so the two cannot drift, and the
+resolved configuration is written into ``summary.json`` beside the results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from glselect.errors import GlselectError
+
+TASKS = ("regression", "binary", "multiclass")
+SELECTION_RULES = ("1se", "min")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise GlselectError(message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    task: str | None = None  # None: detected from the target column
+    val_fraction: float = 0.2  # rows held out to choose the model on the path
+    test_fraction: float = 0.2  # rows held out to report dense vs pruned metrics
+
+    def __post_init__(self) -> None:
+        _require(
+            self.task is None or self.task in TASKS,
+            f"task must be one of {', '.join(TASKS)}, got '{self.task}'",
+        )
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _require(0 < value < 0.5, f"{name} must be between 0 and 0.5, got {value}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...] = (32,)  # hidden layer widths; () is the linear/logistic model
+    max_norm: float = 1.0  # bound on each later-layer column norm: the input penalty cannot be dodged
+
+    def __post_init__(self) -> None:
+        _require(
+            all(width > 0 for width in self.hidden),
+            f"hidden widths must be positive, got {list(self.hidden)}",
+        )
+        _require(self.max_norm > 0, f"max_norm must be positive, got {self.max_norm}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Unpenalised training (the dense start and the refit), early-stopped on validation loss."""
+
+    max_iters: int = 3000
+    check_every: int = 5  # iterations between validation checks
+    patience: int = 10  # checks without improvement before stopping
+
+    def __post_init__(self) -> None:
+        _require(self.max_iters > 0, f"max_iters must be positive, got {self.max_iters}")
+        _require(self.check_every > 0, f"check_every must be positive, got {self.check_every}")
+        _require(self.patience > 0, f"patience must be positive, got {self.patience}")
+
+
+@dataclass(frozen=True)
+class PathConfig:
+    lambda_step: float = 1.05  # base ratio between consecutive lambdas on the way up
+    lambda_start: float | None = None  # None: estimated from the data
+    max_iters_per_lambda: int = 100
+    tol: float = 1e-4  # mean relative objective improvement per iteration that counts as converged
+    min_features: int = 0  # stop the path once this few groups remain
+    max_steps: int = 1000
+    relax_iters: int = 100  # unpenalised iterations to score each new support on validation rows
+
+    def __post_init__(self) -> None:
+        _require(self.lambda_step > 1, f"lambda_step must be greater than 1, got {self.lambda_step}")
+        _require(
+            self.lambda_start is None or self.lambda_start > 0,
+            f"lambda_start must be positive, got {self.lambda_start}",
+        )
+        _require(
+            self.max_iters_per_lambda > 0,
+            f"max_iters_per_lambda must be positive, got {self.max_iters_per_lambda}",
+        )
+        _require(self.tol > 0, f"tol must be positive, got {self.tol}")
+        _require(self.min_features >= 0, f"min_features must be >= 0, got {self.min_features}")
+        _require(self.max_steps > 0, f"max_steps must be positive, got {self.max_steps}")
+        _require(self.relax_iters > 0, f"relax_iters must be positive, got {self.relax_iters}")
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    rule: str = "1se"  # sparsest step within one standard error of the lowest validation loss
+    max_features: int | None = None  # overrides the rule: the least-penalised step with <= K groups
+
+    def __post_init__(self) -> None:
+        _require(
+            self.rule in SELECTION_RULES,
+            f"rule must be one of {', '.join(SELECTION_RULES)}, got '{self.rule}'",
+        )
+        _require(
+            self.max_features is None or self.max_features > 0,
+            f"max_features must be positive, got {self.max_features}",
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    table: Path
+    target: str
+    groups: Path | None = None  # the group-map file given by --groups
+    out: Path | None = None  # None: '<table stem>.glselect' next to the table
+    force: bool = False  # replace an existing directory that is not a glselect output
+    seed: int = 0
+    threads: int | None = None  # torch threads; None: one for small problems, all cores for large ones
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    path: PathConfig = field(default_factory=PathConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+
+    def __post_init__(self) -> None:
+        _require(self.threads is None or self.threads > 0, f"threads must be positive, got {self.threads}")
+
+    @property
+    def out_dir(self) -> Path:
+        if self.out is not None:
+            return self.out
+        return self.table.with_name(f"{self.table.stem}.glselect")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for ``summary.json``."""
+        raw = dataclasses.asdict(self)
+        raw["table"] = str(self.table)
+        raw["groups"] = None if self.groups is None else str(self.groups)
+        raw["out"] = str(self.out_dir)
+        raw["model"]["hidden"] = list(self.model.hidden)
+        return raw

@@ -1,0 +1,282 @@
+"""Turn a table into a design matrix, with an encoder fitted once and reapplied by ``predict``.
+
+Every encoded column remembers its source column, so results are reported per original column
+and all of a column's encoded parts (one-hot levels, missing indicator) share its group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from glselect.errors import GlselectError
+
+MAX_LEVELS = 20  # one-hot levels kept per categorical column; rarer ones are pooled
+MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with at most this many values is a class label
+OTHER_LEVEL = "<other>"
+MISSING_LEVEL = "<missing>"
+
+
+@dataclass(frozen=True)
+class ColumnEncoding:
+    """How one source column becomes encoded columns."""
+
+    name: str
+    kind: str  # "numeric", "boolean", "categorical", or "ignored"
+    center: float = 0.0
+    scale: float = 1.0
+    missing_indicator: bool = False  # numeric: a 0/1 column marking imputed cells
+    levels: tuple[str, ...] = ()  # categorical: one encoded column per level
+    reason: str = ""  # why the column was treated this way, for the summary
+
+    @property
+    def output_names(self) -> list[str]:
+        if self.kind == "ignored":
+            return []
+        if self.kind == "categorical":
+            return [f"{self.name}={level}" for level in self.levels]
+        names = [self.name]
+        if self.missing_indicator:
+            names.append(f"{self.name}[missing]")
+        return names
+
+
+@dataclass(frozen=True)
+class TargetEncoding:
+    name: str
+    task: str  # "regression", "binary" or "multiclass"
+    classes: tuple[Any, ...] = ()  # class labels, index = encoded class
+    center: float = 0.0  # regression targets are standardised for training
+    scale: float = 1.0
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.classes) if self.task == "multiclass" else 1
+
+
+@dataclass(frozen=True)
+class Encoder:
+    columns: tuple[ColumnEncoding, ...]
+    target: TargetEncoding
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [name for column in self.columns for name in column.output_names]
+
+    @property
+    def sources(self) -> list[str]:
+        return [column.name for column in self.columns for _ in column.output_names]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": [asdict(column) for column in self.columns], "target": asdict(self.target)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Encoder:
+        columns = tuple(
+            ColumnEncoding(**{**column, "levels": tuple(column["levels"])}) for column in raw["columns"]
+        )
+        target = TargetEncoding(**{**raw["target"], "classes": tuple(raw["target"]["classes"])})
+        return cls(columns=columns, target=target)
+
+
+@dataclass(frozen=True)
+class Design:
+    """The encoded table.
+
+    ``X`` is float32 of shape (n_samples, n_features); ``y`` is float32 (standardised regression
+    target) or int64 (class index) of shape (n_samples,); ``sources[j]`` is the table column that
+    encoded column ``feature_names[j]`` came from.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, int]:
+    """Rows whose target is missing cannot be learned from: drop them and say how many."""
+    if target not in df.columns:
+        raise GlselectError(
+            f"target column '{target}' is not in '{source}'",
+            hint=f"columns are: {', '.join(map(str, df.columns[:20]))}" + (" ..." if len(df.columns) > 20 else ""),
+        )
+    missing = df[target].isna().to_numpy()
+    return df.loc[~missing].reset_index(drop=True), int(missing.sum())
+
+
+def detect_task(values: pd.Series) -> str:
+    """Regression, binary or multiclass, from the target's type and number of distinct values."""
+    n_unique = values.nunique()
+    if n_unique < 2:
+        raise GlselectError(
+            f"target column '{values.name}' has only one distinct value ({values.iloc[0]!r})",
+            hint="a target must vary to be predicted",
+        )
+    if pd.api.types.is_bool_dtype(values):
+        return "binary"
+    if pd.api.types.is_numeric_dtype(values):
+        as_float = values.to_numpy(dtype=np.float64)
+        is_integral = bool(np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)))
+        if is_integral and n_unique == 2:
+            return "binary"
+        if is_integral and pd.api.types.is_integer_dtype(values) and n_unique <= MAX_CLASSES_FROM_INTEGERS:
+            return "multiclass"
+        return "regression"
+    return "binary" if n_unique == 2 else "multiclass"
+
+
+def _fit_target(values: pd.Series, task: str) -> TargetEncoding:
+    name = str(values.name)
+    if task == "regression":
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise GlselectError(
+                f"target column '{name}' is not numeric, so it cannot be a regression target",
+                hint="use --task binary or --task multiclass",
+            )
+        as_float = values.to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(as_float)):
+            raise GlselectError(f"target column '{name}' has non-finite values (inf)")
+        scale = float(as_float.std())
+        return TargetEncoding(name, task, center=float(as_float.mean()), scale=scale if scale > 0 else 1.0)
+    classes = tuple(sorted(pd.unique(values).tolist(), key=lambda label: (str(type(label)), label)))
+    classes = tuple(label.item() if hasattr(label, "item") else label for label in classes)
+    if len(classes) < 2:
+        raise GlselectError(f"target column '{name}' has only one class ({classes[0]!r})")
+    if task == "binary" and len(classes) != 2:
+        raise GlselectError(
+            f"target column '{name}' has {len(classes)} classes, so it is not binary",
+            hint="use --task multiclass",
+        )
+    return TargetEncoding(name, task, classes=classes)
+
+
+def _fit_column(values: pd.Series) -> ColumnEncoding:
+    name = str(values.name)
+    if pd.api.types.is_bool_dtype(values):
+        return ColumnEncoding(name, "boolean", reason="boolean: 0/1")
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        return ColumnEncoding(name, "ignored", reason="date/time column: not used as-is")
+    if pd.api.types.is_numeric_dtype(values):
+        as_float = values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        as_float[np.isinf(as_float)] = np.nan  # encoding refuses infinities, naming the row
+        missing = np.isnan(as_float)
+        if missing.all():
+            return ColumnEncoding(name, "ignored", reason="every value is missing")
+        present = as_float[~missing]
+        scale = float(present.std())
+        return ColumnEncoding(
+            name,
+            "numeric",
+            center=float(present.mean()),
+            scale=scale if scale > 0 else 1.0,  # a constant column encodes to zeros and never enters
+            missing_indicator=bool(missing.any()),
+            reason="numeric: standardised" + ("; missing cells imputed with the mean and flagged" if missing.any() else ""),
+        )
+    labels = values.astype("string").fillna(MISSING_LEVEL)
+    counts = labels.value_counts()
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    kept = [str(level) for level, _ in ordered[:MAX_LEVELS]]
+    pooled = len(ordered) > MAX_LEVELS
+    levels = tuple(sorted(kept)) + ((OTHER_LEVEL,) if pooled else ())
+    return ColumnEncoding(
+        name,
+        "categorical",
+        levels=levels,
+        reason=f"categorical: one-hot over {len(levels)} levels" + (f" ({len(ordered) - MAX_LEVELS} rare levels pooled)" if pooled else ""),
+    )
+
+
+def fit_encoder(df: pd.DataFrame, target: str, task: str | None = None, fit_rows: np.ndarray | None = None) -> Encoder:
+    """Fit the encoding: feature statistics on the training rows, the target's classes on all rows.
+
+    Parameters
+    ----------
+    df
+        The whole table, target included, with no missing target values.
+    target
+        The target column's name.
+    task
+        ``"regression"``, ``"binary"``, ``"multiclass"``, or None to detect it from the target.
+    fit_rows
+        Row positions whose feature statistics (means, scales, levels) are used; None: all rows.
+        Held-out rows must not shape the encoding they are scored with.
+
+    Raises
+    ------
+    GlselectError
+        The target is unusable (one value, wrong type for the task) or a column has infinities.
+    """
+    task = task or detect_task(df[target])
+    target_encoding = _fit_target(df[target], task)
+    fit_df = df if fit_rows is None else df.iloc[fit_rows]
+    columns = tuple(_fit_column(fit_df[name]) for name in df.columns if name != target)
+    if not any(column.output_names for column in columns):
+        raise GlselectError("the table has no usable feature columns besides the target")
+    return Encoder(columns=columns, target=target_encoding)
+
+
+def _encode_column(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
+    if column.kind == "boolean":
+        as_float = values.astype("float64").to_numpy(na_value=np.nan)
+        return np.nan_to_num(as_float, nan=0.0)[:, None]
+    if column.kind == "numeric":
+        if not pd.api.types.is_numeric_dtype(values):
+            raise GlselectError(f"column '{column.name}' was numeric when the model was fitted but is not numeric now")
+        as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.any(np.isinf(as_float)):
+            row = int(np.flatnonzero(np.isinf(as_float))[0])
+            raise GlselectError(
+                f"column '{column.name}' has non-finite values ({int(np.isinf(as_float).sum())}, "
+                f"first at data row {row + 1}: {as_float[row]})",
+                hint="replace infinities with a number or leave the cell empty",
+            )
+        missing = np.isnan(as_float)
+        standardised = np.where(missing, 0.0, (as_float - column.center) / column.scale)
+        parts = [standardised]
+        if column.missing_indicator:
+            parts.append(missing.astype(np.float64))
+        return np.stack(parts, axis=1)
+    labels = values.astype("string").fillna(MISSING_LEVEL).to_numpy(dtype=object)
+    known = {level: index for index, level in enumerate(column.levels)}
+    fallback = known.get(OTHER_LEVEL, -1)  # unseen levels join the pooled level, or encode to zeros
+    codes = np.array([known.get(label, fallback) for label in labels], dtype=np.int64)
+    one_hot = np.zeros((len(labels), len(column.levels)))
+    rows = np.flatnonzero(codes >= 0)
+    one_hot[rows, codes[rows]] = 1.0
+    return one_hot
+
+
+def encode_features(encoder: Encoder, df: pd.DataFrame) -> np.ndarray:
+    """Encoded float32 matrix of shape (n_samples, n_features) for a table with the fitted columns."""
+    used = [column for column in encoder.columns if column.kind != "ignored"]
+    absent = [column.name for column in used if column.name not in df.columns]
+    if absent:
+        raise GlselectError(f"the table lacks column(s) the model was fitted on: {', '.join(map(repr, absent))}")
+    blocks = [_encode_column(column, df[column.name]) for column in used]
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def encode_target(target: TargetEncoding, values: pd.Series) -> np.ndarray:
+    """Standardised float32 targets (regression) or int64 class indices (classification)."""
+    if target.task == "regression":
+        return ((values.to_numpy(dtype=np.float64) - target.center) / target.scale).astype(np.float32)
+    index = {label: code for code, label in enumerate(target.classes)}
+    codes = np.array([index.get(label.item() if hasattr(label, "item") else label, -1) for label in values], dtype=np.int64)
+    if np.any(codes < 0):
+        unknown = values.iloc[int(np.flatnonzero(codes < 0)[0])]
+        raise GlselectError(f"target column '{target.name}' has a class not seen in training: {unknown!r}")
+    return codes
+
+
+def encode(encoder: Encoder, df: pd.DataFrame) -> Design:
+    """Apply a fitted encoder to a table that contains the target."""
+    return Design(
+        X=encode_features(encoder, df),
+        y=encode_target(encoder.target, df[encoder.target.name]),
+        feature_names=tuple(encoder.feature_names),
+        sources=tuple(encoder.sources),
+    )

@@ -1,0 +1,109 @@
+"""Join the group map onto the encoded columns and give each group its penalty weight."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from glselect.errors import GlselectError
+
+
+@dataclass(frozen=True)
+class GroupIndex:
+    """A partition of the encoded columns into penalty groups.
+
+    ``group_ids[j]`` is the group (index into ``names``) of encoded column j; ``members[g]`` lists
+    the table columns in group g; ``n_columns[g]`` counts its encoded columns.
+    """
+
+    names: tuple[str, ...]
+    group_ids: np.ndarray  # int64, (n_features,)
+    members: tuple[tuple[str, ...], ...]
+    n_columns: np.ndarray  # int64, (n_groups,)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.names)
+
+    def penalty_weights(self, fan_out: int) -> np.ndarray:
+        """sqrt(d_g), d_g = weights in the group: a wide group must not enter merely for being wide."""
+        return np.sqrt(self.n_columns * fan_out).astype(np.float64)
+
+    def group_of(self, column: str) -> str:
+        for name, members in zip(self.names, self.members):
+            if column in members:
+                return name
+        raise KeyError(column)
+
+
+def build_group_index(
+    sources: list[str] | tuple[str, ...],
+    group_map: dict[str, str] | None,
+    *,
+    table_columns: list[str],
+    target: str,
+    map_source: str = "<group map>",
+) -> GroupIndex:
+    """Group the encoded columns: by the map where given, else one group per table column.
+
+    Parameters
+    ----------
+    sources
+        The table column of every encoded column (all encoded parts of a column share its group).
+    group_map
+        ``{column: group}`` from ``--groups``; columns it does not name are groups of their own.
+    table_columns
+        Every column of the table, to tell a misspelt name from a column that was not encoded.
+    target
+        The target column, which must not be in any group.
+
+    Raises
+    ------
+    GlselectError
+        The map names a column the table lacks, names the target, or reuses a column's own name
+        for a group of other columns.
+    """
+    group_map = group_map or {}
+    known = set(table_columns)
+    unknown = [column for column in group_map if column not in known]
+    if unknown:
+        raise GlselectError(
+            f"group map '{map_source}' names column(s) not in the table: {', '.join(map(repr, unknown[:5]))}"
+            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
+            hint="check the spelling against the table's header",
+        )
+    if target in group_map:
+        raise GlselectError(
+            f"group map '{map_source}' puts the target column '{target}' in group '{group_map[target]}'",
+            hint="remove the target from the group map",
+        )
+    unmapped = {source for source in sources if source not in group_map}
+    clashes = sorted(set(group_map.values()) & unmapped)
+    if clashes:
+        raise GlselectError(
+            f"group map '{map_source}' uses the name '{clashes[0]}' for a group, but '{clashes[0]}' "
+            "is also a column outside the map (its own group)",
+            hint=f"rename the group or add '{clashes[0]}' to the map",
+        )
+    group_names: list[str] = []
+    position: dict[str, int] = {}
+    members: list[list[str]] = []
+    group_ids = np.empty(len(sources), dtype=np.int64)
+    for j, source in enumerate(sources):
+        group = group_map.get(source, source)
+        if group not in position:
+            position[group] = len(group_names)
+            group_names.append(group)
+            members.append([])
+        g = position[group]
+        if source not in members[g]:
+            members[g].append(source)
+        group_ids[j] = g
+    n_columns = np.bincount(group_ids, minlength=len(group_names)).astype(np.int64)
+    return GroupIndex(
+        names=tuple(group_names),
+        group_ids=group_ids,
+        members=tuple(tuple(m) for m in members),
+        n_columns=n_columns,
+    )

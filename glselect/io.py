@@ -1,0 +1,130 @@
+"""Read tables (CSV or Parquet, by suffix) and group-map files.
+
+pandas/pyarrow failures are turned into ``GlselectError`` here, where the file name is known.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from glselect.errors import GlselectError
+
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame.
+
+    Parameters
+    ----------
+    path
+        A ``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet`` or ``.pq`` file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per table column, in file order.
+
+    Raises
+    ------
+    GlselectError
+        The file is missing, of an unknown kind, unreadable, empty, or has duplicate column names.
+    """
+    if not path.exists():
+        raise GlselectError(f"table file '{path}' does not exist")
+    if path.is_dir():
+        raise GlselectError(f"table '{path}' is a directory, expected a CSV or Parquet file")
+    suffix = _suffix(path)
+    try:
+        if suffix in CSV_SUFFIXES:
+            delimiter = "\t" if suffix == ".tsv" else ","
+            table = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=delimiter))
+        elif suffix in PARQUET_SUFFIXES:
+            table = pq.read_table(path)
+        else:
+            raise GlselectError(
+                f"cannot tell the format of '{path}' from its suffix '{suffix}'",
+                hint="name the file *.csv, *.tsv or *.parquet",
+            )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GlselectError(f"cannot read table '{path}': {detail}") from err
+    duplicates = sorted(name for name, count in Counter(table.column_names).items() if count > 1)
+    if duplicates:
+        raise GlselectError(
+            f"table '{path}' has duplicate column names: {', '.join(map(repr, duplicates))}",
+            hint="give every column a unique name",
+        )
+    if table.num_rows == 0:
+        raise GlselectError(f"table '{path}' has no data rows")
+    return table.to_pandas()
+
+
+def parse_group_map(text: str, source: str = "<group map>") -> dict[str, str]:
+    """Parse a ``feature,group`` CSV text into a mapping from column name to group name.
+
+    Raises
+    ------
+    GlselectError
+        The header is not ``feature,group``, a row is malformed or empty, or a feature is listed twice.
+    """
+    rows = list(csv.reader(io.StringIO(text)))
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise GlselectError(f"group map '{source}' is empty", hint="write a header 'feature,group'")
+    header = [cell.strip() for cell in rows[0]]
+    if header != ["feature", "group"]:
+        raise GlselectError(
+            f"group map '{source}' must start with the header 'feature,group', found '{','.join(rows[0])}'"
+        )
+    mapping: dict[str, str] = {}
+    for line_number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise GlselectError(
+                f"group map '{source}' line {line_number}: expected 'feature,group', found '{','.join(row)}'"
+            )
+        feature, group = row[0].strip(), row[1].strip()
+        if feature in mapping:
+            raise GlselectError(
+                f"group map '{source}' line {line_number}: column '{feature}' is listed more than once",
+                hint="each column belongs to exactly one group",
+            )
+        mapping[feature] = group
+    return mapping
+
+
+def format_group_map(mapping: dict[str, str]) -> str:
+    """The CSV text that ``parse_group_map`` reads back into ``mapping``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["feature", "group"])
+    writer.writerows(mapping.items())
+    return buffer.getvalue()
+
+
+def read_group_map(path: Path) -> dict[str, str]:
+    """Read a ``feature,group`` CSV file; see ``parse_group_map``."""
+    if not path.exists():
+        raise GlselectError(f"group map file '{path}' does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise GlselectError(f"cannot read group map '{path}': {err}") from err
+    return parse_group_map(text, source=str(path))

@@ -1,0 +1,64 @@
+"""The multilayer perceptron whose first-layer weight carries the group penalty.
+
+The model knows nothing of lambdas; it only exposes its first-layer weight, the later weights
+that must stay bounded, and the per-group norms of the first layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from glselect.prox import group_norms, project_column_norms
+
+
+class GroupLassoMLP(nn.Module):
+    """ReLU network ``n_inputs -> hidden... -> n_outputs``; ``hidden=()`` is the linear model.
+
+    Parameters
+    ----------
+    n_inputs
+        Number of encoded input columns.
+    hidden
+        Hidden layer widths.
+    n_outputs
+        1 for regression and binary classification, the number of classes for multiclass.
+    """
+
+    def __init__(self, n_inputs: int, hidden: tuple[int, ...], n_outputs: int) -> None:
+        super().__init__()
+        widths = [n_inputs, *hidden, n_outputs]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.n_inputs = n_inputs
+        self.hidden = tuple(hidden)
+        self.n_outputs = n_outputs
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Outputs of shape (n_samples, n_outputs) for inputs of shape (n_samples, n_inputs)."""
+        out = X
+        for layer in self.layers[:-1]:
+            out = torch.relu(layer(out))
+        return self.layers[-1](out)
+
+    @property
+    def first_weight(self) -> nn.Parameter:
+        """The penalised weight, shape (fan_out, n_inputs)."""
+        return self.layers[0].weight
+
+    @property
+    def later_weights(self) -> list[nn.Parameter]:
+        """Weights after the first layer, kept within a column-norm bound."""
+        return [layer.weight for layer in self.layers[1:]]
+
+    def group_norms(self, group_ids: torch.Tensor, n_groups: int) -> torch.Tensor:
+        """Norm of each group of first-layer weights, shape (n_groups,)."""
+        return group_norms(self.first_weight.detach(), group_ids, n_groups)
+
+    @torch.no_grad()
+    def bound_later_layers_(self, max_norm: float) -> None:
+        """Project the later weights onto the column-norm ball (in place)."""
+        for weight in self.later_weights:
+            weight.copy_(project_column_norms(weight, max_norm))
+
+    def n_parameters(self) -> int:
+        return sum(parameter.numel() for parameter in self.parameters())

@@ -1,0 +1,276 @@
+"""The regularisation path: a dense start, then lambdas growing geometrically until every group is zero.
+
+Consecutive lambdas are warm-started. The step between them adapts so that groups leave one at
+a time where possible: if several leave at once the step is undone and halved; while none leave
+it grows. The order in which groups leave is the ranking, so ties are worth avoiding.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.errors import GlselectError
+from glselect.metrics import LossFunction, loss_function, row_loss_function
+from glselect.model import GroupLassoMLP
+from glselect.solver import GroupPenalty, ProximalGradient
+from glselect.training import TrainResult, mean_loss, train_early_stopped
+
+MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
+MIN_RATIO_FRACTION = 1 / 64  # the smallest step is the base step / 64; below that, ties are accepted
+FIRST_STEP_RETRIES = 6  # halvings of the starting lambda when many groups leave at the first step
+
+
+@dataclass(frozen=True)
+class PathStep:
+    """One lambda on the path; ``group_norms`` has shape (n_groups,) and is exactly 0 for dropped groups."""
+
+    lam: float
+    n_selected: int
+    group_norms: np.ndarray
+    train_loss: float
+    val_loss: float
+    objective: float
+    n_iters: int
+    converged: bool
+    relaxed_val_loss: float  # validation loss after briefly refitting this step's support without penalty
+    relaxed_val_se: float  # its standard error over validation rows
+
+
+@dataclass(frozen=True)
+class LambdaPath:
+    """``steps[0]`` is the dense model (lambda = 0); the last step has every group at zero (or the floor)."""
+
+    steps: tuple[PathStep, ...]
+    dense_model: GroupLassoMLP
+    dense_training: TrainResult
+    lambda_max_estimate: float
+    n_rejected: int  # trial lambdas undone because several groups left at once
+
+
+def make_penalty(group_ids: np.ndarray, n_columns: np.ndarray, fan_out: int, dtype: torch.dtype) -> GroupPenalty:
+    weights = np.sqrt(n_columns * fan_out)  # sqrt(d_g), d_g = weights in group g
+    return GroupPenalty(
+        group_ids=torch.as_tensor(group_ids, dtype=torch.int64),
+        weights=torch.as_tensor(weights, dtype=dtype),
+    )
+
+
+def zero_kkt_lambdas(
+    model: GroupLassoMLP, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFunction, penalty: GroupPenalty
+) -> np.ndarray:
+    """For each group, the smallest lambda at which an all-zero first layer meets the group's KKT condition.
+
+    ``||grad_g|| / sqrt(d_g)`` at ``W = 0`` with the other layers as in ``model``: the largest is
+    about where the last group leaves, the small ones are about where noise groups leave.
+    """
+    probe = copy.deepcopy(model)
+    with torch.no_grad():
+        probe.first_weight.zero_()
+    loss = loss_fn(probe(X), y)
+    (grad,) = torch.autograd.grad(loss, [probe.first_weight])
+    norms = torch.zeros(penalty.n_groups, dtype=grad.dtype).index_add_(0, penalty.group_ids, (grad * grad).sum(0))
+    return (norms.sqrt() / penalty.weights).double().numpy()
+
+
+def restrict_inputs(model: GroupLassoMLP, keep: np.ndarray) -> GroupLassoMLP:
+    """A copy of ``model`` that reads only the input columns where ``keep`` (bool, (n_features,)) is true."""
+    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
+    small = GroupLassoMLP(int(columns.numel()), model.hidden, model.n_outputs).to(model.first_weight.dtype)
+    with torch.no_grad():
+        for target, source in zip(small.layers, model.layers):
+            target.bias.copy_(source.bias)
+            target.weight.copy_(source.weight if target is not small.layers[0] else source.weight[:, columns])
+    return small
+
+
+def relaxed_val_loss(
+    model: GroupLassoMLP,
+    keep: np.ndarray,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: LossFunction,
+    max_norm: float,
+    row_loss_fn: LossFunction,
+    config: TrainConfig,
+) -> tuple[float, float]:
+    """Validation loss (and its standard error over rows) of a support once the penalty's shrinkage is undone.
+
+    The penalised model's own validation loss mixes two things: which columns it uses and how
+    much the penalty shrinks them. Briefly refitting the support without penalty (warm-started,
+    early-stopped) leaves only the first, which is what choosing a subset should look at.
+    """
+    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
+    small = restrict_inputs(model, keep)
+    X_val = val[0][:, columns]
+    train_early_stopped(small, (train[0][:, columns], train[1]), (X_val, val[1]), loss_fn, max_norm, config)
+    return _mean_and_se(small, X_val, val[1], row_loss_fn)
+
+
+@torch.no_grad()
+def _mean_and_se(model: GroupLassoMLP, X: torch.Tensor, y: torch.Tensor, row_loss_fn: LossFunction) -> tuple[float, float]:
+    losses = row_loss_fn(model(X), y).double()
+    return float(losses.mean()), float(losses.std() / math.sqrt(max(losses.numel(), 1)))
+
+
+def _record(
+    model: GroupLassoMLP,
+    lam: float,
+    solver: ProximalGradient,
+    val: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: LossFunction,
+    penalty: GroupPenalty,
+    n_iters: int,
+    converged: bool,
+    relaxed: tuple[float, float],
+) -> PathStep:
+    norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().numpy()
+    train_loss = mean_loss(model, solver.X, solver.y, loss_fn)
+    return PathStep(
+        lam=lam,
+        n_selected=int(np.count_nonzero(norms)),
+        group_norms=norms,
+        train_loss=train_loss,
+        val_loss=mean_loss(model, *val, loss_fn),
+        objective=train_loss + lam * float((penalty.weights.double().numpy() * norms).sum()),
+        n_iters=n_iters,
+        converged=converged,
+        relaxed_val_loss=relaxed[0],
+        relaxed_val_se=relaxed[1],
+    )
+
+
+def fit_path(
+    model: GroupLassoMLP,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    group_ids: np.ndarray,
+    n_columns: np.ndarray,
+    task: str,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    path_config: PathConfig,
+    on_step: Callable[[PathStep], None] | None = None,
+) -> LambdaPath:
+    """Train the dense model, then walk lambda upwards until every group is zero.
+
+    Parameters
+    ----------
+    model
+        A freshly initialised network; it is trained in place and ends as the emptiest model.
+    train, val
+        ``(X, y)`` pairs: X float (n_samples, n_features), y (n_samples,).
+    group_ids
+        int64 (n_features,): the group of each encoded column.
+    task
+        ``"regression"``, ``"binary"`` or ``"multiclass"``: picks the loss.
+    n_columns
+        int64 (n_groups,): encoded columns per group.
+    on_step
+        Called with each accepted ``PathStep`` (the dense step included); otherwise silent.
+
+    Returns
+    -------
+    LambdaPath
+        One step per accepted lambda, the dense model, and path statistics.
+
+    Raises
+    ------
+    GlselectError
+        Training diverged (a non-finite loss).
+    """
+    X_train, y_train = train
+    loss_fn = loss_function(task)
+    row_loss_fn = row_loss_function(task)
+    penalty = make_penalty(group_ids, n_columns, model.first_weight.shape[0], X_train.dtype)
+    dense_training = train_early_stopped(model, train, val, loss_fn, model_config.max_norm, train_config)
+    dense_model = copy.deepcopy(model)
+    solver = ProximalGradient(model, X_train, y_train, loss_fn, penalty, model_config.max_norm)
+    dense_val = _mean_and_se(model, *val, row_loss_fn)
+    steps = [_record(model, 0.0, solver, val, loss_fn, penalty, dense_training.n_iters, dense_training.stopped_early, dense_val)]
+    relax_config = TrainConfig(
+        max_iters=path_config.relax_iters, check_every=train_config.check_every, patience=train_config.patience
+    )
+    relaxed_by_support: dict[bytes, tuple[float, float]] = {}
+    if on_step is not None:
+        on_step(steps[0])
+    if not math.isfinite(steps[0].train_loss):
+        raise GlselectError(
+            "training diverged: the loss of the dense model is not finite",
+            hint="check the table for extreme values",
+        )
+
+    kkt_lambdas = zero_kkt_lambdas(model, X_train, y_train, loss_fn, penalty)
+    positive = kkt_lambdas[kkt_lambdas > 0]
+    lambda_max_estimate = float(positive.max()) if positive.size else 1.0
+    # start about where the weakest group could leave; the step then adapts
+    lam = path_config.lambda_start or max(float(positive.min()) if positive.size else 1.0, 1e-4 * lambda_max_estimate)
+    base_log_ratio = math.log(path_config.lambda_step)
+    log_ratio = base_log_ratio
+    previous_lam = 0.0
+    active = steps[0].group_norms > 0
+    n_rejected = 0
+    first_step_retries = 0
+
+    while len(steps) <= path_config.max_steps and active.sum() > path_config.min_features:
+        saved_state = copy.deepcopy(model.state_dict())
+        saved_step = solver.step
+        solver.set_lambda(lam)
+        result = solver.run(path_config.max_iters_per_lambda, path_config.tol)
+        if not math.isfinite(result.objective):
+            raise GlselectError(
+                f"training diverged at lambda={lam:.3g}: the objective is not finite",
+                hint="check the table for extreme values",
+            )
+        norms = model.group_norms(penalty.group_ids, penalty.n_groups).numpy()
+        now_active = norms > 0
+        n_left = int(np.count_nonzero(active & ~now_active))
+        is_first = previous_lam == 0.0
+        can_refine = (
+            first_step_retries < FIRST_STEP_RETRIES if is_first else log_ratio > base_log_ratio * MIN_RATIO_FRACTION
+        )
+        if n_left > 1 and can_refine:
+            # several groups left at once: undo, and try a lambda closer to the last one
+            model.load_state_dict(saved_state)
+            solver.step = saved_step
+            n_rejected += 1
+            if is_first:
+                first_step_retries += 1
+                lam /= 2.0
+            else:
+                log_ratio /= 2.0
+                lam = previous_lam * math.exp(log_ratio)
+            continue
+        keep = (now_active[group_ids]).astype(bool)
+        support_key = np.packbits(now_active).tobytes()
+        if support_key not in relaxed_by_support:
+            relaxed_by_support[support_key] = (
+                relaxed_val_loss(model, keep, train, val, loss_fn, model_config.max_norm, row_loss_fn, relax_config)
+                if keep.any()
+                else _mean_and_se(model, *val, row_loss_fn)
+            )
+        step = _record(
+            model, lam, solver, val, loss_fn, penalty, result.n_iters, result.converged, relaxed_by_support[support_key]
+        )
+        steps.append(step)
+        if on_step is not None:
+            on_step(step)
+        if n_left == 0:
+            log_ratio = min(log_ratio * 1.5, MAX_LOG_RATIO)  # nothing is happening: move faster
+        active = now_active
+        previous_lam = lam
+        lam *= math.exp(log_ratio)
+
+    return LambdaPath(
+        steps=tuple(steps),
+        dense_model=dense_model,
+        dense_training=dense_training,
+        lambda_max_estimate=lambda_max_estimate,
+        n_rejected=n_rejected,
+    )

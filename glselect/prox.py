@@ -1,0 +1,67 @@
+"""Proximal operators as pure tensor functions, applied to all groups at once.
+
+Wide tables have tens of thousands of groups, so nothing here loops over groups in Python:
+per-group sums are segment sums (``index_add``) over the columns of the first-layer weight.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def group_norms(W: torch.Tensor, group_ids: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Euclidean norm of each group's weights.
+
+    Parameters
+    ----------
+    W
+        First-layer weight, shape (fan_out, n_features); column j holds every weight leaving input j.
+    group_ids
+        int64, shape (n_features,): the group of each input column.
+    n_groups
+        Number of groups (some may be empty).
+
+    Returns
+    -------
+    torch.Tensor
+        Shape (n_groups,).
+    """
+    column_sq = (W * W).sum(dim=0)
+    sums = torch.zeros(n_groups, dtype=W.dtype, device=W.device).index_add_(0, group_ids, column_sq)
+    return sums.sqrt()
+
+
+def group_soft_threshold(W: torch.Tensor, group_ids: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Proximal operator of ``sum_g thresholds[g] * ||W_g||``: shrink each group's norm by its threshold.
+
+    ``W_g <- W_g * max(0, 1 - thresholds[g] / ||W_g||)``, which sets a group exactly to zero when
+    its norm is at most its threshold.
+
+    Parameters
+    ----------
+    W
+        Shape (fan_out, n_features).
+    group_ids
+        int64, shape (n_features,).
+    thresholds
+        Shape (n_groups,), non-negative: step size * lambda * sqrt(d_g).
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``W``.
+    """
+    norms = group_norms(W, group_ids, thresholds.shape[0])
+    # a zero group stays zero: clamping the denominator avoids 0/0 in the shrink factor
+    factor = torch.clamp(1.0 - thresholds / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), min=0.0)
+    return W * factor[group_ids]
+
+
+def project_column_norms(W: torch.Tensor, max_norm: float) -> torch.Tensor:
+    """Scale every column of ``W`` (the weights leaving one unit) to norm at most ``max_norm``.
+
+    This is the projection onto the set where later layers cannot grow to undo a shrunken first
+    layer (the scale trap of ReLU networks).
+    """
+    norms = torch.linalg.vector_norm(W, dim=0, keepdim=True)
+    return W * torch.clamp(max_norm / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), max=1.0)

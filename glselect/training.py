@@ -1,0 +1,65 @@
+"""Unpenalised training with early stopping on validation loss: the dense start and the refit."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from glselect.config import TrainConfig
+from glselect.metrics import LossFunction
+from glselect.model import GroupLassoMLP
+from glselect.solver import ProximalGradient
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    n_iters: int
+    best_val_loss: float
+    stopped_early: bool  # validation loss stopped improving before max_iters
+
+
+@torch.no_grad()
+def mean_loss(model: GroupLassoMLP, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFunction) -> float:
+    return float(loss_fn(model(X), y))
+
+
+def train_early_stopped(
+    model: GroupLassoMLP,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: LossFunction,
+    max_norm: float,
+    config: TrainConfig,
+) -> TrainResult:
+    """Train ``model`` in place without a group penalty; keep the weights with the best validation loss.
+
+    Parameters
+    ----------
+    train, val
+        ``(X, y)`` pairs, X of shape (n_samples, n_features).
+    max_norm
+        Column-norm bound of the later layers (the same model class as on the path).
+    """
+    solver = ProximalGradient(model, *train, loss_fn, penalty=None, max_norm=max_norm)
+    best_loss = mean_loss(model, *val, loss_fn)
+    best_state = copy.deepcopy(model.state_dict())
+    n_iters = 0
+    checks_without_gain = 0
+    stopped_early = False
+    while n_iters < config.max_iters:
+        result = solver.run(min(config.check_every, config.max_iters - n_iters), tol=1e-7)
+        n_iters += result.n_iters
+        val_loss = mean_loss(model, *val, loss_fn)
+        if val_loss < best_loss - 1e-6 * abs(best_loss):
+            best_loss = val_loss
+            best_state = copy.deepcopy(model.state_dict())
+            checks_without_gain = 0
+        else:
+            checks_without_gain += 1
+        if checks_without_gain >= config.patience or result.converged:
+            stopped_early = True
+            break
+    model.load_state_dict(best_state)
+    return TrainResult(n_iters=n_iters, best_val_loss=best_loss, stopped_early=stopped_early)

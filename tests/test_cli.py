@@ -1,0 +1,205 @@
+"""End-to-end runs of `glselect fit` and the exact messages of bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from glselect.cli import app
+
+FAST = ["--hidden", "8", "--max-iters-per-lambda", "40", "--quiet"]
+ARTIFACTS = {"summary.json", "importances.csv", "groups.csv", "path.csv", "path_norms.parquet", "model.safetensors", "model.json"}
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def assert_user_error(result, message: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines()[0] == f"error: {message}"
+
+
+@pytest.mark.slow
+def test_fit_writes_every_artifact_and_json_parses(tmp_path, write_table, tiny_friedman):
+    table = write_table(tiny_friedman)
+    groups = tmp_path / "groups.csv"
+    groups.write_text("feature,group\nx0,pair\nx1,pair\nx10,noise\nx11,noise\n")
+    out = tmp_path / "out"
+    result = invoke("fit", table, "--target", "y", "--groups", groups, "--out", out, "--json", *FAST)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # stdout holds the JSON summary and nothing else
+    assert {path.name for path in out.iterdir()} == ARTIFACTS
+    assert summary == {**json.loads((out / "summary.json").read_text()), "out_dir": str(out)}
+    for key in ("task", "target", "selected_features", "selected_groups", "lambda", "metrics", "seed", "version"):
+        assert key in summary
+    assert summary["task"] == "regression"
+    assert set(summary["selected_groups"]) >= {"pair", "x2", "x3"}
+    importances = pd.read_csv(out / "importances.csv")
+    assert list(importances.columns[:5]) == ["rank", "feature", "group", "selected", "importance"]
+    assert len(importances) == 12 and importances["rank"].tolist() == list(range(1, 13))
+    assert set(importances.loc[importances["group"] == "pair", "feature"]) == {"x0", "x1"}
+    groups_csv = pd.read_csv(out / "groups.csv")
+    assert len(groups_csv) == 10  # 12 columns, two pairs merged
+    path = pd.read_csv(out / "path.csv")
+    assert path["lambda"].iloc[0] == 0 and path["n_selected"].iloc[-1] == 0
+    assert path["lambda"].is_monotonic_increasing
+
+
+@pytest.mark.slow
+def test_same_seed_writes_identical_importances(tmp_path, write_table, tiny_friedman):
+    table = write_table(tiny_friedman)
+    for name in ("first", "second"):
+        assert invoke("fit", table, "-t", "y", "--out", tmp_path / name, "--seed", "4", *FAST).exit_code == 0
+    for name in ("importances.csv", "groups.csv", "path.csv"):
+        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
+
+
+@pytest.mark.slow
+def test_binary_and_multiclass_targets_and_parquet(tmp_path, write_table, linear_table):
+    linear_table["label"] = (linear_table.pop("y") > 0).map({True: "yes", False: "no"})
+    table = write_table(linear_table, "data.parquet")
+    result = invoke("fit", table, "-t", "label", "--out", tmp_path / "bin", "--json", *FAST)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["task"] == "binary" and summary["classes"] == ["no", "yes"]
+    assert {"a", "b"} <= set(summary["selected_features"])
+    assert set(summary["metrics"]["pruned"]) == {"log_loss", "accuracy", "auc"}
+
+
+def test_default_out_dir_sits_next_to_the_table(tmp_path, write_table, linear_table):
+    table = write_table(linear_table)
+    result = invoke("fit", table, "-t", "y", "--hidden", "0", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "data.glselect" / "summary.json").exists()
+    assert result.stdout == ""  # --quiet: nothing on stdout
+
+
+def test_table_on_stdout_names_the_top_features(tmp_path, write_table, linear_table):
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    ranked = [line.split("│")[2].strip() for line in lines if line.startswith("│")]
+    assert ranked[:2] == ["a", "b"]
+
+
+def test_missing_table(tmp_path):
+    assert_user_error(invoke("fit", tmp_path / "nope.csv", "-t", "y"), f"table file '{tmp_path / 'nope.csv'}' does not exist")
+
+
+def test_missing_target_column(tmp_path, write_table, linear_table):
+    table = write_table(linear_table)
+    assert_user_error(invoke("fit", table, "-t", "price"), f"target column 'price' is not in '{table}'")
+
+
+def test_constant_target(tmp_path, write_table, linear_table):
+    linear_table["y"] = 1.0
+    assert_user_error(
+        invoke("fit", write_table(linear_table), "-t", "y"), "target column 'y' has only one distinct value (np.float64(1.0))"
+    )
+
+
+def test_unknown_suffix(tmp_path):
+    path = tmp_path / "data.xlsx"
+    path.write_text("a,y\n1,2\n")
+    assert_user_error(invoke("fit", path, "-t", "y"), f"cannot tell the format of '{path}' from its suffix '.xlsx'")
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("")
+    assert_user_error(invoke("fit", path, "-t", "y"), f"cannot read table '{path}': Empty CSV file")
+
+
+def test_header_only_file(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,y\n")
+    assert_user_error(invoke("fit", path, "-t", "y"), f"table '{path}' has no data rows")
+
+
+def test_malformed_csv_names_the_problem(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,b,y\n1,2,3\n1,2\n")
+    assert_user_error(invoke("fit", path, "-t", "y"), f"cannot read table '{path}': CSV parse error: Expected 3 columns, got 2: 1,2")
+
+
+def test_duplicate_column_names(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("a,a,y\n1,2,3\n4,5,6\n")
+    assert_user_error(invoke("fit", path, "-t", "y"), f"table '{path}' has duplicate column names: 'a'")
+
+
+def test_too_few_rows(tmp_path, write_table, linear_table):
+    assert_user_error(
+        invoke("fit", write_table(linear_table.head(12)), "-t", "y"), "the table has 12 usable rows; glselect needs at least 20"
+    )
+
+
+def test_infinite_values_name_the_column_and_row(tmp_path, write_table, linear_table):
+    linear_table.loc[0, "c"] = float("inf")
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--seed", "1")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert_user_error(result, "column 'c' has non-finite values (1, first at data row 1: inf)")
+
+
+@pytest.mark.parametrize(
+    ("map_text", "message"),
+    [
+        ("feature,group\nzz,g\n", "group map '{map}' names column(s) not in the table: 'zz'"),
+        ("feature,group\ny,g\n", "group map '{map}' puts the target column 'y' in group 'g'"),
+        ("feature,group\na,g\na,h\n", "group map '{map}' line 3: column 'a' is listed more than once"),
+        ("column,group\na,g\n", "group map '{map}' must start with the header 'feature,group', found 'column,group'"),
+        ("feature,group\na\n", "group map '{map}' line 2: expected 'feature,group', found 'a'"),
+        ("", "group map '{map}' is empty"),
+        ("feature,group\na,b\n", "group map '{map}' uses the name 'b' for a group, but 'b' is also a column outside the map (its own group)"),
+    ],
+)
+def test_bad_group_maps(tmp_path, write_table, linear_table, map_text, message):
+    group_map = tmp_path / "groups.csv"
+    group_map.write_text(map_text)
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--groups", group_map, "--out", tmp_path / "o")
+    assert_user_error(result, message.format(map=group_map))
+    assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_refuses_to_replace_a_foreign_directory(tmp_path, write_table, linear_table):
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--out", out, "--hidden", "0")
+    assert_user_error(result, f"output directory '{out}' exists and is not a glselect output")
+    assert (out / "thesis.tex").read_text() == "years of work"
+
+
+def test_replaces_an_earlier_output_as_a_whole(tmp_path, write_table, linear_table):
+    table, out = write_table(linear_table), tmp_path / "o"
+    assert invoke("fit", table, "-t", "y", "--out", out, "--hidden", "0", "-q").exit_code == 0
+    (out / "stale.txt").write_text("from before")
+    assert invoke("fit", table, "-t", "y", "--out", out, "--hidden", "0", "-q").exit_code == 0
+    assert {path.name for path in out.iterdir()} == ARTIFACTS
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".o.")]  # no staging left behind
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--hidden", "64,x", "--hidden must be comma-separated whole numbers like '64' or '64,32', got '64,x'"),
+        ("--lambda-step", "1", "lambda_step must be greater than 1, got 1.0"),
+        ("--task", "ranking", "task must be one of regression, binary, multiclass, got 'ranking'"),
+        ("--rule", "best", "rule must be one of 1se, min, got 'best'"),
+        ("--val-fraction", "0.7", "val_fraction must be between 0 and 0.5, got 0.7"),
+    ],
+)
+def test_bad_options(tmp_path, write_table, linear_table, option, value, message):
+    assert_user_error(invoke("fit", write_table(linear_table), "-t", "y", option, value), message)
+
+
+def test_regression_task_on_text_target(tmp_path, write_table, linear_table):
+    linear_table["y"] = (linear_table["y"] > 0).map({True: "up", False: "down"})
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--task", "regression")
+    assert_user_error(result, "target column 'y' is not numeric, so it cannot be a regression target")

@@ -1,0 +1,104 @@
+"""The correctness anchor: with no hidden layer the problem is convex group lasso, so the solver's
+solutions must meet the KKT conditions, with exact zeros for the groups that are out."""
+
+import numpy as np
+import pytest
+import torch
+
+from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.metrics import loss_function
+from glselect.model import GroupLassoMLP
+from glselect.path import fit_path, make_penalty, zero_kkt_lambdas
+from glselect.prox import group_norms
+from glselect.solver import ProximalGradient
+
+GROUP_IDS = np.array([0, 1, 2, 0, 2, 2, 3, 4])  # a+n1, b, c+n2+n3, n4, n5 over columns a b c n1 n2 n3 n4 n5
+N_COLUMNS = np.bincount(GROUP_IDS)
+
+
+def _problem(linear_table, task):
+    X = linear_table[["a", "b", "c", "n1", "n2", "n3", "n4", "n5"]].to_numpy()
+    X = (X - X.mean(0)) / X.std(0)
+    y = linear_table["y"].to_numpy()
+    if task == "binary":
+        y = (y > 0).astype(np.float64)
+    else:
+        y = (y - y.mean()) / y.std()
+    return torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+
+
+def kkt_violations(model, X, y, loss_fn, lam, penalty):
+    """Relative KKT violation of every group, and the largest absolute bias gradient."""
+    loss = loss_fn(model(X), y)
+    grad_W, grad_b = torch.autograd.grad(loss, [model.first_weight, model.layers[0].bias])
+    W = model.first_weight.detach()
+    grad_norms = group_norms(grad_W, penalty.group_ids, penalty.n_groups)
+    norms = group_norms(W, penalty.group_ids, penalty.n_groups)
+    violations = []
+    for g in range(penalty.n_groups):
+        threshold = lam * float(penalty.weights[g])
+        columns = penalty.group_ids == g
+        if norms[g] == 0:
+            # a zero group: its gradient must be inside the ball of radius lam * sqrt(d_g)
+            violations.append(max(0.0, float(grad_norms[g]) - threshold) / threshold)
+        else:
+            # a non-zero group: grad_g = -lam * sqrt(d_g) * W_g / ||W_g||
+            residual = grad_W[:, columns] + threshold * W[:, columns] / norms[g]
+            violations.append(float(torch.linalg.vector_norm(residual)) / threshold)
+    return np.array(violations), float(grad_b.abs().max())
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_solutions_meet_group_lasso_kkt_conditions(linear_table, task):
+    X, y = _problem(linear_table, task)
+    loss_fn = loss_function(task)
+    model = GroupLassoMLP(X.shape[1], (), 1).double()
+    penalty = make_penalty(GROUP_IDS, N_COLUMNS, 1, torch.float64)
+    lambda_max = float(zero_kkt_lambdas(model, X, y, loss_fn, penalty).max())
+    solver = ProximalGradient(model, X, y, loss_fn, penalty, max_norm=1.0)
+    n_zero_seen = 0
+    for fraction in (0.02, 0.1, 0.3, 0.6):
+        lam = fraction * lambda_max
+        solver.set_lambda(lam)
+        solver.run(max_iters=20000, tol=1e-13)
+        violations, bias_gradient = kkt_violations(model, X, y, loss_fn, lam, penalty)
+        assert violations.max() < 1e-3, (fraction, violations)
+        assert bias_gradient < 1e-5
+        norms = group_norms(model.first_weight.detach(), penalty.group_ids, penalty.n_groups)
+        zero_groups = (norms == 0).nonzero().flatten()
+        for g in zero_groups:
+            # exact zeros: every weight of the group is 0.0, not merely small
+            assert torch.count_nonzero(model.first_weight.detach()[:, penalty.group_ids == g]) == 0
+        n_zero_seen += len(zero_groups)
+    assert n_zero_seen > 0  # the lambdas above do zero some groups, so both KKT branches were checked
+
+
+def test_path_steps_meet_kkt_conditions(linear_table):
+    X, y = _problem(linear_table, "regression")
+    rows = np.arange(len(y))
+    train, val = (X[rows % 4 != 0], y[rows % 4 != 0]), (X[rows % 4 == 0], y[rows % 4 == 0])
+    model = GroupLassoMLP(X.shape[1], (), 1).double()
+    path = fit_path(
+        model, train, val, GROUP_IDS, N_COLUMNS, "regression",
+        ModelConfig(hidden=()), TrainConfig(max_iters=200),
+        PathConfig(max_steps=5, max_iters_per_lambda=20000, tol=1e-13, relax_iters=10),
+    )
+    assert len(path.steps) == 6  # the dense step and five lambdas
+    penalty = make_penalty(GROUP_IDS, N_COLUMNS, 1, torch.float64)
+    loss_fn = loss_function("regression")
+    last = path.steps[-1]
+    violations, _ = kkt_violations(model, *train, loss_fn, last.lam, penalty)
+    assert violations.max() < 1e-3
+    # every step of the path is the unique (convex) solution at its lambda: an independent
+    # solve from zero weights, checked against the KKT conditions, gives the same group norms
+    for step in path.steps[1:]:
+        fresh = GroupLassoMLP(X.shape[1], (), 1).double()
+        with torch.no_grad():
+            fresh.first_weight.zero_()
+        solver = ProximalGradient(fresh, *train, loss_fn, penalty, max_norm=1.0)
+        solver.set_lambda(step.lam)
+        solver.run(max_iters=20000, tol=1e-13)
+        assert kkt_violations(fresh, *train, loss_fn, step.lam, penalty)[0].max() < 1e-3
+        fresh_norms = fresh.group_norms(penalty.group_ids, penalty.n_groups).numpy()
+        assert np.array_equal(fresh_norms > 0, step.group_norms > 0)
+        assert fresh_norms == pytest.approx(step.group_norms, rel=1e-3, abs=1e-4 * step.group_norms.max())
