@@ -15,7 +15,7 @@ import torch
 from glselect import __version__
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.config import RunConfig
-from glselect.encoding import drop_missing_target, encode, fit_encoder
+from glselect.encoding import Encoder, drop_missing_target, encode, fit_encoder
 from glselect.errors import GlselectError
 from glselect.groups import build_group_index
 from glselect.importance import Importances, rank_groups
@@ -36,6 +36,7 @@ class FitResult:
     """What ``run`` produced; ``summary`` is exactly what ``summary.json`` holds."""
 
     summary: dict[str, Any]
+    encoder: Encoder  # fitted on every column; the saved model keeps only the selected ones
     importances: Importances
     path: LambdaPath
     selection: Selection
@@ -187,4 +188,4 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
         model_meta=model_meta,
         force=config.force,
     )
-    return FitResult(summary=summary, importances=importances, path=path, selection=selection, out_dir=out_dir, files=files)
+    return FitResult(summary=summary, encoder=encoder, importances=importances, path=path, selection=selection, out_dir=out_dir, files=files)

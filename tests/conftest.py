@@ -22,14 +22,18 @@ def _torch_seed() -> None:
     torch.manual_seed(0)
 
 
-@pytest.fixture
-def linear_table() -> pd.DataFrame:
+def make_linear_table() -> pd.DataFrame:
     """300 rows: y depends on a, b (strongly) and c (weakly); n1..n5 are noise."""
     generator = np.random.default_rng(7)
     n = 300
     df = pd.DataFrame({name: generator.standard_normal(n) for name in ["a", "b", "c", "n1", "n2", "n3", "n4", "n5"]})
     df["y"] = 3 * df["a"] - 2 * df["b"] + 0.5 * df["c"] + 0.5 * generator.standard_normal(n)
     return df
+
+
+@pytest.fixture
+def linear_table() -> pd.DataFrame:
+    return make_linear_table()
 
 
 @pytest.fixture

@@ -1,0 +1,72 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from glselect.encoding import Encoder, detect_task, drop_missing_target, encode, encode_features, fit_encoder
+from glselect.errors import GlselectError
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        ([0.5, 1.7, 2.2, 3.1], "regression"),
+        ([0, 1, 1, 0], "binary"),
+        ([0.0, 1.0, 0.0, 1.0], "binary"),
+        ([True, False, True, True], "binary"),
+        (["cat", "dog", "cat", "eel"], "multiclass"),
+        ([1, 2, 3, 4, 5, 1, 2], "multiclass"),
+        (list(range(100)), "regression"),
+    ],
+)
+def test_task_is_detected_from_the_target(values, task):
+    assert detect_task(pd.Series(values, name="t")) == task
+
+
+def test_mixed_table_encodes_each_kind_and_keeps_sources():
+    df = pd.DataFrame(
+        {
+            "num": [1.0, 2.0, np.nan, 4.0, 5.0],
+            "flag": [True, False, True, False, True],
+            "color": ["red", "blue", None, "red", "red"],
+            "when": pd.to_datetime(["2020-01-01"] * 5),
+            "y": [1.0, 2.0, 3.0, 4.0, 5.5],
+        }
+    )
+    encoder = fit_encoder(df, "y")
+    design = encode(encoder, df)
+    assert design.feature_names == ("num", "num[missing]", "flag", "color=<missing>", "color=blue", "color=red")
+    assert design.sources == ("num", "num", "flag", "color", "color", "color")
+    assert design.X.dtype == np.float32 and design.X.shape == (5, 6)
+    assert design.X[2, 0] == 0.0 and design.X[2, 1] == 1.0  # imputed with the mean, flagged
+    assert design.X[[0, 1, 3, 4], 0].mean() == pytest.approx(0.0, abs=1e-6)
+    assert {column.name: column.kind for column in encoder.columns}["when"] == "ignored"
+    assert design.y.mean() == pytest.approx(0.0, abs=1e-6)  # regression targets are standardised
+
+
+def test_encoder_round_trips_through_json_ready_dicts_and_handles_unseen_levels():
+    df = pd.DataFrame({"color": ["red", "blue", "red", "green"], "y": ["a", "b", "a", "b"]})
+    encoder = fit_encoder(df, "y")
+    again = Encoder.from_dict(encoder.to_dict())
+    assert again == encoder
+    new = pd.DataFrame({"color": ["purple", "red"]})
+    X = encode_features(again, new)
+    assert X.tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]  # an unseen level encodes to zeros
+
+
+def test_rare_levels_are_pooled():
+    levels = [f"l{i:02d}" for i in range(30)]
+    df = pd.DataFrame({"c": levels * 2 + ["l00"] * 5, "y": np.arange(65.0)})
+    column = fit_encoder(df, "y").columns[0]
+    assert len(column.levels) == 21 and column.levels[-1] == "<other>"
+
+
+def test_rows_with_missing_targets_are_dropped_and_counted():
+    df = pd.DataFrame({"a": [1, 2, 3], "y": [1.0, None, 3.0]})
+    kept, n_dropped = drop_missing_target(df, "y", "t.csv")
+    assert n_dropped == 1 and kept["a"].tolist() == [1, 3]
+
+
+def test_a_class_missing_from_the_fitted_target_is_named():
+    encoder = fit_encoder(pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": ["u", "v", "u"]}), "y")
+    with pytest.raises(GlselectError, match="has a class not seen in training: 'w'"):
+        encode(encoder, pd.DataFrame({"a": [1.0], "y": ["w"]}))

@@ -1,0 +1,97 @@
+"""The path on small networks: the scale trap is closed, groups leave one at a time, planted groups rank first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.encoding import encode, fit_encoder
+from glselect.groups import build_group_index
+from glselect.importance import survival
+from glselect.metrics import loss_function
+from glselect.model import GroupLassoMLP
+from glselect.path import fit_path, make_penalty
+from glselect.solver import ProximalGradient
+
+
+def _split(df, target="y"):
+    encoder = fit_encoder(df, target)
+    design = encode(encoder, df)
+    index = build_group_index(design.sources, None, table_columns=list(df.columns), target=target)
+    rows = np.arange(len(df))
+    X, y = torch.from_numpy(design.X), torch.from_numpy(design.y)
+    return (X[rows % 4 != 0], y[rows % 4 != 0]), (X[rows % 4 == 0], y[rows % 4 == 0]), index
+
+
+@pytest.fixture(scope="module")
+def friedman_path():
+    from glselect._synthetic import make_friedman1
+
+    torch.manual_seed(0)
+    train, val, index = _split(make_friedman1(600, 12, noise=0.5, seed=3))
+    model = GroupLassoMLP(12, (8,), 1)
+    path = fit_path(
+        model, train, val, index.group_ids, index.n_columns, "regression",
+        ModelConfig(hidden=(8,)), TrainConfig(), PathConfig(max_iters_per_lambda=40),
+    )
+    return path, index, model
+
+
+def test_planted_features_survive_longest(friedman_path):
+    path, index, _ = friedman_path
+    importance, _ = survival(path)
+    top5 = {index.names[g] for g in np.argsort(-importance)[:5]}
+    assert top5 == {"x0", "x1", "x2", "x3", "x4"}
+
+
+def test_path_runs_from_dense_to_empty_with_mostly_single_departures(friedman_path):
+    path, _, _ = friedman_path
+    counts = [step.n_selected for step in path.steps]
+    assert counts[0] == 12 and counts[-1] == 0
+    lams = [step.lam for step in path.steps]
+    assert lams == sorted(lams) and lams[0] == 0
+    departures = -np.diff(counts)
+    # ties are what make a ranking useless: the step control keeps nearly every departure single
+    assert np.count_nonzero(departures > 1) <= 1
+
+
+def test_later_layers_stay_bounded_so_the_penalty_cannot_be_dodged(friedman_path):
+    path, _, model = friedman_path
+    for weight in model.later_weights:
+        assert torch.linalg.vector_norm(weight, dim=0).max() <= 1.0 + 1e-6
+    for weight in path.dense_model.later_weights:
+        assert torch.linalg.vector_norm(weight, dim=0).max() <= 1.0 + 1e-6
+
+
+def test_a_shrunk_first_layer_cannot_be_undone_by_growing_the_second(linear_table):
+    """The ReLU scale trap: W1 -> W1 / c, W2 -> c W2 leaves the function unchanged and cuts the
+    penalty by c. With the column-norm bound the rescaled point is not feasible, so the solver's
+    projection maps it back to a different, worse-fitting function."""
+    train, _, index = _split(linear_table)
+    model = GroupLassoMLP(train[0].shape[1], (6,), 1)
+    penalty = make_penalty(index.group_ids, index.n_columns, 6, torch.float32)
+    solver = ProximalGradient(model, *train, loss_function("regression"), penalty, max_norm=1.0)
+    solver.set_lambda(0.01)
+    solver.run(300, 1e-7)
+    objective = solver.objective()
+    with torch.no_grad():
+        model.first_weight.div_(10.0)
+        model.layers[0].bias.div_(10.0)  # ReLU is positively homogeneous: relu(z / 10) * 10 = relu(z)
+        model.later_weights[0].mul_(10.0)
+        unchanged_function = loss_function("regression")(model(train[0]), train[1])
+        model.bound_later_layers_(1.0)
+    rescaled = ProximalGradient(model, *train, loss_function("regression"), penalty, max_norm=1.0)
+    rescaled.set_lambda(0.01)
+    penalty_before = 0.01 * float(penalty.value(model.first_weight.detach() * 10))
+    assert float(unchanged_function) == pytest.approx(objective - penalty_before, rel=1e-3)
+    # without the bound the rescaled point would cost a tenth of the penalty for the same fit;
+    # with it, the projection changes the function and the dodge does not pay
+    assert rescaled.objective() > objective
+
+
+def test_lambda_beyond_the_path_end_zeroes_every_group(friedman_path):
+    path, _, _ = friedman_path
+    assert np.all(path.steps[-1].group_norms == 0)
+    assert path.steps[-1].lam < 20 * path.lambda_max_estimate  # the estimate is in the right range
