@@ -19,6 +19,8 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture(autouse=True)
 def _torch_seed() -> None:
+    # one thread, as glselect itself uses for small tables: results then do not depend on test order
+    torch.set_num_threads(1)
     torch.manual_seed(0)
 
 
