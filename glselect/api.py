@@ -85,7 +85,7 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
     """
     started = time.perf_counter()
     out_dir = config.out_dir
-    check_out_dir(out_dir, config.force)
+    check_out_dir(out_dir, config.force, protected=config.inputs)
     table = read_table(config.table)
     group_map = read_group_map(config.groups) if config.groups is not None else None
     table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
@@ -108,7 +108,7 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
     torch.manual_seed(config.seed)
     model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs)
     path = fit_path(
-        model, train, val, group_index.group_ids, group_index.n_columns, task,
+        model, train, val, group_index.group_ids, group_index.n_encoded, task,
         config.model, config.train, config.path, on_step=on_step,
     )
     path_seconds = time.perf_counter() - started - read_seconds
@@ -125,8 +125,9 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
     importances = rank_groups(path, selection, group_index, encoder, dense_column_norms)
 
     selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
+    chosen = set(selected_groups)
     selected_features = [
-        column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in set(selected_groups)
+        column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in chosen
     ]
     inputs = [name for name, keep in zip(design.feature_names, selection.feature_mask) if keep]
     summary = {
@@ -187,5 +188,6 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
         model=selection.model,
         model_meta=model_meta,
         force=config.force,
+        protected=config.inputs,
     )
     return FitResult(summary=summary, encoder=encoder, importances=importances, path=path, selection=selection, out_dir=out_dir, files=files)

@@ -51,18 +51,32 @@ def is_glselect_output(directory: Path) -> bool:
     return isinstance(summary, dict) and summary.get("format") == OUTPUT_FORMAT
 
 
-def check_out_dir(out_dir: Path, force: bool) -> None:
+def check_out_dir(out_dir: Path, force: bool, protected: tuple[Path, ...] = ()) -> None:
     """Refuse, before any work is done, an out dir that would destroy something not ours.
+
+    Parameters
+    ----------
+    protected
+        Files the run reads (the table, the group map): even ``force`` never replaces a
+        directory that holds them, nor one that holds the working directory.
 
     Raises
     ------
     GlselectError
-        ``out_dir`` is a file, or a non-empty directory that is not a glselect output (without ``force``).
+        ``out_dir`` is a file, holds a protected path or the working directory, or is a
+        non-empty directory that is not a glselect output (without ``force``).
     """
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
         raise GlselectError(f"output path '{out_dir}' exists and is not a directory", hint="choose another --out")
+    resolved = out_dir.resolve()
+    for kept in (Path.cwd(), *protected):
+        if resolved == kept.resolve() or resolved in kept.resolve().parents:
+            raise GlselectError(
+                f"output directory '{out_dir}' contains '{kept}', which replacing it would delete",
+                hint="choose a new directory for --out",
+            )
     if force or is_glselect_output(out_dir) or not any(out_dir.iterdir()):
         return
     raise GlselectError(
@@ -154,6 +168,7 @@ def write_artifacts(
     model: GroupLassoMLP,
     model_meta: dict[str, Any],
     force: bool,
+    protected: tuple[Path, ...] = (),
 ) -> list[Path]:
     """Write every artifact into ``out_dir`` atomically; return the paths written.
 
@@ -162,7 +177,7 @@ def write_artifacts(
     GlselectError
         ``out_dir`` cannot be replaced (see ``check_out_dir``) or written.
     """
-    check_out_dir(out_dir, force)
+    check_out_dir(out_dir, force, protected)
     parent = out_dir.parent
     staging = parent / f".{out_dir.name}.tmp-{os.getpid()}"
     try:
@@ -175,9 +190,11 @@ def write_artifacts(
         importances.groups.to_csv(staging / "groups.csv", index=False)
         path_scalars.to_csv(staging / "path.csv", index=False)
         path_norms.to_parquet(staging / "path_norms.parquet", index=False)
+        (staging / "model.json").write_text(dump_json(model_meta), encoding="utf-8")
         tensors = {name: tensor.detach().to(torch.float32).contiguous() for name, tensor in model.state_dict().items()}
         save_file(tensors, str(staging / "model.safetensors"), metadata={"format": MODEL_FORMAT})
-        (staging / "model.json").write_text(dump_json(model_meta), encoding="utf-8")
+        # safetensors creates its file owner-only; give it the permissions of its neighbours
+        (staging / "model.safetensors").chmod((staging / "model.json").stat().st_mode)
         if out_dir.exists():
             # an existing output is replaced as a whole, never merged with the new one
             retired = parent / f".{out_dir.name}.old-{os.getpid()}"

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from glselect import __version__
 from glselect.api import run
@@ -67,7 +75,7 @@ def main(
     """glselect: fit a group-lasso path on a table and see which columns matter."""
 
 
-def _progress_callback(progress: Progress, task_id: int) -> callable:
+def _progress_callback(progress: Progress, task_id: TaskID) -> Callable[[PathStep], None]:
     def on_step(step: PathStep) -> None:
         total = len(step.group_norms)
         progress.update(task_id, completed=total - step.n_selected, total=total, lam=step.lam, selected=step.n_selected)
@@ -77,15 +85,18 @@ def _progress_callback(progress: Progress, task_id: int) -> callable:
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Argument(help="Table to read: .csv, .tsv or .parquet.", show_default=False)],
+    data: Annotated[Path, typer.Argument(help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)],
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.", show_default=False)],
     groups: Annotated[
         Optional[Path], typer.Option(help="CSV with header 'feature,group' merging columns into groups.")
     ] = None,
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", help="Output directory. [default: DATA's name + .glselect]")
+        Optional[Path],
+        typer.Option("--out", "-o", help="Output directory.", show_default="DATA's name + .glselect, beside it"),
     ] = None,
-    task: Annotated[Optional[str], typer.Option(help=f"One of {', '.join(TASKS)}. [default: detected from the target]")] = None,
+    task: Annotated[
+        Optional[str], typer.Option(help=f"One of {', '.join(TASKS)}.", show_default="detected from the target")
+    ] = None,
     hidden: Annotated[
         str, typer.Option(help="Hidden layer widths, e.g. '64' or '64,32'; '0' fits the linear/logistic group lasso.")
     ] = ",".join(map(str, MODEL.hidden)),
@@ -98,14 +109,14 @@ def fit(
     min_features: Annotated[int, typer.Option(help="Stop the path once this few groups remain.")] = PATH.min_features,
     lambda_step: Annotated[float, typer.Option(help="Base ratio between consecutive lambdas.")] = PATH.lambda_step,
     lambda_start: Annotated[
-        Optional[float], typer.Option(help="First lambda of the path. [default: estimated from the data]")
+        Optional[float], typer.Option(help="First lambda of the path.", show_default="estimated from the data")
     ] = PATH.lambda_start,
     max_iters_per_lambda: Annotated[int, typer.Option(help="Iteration budget for each lambda.")] = PATH.max_iters_per_lambda,
     val_fraction: Annotated[float, typer.Option(help="Share of rows used to choose the model.")] = DATA.val_fraction,
     test_fraction: Annotated[float, typer.Option(help="Share of rows held out to report metrics.")] = DATA.test_fraction,
     seed: Annotated[int, typer.Option(help="Seed for the split and initialisation: same data + seed = same result.")] = 0,
     threads: Annotated[
-        Optional[int], typer.Option(help="Torch threads. [default: 1 for small tables, every core for large ones]")
+        Optional[int], typer.Option(help="Torch threads.", show_default="1 for small tables, every core for large ones")
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace --out even if it is not a glselect output.")] = False,
     top: Annotated[int, typer.Option(help="Rows of the ranked table printed at the end.")] = 15,

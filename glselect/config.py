@@ -124,12 +124,25 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _require(self.threads is None or self.threads > 0, f"threads must be positive, got {self.threads}")
+        # known before any fitting: a path that stops at min_features can never reach fewer
+        _require(
+            self.selection.max_features is None or self.selection.max_features >= self.path.min_features,
+            f"max_features ({self.selection.max_features}) must be at least min_features ({self.path.min_features})",
+        )
+
+    @property
+    def inputs(self) -> tuple[Path, ...]:
+        """The files this run reads."""
+        return (self.table,) if self.groups is None else (self.table, self.groups)
 
     @property
     def out_dir(self) -> Path:
         if self.out is not None:
             return self.out
-        return self.table.with_name(f"{self.table.stem}.glselect")
+        stem = self.table.name
+        for suffix in (".gz", ".csv", ".tsv", ".parquet", ".pq"):
+            stem = stem.removesuffix(suffix)
+        return self.table.with_name(f"{stem}.glselect")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for ``summary.json``."""

@@ -14,27 +14,22 @@ class GroupIndex:
     """A partition of the encoded columns into penalty groups.
 
     ``group_ids[j]`` is the group (index into ``names``) of encoded column j; ``members[g]`` lists
-    the table columns in group g; ``n_columns[g]`` counts its encoded columns.
+    the table columns in group g; ``n_encoded[g]`` counts its encoded columns (one-hot levels,
+    missing indicators), which is what the penalty weight sqrt(d_g) is built from.
     """
 
     names: tuple[str, ...]
     group_ids: np.ndarray  # int64, (n_features,)
     members: tuple[tuple[str, ...], ...]
-    n_columns: np.ndarray  # int64, (n_groups,)
+    n_encoded: np.ndarray  # int64, (n_groups,)
+    group_by_column: dict[str, str]  # table column -> its group's name
 
     @property
     def n_groups(self) -> int:
         return len(self.names)
 
-    def penalty_weights(self, fan_out: int) -> np.ndarray:
-        """sqrt(d_g), d_g = weights in the group: a wide group must not enter merely for being wide."""
-        return np.sqrt(self.n_columns * fan_out).astype(np.float64)
-
     def group_of(self, column: str) -> str:
-        for name, members in zip(self.names, self.members):
-            if column in members:
-                return name
-        raise KeyError(column)
+        return self.group_by_column[column]
 
 
 def build_group_index(
@@ -100,10 +95,11 @@ def build_group_index(
         if source not in members[g]:
             members[g].append(source)
         group_ids[j] = g
-    n_columns = np.bincount(group_ids, minlength=len(group_names)).astype(np.int64)
+    n_encoded = np.bincount(group_ids, minlength=len(group_names)).astype(np.int64)
     return GroupIndex(
         names=tuple(group_names),
         group_ids=group_ids,
         members=tuple(tuple(m) for m in members),
-        n_columns=n_columns,
+        n_encoded=n_encoded,
+        group_by_column={column: group_names[group_ids[j]] for j, column in enumerate(sources)},
     )

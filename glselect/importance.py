@@ -56,7 +56,7 @@ def rank_groups(
     groups = pd.DataFrame(
         {
             "group": list(group_index.names),
-            "n_columns": [len(members) for members in group_index.members],
+            "n_features": [len(members) for members in group_index.members],
             "columns": [";".join(members) for members in group_index.members],
             "selected": selection.group_mask,
             "importance": importance,

@@ -74,7 +74,8 @@ def read_table(path: Path) -> pd.DataFrame:
         )
     if table.num_rows == 0:
         raise GlselectError(f"table '{path}' has no data rows")
-    return table.to_pandas()
+    # dates become datetime64, so encoding sees a date column rather than text to one-hot
+    return table.to_pandas(date_as_object=False)
 
 
 def parse_group_map(text: str, source: str = "<group map>") -> dict[str, str]:

@@ -54,8 +54,13 @@ class LambdaPath:
     n_rejected: int  # trial lambdas undone because several groups left at once
 
 
-def make_penalty(group_ids: np.ndarray, n_columns: np.ndarray, fan_out: int, dtype: torch.dtype) -> GroupPenalty:
-    weights = np.sqrt(n_columns * fan_out)  # sqrt(d_g), d_g = weights in group g
+def make_penalty(group_ids: np.ndarray, n_encoded: np.ndarray, fan_out: int, dtype: torch.dtype) -> GroupPenalty:
+    """Group structure of a first layer with ``fan_out`` units, weighted by sqrt(d_g).
+
+    d_g counts the group's weights (encoded columns x fan_out): a wide group has a larger
+    gradient norm by chance alone, and the weight keeps it from entering merely for being wide.
+    """
+    weights = np.sqrt(n_encoded * fan_out)
     return GroupPenalty(
         group_ids=torch.as_tensor(group_ids, dtype=torch.int64),
         weights=torch.as_tensor(weights, dtype=dtype),
@@ -151,7 +156,7 @@ def fit_path(
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     group_ids: np.ndarray,
-    n_columns: np.ndarray,
+    n_encoded: np.ndarray,
     task: str,
     model_config: ModelConfig,
     train_config: TrainConfig,
@@ -170,7 +175,7 @@ def fit_path(
         int64 (n_features,): the group of each encoded column.
     task
         ``"regression"``, ``"binary"`` or ``"multiclass"``: picks the loss.
-    n_columns
+    n_encoded
         int64 (n_groups,): encoded columns per group.
     on_step
         Called with each accepted ``PathStep`` (the dense step included); otherwise silent.
@@ -188,7 +193,7 @@ def fit_path(
     X_train, y_train = train
     loss_fn = loss_function(task)
     row_loss_fn = row_loss_function(task)
-    penalty = make_penalty(group_ids, n_columns, model.first_weight.shape[0], X_train.dtype)
+    penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], X_train.dtype)
     dense_training = train_early_stopped(model, train, val, loss_fn, model_config.max_norm, train_config)
     dense_model = copy.deepcopy(model)
     solver = ProximalGradient(model, X_train, y_train, loss_fn, penalty, model_config.max_norm)

@@ -203,3 +203,22 @@ def test_regression_task_on_text_target(tmp_path, write_table, linear_table):
     linear_table["y"] = (linear_table["y"] > 0).map({True: "up", False: "down"})
     result = invoke("fit", write_table(linear_table), "-t", "y", "--task", "regression")
     assert_user_error(result, "target column 'y' is not numeric, so it cannot be a regression target")
+
+
+def test_force_never_deletes_the_input_or_the_working_directory(tmp_path, write_table, linear_table):
+    table = write_table(linear_table)
+    result = invoke("fit", table, "-t", "y", "--out", tmp_path, "--force")
+    assert_user_error(result, f"output directory '{tmp_path}' contains '{table}', which replacing it would delete")
+    assert table.exists()
+
+
+def test_max_features_below_the_path_floor_fails_before_fitting(tmp_path, write_table, linear_table):
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--max-features", "2", "--min-features", "3")
+    assert_user_error(result, "max_features (2) must be at least min_features (3)")
+
+
+def test_compressed_csv_gets_a_clean_default_out_dir(tmp_path, linear_table):
+    table = tmp_path / "data.csv.gz"
+    linear_table.to_csv(table, index=False)
+    assert invoke("fit", table, "-t", "y", "--hidden", "0", "-q").exit_code == 0
+    assert (tmp_path / "data.glselect" / "summary.json").exists()

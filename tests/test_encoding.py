@@ -70,3 +70,12 @@ def test_a_class_missing_from_the_fitted_target_is_named():
     encoder = fit_encoder(pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": ["u", "v", "u"]}), "y")
     with pytest.raises(GlselectError, match="has a class not seen in training: 'w'"):
         encode(encoder, pd.DataFrame({"a": [1.0], "y": ["w"]}))
+
+
+def test_csv_dates_are_read_as_dates_and_ignored(tmp_path):
+    from glselect.io import read_table
+
+    path = tmp_path / "t.csv"
+    path.write_text("day,a,y\n2024-01-31,1.0,2.0\n2024-02-01,2.0,3.5\n2024-02-02,3.0,1.0\n")
+    encoder = fit_encoder(read_table(path), "y")
+    assert [(column.name, column.kind) for column in encoder.columns] == [("day", "ignored"), ("a", "numeric")]

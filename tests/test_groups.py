@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from glselect.errors import GlselectError
 from glselect.groups import build_group_index
+from glselect.path import make_penalty
 
 COLUMNS = ["age", "city", "x", "y"]
 
@@ -12,9 +14,10 @@ def test_unmapped_columns_are_their_own_groups_and_encoded_parts_stay_together()
     index = build_group_index(sources, None, table_columns=COLUMNS, target="y")
     assert index.names == ("age", "city", "x")
     assert index.group_ids.tolist() == [0, 0, 1, 1, 1, 2]
-    assert index.n_columns.tolist() == [2, 3, 1]
+    assert index.n_encoded.tolist() == [2, 3, 1]
     # sqrt(d_g) with d_g = encoded columns * hidden width
-    assert index.penalty_weights(4) == pytest.approx(np.sqrt([8, 12, 4]))
+    penalty = make_penalty(index.group_ids, index.n_encoded, 4, torch.float64)
+    assert penalty.weights.tolist() == pytest.approx(np.sqrt([8, 12, 4]))
 
 
 def test_a_map_merges_columns():

@@ -48,7 +48,7 @@ def planted_path():
     train, val, index = _split(make_monotone_table())
     model = GroupLassoMLP(12, (8,), 1)
     path = fit_path(
-        model, train, val, index.group_ids, index.n_columns, "regression",
+        model, train, val, index.group_ids, index.n_encoded, "regression",
         ModelConfig(hidden=(8,)), TrainConfig(), PathConfig(max_iters_per_lambda=40),
     )
     return path, index, model
@@ -86,7 +86,7 @@ def test_a_shrunk_first_layer_cannot_be_undone_by_growing_the_second(linear_tabl
     projection maps it back to a different, worse-fitting function."""
     train, _, index = _split(linear_table)
     model = GroupLassoMLP(train[0].shape[1], (6,), 1)
-    penalty = make_penalty(index.group_ids, index.n_columns, 6, torch.float32)
+    penalty = make_penalty(index.group_ids, index.n_encoded, 6, torch.float32)
     solver = ProximalGradient(model, *train, loss_function("regression"), penalty, max_norm=1.0)
     solver.set_lambda(0.01)
     solver.run(300, 1e-7)
