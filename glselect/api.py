@@ -158,6 +158,7 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
             "pruned_parameters": selection.model.n_parameters(),
         },
         "path": {
+            "complete": path.complete,
             "n_steps": len(path.steps),
             "n_rejected_steps": path.n_rejected,
             "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,

@@ -171,6 +171,12 @@ def fit(
         stderr.print("[bold red]interrupted:[/] nothing was written", soft_wrap=True)
         raise typer.Exit(ExitCode.INTERRUPTED) from None
 
+    if not result.path.complete:
+        stderr.print(
+            f"[yellow]warning:[/] the path stopped after {len(result.path.steps) - 1} lambdas with groups still "
+            "non-zero; the ranking of those groups is unresolved",
+            soft_wrap=True,
+        )
     if json_output:
         sys.stdout.write(dump_json({**result.summary, "out_dir": str(result.out_dir)}))
     if not quiet:

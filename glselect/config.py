@@ -72,6 +72,9 @@ class PathConfig:
     max_iters_per_lambda: int = 100
     tol: float = 1e-4  # mean relative objective improvement per iteration that counts as converged
     min_features: int = 0  # stop the path once this few groups remain
+    # groups allowed to leave in one step, as a share of those still in (at least one): the
+    # top of the ranking is resolved one group at a time, the long tail of noise in batches
+    departure_fraction: float = 0.02
     max_steps: int = 1000
     relax_iters: int = 100  # unpenalised iterations to score each new support on validation rows
 
@@ -88,6 +91,10 @@ class PathConfig:
         _require(self.tol > 0, f"tol must be positive, got {self.tol}")
         _require(self.min_features >= 0, f"min_features must be >= 0, got {self.min_features}")
         _require(self.max_steps > 0, f"max_steps must be positive, got {self.max_steps}")
+        _require(
+            0 <= self.departure_fraction < 1,
+            f"departure_fraction must be in [0, 1), got {self.departure_fraction}",
+        )
         _require(self.relax_iters > 0, f"relax_iters must be positive, got {self.relax_iters}")
 
 

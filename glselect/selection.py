@@ -58,7 +58,7 @@ def choose_step(path: LambdaPath, config: SelectionConfig) -> tuple[int, str]:
             )
         return within[0], f"max_features={config.max_features}"
     losses = np.array([step.relaxed_val_loss for step in steps])
-    losses = np.where(np.isfinite(losses), losses, np.inf)  # a diverged step is never the best
+    losses = np.where(np.isfinite(losses), losses, np.inf)  # unscored (NaN) or diverged steps are never chosen
     # ties go to the sparser step: later on the path
     best = int(len(losses) - 1 - np.argmin(losses[::-1]))
     if config.rule == "min":

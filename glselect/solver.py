@@ -20,7 +20,7 @@ from glselect.model import GroupLassoMLP
 from glselect.prox import group_norms, group_soft_threshold, project_column_norms
 
 MIN_STEP = 1e-10
-WINDOW = 10  # iterations over which the mean relative improvement is compared with tol
+WINDOW = 5  # iterations over which the mean relative improvement is compared with tol
 STEP_GROWTH = 1.1  # after a step the line search accepted at once, try a longer one
 
 
