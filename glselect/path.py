@@ -22,7 +22,7 @@ from glselect.errors import GlselectError
 from glselect.metrics import LossFunction, loss_function, row_loss_function
 from glselect.model import GroupLassoMLP
 from glselect.solver import GroupPenalty, ProximalGradient
-from glselect.training import TrainResult, mean_loss, train_early_stopped
+from glselect.training import TrainResult, mean_loss, train_early_stopped, train_on_columns
 
 MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
 MIN_RATIO_FRACTION = 1 / 64  # the smallest step is the base step / 64; below that, ties are accepted
@@ -119,10 +119,9 @@ def relaxed_val_loss(
     much the penalty shrinks them. Briefly refitting the support without penalty (warm-started,
     early-stopped) leaves only the first, which is what choosing a subset should look at.
     """
-    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
     small = restrict_inputs(model, keep)
-    X_val = val[0][:, columns]
-    train_early_stopped(small, (train[0][:, columns], train[1]), (X_val, val[1]), loss_fn, max_norm, config)
+    train_on_columns(small, keep, train, val, loss_fn, max_norm, config)
+    X_val = val[0][:, torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)]
     return _mean_and_se(small, X_val, val[1], row_loss_fn)
 
 

@@ -13,7 +13,7 @@ from glselect.errors import GlselectError
 from glselect.metrics import loss_function
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath
-from glselect.training import TrainResult, train_early_stopped
+from glselect.training import TrainResult, train_on_columns
 
 
 @dataclass(frozen=True)
@@ -88,20 +88,12 @@ def refit(
     step = path.steps[step_index]
     group_mask = step.group_norms > 0
     feature_mask = group_mask[group_ids]
-    columns = torch.as_tensor(np.flatnonzero(feature_mask), dtype=torch.int64)
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         # a model with no inputs (nothing selected) is an intercept; torch warns about the empty weight
         warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        model = GroupLassoMLP(int(columns.numel()), model_config.hidden, n_outputs).to(train[0].dtype)
-    result = train_early_stopped(
-        model,
-        (train[0][:, columns], train[1]),
-        (val[0][:, columns], val[1]),
-        loss_function(task),
-        model_config.max_norm,
-        train_config,
-    )
+        model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(train[0].dtype)
+    result = train_on_columns(model, feature_mask, train, val, loss_function(task), model_config.max_norm, train_config)
     return Selection(
         step_index=step_index,
         rule=rule,

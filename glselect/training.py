@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from glselect.config import TrainConfig
@@ -63,3 +64,19 @@ def train_early_stopped(
             break
     model.load_state_dict(best_state)
     return TrainResult(n_iters=n_iters, best_val_loss=best_loss, stopped_early=stopped_early)
+
+
+def train_on_columns(
+    model: GroupLassoMLP,
+    keep: np.ndarray,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: LossFunction,
+    max_norm: float,
+    config: TrainConfig,
+) -> TrainResult:
+    """``train_early_stopped`` for a model that reads only the encoded columns where ``keep`` (bool) is true."""
+    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
+    return train_early_stopped(
+        model, (train[0][:, columns], train[1]), (val[0][:, columns], val[1]), loss_fn, max_norm, config
+    )
