@@ -222,3 +222,23 @@ def test_compressed_csv_gets_a_clean_default_out_dir(tmp_path, linear_table):
     linear_table.to_csv(table, index=False)
     assert invoke("fit", table, "-t", "y", "--hidden", "0", "-q").exit_code == 0
     assert (tmp_path / "data.glselect" / "summary.json").exists()
+
+
+def test_max_features_keeps_the_strongest_columns(tmp_path, write_table, linear_table):
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q",
+                    "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["selected_features"] == ["a", "b"] and summary["rule"] == "max_features=2"
+
+
+def test_multiclass_logistic_group_lasso_finds_the_driving_columns(tmp_path, write_table, linear_table):
+    linear_table["y"] = pd.cut(linear_table["y"], [-100, -2, 2, 100], labels=["low", "mid", "high"]).astype(str)
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--json", "-q", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["task"] == "multiclass" and summary["classes"] == ["high", "low", "mid"]
+    assert {"a", "b"} <= set(summary["selected_features"])
+    assert set(summary["metrics"]["pruned"]) == {"log_loss", "accuracy"}
+    importances = pd.read_csv(tmp_path / "o" / "importances.csv")
+    assert set(importances["feature"].head(2)) == {"a", "b"}
