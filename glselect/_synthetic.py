@@ -25,3 +25,32 @@ def make_friedman1(n_samples: int, n_features: int = 10, noise: float = 1.0, see
     df = pd.DataFrame(X, columns=[f"x{j}" for j in range(n_features)])
     df["y"] = y
     return df
+
+
+def make_mixed_table(n_samples: int = 600, seed: int = 0) -> pd.DataFrame:
+    """A messy table with a known answer: ``y`` depends on the categorical ``colour`` and on ``dose``.
+
+    Also present: a noise number with missing cells, a 40-level noise category, a boolean with
+    missing cells, an all-unique ID, a date, and a constant column.
+    """
+    rng = np.random.default_rng(seed)
+    colour = rng.choice(["red", "green", "blue", "amber"], size=n_samples)
+    dose = rng.normal(size=n_samples)
+    noise = rng.normal(size=n_samples)
+    noise[rng.random(n_samples) < 0.15] = np.nan
+    flag = pd.array(rng.random(n_samples) < 0.5, dtype="boolean")
+    flag[rng.random(n_samples) < 0.1] = pd.NA
+    effect = pd.Series(colour).map({"red": 2.0, "green": -1.5, "blue": 0.5, "amber": -1.0}).to_numpy()
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{index:06d}" for index in rng.permutation(n_samples)],
+            "signup": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n_samples), unit="D"),
+            "colour": colour,
+            "city": rng.choice([f"city_{k:02d}" for k in range(40)], size=n_samples),
+            "dose": dose,
+            "noise": noise,
+            "flag": flag,
+            "batch": "B1",
+            "y": effect + 0.8 * dose + 0.3 * rng.normal(size=n_samples),
+        }
+    )

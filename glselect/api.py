@@ -15,7 +15,7 @@ import torch
 from glselect import __version__
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.config import RunConfig
-from glselect.encoding import Encoder, drop_missing_target, encode, fit_encoder
+from glselect.encoding import Encoder, columns_left_out, drop_missing_target, encode, fit_encoder
 from glselect.errors import GlselectError
 from glselect.groups import build_group_index
 from glselect.importance import Importances, rank_groups
@@ -90,7 +90,16 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
     group_map = read_group_map(config.groups) if config.groups is not None else None
     table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
     rows = split_rows(len(table), config.data.val_fraction, config.data.test_fraction, config.seed)
-    encoder = fit_encoder(table, config.target, config.data.task, fit_rows=rows["train"])
+    left_out = columns_left_out(
+        [str(name) for name in table.columns], config.target, config.data.features, config.data.drop, str(config.table)
+    )
+    unknown_categorical = [name for name in config.data.categorical if name not in table.columns]
+    if unknown_categorical:
+        raise GlselectError(f"column(s) {', '.join(map(repr, unknown_categorical))} named by --categorical are not in '{config.table}'")
+    encoder = fit_encoder(
+        table, config.target, config.data.task, fit_rows=rows["train"], max_levels=config.data.max_levels,
+        excluded=left_out, categorical=frozenset(config.data.categorical),
+    )
     design = encode(encoder, table)
     group_index = build_group_index(
         design.sources,

@@ -88,7 +88,8 @@ def fit(
     data: Annotated[Path, typer.Argument(help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)],
     target: Annotated[str, typer.Option("--target", "-t", help="Column to predict.", show_default=False)],
     groups: Annotated[
-        Optional[Path], typer.Option(help="CSV with header 'feature,group' merging columns into groups.")
+        Optional[Path],
+        typer.Option(help="Group map: CSV with header 'feature,group', or JSON {group: [columns]}; names may be globs like 'px_*'."),
     ] = None,
     out: Annotated[
         Optional[Path],
@@ -97,6 +98,18 @@ def fit(
     task: Annotated[
         Optional[str], typer.Option(help=f"One of {', '.join(TASKS)}.", show_default="detected from the target")
     ] = None,
+    features: Annotated[
+        Optional[list[str]], typer.Option("--features", help="Use only this column (repeat the option for more).")
+    ] = None,
+    drop: Annotated[
+        Optional[list[str]], typer.Option("--drop", "--exclude", help="Leave this column out (repeatable).")
+    ] = None,
+    categorical: Annotated[
+        Optional[list[str]], typer.Option(help="One-hot encode this column whatever its type (repeatable).")
+    ] = None,
+    max_levels: Annotated[
+        int, typer.Option(help="One-hot levels kept per categorical column; rarer levels are pooled as <other>.")
+    ] = DATA.max_levels,
     hidden: Annotated[
         str, typer.Option(help="Hidden layer widths, e.g. '64' or '64,32'; '0' fits the linear/logistic group lasso.")
     ] = ",".join(map(str, MODEL.hidden)),
@@ -112,6 +125,7 @@ def fit(
         Optional[float], typer.Option(help="First lambda of the path.", show_default="estimated from the data")
     ] = PATH.lambda_start,
     max_iters_per_lambda: Annotated[int, typer.Option(help="Iteration budget for each lambda.")] = PATH.max_iters_per_lambda,
+    max_steps: Annotated[int, typer.Option(help="Most lambdas on the path (a safety cap).")] = PATH.max_steps,
     val_fraction: Annotated[float, typer.Option(help="Share of rows used to choose the model.")] = DATA.val_fraction,
     test_fraction: Annotated[float, typer.Option(help="Share of rows held out to report metrics.")] = DATA.test_fraction,
     seed: Annotated[int, typer.Option(help="Seed for the split and initialisation: same data + seed = same result.")] = 0,
@@ -134,13 +148,22 @@ def fit(
             force=force,
             seed=seed,
             threads=threads,
-            data=DataConfig(task=task, val_fraction=val_fraction, test_fraction=test_fraction),
+            data=DataConfig(
+                task=task,
+                val_fraction=val_fraction,
+                test_fraction=test_fraction,
+                max_levels=max_levels,
+                features=None if features is None else tuple(features),
+                drop=tuple(drop or ()),
+                categorical=tuple(categorical or ()),
+            ),
             model=ModelConfig(hidden=parse_hidden(hidden)),
             train=TrainConfig(),
             path=PathConfig(
                 lambda_step=lambda_step,
                 lambda_start=lambda_start,
                 max_iters_per_lambda=max_iters_per_lambda,
+                max_steps=max_steps,
                 min_features=min_features,
             ),
             selection=SelectionConfig(rule=rule, max_features=max_features),

@@ -27,12 +27,17 @@ class DataConfig:
     task: str | None = None  # None: detected from the target column
     val_fraction: float = 0.2  # rows held out to choose the model on the path
     test_fraction: float = 0.2  # rows held out to report dense vs pruned metrics
+    max_levels: int = 20  # one-hot levels kept per categorical column; rarer ones are pooled
+    features: tuple[str, ...] | None = None  # use only these columns (None: all)
+    drop: tuple[str, ...] = ()  # leave these columns out
+    categorical: tuple[str, ...] = ()  # one-hot these columns whatever their type
 
     def __post_init__(self) -> None:
         _require(
             self.task is None or self.task in TASKS,
             f"task must be one of {', '.join(TASKS)}, got '{self.task}'",
         )
+        _require(self.max_levels >= 1, f"max_levels must be at least 1, got {self.max_levels}")
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
             _require(0 < value < 0.5, f"{name} must be between 0 and 0.5, got {value}")
@@ -158,4 +163,6 @@ class RunConfig:
         raw["groups"] = None if self.groups is None else str(self.groups)
         raw["out"] = str(self.out_dir)
         raw["model"]["hidden"] = list(self.model.hidden)
+        for name in ("features", "drop", "categorical"):
+            raw["data"][name] = None if raw["data"][name] is None else list(raw["data"][name])
         return raw

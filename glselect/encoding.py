@@ -6,7 +6,7 @@ and all of a column's encoded parts (one-hot levels, missing indicator) share it
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,9 @@ MAX_LEVELS = 20  # one-hot levels kept per categorical column; rarer ones are po
 MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with at most this many values is a class label
 OTHER_LEVEL = "<other>"
 MISSING_LEVEL = "<missing>"
+MIN_ROWS_FOR_ID = 20  # with fewer rows, all-distinct values say little about a column being an ID
+FREE_TEXT_LENGTH = 40  # mean characters per value above which a mostly-distinct column is free text
+NUMERIC_TEXT_SHARE_BAD = 0.1  # a text column whose values are >= 90% numbers is a numeric column with bad cells
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,12 @@ class ColumnEncoding:
 
     name: str
     kind: str  # "numeric", "boolean", "categorical", or "ignored"
-    center: float = 0.0
-    scale: float = 1.0
-    missing_indicator: bool = False  # numeric: a 0/1 column marking imputed cells
+    missing_indicator: bool = False  # numeric, boolean: a 0/1 column marking filled-in cells
     levels: tuple[str, ...] = ()  # categorical: one encoded column per level
+    # per encoded column, from the training rows: every encoded column (one-hot levels and
+    # indicators included) is standardised, so sqrt(d_g) weighs groups fairly whatever their kind
+    centers: tuple[float, ...] = ()
+    scales: tuple[float, ...] = ()
     reason: str = ""  # why the column was treated this way, for the summary
 
     @property
@@ -76,7 +81,10 @@ class Encoder:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Encoder:
         columns = tuple(
-            ColumnEncoding(**{**column, "levels": tuple(column["levels"])}) for column in raw["columns"]
+            ColumnEncoding(
+                **{**column, **{key: tuple(column[key]) for key in ("levels", "centers", "scales")}}
+            )
+            for column in raw["columns"]
         )
         target = TargetEncoding(**{**raw["target"], "classes": tuple(raw["target"]["classes"])})
         return cls(columns=columns, target=target)
@@ -108,6 +116,23 @@ def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.
     return df.loc[~missing].reset_index(drop=True), int(missing.sum())
 
 
+def columns_left_out(
+    columns: list[str], target: str, features: tuple[str, ...] | None, drop: tuple[str, ...], source: str
+) -> frozenset[str]:
+    """The columns ``--features`` (keep only these) and ``--drop`` leave out; names are checked."""
+    named = list(features or ()) + list(drop)
+    unknown = [name for name in named if name not in columns]
+    if unknown:
+        raise GlselectError(
+            f"column(s) {', '.join(map(repr, unknown))} named by --features/--drop are not in '{source}'",
+            hint="check the spelling against the table's header",
+        )
+    if target in named:
+        raise GlselectError(f"the target '{target}' cannot be named by --features or --drop")
+    kept = set(columns) - {target} if features is None else set(features)
+    return frozenset(name for name in columns if name != target and (name not in kept or name in drop))
+
+
 def detect_task(values: pd.Series) -> str:
     """Regression, binary or multiclass, from the target's type and number of distinct values."""
     n_unique = values.nunique()
@@ -123,7 +148,8 @@ def detect_task(values: pd.Series) -> str:
         is_integral = bool(np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)))
         if is_integral and n_unique == 2:
             return "binary"
-        if is_integral and pd.api.types.is_integer_dtype(values) and n_unique <= MAX_CLASSES_FROM_INTEGERS:
+        # integer labels with missing cells arrive as floats, so integral floats count as integers
+        if is_integral and n_unique <= MAX_CLASSES_FROM_INTEGERS:
             return "multiclass"
         return "regression"
     return "binary" if n_unique == 2 else "multiclass"
@@ -154,43 +180,109 @@ def _fit_target(values: pd.Series, task: str) -> TargetEncoding:
     return TargetEncoding(name, task, classes=classes)
 
 
-def _fit_column(values: pd.Series) -> ColumnEncoding:
-    name = str(values.name)
+def _is_boolean(values: pd.Series) -> bool:
+    """A bool column, or an object column (a bool column with missing cells) holding only booleans."""
     if pd.api.types.is_bool_dtype(values):
-        return ColumnEncoding(name, "boolean", reason="boolean: 0/1")
+        return True
+    if values.dtype != object:
+        return False
+    present = values.dropna()
+    return len(present) > 0 and all(isinstance(value, (bool, np.bool_)) for value in present)
+
+
+def _check_not_numbers_in_text(name: str, labels: pd.Series) -> None:
+    """A text column that is mostly numbers is a numeric column with a few bad cells: say which."""
+    parsed = pd.to_numeric(labels, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if 0 < bad.sum() <= NUMERIC_TEXT_SHARE_BAD * len(labels):
+        row = int(np.flatnonzero(bad)[0])
+        raise GlselectError(
+            f"column '{name}' has {int(bad.sum())} non-numeric values among numbers "
+            f"(first at data row {labels.index[row] + 1}: {labels.iloc[row]!r})",
+            hint=f"clean those cells (leave them empty if unknown), or pass --categorical '{name}' to treat the column as categories",
+        )
+
+
+def _fit_column(values: pd.Series, fit_values: pd.Series, max_levels: int, categorical: bool) -> ColumnEncoding:
+    """Decide how one column is used from all its values; fit its statistics on ``fit_values`` (training rows)."""
+    name = str(values.name)
+    n_missing = int(values.isna().sum())
+    if n_missing == len(values):
+        return ColumnEncoding(name, "ignored", reason="every value is missing")
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
-        return ColumnEncoding(name, "ignored", reason="date/time column: not used as-is")
-    if pd.api.types.is_numeric_dtype(values):
-        as_float = values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-        as_float[np.isinf(as_float)] = np.nan  # encoding refuses infinities, naming the row
-        missing = np.isnan(as_float)
-        if missing.all():
-            return ColumnEncoding(name, "ignored", reason="every value is missing")
-        present = as_float[~missing]
-        scale = float(present.std())
-        return ColumnEncoding(
+        return ColumnEncoding(name, "ignored", reason="date/time column: not used as-is (derive numeric features from it)")
+    present = values.dropna()
+    if present.astype("string").nunique() == 1 and n_missing == 0:
+        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {present.iloc[0]!r}")
+    if not categorical and _is_boolean(values):
+        return _standardised(
+            ColumnEncoding(
+                name,
+                "boolean",
+                missing_indicator=n_missing > 0,
+                reason="boolean: 0/1, standardised" + ("; missing cells set to 0 and flagged" if n_missing else ""),
+            ),
+            fit_values,
+        )
+    if not categorical and pd.api.types.is_numeric_dtype(values):
+        as_float = fit_values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+        present_values = as_float[np.isfinite(as_float)]
+        if present_values.size == 0:
+            return ColumnEncoding(name, "ignored", reason="every value in the training rows is missing")
+        column = ColumnEncoding(
             name,
             "numeric",
-            center=float(present.mean()),
-            scale=scale if scale > 0 else 1.0,  # a constant column encodes to zeros and never enters
-            missing_indicator=bool(missing.any()),
-            reason="numeric: standardised" + ("; missing cells imputed with the mean and flagged" if missing.any() else ""),
+            missing_indicator=bool(n_missing),
+            # the value column's center is the mean of the present values: the imputation value
+            centers=(float(present_values.mean()),),
+            reason="numeric: standardised" + ("; missing cells imputed with the mean and flagged" if n_missing else ""),
         )
-    labels = values.astype("string").fillna(MISSING_LEVEL)
-    counts = labels.value_counts()
+        return _standardised(column, fit_values.where(~np.isinf(as_float)) if np.isinf(as_float).any() else fit_values)
+    labels = present.astype("string")
+    if not categorical:
+        _check_not_numbers_in_text(name, labels)
+        n_distinct = labels.nunique()
+        if n_distinct == len(labels) and len(labels) >= MIN_ROWS_FOR_ID:
+            return ColumnEncoding(name, "ignored", reason="ID-like: every value is unique")
+        if labels.str.len().mean() > FREE_TEXT_LENGTH and n_distinct > 0.5 * len(labels):
+            return ColumnEncoding(name, "ignored", reason="free text: long, mostly distinct values")
+    counts = fit_values.astype("string").fillna(MISSING_LEVEL).value_counts()
     ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    kept = [str(level) for level, _ in ordered[:MAX_LEVELS]]
-    pooled = len(ordered) > MAX_LEVELS
+    kept = [str(level) for level, _ in ordered[:max_levels]]
+    pooled = len(ordered) > max_levels
     levels = tuple(sorted(kept)) + ((OTHER_LEVEL,) if pooled else ())
-    return ColumnEncoding(
+    column = ColumnEncoding(
         name,
         "categorical",
         levels=levels,
-        reason=f"categorical: one-hot over {len(levels)} levels" + (f" ({len(ordered) - MAX_LEVELS} rare levels pooled)" if pooled else ""),
+        reason=f"categorical: one-hot over {len(levels)} levels, standardised"
+        + (f" ({len(ordered) - max_levels} rare levels pooled as {OTHER_LEVEL})" if pooled else ""),
+    )
+    return _standardised(column, fit_values)
+
+
+def _standardised(column: ColumnEncoding, values: pd.Series) -> ColumnEncoding:
+    """``column`` with the mean and standard deviation of each of its encoded columns on ``values``."""
+    raw = _raw_block(column, values)
+    scales = raw.std(axis=0)
+    return replace(
+        column,
+        centers=tuple(float(c) for c in raw.mean(axis=0)),
+        # a constant encoded column (a level every training row has) stays at zero
+        scales=tuple(float(scale) if scale > 0 else 1.0 for scale in scales),
     )
 
 
-def fit_encoder(df: pd.DataFrame, target: str, task: str | None = None, fit_rows: np.ndarray | None = None) -> Encoder:
+def fit_encoder(
+    df: pd.DataFrame,
+    target: str,
+    task: str | None = None,
+    fit_rows: np.ndarray | None = None,
+    *,
+    max_levels: int = MAX_LEVELS,
+    excluded: frozenset[str] = frozenset(),
+    categorical: frozenset[str] = frozenset(),
+) -> Encoder:
     """Fit the encoding: feature statistics on the training rows, the target's classes on all rows.
 
     Parameters
@@ -203,7 +295,14 @@ def fit_encoder(df: pd.DataFrame, target: str, task: str | None = None, fit_rows
         ``"regression"``, ``"binary"``, ``"multiclass"``, or None to detect it from the target.
     fit_rows
         Row positions whose feature statistics (means, scales, levels) are used; None: all rows.
-        Held-out rows must not shape the encoding they are scored with.
+        Held-out rows must not shape the encoding they are scored with; a column's kind (and any
+        error about its values) is decided on all rows.
+    max_levels
+        One-hot levels kept per categorical column; rarer levels are pooled.
+    excluded
+        Columns the user left out (``--drop``, ``--features``): recorded as ignored.
+    categorical
+        Columns to one-hot encode whatever their type (``--categorical``).
 
     Raises
     ------
@@ -213,19 +312,46 @@ def fit_encoder(df: pd.DataFrame, target: str, task: str | None = None, fit_rows
     task = task or detect_task(df[target])
     target_encoding = _fit_target(df[target], task)
     fit_df = df if fit_rows is None else df.iloc[fit_rows]
-    columns = tuple(_fit_column(fit_df[name]) for name in df.columns if name != target)
+    columns = tuple(
+        ColumnEncoding(str(name), "ignored", reason="left out by the user (--drop / --features)")
+        if name in excluded
+        else _fit_column(df[name], fit_df[name], max_levels, name in categorical)
+        for name in df.columns
+        if name != target
+    )
     if not any(column.output_names for column in columns):
         raise GlselectError("the table has no usable feature columns besides the target")
     return Encoder(columns=columns, target=target_encoding)
 
 
-def _encode_column(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
+def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
+    """The column's encoded values before standardising, shape (n_samples, n_outputs)."""
     if column.kind == "boolean":
-        as_float = values.astype("float64").to_numpy(na_value=np.nan)
-        return np.nan_to_num(as_float, nan=0.0)[:, None]
-    if column.kind == "numeric":
+        missing = values.isna().to_numpy()
+        as_float = np.where(missing, 0.0, values.fillna(False).astype("float64").to_numpy())
+        parts = [as_float]
+    elif column.kind == "numeric":
         if not pd.api.types.is_numeric_dtype(values):
             raise GlselectError(f"column '{column.name}' was numeric when the model was fitted but is not numeric now")
+        as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(as_float)
+        parts = [np.where(missing, column.centers[0], as_float)]  # missing cells take the training mean
+    else:
+        labels = values.astype("string").fillna(MISSING_LEVEL).to_numpy(dtype=object)
+        known = {level: index for index, level in enumerate(column.levels)}
+        fallback = known.get(OTHER_LEVEL, -1)  # unseen levels join the pooled level, or encode to zeros
+        codes = np.array([known.get(label, fallback) for label in labels], dtype=np.int64)
+        one_hot = np.zeros((len(labels), len(column.levels)))
+        rows = np.flatnonzero(codes >= 0)
+        one_hot[rows, codes[rows]] = 1.0
+        return one_hot
+    if column.missing_indicator:
+        parts.append(missing.astype(np.float64))
+    return np.stack(parts, axis=1)
+
+
+def _encode_column(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
+    if column.kind == "numeric" and pd.api.types.is_numeric_dtype(values):
         as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
         if np.any(np.isinf(as_float)):
             row = int(np.flatnonzero(np.isinf(as_float))[0])
@@ -234,20 +360,7 @@ def _encode_column(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
                 f"first at data row {row + 1}: {as_float[row]})",
                 hint="replace infinities with a number or leave the cell empty",
             )
-        missing = np.isnan(as_float)
-        standardised = np.where(missing, 0.0, (as_float - column.center) / column.scale)
-        parts = [standardised]
-        if column.missing_indicator:
-            parts.append(missing.astype(np.float64))
-        return np.stack(parts, axis=1)
-    labels = values.astype("string").fillna(MISSING_LEVEL).to_numpy(dtype=object)
-    known = {level: index for index, level in enumerate(column.levels)}
-    fallback = known.get(OTHER_LEVEL, -1)  # unseen levels join the pooled level, or encode to zeros
-    codes = np.array([known.get(label, fallback) for label in labels], dtype=np.int64)
-    one_hot = np.zeros((len(labels), len(column.levels)))
-    rows = np.flatnonzero(codes >= 0)
-    one_hot[rows, codes[rows]] = 1.0
-    return one_hot
+    return (_raw_block(column, values) - np.asarray(column.centers)) / np.asarray(column.scales)
 
 
 def encode_features(encoder: Encoder, df: pd.DataFrame) -> np.ndarray:

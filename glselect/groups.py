@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,42 @@ class GroupIndex:
         return self.group_by_column[column]
 
 
+def _is_pattern(entry: str) -> bool:
+    return any(char in entry for char in "*?[")
+
+
+def resolve_patterns(
+    group_map: dict[str, str], table_columns: list[str], target: str, map_source: str
+) -> dict[str, str]:
+    """Expand glob entries (``sensor_*``) into the columns they match; exact names win over patterns.
+
+    Raises
+    ------
+    GlselectError
+        A pattern matches no column, or patterns of two groups claim the same column.
+    """
+    resolved = {entry: group for entry, group in group_map.items() if not _is_pattern(entry) or entry in table_columns}
+    claimed_by: dict[str, str] = {}
+    for entry, group in group_map.items():
+        if entry in resolved:
+            continue
+        # the target is never a feature, so a pattern that happens to match it skips it
+        matches = [column for column in table_columns if fnmatch.fnmatchcase(column, entry) and column != target]
+        if not matches:
+            raise GlselectError(f"group map '{map_source}': pattern '{entry}' (group '{group}') matches no column")
+        for column in matches:
+            if column in resolved:
+                continue
+            if column in claimed_by and group_map[claimed_by[column]] != group:
+                raise GlselectError(
+                    f"group map '{map_source}': column '{column}' matches patterns of two groups, "
+                    f"'{group_map[claimed_by[column]]}' ('{claimed_by[column]}') and '{group}' ('{entry}')",
+                    hint="name the column explicitly to settle its group",
+                )
+            claimed_by[column] = entry
+    return {**{column: group_map[entry] for column, entry in claimed_by.items()}, **resolved}
+
+
 def build_group_index(
     sources: list[str] | tuple[str, ...],
     group_map: dict[str, str] | None,
@@ -59,7 +96,7 @@ def build_group_index(
         The map names a column the table lacks, names the target, or reuses a column's own name
         for a group of other columns.
     """
-    group_map = group_map or {}
+    group_map = resolve_patterns(group_map or {}, table_columns, target, map_source)
     known = set(table_columns)
     unknown = [column for column in group_map if column not in known]
     if unknown:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -120,12 +121,51 @@ def format_group_map(mapping: dict[str, str]) -> str:
     return buffer.getvalue()
 
 
+def parse_json_group_map(text: str, source: str = "<group map>") -> dict[str, str]:
+    """Parse ``{"group": ["column or pattern", ...], ...}`` into ``{column or pattern: group}``.
+
+    Raises
+    ------
+    GlselectError
+        Not JSON, not an object of lists of names, an empty group, or a name in two groups.
+    """
+    try:
+        raw = json.loads(text)
+    except ValueError as err:
+        raise GlselectError(f"group map '{source}' is not valid JSON: {err}") from err
+    if not isinstance(raw, dict) or not raw:
+        raise GlselectError(
+            f"group map '{source}' must be a non-empty JSON object of groups",
+            hint='write it like {"group": ["column", "prefix_*"]}',
+        )
+    mapping: dict[str, str] = {}
+    for group, members in raw.items():
+        if not isinstance(members, list) or not all(isinstance(m, str) and m.strip() for m in members):
+            raise GlselectError(f"group map '{source}': group '{group}' must be a list of column names")
+        if not members:
+            raise GlselectError(f"group map '{source}': group '{group}' is empty")
+        for member in members:
+            member = member.strip()
+            if member in mapping and mapping[member] != group:
+                raise GlselectError(
+                    f"group map '{source}': column '{member}' is in two groups, '{mapping[member]}' and '{group}'",
+                    hint="each column belongs to exactly one group",
+                )
+            mapping[member] = group
+    return mapping
+
+
 def read_group_map(path: Path) -> dict[str, str]:
-    """Read a ``feature,group`` CSV file; see ``parse_group_map``."""
+    """Read a group map: a ``feature,group`` CSV file, or a JSON object of groups (``.json``).
+
+    Entries may be column names or glob patterns (``sensor_*``); ``groups.py`` resolves them.
+    """
     if not path.exists():
         raise GlselectError(f"group map file '{path}' does not exist")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise GlselectError(f"cannot read group map '{path}': {err}") from err
+    if path.suffix.lower() == ".json":
+        return parse_json_group_map(text, source=str(path))
     return parse_group_map(text, source=str(path))

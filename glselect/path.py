@@ -253,7 +253,9 @@ def fit_path(
         can_refine = (
             first_step_retries < FIRST_STEP_RETRIES if is_first else log_ratio > base_log_ratio * MIN_RATIO_FRACTION
         )
-        if n_left > max_departures and can_refine:
+        # at the first lambda, losing every group at once says the start was too high, not a tie
+        too_many = n_left > max_departures or (is_first and n_left > 0 and not now_active.any())
+        if too_many and can_refine:
             # several groups left at once: undo, and try a lambda closer to the last one
             model.load_state_dict(saved_state)
             solver.step = saved_step

@@ -1,0 +1,143 @@
+"""Messy real tables: each column kind, user control over columns, and group maps in every format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glselect._synthetic import make_mixed_table
+from glselect.encoding import encode_features, fit_encoder
+from glselect.errors import GlselectError
+from tests.test_cli import assert_user_error, invoke
+
+
+def kinds(df: pd.DataFrame, **options) -> dict[str, tuple[str, str]]:
+    encoder = fit_encoder(df, "y", **options)
+    return {column.name: (column.kind, column.reason) for column in encoder.columns}
+
+
+def test_each_column_kind_of_a_mixed_table():
+    found = kinds(make_mixed_table(600))
+    assert found["customer_id"] == ("ignored", "ID-like: every value is unique")
+    assert found["signup"][0] == "ignored" and found["signup"][1].startswith("date/time column")
+    assert found["colour"] == ("categorical", "categorical: one-hot over 4 levels, standardised")
+    assert found["city"] == ("categorical", "categorical: one-hot over 21 levels, standardised (20 rare levels pooled as <other>)")
+    assert found["dose"] == ("numeric", "numeric: standardised")
+    assert found["noise"] == ("numeric", "numeric: standardised; missing cells imputed with the mean and flagged")
+    assert found["flag"] == ("boolean", "boolean: 0/1, standardised; missing cells set to 0 and flagged")
+    assert found["batch"] == ("ignored", "constant: every value is 'B1'")
+
+
+def test_free_text_is_not_one_hot_encoded():
+    rng = np.random.default_rng(0)
+    words = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"]
+    notes = [" ".join(rng.choice(words, 12)) for _ in range(30)]
+    notes[1] = notes[0]  # not all unique, so not an ID
+    df = pd.DataFrame({"notes": notes, "x": rng.normal(size=30), "y": rng.normal(size=30)})
+    assert kinds(df)["notes"] == ("ignored", "free text: long, mostly distinct values")
+
+
+def test_booleans_with_missing_cells_encode_to_value_and_flag():
+    df = pd.DataFrame({"ok": pd.array([True, None, False, True], dtype="boolean"), "y": [1.0, 2.0, 3.0, 4.0]})
+    encoder = fit_encoder(df, "y")
+    assert encoder.feature_names == ["ok", "ok[missing]"]
+    raw = encode_features(encoder, df) * np.array(encoder.columns[0].scales) + np.array(encoder.columns[0].centers)
+    assert raw == pytest.approx(np.array([[1, 0], [0, 1], [0, 0], [1, 0]]), abs=1e-6)
+
+
+def test_max_levels_and_forced_categorical():
+    df = pd.DataFrame({"grade": [1, 2, 3, 1, 2, 3, 4, 4], "y": np.arange(8.0)})
+    assert kinds(df)["grade"][0] == "numeric"
+    assert kinds(df, categorical=frozenset({"grade"}), max_levels=2)["grade"] == (
+        "categorical",
+        "categorical: one-hot over 3 levels, standardised (2 rare levels pooled as <other>)",
+    )
+
+
+def test_numbers_with_a_few_bad_cells_are_named(tmp_path):
+    path = tmp_path / "t.csv"
+    ages = [str(20 + k) for k in range(30)]
+    ages[16] = "unknown"
+    path.write_text("age,y\n" + "".join(f"{age},{k}\n" for k, age in enumerate(ages)))
+    assert_user_error(
+        invoke("fit", path, "-t", "y", "--out", tmp_path / "o"),
+        "column 'age' has 1 non-numeric values among numbers (first at data row 17: 'unknown')",
+    )
+
+
+@pytest.mark.slow
+def test_a_categorical_that_drives_the_target_ranks_first_as_one_row(tmp_path):
+    table = tmp_path / "mixed.parquet"
+    make_mixed_table(600, seed=1).to_parquet(table, index=False)
+    result = invoke("fit", table, "-t", "y", "--hidden", "8", "--json", "-q", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    importances = pd.read_csv(tmp_path / "o" / "importances.csv")
+    assert importances["feature"].tolist()[:2] == ["colour", "dose"]
+    assert len(importances) == 8 and importances["feature"].is_unique  # one row per table column
+    assert set(summary["selected_features"]) == {"colour", "dose"}
+    assert summary["columns"]["customer_id"]["kind"] == "ignored"
+
+
+def test_features_and_drop_choose_the_columns(tmp_path, write_table, linear_table):
+    table = write_table(linear_table)
+    result = invoke("fit", table, "-t", "y", "--hidden", "0", "--features", "a", "--features", "n1", "--json", "-q",
+                    "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    columns = json.loads(result.stdout)["columns"]
+    assert [name for name, info in columns.items() if info["kind"] != "ignored"] == ["a", "n1"]
+    result = invoke("fit", table, "-t", "y", "--hidden", "0", "--drop", "a", "--json", "-q", "--out", tmp_path / "o")
+    assert json.loads(result.stdout)["columns"]["a"]["treatment"] == "left out by the user (--drop / --features)"
+
+
+def test_unknown_names_in_features_or_drop(tmp_path, write_table, linear_table):
+    table = write_table(linear_table)
+    assert_user_error(
+        invoke("fit", table, "-t", "y", "--drop", "zz"), f"column(s) 'zz' named by --features/--drop are not in '{table}'"
+    )
+    assert_user_error(invoke("fit", table, "-t", "y", "--features", "y"), "the target 'y' cannot be named by --features or --drop")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("g.json", '{"signal": ["a", "b"], "noise": ["n*"]}', {"signal": {"a", "b"}, "noise": {"n1", "n2", "n3", "n4", "n5"}}),
+        ("g.csv", "feature,group\nn*,noise\nn5,special\n", {"noise": {"n1", "n2", "n3", "n4"}, "special": {"n5"}}),
+    ],
+)
+def test_json_and_pattern_group_maps(tmp_path, write_table, linear_table, name, text, expected):
+    group_map = tmp_path / name
+    group_map.write_text(text)
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--groups", group_map, "-q",
+                    "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    groups = pd.read_csv(tmp_path / "o" / "groups.csv").set_index("group")
+    for group, members in expected.items():
+        assert set(groups.loc[group, "columns"].split(";")) == members
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("g.json", '{"g": []}', "group map '{map}': group 'g' is empty"),
+        ("g.json", '{"g": ["a"], "h": ["a"]}', "group map '{map}': column 'a' is in two groups, 'g' and 'h'"),
+        ("g.json", "[1, 2]", "group map '{map}' must be a non-empty JSON object of groups"),
+        ("g.json", "{oops", "group map '{map}' is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        ("g.csv", "feature,group\nz*,g\n", "group map '{map}': pattern 'z*' (group 'g') matches no column"),
+        ("g.csv", "feature,group\nn*,g\n*1,h\n", "group map '{map}': column 'n1' matches patterns of two groups, 'g' ('n*') and 'h' ('*1')"),
+    ],
+)
+def test_bad_json_and_pattern_group_maps(tmp_path, write_table, linear_table, name, text, message):
+    group_map = tmp_path / name
+    group_map.write_text(text)
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--groups", group_map, "--out", tmp_path / "o")
+    assert_user_error(result, message.format(map=group_map))
+
+
+def test_integer_labels_with_missing_cells_are_still_classes():
+    from glselect.encoding import detect_task
+
+    assert detect_task(pd.Series([1.0, 2.0, 3.0, 2.0, 1.0], name="grade")) == "multiclass"
