@@ -60,6 +60,11 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped: a column named '\\n' must not break the one-line message."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"glselect {__version__}")
@@ -186,9 +191,9 @@ def fit(
         if debug:
             raise
         # soft wrap: one message stays one line, whatever the terminal width
-        stderr.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(one_line(str(err)))}", soft_wrap=True)
         if err.hint:
-            stderr.print(f"hint: {escape(err.hint)}", soft_wrap=True)
+            stderr.print(f"hint: {escape(one_line(err.hint))}", soft_wrap=True)
         raise typer.Exit(ExitCode.USER_ERROR) from None
     except KeyboardInterrupt:
         stderr.print("[bold red]interrupted:[/] nothing was written", soft_wrap=True)

@@ -116,6 +116,11 @@ def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.
     return df.loc[~missing].reset_index(drop=True), int(missing.sum())
 
 
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages show 1.0 rather than np.float64(1.0)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def columns_left_out(
     columns: list[str], target: str, features: tuple[str, ...] | None, drop: tuple[str, ...], source: str
 ) -> frozenset[str]:
@@ -138,7 +143,7 @@ def detect_task(values: pd.Series) -> str:
     n_unique = values.nunique()
     if n_unique < 2:
         raise GlselectError(
-            f"target column '{values.name}' has only one distinct value ({values.iloc[0]!r})",
+            f"target column '{values.name}' has only one distinct value ({_plain(values.iloc[0])!r})",
             hint="a target must vary to be predicted",
         )
     if pd.api.types.is_bool_dtype(values):
@@ -213,7 +218,7 @@ def _fit_column(values: pd.Series, fit_values: pd.Series, max_levels: int, categ
         return ColumnEncoding(name, "ignored", reason="date/time column: not used as-is (derive numeric features from it)")
     present = values.dropna()
     if present.astype("string").nunique() == 1 and n_missing == 0:
-        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {present.iloc[0]!r}")
+        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {_plain(present.iloc[0])!r}")
     if not categorical and _is_boolean(values):
         return _standardised(
             ColumnEncoding(

@@ -50,6 +50,26 @@ class PathStep:
     relaxed_val_se: float  # its standard error over validation rows
 
 
+@dataclass
+class PathState:
+    """Everything the walk needs to go on from the last accepted lambda: what a checkpoint holds."""
+
+    steps: list[PathStep]
+    lam: float  # the next lambda to try
+    log_ratio: float  # log of the current step between lambdas
+    previous_lam: float
+    active: np.ndarray  # bool (n_groups,): non-zero groups at the last accepted lambda
+    n_rejected: int
+    first_step_retries: int
+    last_relaxed_size: int
+    relaxed_by_support: dict[bytes, tuple[float, float]]  # packed support mask -> relaxed (loss, se)
+    lambda_max_estimate: float
+    solver_step: float
+    model_state: dict[str, torch.Tensor]
+    dense_state: dict[str, torch.Tensor]
+    dense_training: TrainResult
+
+
 @dataclass(frozen=True)
 class LambdaPath:
     """``steps[0]`` is the dense model (lambda = 0); the last step has every group at zero (or the floor)."""
@@ -169,6 +189,8 @@ def fit_path(
     train_config: TrainConfig,
     path_config: PathConfig,
     on_step: Callable[[PathStep], None] | None = None,
+    resume: PathState | None = None,
+    on_checkpoint: Callable[[PathState], None] | None = None,
 ) -> LambdaPath:
     """Train the dense model, then walk lambda upwards until every group is zero.
 
@@ -186,6 +208,11 @@ def fit_path(
         int64 (n_groups,): encoded columns per group.
     on_step
         Called with each accepted ``PathStep`` (the dense step included); otherwise silent.
+    resume
+        A state saved by ``on_checkpoint`` in an earlier, interrupted run with the same data and
+        settings: the walk continues from it and ends exactly as an uninterrupted run would.
+    on_checkpoint
+        Called with the current ``PathState`` after the dense fit and after each accepted lambda.
 
     Returns
     -------
@@ -201,43 +228,31 @@ def fit_path(
     loss_fn = loss_function(task)
     row_loss_fn = row_loss_function(task)
     penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], X_train.dtype)
-    dense_training = train_early_stopped(model, train, val, loss_fn, model_config.max_norm, train_config)
-    dense_model = copy.deepcopy(model)
     solver = ProximalGradient(model, X_train, y_train, loss_fn, penalty, model_config.max_norm)
-    dense_val = _mean_and_se(model, *val, row_loss_fn)
-    steps = [_record(model, 0.0, solver, val, loss_fn, penalty, dense_training.n_iters, dense_training.stopped_early, dense_val)]
+    if resume is None:
+        state = _start(model, solver, train, val, loss_fn, row_loss_fn, penalty, train_config, path_config)
+        if on_step is not None:
+            on_step(state.steps[0])
+        if on_checkpoint is not None:
+            on_checkpoint(state)
+    else:
+        state = resume
+        model.load_state_dict(state.model_state)
+        solver.step = state.solver_step
+        if on_step is not None:
+            for step in state.steps:
+                on_step(step)
+    dense_model = copy.deepcopy(model)
+    dense_model.load_state_dict(state.dense_state)
     relax_config = TrainConfig(
         max_iters=path_config.relax_iters, check_every=train_config.check_every, patience=train_config.patience
     )
-    relaxed_by_support: dict[bytes, tuple[float, float]] = {}
-    last_relaxed_size = int(np.count_nonzero(steps[0].group_norms))
-    if on_step is not None:
-        on_step(steps[0])
-    if not math.isfinite(steps[0].train_loss):
-        raise GlselectError(
-            "training diverged: the loss of the dense model is not finite",
-            hint="check the table for extreme values",
-        )
-
-    kkt_lambdas = zero_kkt_lambdas(model, X_train, y_train, loss_fn, penalty)
-    positive = kkt_lambdas[kkt_lambdas > 0]
-    lambda_max_estimate = float(positive.max()) if positive.size else 1.0
-    # Start about where the first groups leave. A noise group's zero-point KKT lambda is the size
-    # of its chance gradient, so the lower quartile of all groups' values sits just below the first
-    # departures (measured on Friedman #1: 0.0034 vs first departures at 0.0048 at 2,000 x 100;
-    # 0.00084 vs 0.0014 at 20,000 x 500). Too low costs idle steps, too high is undone by halving.
-    start = float(np.quantile(positive, 0.25)) if positive.size else 1.0
-    lam = path_config.lambda_start or max(start, 1e-4 * lambda_max_estimate)
     base_log_ratio = math.log(path_config.lambda_step)
-    log_ratio = base_log_ratio
-    previous_lam = 0.0
-    active = steps[0].group_norms > 0
-    n_rejected = 0
-    first_step_retries = 0
 
-    while len(steps) <= path_config.max_steps and active.sum() > path_config.min_features:
+    while len(state.steps) <= path_config.max_steps and state.active.sum() > path_config.min_features:
         saved_state = copy.deepcopy(model.state_dict())
         saved_step = solver.step
+        lam = state.lam
         solver.set_lambda(lam)
         result = solver.run(path_config.max_iters_per_lambda, path_config.tol)
         if not math.isfinite(result.objective):
@@ -245,13 +260,14 @@ def fit_path(
                 f"training diverged at lambda={lam:.3g}: the objective is not finite",
                 hint="check the table for extreme values",
             )
-        norms = model.group_norms(penalty.group_ids, penalty.n_groups).numpy()
-        now_active = norms > 0
-        n_left = int(np.count_nonzero(active & ~now_active))
-        max_departures = max(1, int(path_config.departure_fraction * np.count_nonzero(active)))
-        is_first = previous_lam == 0.0
+        now_active = model.group_norms(penalty.group_ids, penalty.n_groups).numpy() > 0
+        n_left = int(np.count_nonzero(state.active & ~now_active))
+        max_departures = max(1, int(path_config.departure_fraction * np.count_nonzero(state.active)))
+        is_first = state.previous_lam == 0.0
         can_refine = (
-            first_step_retries < FIRST_STEP_RETRIES if is_first else log_ratio > base_log_ratio * MIN_RATIO_FRACTION
+            state.first_step_retries < FIRST_STEP_RETRIES
+            if is_first
+            else state.log_ratio > base_log_ratio * MIN_RATIO_FRACTION
         )
         # at the first lambda, losing every group at once says the start was too high, not a tie
         too_many = n_left > max_departures or (is_first and n_left > 0 and not now_active.any())
@@ -259,44 +275,109 @@ def fit_path(
             # several groups left at once: undo, and try a lambda closer to the last one
             model.load_state_dict(saved_state)
             solver.step = saved_step
-            n_rejected += 1
+            state.n_rejected += 1
             if is_first:
-                first_step_retries += 1
-                lam /= 2.0
+                state.first_step_retries += 1
+                state.lam /= 2.0
             else:
-                log_ratio /= 2.0
-                lam = previous_lam * math.exp(log_ratio)
+                state.log_ratio /= 2.0
+                state.lam = state.previous_lam * math.exp(state.log_ratio)
             continue
-        support_key = np.packbits(now_active).tobytes()
-        n_active = int(np.count_nonzero(now_active))
-        if support_key not in relaxed_by_support and (
-            n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * last_relaxed_size
-        ):
-            keep = now_active[group_ids]
-            relaxed_by_support[support_key] = (
-                relaxed_val_loss(model, keep, train, val, loss_fn, model_config.max_norm, row_loss_fn, relax_config)
-                if keep.any()
-                else _mean_and_se(model, *val, row_loss_fn)
-            )
-            last_relaxed_size = n_active
-        step = _record(
-            model, lam, solver, val, loss_fn, penalty, result.n_iters, result.converged,
-            relaxed_by_support.get(support_key, (math.nan, math.nan)),
-        )
-        steps.append(step)
+        relaxed = _relaxed_score(state, model, now_active, group_ids, train, val, loss_fn, row_loss_fn, model_config, relax_config)
+        step = _record(model, lam, solver, val, loss_fn, penalty, result.n_iters, result.converged, relaxed)
+        state.steps.append(step)
+        if n_left == 0:
+            state.log_ratio = min(state.log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster
+        state.active = now_active
+        state.previous_lam = lam
+        state.lam = lam * math.exp(state.log_ratio)
+        state.model_state = model.state_dict()
+        state.solver_step = solver.step
         if on_step is not None:
             on_step(step)
-        if n_left == 0:
-            log_ratio = min(log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster
-        active = now_active
-        previous_lam = lam
-        lam *= math.exp(log_ratio)
+        if on_checkpoint is not None:
+            on_checkpoint(state)
 
     return LambdaPath(
-        steps=tuple(steps),
+        steps=tuple(state.steps),
         dense_model=dense_model,
-        dense_training=dense_training,
-        lambda_max_estimate=lambda_max_estimate,
-        n_rejected=n_rejected,
-        complete=bool(active.sum() <= path_config.min_features),
+        dense_training=state.dense_training,
+        lambda_max_estimate=state.lambda_max_estimate,
+        n_rejected=state.n_rejected,
+        complete=bool(state.active.sum() <= path_config.min_features),
     )
+
+
+def _start(
+    model: GroupLassoMLP,
+    solver: ProximalGradient,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: LossFunction,
+    row_loss_fn: LossFunction,
+    penalty: GroupPenalty,
+    train_config: TrainConfig,
+    path_config: PathConfig,
+) -> PathState:
+    """Train the dense model and place the first lambda."""
+    dense_training = train_early_stopped(model, train, val, loss_fn, solver.max_norm, train_config)
+    dense_val = _mean_and_se(model, *val, row_loss_fn)
+    first = _record(model, 0.0, solver, val, loss_fn, penalty, dense_training.n_iters, dense_training.stopped_early, dense_val)
+    if not math.isfinite(first.train_loss):
+        raise GlselectError(
+            "training diverged: the loss of the dense model is not finite",
+            hint="check the table for extreme values",
+        )
+    kkt_lambdas = zero_kkt_lambdas(model, *train, loss_fn, penalty)
+    positive = kkt_lambdas[kkt_lambdas > 0]
+    lambda_max_estimate = float(positive.max()) if positive.size else 1.0
+    # Start about where the first groups leave. A noise group's zero-point KKT lambda is the size
+    # of its chance gradient, so the lower quartile of all groups' values sits just below the first
+    # departures (measured on Friedman #1: 0.0034 vs first departures at 0.0048 at 2,000 x 100;
+    # 0.00084 vs 0.0014 at 20,000 x 500). Too low costs idle steps, too high is undone by halving.
+    start = float(np.quantile(positive, 0.25)) if positive.size else 1.0
+    state = model.state_dict()
+    return PathState(
+        steps=[first],
+        lam=path_config.lambda_start or max(start, 1e-4 * lambda_max_estimate),
+        log_ratio=math.log(path_config.lambda_step),
+        previous_lam=0.0,
+        active=first.group_norms > 0,
+        n_rejected=0,
+        first_step_retries=0,
+        last_relaxed_size=first.n_selected,
+        relaxed_by_support={},
+        lambda_max_estimate=lambda_max_estimate,
+        solver_step=solver.step,
+        model_state=copy.deepcopy(state),
+        dense_state=copy.deepcopy(state),
+        dense_training=dense_training,
+    )
+
+
+def _relaxed_score(
+    state: PathState,
+    model: GroupLassoMLP,
+    now_active: np.ndarray,
+    group_ids: np.ndarray,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    loss_fn: LossFunction,
+    row_loss_fn: LossFunction,
+    model_config: ModelConfig,
+    relax_config: TrainConfig,
+) -> tuple[float, float]:
+    """The relaxed validation score of this support, computed once per support (NaN when not scored)."""
+    support_key = np.packbits(now_active).tobytes()
+    n_active = int(np.count_nonzero(now_active))
+    if support_key not in state.relaxed_by_support and (
+        n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * state.last_relaxed_size
+    ):
+        keep = now_active[group_ids]
+        state.relaxed_by_support[support_key] = (
+            relaxed_val_loss(model, keep, train, val, loss_fn, model_config.max_norm, row_loss_fn, relax_config)
+            if keep.any()
+            else _mean_and_se(model, *val, row_loss_fn)
+        )
+        state.last_relaxed_size = n_active
+    return state.relaxed_by_support.get(support_key, (math.nan, math.nan))

@@ -100,7 +100,7 @@ def test_missing_target_column(tmp_path, write_table, linear_table):
 def test_constant_target(tmp_path, write_table, linear_table):
     linear_table["y"] = 1.0
     assert_user_error(
-        invoke("fit", write_table(linear_table), "-t", "y"), "target column 'y' has only one distinct value (np.float64(1.0))"
+        invoke("fit", write_table(linear_table), "-t", "y"), "target column 'y' has only one distinct value (1.0)"
     )
 
 
@@ -242,3 +242,9 @@ def test_multiclass_logistic_group_lasso_finds_the_driving_columns(tmp_path, wri
     assert set(summary["metrics"]["pruned"]) == {"log_loss", "accuracy"}
     importances = pd.read_csv(tmp_path / "o" / "importances.csv")
     assert set(importances["feature"].head(2)) == {"a", "b"}
+
+
+def test_control_characters_in_names_stay_on_one_line(tmp_path, write_table, linear_table):
+    linear_table["odd\nname"] = 1.0
+    result = invoke("fit", write_table(linear_table), "-t", "odd\nname")
+    assert_user_error(result, "target column 'odd\\nname' has only one distinct value (1.0)")
