@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 
 from glselect import __version__
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
+from glselect.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.config import RunConfig
 from glselect.encoding import Encoder, columns_left_out, drop_missing_target, encode, fit_encoder
 from glselect.errors import GlselectError
@@ -116,9 +118,13 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
     torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else max(1, os.cpu_count() or 1)))
     torch.manual_seed(config.seed)
     model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs)
+    checkpoints = checkpoint_dir(out_dir)
+    run_fingerprint = fingerprint(config.to_dict(), [design.X, design.y, group_index.group_ids, rows["train"], rows["val"]])
+    resume = load_checkpoint(checkpoints, run_fingerprint) if config.resume else None
     path = fit_path(
         model, train, val, group_index.group_ids, group_index.n_encoded, task,
         config.model, config.train, config.path, on_step=on_step,
+        resume=resume, on_checkpoint=Checkpointer(checkpoints, run_fingerprint),
     )
     path_seconds = time.perf_counter() - started - read_seconds
     step_index, rule = choose_step(path, config.selection)
@@ -168,6 +174,7 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
         },
         "path": {
             "complete": path.complete,
+            "resumed_from_step": None if resume is None else len(resume.steps) - 1,
             "n_steps": len(path.steps),
             "n_rejected_steps": path.n_rejected,
             "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
@@ -200,4 +207,5 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
         force=config.force,
         protected=config.inputs,
     )
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the result is whole: nothing left to resume
     return FitResult(summary=summary, encoder=encoder, importances=importances, path=path, selection=selection, out_dir=out_dir, files=files)

@@ -199,7 +199,11 @@ def write_artifacts(
             # an existing output is replaced as a whole, never merged with the new one
             retired = parent / f".{out_dir.name}.old-{os.getpid()}"
             out_dir.rename(retired)
-            staging.rename(out_dir)
+            try:
+                staging.rename(out_dir)
+            except BaseException:
+                retired.rename(out_dir)  # interrupted between the two renames: put the old result back
+                raise
             shutil.rmtree(retired, ignore_errors=True)
         else:
             staging.rename(out_dir)

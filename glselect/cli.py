@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -31,7 +32,8 @@ from glselect.config import (
     SelectionConfig,
     TrainConfig,
 )
-from glselect.errors import ExitCode, GlselectError
+from glselect.checkpoint import checkpoint_dir
+from glselect.errors import ExitCode, GlselectError, Terminated
 from glselect.path import PathStep
 from glselect.report import metrics_lines, top_features_table
 
@@ -63,6 +65,10 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 def one_line(text: str) -> str:
     """``text`` with control characters escaped: a column named '\\n' must not break the one-line message."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _version(value: bool) -> None:
@@ -138,12 +144,16 @@ def fit(
         Optional[int], typer.Option(help="Torch threads.", show_default="1 for small tables, every core for large ones")
     ] = None,
     force: Annotated[bool, typer.Option(help="Replace --out even if it is not a glselect output.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted fit from its last checkpoint (same data and settings).")
+    ] = False,
     top: Annotated[int, typer.Option(help="Rows of the ranked table printed at the end.")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else goes to stdout).")] = False,
     debug: Annotated[bool, typer.Option(help="Show tracebacks for user errors too.")] = False,
 ) -> None:
     """Fit the group-lasso path on DATA, choose a subset of columns, and write the out dir."""
+    config: RunConfig | None = None
     try:
         config = RunConfig(
             table=data,
@@ -151,6 +161,7 @@ def fit(
             groups=groups,
             out=out,
             force=force,
+            resume=resume,
             seed=seed,
             threads=threads,
             data=DataConfig(
@@ -184,9 +195,13 @@ def fit(
             transient=True,
             disable=quiet or not stderr.is_terminal,  # no live bar in logs and pipes
         )
-        with progress:
-            task_id = progress.add_task("path", total=None, lam=0.0, selected="all")
-            result = run(config, on_step=_progress_callback(progress, task_id))
+        previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            with progress:
+                task_id = progress.add_task("path", total=None, lam=0.0, selected="all")
+                result = run(config, on_step=_progress_callback(progress, task_id))
+        finally:
+            signal.signal(signal.SIGTERM, previous_handler)
     except GlselectError as err:
         if debug:
             raise
@@ -195,9 +210,16 @@ def fit(
         if err.hint:
             stderr.print(f"hint: {escape(one_line(err.hint))}", soft_wrap=True)
         raise typer.Exit(ExitCode.USER_ERROR) from None
-    except KeyboardInterrupt:
-        stderr.print("[bold red]interrupted:[/] nothing was written", soft_wrap=True)
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except KeyboardInterrupt as interruption:
+        message = "nothing was written"
+        if config is not None:
+            checkpoint = checkpoint_dir(config.out_dir)
+            message = f"{config.out_dir} was not written" + (
+                f"; rerun with --resume to continue from the checkpoint in {checkpoint}" if checkpoint.exists() else ""
+            )
+        stderr.print(f"[bold red]interrupted:[/] {escape(message)}", soft_wrap=True)
+        code = ExitCode.TERMINATED if isinstance(interruption, Terminated) else ExitCode.INTERRUPTED
+        raise typer.Exit(code) from None
 
     if not result.path.complete:
         stderr.print(

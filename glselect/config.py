@@ -126,6 +126,7 @@ class RunConfig:
     groups: Path | None = None  # the group-map file given by --groups
     out: Path | None = None  # None: '<table stem>.glselect' next to the table
     force: bool = False  # replace an existing directory that is not a glselect output
+    resume: bool = False  # continue from the checkpoint an interrupted run left beside the out dir
     seed: int = 0
     threads: int | None = None  # torch threads; None: one for small problems, all cores for large ones
     data: DataConfig = field(default_factory=DataConfig)

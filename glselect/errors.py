@@ -12,7 +12,8 @@ class ExitCode(IntEnum):
     INTERNAL_ERROR = 1  # a bug: the traceback is kept so it can be reported
     USER_ERROR = 2  # bad usage or bad data, like typer's own usage errors
     CHECK_FAILED = 3  # a check the user asked for did not hold
-    INTERRUPTED = 130
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # 128 + SIGTERM
 
 
 class GlselectError(Exception):
@@ -29,3 +30,7 @@ class GlselectError(Exception):
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds like Ctrl-C (no partial output)."""

@@ -1,0 +1,139 @@
+"""Save the path's walking state between lambdas, and read it back for ``--resume``.
+
+A checkpoint lives in a hidden sibling of the out dir (``.NAME.checkpoint``) and is removed once
+the out dir is written. It is JSON plus safetensors, like every other file glselect reads, and
+it carries a fingerprint of the data and settings so a resume never mixes two different runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from glselect.errors import GlselectError
+from glselect.path import PathState, PathStep
+from glselect.training import TrainResult
+
+CHECKPOINT_VERSION = 1
+STATE_FILE = "state.json"
+# settings that change how the result is computed; the out dir, --force, threads and resume do not
+IRRELEVANT_SETTINGS = ("out", "force", "threads", "resume", "table", "groups")
+STEP_FIELDS = ("lam", "n_selected", "train_loss", "val_loss", "objective", "n_iters", "converged", "relaxed_val_loss", "relaxed_val_se")
+
+
+def checkpoint_dir(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.checkpoint"
+
+
+def fingerprint(settings: dict[str, Any], arrays: list[np.ndarray]) -> str:
+    """A hash of the settings that shape the result and of the encoded data itself."""
+    digest = hashlib.sha256()
+    relevant = {key: value for key, value in settings.items() if key not in IRRELEVANT_SETTINGS}
+    digest.update(json.dumps(relevant, sort_keys=True, default=str).encode())
+    for array in arrays:
+        digest.update(str(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> None:
+    """Write ``state`` so that a crash at any moment leaves the previous checkpoint or this one, whole."""
+    directory.mkdir(parents=True, exist_ok=True)
+    n_steps = len(state.steps)
+    tensors = {f"model.{name}": tensor.detach().clone().contiguous() for name, tensor in state.model_state.items()}
+    tensors |= {f"dense.{name}": tensor.detach().clone().contiguous() for name, tensor in state.dense_state.items()}
+    tensors["norms"] = torch.from_numpy(np.stack([step.group_norms for step in state.steps]).astype(np.float64))
+    tensors["active"] = torch.from_numpy(state.active.astype(np.uint8))
+    tensor_file = f"tensors-{n_steps}.safetensors"
+    save_file(tensors, str(directory / tensor_file))
+    document = {
+        "version": CHECKPOINT_VERSION,
+        "fingerprint": run_fingerprint,
+        "tensors": tensor_file,
+        "steps": [{field: getattr(step, field) for field in STEP_FIELDS} for step in state.steps],
+        "lam": state.lam,
+        "log_ratio": state.log_ratio,
+        "previous_lam": state.previous_lam,
+        "n_rejected": state.n_rejected,
+        "first_step_retries": state.first_step_retries,
+        "last_relaxed_size": state.last_relaxed_size,
+        "relaxed": [[key.hex(), loss, se] for key, (loss, se) in state.relaxed_by_support.items()],
+        "lambda_max_estimate": state.lambda_max_estimate,
+        "solver_step": state.solver_step,
+        "dense_training": [state.dense_training.n_iters, state.dense_training.best_val_loss, state.dense_training.stopped_early],
+    }
+    staging = directory / f"{STATE_FILE}.tmp"
+    staging.write_text(json.dumps(document), encoding="utf-8")  # floats round-trip exactly (repr), NaN included
+    os.replace(staging, directory / STATE_FILE)  # the commit point: state.json names its tensor file
+    for old in directory.glob("tensors-*.safetensors"):
+        if old.name != tensor_file:
+            old.unlink()
+
+
+def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
+    """The saved state, or None when there is no checkpoint.
+
+    Raises
+    ------
+    GlselectError
+        The checkpoint was made with other data or settings, or is unreadable.
+    """
+    state_path = directory / STATE_FILE
+    if not state_path.exists():
+        return None
+    try:
+        document = json.loads(state_path.read_text(encoding="utf-8"))
+        tensors = load_file(str(directory / document["tensors"]))
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
+        raise GlselectError(
+            f"the checkpoint in '{directory}' is unreadable: {err}", hint="delete it and run without --resume"
+        ) from err
+    if document.get("version") != CHECKPOINT_VERSION or document.get("fingerprint") != run_fingerprint:
+        raise GlselectError(
+            f"the checkpoint in '{directory}' was made with other data or settings",
+            hint="run without --resume to start afresh (the checkpoint is then replaced)",
+        )
+    norms = tensors["norms"].numpy()
+    steps = [PathStep(group_norms=norms[index], **raw) for index, raw in enumerate(document["steps"])]
+    n_iters, best_val_loss, stopped_early = document["dense_training"]
+    return PathState(
+        steps=steps,
+        lam=document["lam"],
+        log_ratio=document["log_ratio"],
+        previous_lam=document["previous_lam"],
+        active=tensors["active"].numpy().astype(bool),
+        n_rejected=document["n_rejected"],
+        first_step_retries=document["first_step_retries"],
+        last_relaxed_size=document["last_relaxed_size"],
+        relaxed_by_support={bytes.fromhex(key): (loss, se) for key, loss, se in document["relaxed"]},
+        lambda_max_estimate=document["lambda_max_estimate"],
+        solver_step=document["solver_step"],
+        model_state={name[6:]: tensor for name, tensor in tensors.items() if name.startswith("model.")},
+        dense_state={name[6:]: tensor for name, tensor in tensors.items() if name.startswith("dense.")},
+        dense_training=TrainResult(n_iters=n_iters, best_val_loss=best_val_loss, stopped_early=stopped_early),
+    )
+
+
+class Checkpointer:
+    """``on_checkpoint`` callback that saves at most every ``interval`` seconds (and always the first time)."""
+
+    def __init__(self, directory: Path, run_fingerprint: str, interval: float = 2.0) -> None:
+        self.directory = directory
+        self.fingerprint = run_fingerprint
+        self.interval = interval
+        self._last = -float("inf")
+
+    def __call__(self, state: PathState) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            save_checkpoint(self.directory, state, self.fingerprint)
+            self._last = now
