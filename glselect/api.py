@@ -8,7 +8,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -44,6 +45,18 @@ class FitResult:
     selection: Selection
     out_dir: Path
     files: list[Path]
+
+
+@contextmanager
+def _checkpoint_kept_only_if_interrupted(directory: Path) -> Iterator[None]:
+    """Remove the path checkpoint once the out dir is whole, or when a user error ends the run
+    (it would recur on a rerun); keep it only for an interruption, which ``--resume`` can mend."""
+    try:
+        yield
+    except GlselectError:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def split_rows(n_rows: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -121,91 +134,93 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
     checkpoints = checkpoint_dir(out_dir)
     run_fingerprint = fingerprint(config.to_dict(), [design.X, design.y, group_index.group_ids, rows["train"], rows["val"]])
     resume = load_checkpoint(checkpoints, run_fingerprint) if config.resume else None
-    path = fit_path(
-        model, train, val, group_index.group_ids, group_index.n_encoded, task,
-        config.model, config.train, config.path, on_step=on_step,
-        resume=resume, on_checkpoint=Checkpointer(checkpoints, run_fingerprint),
-    )
-    path_seconds = time.perf_counter() - started - read_seconds
-    step_index, rule = choose_step(path, config.selection)
-    selection = refit(
-        path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
-        config.model, config.train, config.seed,
-    )
-    with torch.no_grad():
-        columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)
-        dense_metrics = evaluate(path.dense_model(test[0]), test[1], encoder.target)
-        pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
-        dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().numpy()
-    importances = rank_groups(path, selection, group_index, encoder, dense_column_norms)
+    with _checkpoint_kept_only_if_interrupted(checkpoints):
+        path = fit_path(
+            model, train, val, group_index.group_ids, group_index.n_encoded, task,
+            config.model, config.train, config.path, on_step=on_step,
+            resume=resume, on_checkpoint=Checkpointer(checkpoints, run_fingerprint),
+        )
+        path_seconds = time.perf_counter() - started - read_seconds
+        step_index, rule = choose_step(path, config.selection)
+        selection = refit(
+            path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
+            config.model, config.train, config.seed,
+        )
+        with torch.no_grad():
+            columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)
+            dense_metrics = evaluate(path.dense_model(test[0]), test[1], encoder.target)
+            pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
+            dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().numpy()
+        importances = rank_groups(path, selection, group_index, encoder, dense_column_norms)
 
-    selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
-    chosen = set(selected_groups)
-    selected_features = [
-        column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in chosen
-    ]
-    inputs = [name for name, keep in zip(design.feature_names, selection.feature_mask) if keep]
-    summary = {
-        "format": OUTPUT_FORMAT,
-        "version": __version__,
-        "task": task,
-        "target": config.target,
-        "classes": list(encoder.target.classes),
-        "selected_features": selected_features,
-        "selected_groups": selected_groups,
-        "n_selected_features": len(selected_features),
-        "n_selected_groups": len(selected_groups),
-        "lambda": selection.lam,
-        "rule": rule,
-        "step": step_index,
-        "primary_metric": PRIMARY_METRIC[task],
-        "metrics": {"dense": dense_metrics, "pruned": pruned_metrics},
-        "sizes": {
-            "rows": len(table),
-            "rows_dropped_missing_target": n_missing_target,
-            "train_rows": len(rows["train"]),
-            "val_rows": len(rows["val"]),
-            "test_rows": len(rows["test"]),
-            "columns": len(encoder.columns),
-            "encoded_columns": design.X.shape[1],
-            "groups": group_index.n_groups,
-            "dense_parameters": path.dense_model.n_parameters(),
-            "pruned_parameters": selection.model.n_parameters(),
-        },
-        "path": {
-            "complete": path.complete,
-            "resumed_from_step": None if resume is None else len(resume.steps) - 1,
-            "n_steps": len(path.steps),
-            "n_rejected_steps": path.n_rejected,
-            "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
-            "lambda_last": path.steps[-1].lam,
-            "lambda_max_estimate": path.lambda_max_estimate,
-            "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
-        },
-        "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "timings": {},
-    }
-    path_scalars, path_norms = path_tables(path, group_index)
-    model_meta = model_document(selection.model, encoder, inputs, selected_features, config.model.max_norm, __version__)
-    summary["timings"] = {
-        "read_seconds": round(read_seconds, 3),
-        "path_seconds": round(path_seconds, 3),
-        "refit_seconds": round(time.perf_counter() - started - read_seconds - path_seconds, 3),
-        "total_seconds": round(time.perf_counter() - started, 3),
-    }
-    files = write_artifacts(
-        out_dir,
-        summary=summary,
-        importances=importances,
-        path_scalars=path_scalars,
-        path_norms=path_norms,
-        model=selection.model,
-        model_meta=model_meta,
-        force=config.force,
-        protected=config.inputs,
-    )
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the result is whole: nothing left to resume
+        selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
+        chosen = set(selected_groups)
+        selected_features = [
+            column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in chosen
+        ]
+        inputs = [name for name, keep in zip(design.feature_names, selection.feature_mask) if keep]
+        summary = {
+            "format": OUTPUT_FORMAT,
+            "version": __version__,
+            "task": task,
+            "target": config.target,
+            "classes": list(encoder.target.classes),
+            "selected_features": selected_features,
+            "selected_groups": selected_groups,
+            "n_selected_features": len(selected_features),
+            "n_selected_groups": len(selected_groups),
+            "lambda": selection.lam,
+            "rule": rule,
+            "step": step_index,
+            "primary_metric": PRIMARY_METRIC[task],
+            "metrics": {"dense": dense_metrics, "pruned": pruned_metrics},
+            "sizes": {
+                "rows": len(table),
+                "rows_dropped_missing_target": n_missing_target,
+                "train_rows": len(rows["train"]),
+                "val_rows": len(rows["val"]),
+                "test_rows": len(rows["test"]),
+                "columns": len(encoder.columns),
+                "encoded_columns": design.X.shape[1],
+                "groups": group_index.n_groups,
+                "dense_parameters": path.dense_model.n_parameters(),
+                "pruned_parameters": selection.model.n_parameters(),
+                "pruned_hidden": list(selection.model.hidden),
+                "pruned_neurons_removed": selection.n_pruned_neurons,
+            },
+            "path": {
+                "complete": path.complete,
+                "resumed_from_step": None if resume is None else len(resume.steps) - 1,
+                "n_steps": len(path.steps),
+                "n_rejected_steps": path.n_rejected,
+                "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
+                "lambda_last": path.steps[-1].lam,
+                "lambda_max_estimate": path.lambda_max_estimate,
+                "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
+            },
+            "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
+            "seed": config.seed,
+            "config": config.to_dict(),
+            "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
+            "timings": {},
+        }
+        path_scalars, path_norms = path_tables(path, group_index)
+        model_meta = model_document(selection.model, encoder, inputs, selected_features, config.model.max_norm, __version__)
+        summary["timings"] = {
+            "read_seconds": round(read_seconds, 3),
+            "path_seconds": round(path_seconds, 3),
+            "refit_seconds": round(time.perf_counter() - started - read_seconds - path_seconds, 3),
+            "total_seconds": round(time.perf_counter() - started, 3),
+        }
+        files = write_artifacts(
+            out_dir,
+            summary=summary,
+            importances=importances,
+            path_scalars=path_scalars,
+            path_norms=path_norms,
+            model=selection.model,
+            model_meta=model_meta,
+            force=config.force,
+            protected=config.inputs,
+        )
     return FitResult(summary=summary, encoder=encoder, importances=importances, path=path, selection=selection, out_dir=out_dir, files=files)

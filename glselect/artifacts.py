@@ -265,3 +265,42 @@ def load_model(out_dir: Path) -> LoadedModel:
     model.load_state_dict(tensors)
     model.eval()
     return LoadedModel(model=model, encoder=encoder, inputs=inputs, meta=meta)
+
+
+@dataclass(frozen=True)
+class Results:
+    """The tables of an out dir, as ``show``, ``report``, ``select`` and ``check`` read them."""
+
+    out_dir: Path
+    summary: dict[str, Any]
+    features: pd.DataFrame  # importances.csv
+    groups: pd.DataFrame  # groups.csv
+    path: pd.DataFrame  # path.csv
+    path_norms: pd.DataFrame  # path_norms.parquet: step, group, norm
+
+
+def load_results(out_dir: Path) -> Results:
+    """Read the result tables of ``out_dir``.
+
+    Raises
+    ------
+    GlselectError
+        ``out_dir`` is not a glselect output, or one of its files is missing or unreadable.
+    """
+    if not out_dir.is_dir():
+        raise GlselectError(f"'{out_dir}' is not a directory", hint="pass the --out directory of a glselect fit")
+    if not is_glselect_output(out_dir):
+        raise GlselectError(f"'{out_dir}' is not a glselect output: 'summary.json' is missing or not ours")
+    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+    try:
+        return Results(
+            out_dir=out_dir,
+            summary=summary,
+            # names stay text: a column called '007' must not come back as the number 7
+            features=pd.read_csv(out_dir / "importances.csv", dtype={"feature": str, "group": str}, keep_default_na=False),
+            groups=pd.read_csv(out_dir / "groups.csv", dtype={"group": str, "columns": str}, keep_default_na=False),
+            path=pd.read_csv(out_dir / "path.csv"),
+            path_norms=pd.read_parquet(out_dir / "path_norms.parquet"),
+        )
+    except (OSError, ValueError) as err:
+        raise GlselectError(f"cannot read the results in '{out_dir}': {err}") from err

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, Iterator, NoReturn, Optional
 
+import pandas as pd
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -22,7 +25,10 @@ from rich.progress import (
 
 from glselect import __version__
 from glselect.api import run
-from glselect.artifacts import dump_json
+from glselect.artifacts import dump_json, load_model, load_results
+from glselect.checks import run_checks
+from glselect.io import read_table, write_table
+from glselect.prediction import predict_table
 from glselect.config import (
     TASKS,
     DataConfig,
@@ -65,6 +71,25 @@ def parse_hidden(text: str) -> tuple[int, ...]:
 def one_line(text: str) -> str:
     """``text`` with control characters escaped: a column named '\\n' must not break the one-line message."""
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _report_user_error(err: GlselectError, debug: bool) -> NoReturn:
+    if debug:
+        raise err
+    # soft wrap: one message stays one line, whatever the terminal width
+    stderr.print(f"[bold red]error:[/] {escape(one_line(str(err)))}", soft_wrap=True)
+    if err.hint:
+        stderr.print(f"hint: {escape(one_line(err.hint))}", soft_wrap=True)
+    raise typer.Exit(ExitCode.USER_ERROR) from None
+
+
+@contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn a ``GlselectError`` into one line on stderr and exit code 2."""
+    try:
+        yield
+    except GlselectError as err:
+        _report_user_error(err, debug)
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -124,6 +149,10 @@ def fit(
     hidden: Annotated[
         str, typer.Option(help="Hidden layer widths, e.g. '64' or '64,32'; '0' fits the linear/logistic group lasso.")
     ] = ",".join(map(str, MODEL.hidden)),
+    neuron_penalty: Annotated[
+        float,
+        typer.Option(help="Penalty on each hidden unit's outgoing weights in the refit: units it zeroes are pruned from the saved model."),
+    ] = MODEL.neuron_penalty,
     rule: Annotated[
         str, typer.Option(help="How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) or 'min' (best validation loss).")
     ] = SELECTION.rule,
@@ -173,7 +202,7 @@ def fit(
                 drop=tuple(drop or ()),
                 categorical=tuple(categorical or ()),
             ),
-            model=ModelConfig(hidden=parse_hidden(hidden)),
+            model=ModelConfig(hidden=parse_hidden(hidden), neuron_penalty=neuron_penalty),
             train=TrainConfig(),
             path=PathConfig(
                 lambda_step=lambda_step,
@@ -203,13 +232,7 @@ def fit(
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
     except GlselectError as err:
-        if debug:
-            raise
-        # soft wrap: one message stays one line, whatever the terminal width
-        stderr.print(f"[bold red]error:[/] {escape(one_line(str(err)))}", soft_wrap=True)
-        if err.hint:
-            stderr.print(f"hint: {escape(one_line(err.hint))}", soft_wrap=True)
-        raise typer.Exit(ExitCode.USER_ERROR) from None
+        _report_user_error(err, debug)
     except KeyboardInterrupt as interruption:
         message = "nothing was written"
         if config is not None:
@@ -236,6 +259,125 @@ def fit(
         for line in metrics_lines(result.summary):
             console.print(escape(line))
         console.print(f"wrote {escape(str(result.out_dir))}/")
+
+
+OUT_DIR = Annotated[Path, typer.Argument(help="The --out directory of a glselect fit.", show_default=False)]
+DEBUG = Annotated[bool, typer.Option(help="Show tracebacks for user errors too.")]
+
+
+@app.command()
+def predict(
+    out_dir: OUT_DIR,
+    data: Annotated[Path, typer.Argument(help="Table to predict: needs only the columns the model reads.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write predictions here (.csv or .parquet).", show_default="CSV on stdout")] = None,
+    keep: Annotated[Optional[list[str]], typer.Option(help="Copy this column of DATA into the output, e.g. an ID (repeatable).")] = None,
+    debug: DEBUG = False,
+) -> None:
+    """Predict DATA with the pruned model of OUT_DIR, through the encoding saved at fit time."""
+    with user_errors(debug):
+        loaded = load_model(out_dir)
+        table = read_table(data)
+        missing = [name for name in keep or () if name not in table.columns]
+        if missing:
+            raise GlselectError(f"--keep names column(s) not in '{data}': {', '.join(map(repr, missing))}")
+        predictions = predict_table(loaded, table)
+        if keep:
+            predictions = pd.concat([table[list(keep)], predictions], axis=1)
+        if out is None:
+            sys.stdout.write(predictions.to_csv(index=False))
+        else:
+            write_table(predictions, out)
+            stderr.print(f"wrote {len(predictions)} predictions to {escape(str(out))}", soft_wrap=True)
+
+
+@app.command()
+def select(
+    out_dir: OUT_DIR,
+    data: Annotated[Path, typer.Argument(help="Table to reduce.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Reduced table to write (.csv or .parquet).", show_default=False)],
+    debug: DEBUG = False,
+) -> None:
+    """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it)."""
+    with user_errors(debug):
+        results = load_results(out_dir)
+        table = read_table(data)
+        selected = list(results.summary["selected_features"])
+        missing = [name for name in selected if name not in table.columns]
+        if missing:
+            raise GlselectError(f"'{data}' lacks selected column(s): {', '.join(map(repr, missing))}")
+        target = results.summary["target"]
+        write_table(table[selected + ([target] if target in table.columns else [])], out)
+        stderr.print(f"wrote {len(selected)} selected columns of {len(table)} rows to {escape(str(out))}", soft_wrap=True)
+
+
+@app.command()
+def show(
+    out_dir: OUT_DIR,
+    top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 15,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary and the ranked columns as JSON.")] = False,
+    debug: DEBUG = False,
+) -> None:
+    """Show the result in OUT_DIR: the ranked columns and the dense-vs-pruned metrics."""
+    with user_errors(debug):
+        results = load_results(out_dir)
+    if json_output:
+        ranked = results.features.head(top).to_dict(orient="records")
+        sys.stdout.write(dump_json({**results.summary, "top_features": ranked}))
+        return
+    console = Console()
+    console.print(top_features_table(results.features, top))
+    for line in metrics_lines(results.summary):
+        console.print(escape(line))
+
+
+@app.command()
+def report(
+    out_dir: OUT_DIR,
+    top: Annotated[int, typer.Option(help="Groups named in the plot.")] = 8,
+    debug: DEBUG = False,
+) -> None:
+    """Draw path.png and write a self-contained report.html into OUT_DIR."""
+    with user_errors(debug):
+        from glselect.plots import write_report  # matplotlib loads only for this command
+
+        written = write_report(load_results(out_dir), top=top)
+    for path in written:
+        stderr.print(f"wrote {escape(str(path))}", soft_wrap=True)
+
+
+@app.command()
+def check(
+    out_dir: OUT_DIR,
+    expect: Annotated[Optional[list[str]], typer.Option(help="This column must be selected (repeatable).")] = None,
+    forbid: Annotated[Optional[list[str]], typer.Option(help="This column must not be selected, e.g. an ID (repeatable).")] = None,
+    max_share: Annotated[Optional[float], typer.Option(help="No group may carry more than this share of the total importance.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="An earlier out dir to compare the selection with.")] = None,
+    min_overlap: Annotated[Optional[float], typer.Option(help="Least Jaccard overlap of the selected columns with --baseline.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the rule results as JSON.")] = False,
+    debug: DEBUG = False,
+) -> None:
+    """Gate a CI job on OUT_DIR: exit 0 when every rule holds, 3 when one fails."""
+    with user_errors(debug):
+        outcomes = run_checks(
+            load_results(out_dir),
+            expect=list(expect or ()),
+            forbid=list(forbid or ()),
+            max_share=max_share,
+            baseline=None if baseline is None else load_results(baseline),
+            min_overlap=min_overlap,
+        )
+    passed = all(outcome.passed for outcome in outcomes)
+    if json_output:
+        sys.stdout.write(dump_json({"passed": passed, "rules": [vars(outcome) for outcome in outcomes]}))
+    else:
+        table = Table(title=f"glselect check {escape(str(out_dir))}", title_justify="left")
+        for header in ("rule", "result", "detail"):
+            table.add_column(header)
+        for outcome in outcomes:
+            table.add_row(escape(outcome.rule), "[green]pass[/]" if outcome.passed else "[bold red]FAIL[/]", escape(outcome.detail))
+        Console().print(table)
+    if not passed:
+        raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
 if __name__ == "__main__":

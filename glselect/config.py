@@ -47,8 +47,10 @@ class DataConfig:
 class ModelConfig:
     hidden: tuple[int, ...] = (32,)  # hidden layer widths; () is the linear/logistic model
     max_norm: float = 1.0  # bound on each later-layer column norm: the input penalty cannot be dodged
+    neuron_penalty: float = 0.0  # refit: penalty on each hidden unit's outgoing weights, to prune units
 
     def __post_init__(self) -> None:
+        _require(self.neuron_penalty >= 0, f"neuron_penalty must be >= 0, got {self.neuron_penalty}")
         _require(
             all(width > 0 for width in self.hidden),
             f"hidden widths must be positive, got {list(self.hidden)}",

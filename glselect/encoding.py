@@ -375,6 +375,8 @@ def encode_features(encoder: Encoder, df: pd.DataFrame) -> np.ndarray:
     if absent:
         raise GlselectError(f"the table lacks column(s) the model was fitted on: {', '.join(map(repr, absent))}")
     blocks = [_encode_column(column, df[column.name]) for column in used]
+    if not blocks:  # a model that selected no column reads nothing
+        return np.zeros((len(df), 0), dtype=np.float32)
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 

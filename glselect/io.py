@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -169,3 +170,28 @@ def read_group_map(path: Path) -> dict[str, str]:
     if path.suffix.lower() == ".json":
         return parse_json_group_map(text, source=str(path))
     return parse_group_map(text, source=str(path))
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write ``df`` as CSV or Parquet (by suffix), through a temporary file so a reader never sees half of it.
+
+    Raises
+    ------
+    GlselectError
+        The suffix is not a table format, or the file cannot be written.
+    """
+    suffix = _suffix(path)
+    if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
+        raise GlselectError(f"cannot tell the format of '{path}' from its suffix '{suffix}'", hint="name the file *.csv or *.parquet")
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix in PARQUET_SUFFIXES:
+            df.to_parquet(staging, index=False)
+        else:
+            df.to_csv(staging, index=False, sep="\t" if suffix == ".tsv" else ",", compression="gzip" if suffix == ".csv.gz" else None)
+        os.replace(staging, path)
+    except OSError as err:
+        raise GlselectError(f"cannot write '{path}': {err}") from err
+    finally:
+        staging.unlink(missing_ok=True)

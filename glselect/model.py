@@ -6,6 +6,8 @@ that must stay bounded, and the per-group norms of the first layer.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -62,3 +64,27 @@ class GroupLassoMLP(nn.Module):
 
     def n_parameters(self) -> int:
         return sum(parameter.numel() for parameter in self.parameters())
+
+
+def prune_dead_neurons(model: GroupLassoMLP) -> GroupLassoMLP:
+    """A copy of ``model`` without the first-layer hidden units whose outgoing weights are all zero.
+
+    Such a unit adds nothing to any output, so the smaller network computes exactly the same function.
+    """
+    if not model.later_weights:
+        return model
+    alive = torch.linalg.vector_norm(model.later_weights[0].detach(), dim=0) > 0
+    kept = torch.nonzero(alive).flatten()
+    hidden = (int(kept.numel()), *model.hidden[1:])
+    with warnings.catch_warnings():
+        # every unit dead leaves a width-0 layer (the model is then its output bias); torch warns about it
+        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+        smaller = GroupLassoMLP(model.n_inputs, hidden, model.n_outputs).to(model.first_weight.dtype)
+    with torch.no_grad():
+        smaller.layers[0].weight.copy_(model.layers[0].weight[kept])
+        smaller.layers[0].bias.copy_(model.layers[0].bias[kept])
+        smaller.layers[1].weight.copy_(model.layers[1].weight[:, kept])
+        smaller.layers[1].bias.copy_(model.layers[1].bias)
+        for target, source in zip(smaller.layers[2:], model.layers[2:]):
+            target.load_state_dict(source.state_dict())
+    return smaller

@@ -11,7 +11,7 @@ import torch
 from glselect.config import ModelConfig, SelectionConfig, TrainConfig
 from glselect.errors import GlselectError
 from glselect.metrics import loss_function
-from glselect.model import GroupLassoMLP
+from glselect.model import GroupLassoMLP, prune_dead_neurons
 from glselect.path import LambdaPath
 from glselect.training import TrainResult, train_on_columns
 
@@ -31,6 +31,7 @@ class Selection:
     feature_mask: np.ndarray
     model: GroupLassoMLP
     refit: TrainResult
+    n_pruned_neurons: int  # first-layer hidden units removed by the neuron penalty
 
 
 def choose_step(path: LambdaPath, config: SelectionConfig) -> tuple[int, str]:
@@ -93,7 +94,15 @@ def refit(
         # a model with no inputs (nothing selected) is an intercept; torch warns about the empty weight
         warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
         model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(train[0].dtype)
-    result = train_on_columns(model, feature_mask, train, val, loss_function(task), model_config.max_norm, train_config)
+    loss_fn = loss_function(task)
+    result = train_on_columns(
+        model, feature_mask, train, val, loss_fn, model_config.max_norm, train_config, model_config.neuron_penalty
+    )
+    n_hidden_before = model.hidden[0] if model.hidden else 0
+    if model_config.neuron_penalty > 0 and model.hidden:
+        # drop the units the neuron penalty zeroed, then fit the smaller network without penalty
+        model = prune_dead_neurons(model)
+        result = train_on_columns(model, feature_mask, train, val, loss_fn, model_config.max_norm, train_config)
     return Selection(
         step_index=step_index,
         rule=rule,
@@ -102,4 +111,5 @@ def refit(
         feature_mask=feature_mask,
         model=model,
         refit=result,
+        n_pruned_neurons=n_hidden_before - (model.hidden[0] if model.hidden else 0),
     )

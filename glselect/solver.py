@@ -65,6 +65,9 @@ class ProximalGradient:
         Group structure of the first layer; None trains without a group penalty.
     max_norm
         Column-norm bound of the later weights.
+    neuron_penalty
+        Weight of ``sum_h ||W2[:, h]||``, the norms of the weights leaving each first-layer hidden
+        unit: a unit whose outgoing weights reach exactly zero is dead and can be pruned.
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class ProximalGradient:
         penalty: GroupPenalty | None,
         max_norm: float,
         step: float = 1.0,
+        neuron_penalty: float = 0.0,
     ) -> None:
         self.model = model
         self.X, self.y = X, y
@@ -88,6 +92,11 @@ class ProximalGradient:
         self._first = 0  # index of the first-layer weight in _params
         later = {id(weight) for weight in model.later_weights}
         self._is_later = [id(p) in later for p in self._params]
+        # the weight leaving the first hidden layer, when there is one and neurons are penalised
+        self.neuron_penalty = neuron_penalty if model.later_weights else 0.0
+        self._second = next(
+            (i for i, p in enumerate(self._params) if model.later_weights and p is model.later_weights[0]), -1
+        )
         self._reset_momentum()
 
     def _reset_momentum(self) -> None:
@@ -109,9 +118,12 @@ class ProximalGradient:
                 p.copy_(v)
 
     def _penalty_value(self, values: list[torch.Tensor]) -> float:
-        if self.penalty is None or self.lam == 0.0:
-            return 0.0
-        return self.lam * float(self.penalty.value(values[self._first]))
+        value = 0.0
+        if self.penalty is not None and self.lam != 0.0:
+            value += self.lam * float(self.penalty.value(values[self._first]))
+        if self.neuron_penalty:
+            value += self.neuron_penalty * float(torch.linalg.vector_norm(values[self._second], dim=0).sum())
+        return value
 
     def _prox(self, values: list[torch.Tensor], step: float) -> list[torch.Tensor]:
         out = []
@@ -119,6 +131,12 @@ class ProximalGradient:
             if i == self._first and self.penalty is not None and self.lam > 0.0:
                 v = group_soft_threshold(v, self.penalty.group_ids, step * self.lam * self.penalty.weights)
             elif self._is_later[i]:
+                if i == self._second and self.neuron_penalty:
+                    # each column (one hidden unit's outgoing weights) is a group; shrinking and then
+                    # capping a vector's norm is the prox of the penalty plus the bound: both are radial
+                    columns = torch.arange(v.shape[1], device=v.device)
+                    thresholds = torch.full((v.shape[1],), step * self.neuron_penalty, dtype=v.dtype, device=v.device)
+                    v = group_soft_threshold(v, columns, thresholds)
                 v = project_column_norms(v, self.max_norm)
             out.append(v)
         return out

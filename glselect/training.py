@@ -33,6 +33,7 @@ def train_early_stopped(
     loss_fn: LossFunction,
     max_norm: float,
     config: TrainConfig,
+    neuron_penalty: float = 0.0,
 ) -> TrainResult:
     """Train ``model`` in place without a group penalty; keep the weights with the best validation loss.
 
@@ -42,8 +43,10 @@ def train_early_stopped(
         ``(X, y)`` pairs, X of shape (n_samples, n_features).
     max_norm
         Column-norm bound of the later layers (the same model class as on the path).
+    neuron_penalty
+        Penalty on each first-layer hidden unit's outgoing weights (0: none), to prune units.
     """
-    solver = ProximalGradient(model, *train, loss_fn, penalty=None, max_norm=max_norm)
+    solver = ProximalGradient(model, *train, loss_fn, penalty=None, max_norm=max_norm, neuron_penalty=neuron_penalty)
     best_loss = mean_loss(model, *val, loss_fn)
     best_state = copy.deepcopy(model.state_dict())
     n_iters = 0
@@ -74,9 +77,10 @@ def train_on_columns(
     loss_fn: LossFunction,
     max_norm: float,
     config: TrainConfig,
+    neuron_penalty: float = 0.0,
 ) -> TrainResult:
     """``train_early_stopped`` for a model that reads only the encoded columns where ``keep`` (bool) is true."""
     columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
     return train_early_stopped(
-        model, (train[0][:, columns], train[1]), (val[0][:, columns], val[1]), loss_fn, max_norm, config
+        model, (train[0][:, columns], train[1]), (val[0][:, columns], val[1]), loss_fn, max_norm, config, neuron_penalty
     )

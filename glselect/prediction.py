@@ -1,0 +1,45 @@
+"""Apply a saved model to a raw table: the saved encoding, then the pruned network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from glselect.artifacts import LoadedModel
+from glselect.encoding import encode_features
+
+
+def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:
+    """Predictions for every row of ``table``, in row order.
+
+    Only the columns the model reads must be present; unseen category levels and missing cells
+    are encoded exactly as in training (pooled level, imputed mean plus indicator).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Regression: ``prediction`` in the target's units. Classification: ``prediction`` (the
+        class label) and one ``probability_<label>`` column per class.
+
+    Raises
+    ------
+    GlselectError
+        A column the model reads is missing or has the wrong type.
+    """
+    X = torch.from_numpy(encode_features(loaded.encoder, table))
+    with torch.no_grad():
+        out = loaded.model(X).double()
+    target = loaded.encoder.target
+    if target.task == "regression":
+        return pd.DataFrame({"prediction": out[:, 0].numpy() * target.scale + target.center}, index=table.index)
+    if target.task == "binary":
+        positive = torch.sigmoid(out[:, 0]).numpy()
+        probabilities = np.stack([1.0 - positive, positive], axis=1)
+    else:
+        probabilities = torch.softmax(out, dim=1).numpy()
+    labels = np.asarray(target.classes, dtype=object)[probabilities.argmax(axis=1)]
+    frame = pd.DataFrame({"prediction": labels}, index=table.index)
+    for index, label in enumerate(target.classes):
+        frame[f"probability_{label}"] = probabilities[:, index]
+    return frame
