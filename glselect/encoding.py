@@ -217,7 +217,9 @@ def _fit_column(values: pd.Series, fit_values: pd.Series, max_levels: int, categ
     if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
         return ColumnEncoding(name, "ignored", reason="date/time column: not used as-is (derive numeric features from it)")
     present = values.dropna()
-    if present.astype("string").nunique() == 1 and n_missing == 0:
+    # nunique on the values themselves: converting every number to text costs seconds on wide tables
+    n_distinct = present.nunique() if present.dtype != object else present.astype("string").nunique()
+    if n_distinct == 1 and n_missing == 0:
         return ColumnEncoding(name, "ignored", reason=f"constant: every value is {_plain(present.iloc[0])!r}")
     if not categorical and _is_boolean(values):
         return _standardised(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,8 +38,14 @@ class GroupLassoMLP(nn.Module):
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Outputs of shape (n_samples, n_outputs) for inputs of shape (n_samples, n_inputs)."""
-        out = X
-        for layer in self.layers[:-1]:
+        return self.forward_from_first(self.layers[0](X))
+
+    def forward_from_first(self, Z: torch.Tensor) -> torch.Tensor:
+        """Outputs from the first layer's pre-activations Z, shape (n_samples, fan_out)."""
+        if len(self.layers) == 1:
+            return Z
+        out = torch.relu(Z)
+        for layer in self.layers[1:-1]:
             out = torch.relu(layer(out))
         return self.layers[-1](out)
 
@@ -88,3 +95,14 @@ def prune_dead_neurons(model: GroupLassoMLP) -> GroupLassoMLP:
         for target, source in zip(smaller.layers[2:], model.layers[2:]):
             target.load_state_dict(source.state_dict())
     return smaller
+
+
+def restrict_inputs(model: GroupLassoMLP, keep: np.ndarray) -> GroupLassoMLP:
+    """A copy of ``model`` that reads only the input columns where ``keep`` (bool, (n_features,)) is true."""
+    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
+    small = GroupLassoMLP(int(columns.numel()), model.hidden, model.n_outputs).to(model.first_weight.dtype)
+    with torch.no_grad():
+        for target, source in zip(small.layers, model.layers):
+            target.bias.copy_(source.bias)
+            target.weight.copy_(source.weight if target is not small.layers[0] else source.weight[:, columns])
+    return small

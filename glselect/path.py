@@ -20,18 +20,19 @@ import torch
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.errors import GlselectError
 from glselect.metrics import LossFunction, loss_function, row_loss_function
-from glselect.model import GroupLassoMLP
-from glselect.solver import GroupPenalty, ProximalGradient
+from glselect.model import GroupLassoMLP, restrict_inputs
+from glselect.screening import solve_screened
+from glselect.solver import GroupPenalty
 from glselect.training import TrainResult, mean_loss, train_early_stopped, train_on_columns
 
 MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
 MIN_RATIO_FRACTION = 1 / 64  # the smallest step is the base step / 64; below that, ties are accepted
 FIRST_STEP_RETRIES = 6  # halvings of the starting lambda when many groups leave at the first step
 # Relaxed refits score every support of at most this many groups, and larger supports only on a
-# ladder (each a tenth smaller than the last scored): large supports, padded with noise, are
+# ladder (each a fifth smaller than the last scored): large supports, padded with noise, are
 # almost never chosen, and scoring each of them would cost as much as the path itself.
-RELAX_EVERY_SUPPORT_UP_TO = 64
-RELAX_LADDER = 0.9
+RELAX_EVERY_SUPPORT_UP_TO = 16
+RELAX_LADDER = 0.8
 
 
 @dataclass(frozen=True)
@@ -112,17 +113,6 @@ def zero_kkt_lambdas(
     return (norms.sqrt() / penalty.weights).double().numpy()
 
 
-def restrict_inputs(model: GroupLassoMLP, keep: np.ndarray) -> GroupLassoMLP:
-    """A copy of ``model`` that reads only the input columns where ``keep`` (bool, (n_features,)) is true."""
-    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
-    small = GroupLassoMLP(int(columns.numel()), model.hidden, model.n_outputs).to(model.first_weight.dtype)
-    with torch.no_grad():
-        for target, source in zip(small.layers, model.layers):
-            target.bias.copy_(source.bias)
-            target.weight.copy_(source.weight if target is not small.layers[0] else source.weight[:, columns])
-    return small
-
-
 def relaxed_val_loss(
     model: GroupLassoMLP,
     keep: np.ndarray,
@@ -154,7 +144,7 @@ def _mean_and_se(model: GroupLassoMLP, X: torch.Tensor, y: torch.Tensor, row_los
 def _record(
     model: GroupLassoMLP,
     lam: float,
-    solver: ProximalGradient,
+    train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     loss_fn: LossFunction,
     penalty: GroupPenalty,
@@ -163,7 +153,7 @@ def _record(
     relaxed: tuple[float, float],
 ) -> PathStep:
     norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().numpy()
-    train_loss = mean_loss(model, solver.X, solver.y, loss_fn)
+    train_loss = mean_loss(model, *train, loss_fn)
     return PathStep(
         lam=lam,
         n_selected=int(np.count_nonzero(norms)),
@@ -224,13 +214,12 @@ def fit_path(
     GlselectError
         Training diverged (a non-finite loss).
     """
-    X_train, y_train = train
+    X_train = train[0]
     loss_fn = loss_function(task)
     row_loss_fn = row_loss_function(task)
     penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], X_train.dtype)
-    solver = ProximalGradient(model, X_train, y_train, loss_fn, penalty, model_config.max_norm)
     if resume is None:
-        state = _start(model, solver, train, val, loss_fn, row_loss_fn, penalty, train_config, path_config)
+        state = _start(model, train, val, loss_fn, row_loss_fn, penalty, model_config, train_config, path_config)
         if on_step is not None:
             on_step(state.steps[0])
         if on_checkpoint is not None:
@@ -238,7 +227,6 @@ def fit_path(
     else:
         state = resume
         model.load_state_dict(state.model_state)
-        solver.step = state.solver_step
         if on_step is not None:
             for step in state.steps:
                 on_step(step)
@@ -251,17 +239,7 @@ def fit_path(
 
     while len(state.steps) <= path_config.max_steps and state.active.sum() > path_config.min_features:
         saved_state = copy.deepcopy(model.state_dict())
-        saved_step = solver.step
         lam = state.lam
-        solver.set_lambda(lam)
-        result = solver.run(path_config.max_iters_per_lambda, path_config.tol)
-        if not math.isfinite(result.objective):
-            raise GlselectError(
-                f"training diverged at lambda={lam:.3g}: the objective is not finite",
-                hint="check the table for extreme values",
-            )
-        now_active = model.group_norms(penalty.group_ids, penalty.n_groups).numpy() > 0
-        n_left = int(np.count_nonzero(state.active & ~now_active))
         max_departures = max(1, int(path_config.departure_fraction * np.count_nonzero(state.active)))
         is_first = state.previous_lam == 0.0
         can_refine = (
@@ -269,12 +247,25 @@ def fit_path(
             if is_first
             else state.log_ratio > base_log_ratio * MIN_RATIO_FRACTION
         )
+        result, solver_step = solve_screened(
+            model, train, loss_fn, penalty, group_ids, state.active, lam, state.solver_step,
+            model_config.max_norm, path_config.max_iters_per_lambda, path_config.tol,
+            # a lambda that will be undone anyway need not be solved to the end; groups can pass
+            # through zero and come back within a solve, so only a clear excess stops it early
+            max_departures=2 * max_departures + 1 if can_refine else None,
+        )
+        if not math.isfinite(result.objective):
+            raise GlselectError(
+                f"training diverged at lambda={lam:.3g}: the objective is not finite",
+                hint="check the table for extreme values",
+            )
+        now_active = model.group_norms(penalty.group_ids, penalty.n_groups).numpy() > 0
+        n_left = int(np.count_nonzero(state.active & ~now_active))
         # at the first lambda, losing every group at once says the start was too high, not a tie
-        too_many = n_left > max_departures or (is_first and n_left > 0 and not now_active.any())
+        too_many = result.stopped or n_left > max_departures or (is_first and n_left > 0 and not now_active.any())
         if too_many and can_refine:
             # several groups left at once: undo, and try a lambda closer to the last one
             model.load_state_dict(saved_state)
-            solver.step = saved_step
             state.n_rejected += 1
             if is_first:
                 state.first_step_retries += 1
@@ -284,7 +275,7 @@ def fit_path(
                 state.lam = state.previous_lam * math.exp(state.log_ratio)
             continue
         relaxed = _relaxed_score(state, model, now_active, group_ids, train, val, loss_fn, row_loss_fn, model_config, relax_config)
-        step = _record(model, lam, solver, val, loss_fn, penalty, result.n_iters, result.converged, relaxed)
+        step = _record(model, lam, train, val, loss_fn, penalty, result.n_iters, result.converged, relaxed)
         state.steps.append(step)
         if n_left == 0:
             state.log_ratio = min(state.log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster
@@ -292,7 +283,7 @@ def fit_path(
         state.previous_lam = lam
         state.lam = lam * math.exp(state.log_ratio)
         state.model_state = model.state_dict()
-        state.solver_step = solver.step
+        state.solver_step = solver_step
         if on_step is not None:
             on_step(step)
         if on_checkpoint is not None:
@@ -310,19 +301,19 @@ def fit_path(
 
 def _start(
     model: GroupLassoMLP,
-    solver: ProximalGradient,
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     loss_fn: LossFunction,
     row_loss_fn: LossFunction,
     penalty: GroupPenalty,
+    model_config: ModelConfig,
     train_config: TrainConfig,
     path_config: PathConfig,
 ) -> PathState:
     """Train the dense model and place the first lambda."""
-    dense_training = train_early_stopped(model, train, val, loss_fn, solver.max_norm, train_config)
+    dense_training = train_early_stopped(model, train, val, loss_fn, model_config.max_norm, train_config)
     dense_val = _mean_and_se(model, *val, row_loss_fn)
-    first = _record(model, 0.0, solver, val, loss_fn, penalty, dense_training.n_iters, dense_training.stopped_early, dense_val)
+    first = _record(model, 0.0, train, val, loss_fn, penalty, dense_training.n_iters, dense_training.stopped_early, dense_val)
     if not math.isfinite(first.train_loss):
         raise GlselectError(
             "training diverged: the loss of the dense model is not finite",
@@ -348,7 +339,7 @@ def _start(
         last_relaxed_size=first.n_selected,
         relaxed_by_support={},
         lambda_max_estimate=lambda_max_estimate,
-        solver_step=solver.step,
+        solver_step=1.0,  # the line search finds the scale of the penalised problem from here
         model_state=copy.deepcopy(state),
         dense_state=copy.deepcopy(state),
         dense_training=dense_training,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -44,6 +45,7 @@ class SolveResult:
     n_iters: int
     converged: bool
     objective: float
+    stopped: bool  # ended early because the caller's stop condition held
     loss: float
 
 
@@ -150,9 +152,10 @@ class ProximalGradient:
         """Penalised objective at the current iterate."""
         return self._loss_at(self._x) + self._penalty_value(self._x)
 
-    def run(self, max_iters: int, tol: float) -> SolveResult:
+    def run(self, max_iters: int, tol: float, stop: Callable[[torch.Tensor], bool] | None = None) -> SolveResult:
         """Iterate until the mean relative objective improvement per iteration, over the last
-        ``WINDOW`` iterations, falls below ``tol``, or for ``max_iters`` iterations.
+        ``WINDOW`` iterations, falls below ``tol``, or for ``max_iters`` iterations, or until
+        ``stop(first_layer_weight)`` holds after an accepted iteration.
 
         Returns
         -------
@@ -162,7 +165,7 @@ class ProximalGradient:
         if self._objective is None:
             self._objective = self.objective()
         recent = deque([self._objective], maxlen=WINDOW + 1)
-        converged = False
+        converged = stopped = False
         n_iters = 0
         for n_iters in range(1, max_iters + 1):
             t_next = (1.0 + math.sqrt(1.0 + 4.0 * self._t**2)) / 2.0
@@ -204,6 +207,9 @@ class ProximalGradient:
             if not backtracked:
                 self.step *= STEP_GROWTH
             recent.append(objective)
+            if stop is not None and stop(candidate[self._first]):
+                stopped = True
+                break
             # mean improvement over a window: single iterations are noisy under momentum
             if len(recent) == recent.maxlen:
                 improvement = (recent[0] - objective) / (WINDOW * max(abs(objective), 1e-12))
@@ -211,4 +217,6 @@ class ProximalGradient:
                     converged = True
                     break
         self._load(self._x)
-        return SolveResult(n_iters=n_iters, converged=converged, objective=self._objective, loss=self._loss_at(self._x))
+        return SolveResult(
+            n_iters=n_iters, converged=converged, objective=self._objective, loss=self._loss_at(self._x), stopped=stopped
+        )
