@@ -6,9 +6,9 @@ import os
 import platform
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -98,6 +98,14 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
         Bad input: an unreadable table or group map, an unusable target, too few rows, or an
         out dir that cannot be written.
     """
+    threads = torch.get_num_threads()
+    try:
+        return _run(config, on_step)
+    finally:
+        torch.set_num_threads(threads)  # the thread count suits this table only: leave the caller's as it was
+
+
+def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitResult:
     started = time.perf_counter()
     out_dir = config.out_dir
     check_out_dir(out_dir, config.force, protected=config.inputs)

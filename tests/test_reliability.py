@@ -123,3 +123,11 @@ def test_same_seed_gives_byte_identical_outputs_but_timings(tmp_path, write_tabl
     assert summaries[0] == summaries[1]
     for name in COMPARED:
         assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes(), name
+
+
+def test_run_leaves_the_callers_thread_count_alone(tmp_path, write_table, linear_table):
+    from glselect import RunConfig, run
+
+    torch.set_num_threads(2)
+    run(RunConfig(table=write_table(linear_table), target="y", out=tmp_path / "o", threads=1, model=ModelConfig(hidden=())))
+    assert torch.get_num_threads() == 2
