@@ -38,7 +38,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         for label, sweep, axis in (("rows", ROW_SWEEP, 0), ("columns", COLUMN_SWEEP, 1)):
-            print(f"\n| rows | columns | lambdas | seconds |\n|---:|---:|---:|---:|")
+            print("\n| rows | columns | lambdas | seconds |\n|---:|---:|---:|---:|")
             seconds = []
             for rows, columns in sweep:
                 elapsed, n_steps = timed(rows, columns, folder)

@@ -18,7 +18,8 @@ from glselect import __version__
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.config import RunConfig
-from glselect.encoding import Encoder, columns_left_out, drop_missing_target, encode, fit_encoder
+from glselect.encoding import Encoder, columns_left_out, encode, fit_encoder
+from glselect.target import drop_missing_target
 from glselect.errors import GlselectError
 from glselect.groups import build_group_index
 from glselect.importance import Importances, rank_groups

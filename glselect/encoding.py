@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from glselect.errors import GlselectError
+from glselect.target import TargetEncoding, detect_task, encode_target, fit_target, plain_value
 
 MAX_LEVELS = 20  # one-hot levels kept per categorical column; rarer ones are pooled
-MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with at most this many values is a class label
 OTHER_LEVEL = "<other>"
 MISSING_LEVEL = "<missing>"
 MIN_ROWS_FOR_ID = 20  # with fewer rows, all-distinct values say little about a column being an ID
@@ -47,19 +47,6 @@ class ColumnEncoding:
         if self.missing_indicator:
             names.append(f"{self.name}[missing]")
         return names
-
-
-@dataclass(frozen=True)
-class TargetEncoding:
-    name: str
-    task: str  # "regression", "binary" or "multiclass"
-    classes: tuple[Any, ...] = ()  # class labels, index = encoded class
-    center: float = 0.0  # regression targets are standardised for training
-    scale: float = 1.0
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.classes) if self.task == "multiclass" else 1
 
 
 @dataclass(frozen=True)
@@ -105,22 +92,6 @@ class Design:
     sources: tuple[str, ...]
 
 
-def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, int]:
-    """Rows whose target is missing cannot be learned from: drop them and say how many."""
-    if target not in df.columns:
-        raise GlselectError(
-            f"target column '{target}' is not in '{source}'",
-            hint=f"columns are: {', '.join(map(str, df.columns[:20]))}" + (" ..." if len(df.columns) > 20 else ""),
-        )
-    missing = df[target].isna().to_numpy()
-    return df.loc[~missing].reset_index(drop=True), int(missing.sum())
-
-
-def _plain(value: object) -> object:
-    """A numpy scalar as the Python value it holds, so messages show 1.0 rather than np.float64(1.0)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def columns_left_out(
     columns: list[str], target: str, features: tuple[str, ...] | None, drop: tuple[str, ...], source: str
 ) -> frozenset[str]:
@@ -136,53 +107,6 @@ def columns_left_out(
         raise GlselectError(f"the target '{target}' cannot be named by --features or --drop")
     kept = set(columns) - {target} if features is None else set(features)
     return frozenset(name for name in columns if name != target and (name not in kept or name in drop))
-
-
-def detect_task(values: pd.Series) -> str:
-    """Regression, binary or multiclass, from the target's type and number of distinct values."""
-    n_unique = values.nunique()
-    if n_unique < 2:
-        raise GlselectError(
-            f"target column '{values.name}' has only one distinct value ({_plain(values.iloc[0])!r})",
-            hint="a target must vary to be predicted",
-        )
-    if pd.api.types.is_bool_dtype(values):
-        return "binary"
-    if pd.api.types.is_numeric_dtype(values):
-        as_float = values.to_numpy(dtype=np.float64)
-        is_integral = bool(np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float)))
-        if is_integral and n_unique == 2:
-            return "binary"
-        # integer labels with missing cells arrive as floats, so integral floats count as integers
-        if is_integral and n_unique <= MAX_CLASSES_FROM_INTEGERS:
-            return "multiclass"
-        return "regression"
-    return "binary" if n_unique == 2 else "multiclass"
-
-
-def _fit_target(values: pd.Series, task: str) -> TargetEncoding:
-    name = str(values.name)
-    if task == "regression":
-        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            raise GlselectError(
-                f"target column '{name}' is not numeric, so it cannot be a regression target",
-                hint="use --task binary or --task multiclass",
-            )
-        as_float = values.to_numpy(dtype=np.float64)
-        if not np.all(np.isfinite(as_float)):
-            raise GlselectError(f"target column '{name}' has non-finite values (inf)")
-        scale = float(as_float.std())
-        return TargetEncoding(name, task, center=float(as_float.mean()), scale=scale if scale > 0 else 1.0)
-    classes = tuple(sorted(pd.unique(values).tolist(), key=lambda label: (str(type(label)), label)))
-    classes = tuple(label.item() if hasattr(label, "item") else label for label in classes)
-    if len(classes) < 2:
-        raise GlselectError(f"target column '{name}' has only one class ({classes[0]!r})")
-    if task == "binary" and len(classes) != 2:
-        raise GlselectError(
-            f"target column '{name}' has {len(classes)} classes, so it is not binary",
-            hint="use --task multiclass",
-        )
-    return TargetEncoding(name, task, classes=classes)
 
 
 def _is_boolean(values: pd.Series) -> bool:
@@ -220,7 +144,7 @@ def _fit_column(values: pd.Series, fit_values: pd.Series, max_levels: int, categ
     # nunique on the values themselves: converting every number to text costs seconds on wide tables
     n_distinct = present.nunique() if present.dtype != object else present.astype("string").nunique()
     if n_distinct == 1 and n_missing == 0:
-        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {_plain(present.iloc[0])!r}")
+        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {plain_value(present.iloc[0])!r}")
     if not categorical and _is_boolean(values):
         return _standardised(
             ColumnEncoding(
@@ -317,7 +241,7 @@ def fit_encoder(
         The target is unusable (one value, wrong type for the task) or a column has infinities.
     """
     task = task or detect_task(df[target])
-    target_encoding = _fit_target(df[target], task)
+    target_encoding = fit_target(df[target], task)
     fit_df = df if fit_rows is None else df.iloc[fit_rows]
     columns = tuple(
         ColumnEncoding(str(name), "ignored", reason="left out by the user (--drop / --features)")
@@ -380,18 +304,6 @@ def encode_features(encoder: Encoder, df: pd.DataFrame) -> np.ndarray:
     if not blocks:  # a model that selected no column reads nothing
         return np.zeros((len(df), 0), dtype=np.float32)
     return np.concatenate(blocks, axis=1).astype(np.float32)
-
-
-def encode_target(target: TargetEncoding, values: pd.Series) -> np.ndarray:
-    """Standardised float32 targets (regression) or int64 class indices (classification)."""
-    if target.task == "regression":
-        return ((values.to_numpy(dtype=np.float64) - target.center) / target.scale).astype(np.float32)
-    index = {label: code for code, label in enumerate(target.classes)}
-    codes = np.array([index.get(label.item() if hasattr(label, "item") else label, -1) for label in values], dtype=np.int64)
-    if np.any(codes < 0):
-        unknown = values.iloc[int(np.flatnonzero(codes < 0)[0])]
-        raise GlselectError(f"target column '{target.name}' has a class not seen in training: {unknown!r}")
-    return codes
 
 
 def encode(encoder: Encoder, df: pd.DataFrame) -> Design:

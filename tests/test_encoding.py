@@ -2,7 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glselect.encoding import Encoder, detect_task, drop_missing_target, encode, encode_features, fit_encoder
+from glselect.encoding import Encoder, encode, encode_features, fit_encoder
+from glselect.target import detect_task, drop_missing_target
 from glselect.errors import GlselectError
 
 
