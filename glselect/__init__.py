@@ -17,11 +17,23 @@ from glselect.config import (  # noqa: E402
 )
 from glselect.errors import ExitCode, GlselectError  # noqa: E402
 
+
+
+def __getattr__(name: str):  # noqa: ANN202 - module-level lazy attribute
+    # scikit-learn is an optional extra: import the wrapper only when it is asked for
+    if name in ("GroupLassoSelector", "load"):
+        from glselect import sklearn as wrapper
+
+        return getattr(wrapper, name)
+    raise AttributeError(f"module 'glselect' has no attribute {name!r}")
+
+
 __all__ = [
     "DataConfig",
     "ExitCode",
     "FitResult",
     "GlselectError",
+    "GroupLassoSelector",
     "LoadedModel",
     "ModelConfig",
     "PathConfig",
@@ -29,6 +41,7 @@ __all__ = [
     "SelectionConfig",
     "TrainConfig",
     "__version__",
+    "load",
     "load_model",
     "run",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+import pandas as pd
 import torch
 
 from glselect import __version__
@@ -44,20 +46,23 @@ class FitResult:
     importances: Importances
     path: LambdaPath
     selection: Selection
-    out_dir: Path
+    path_scalars: pd.DataFrame  # path.csv
+    path_norms: pd.DataFrame  # path_norms.parquet
+    model_meta: dict[str, Any]  # model.json
+    out_dir: Path | None  # None until written
     files: list[Path]
 
 
 @contextmanager
-def _checkpoint_kept_only_if_interrupted(directory: Path) -> Iterator[None]:
-    """Remove the path checkpoint once the out dir is whole, or when a user error ends the run
-    (it would recur on a rerun); keep it only for an interruption, which ``--resume`` can mend."""
+def _checkpoint_dropped_on_user_error(directory: Path | None) -> Iterator[None]:
+    """A user error would recur on a rerun, so its checkpoint is useless; an interruption keeps
+    it for ``--resume``, and a finished run removes it once the out dir is written."""
     try:
         yield
     except GlselectError:
-        shutil.rmtree(directory, ignore_errors=True)
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
         raise
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def split_rows(n_rows: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
@@ -107,11 +112,58 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
 
 
 def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitResult:
-    started = time.perf_counter()
     out_dir = config.out_dir
     check_out_dir(out_dir, config.force, protected=config.inputs)
     table = read_table(config.table)
     group_map = read_group_map(config.groups) if config.groups is not None else None
+    checkpoints = checkpoint_dir(out_dir)
+    result = fit_frame(table, config, group_map, on_step=on_step, checkpoints=checkpoints)
+    with _checkpoint_dropped_on_user_error(checkpoints):
+        files = save_result(result, out_dir, force=config.force, protected=config.inputs)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the out dir is whole: nothing left to resume
+    return dataclasses.replace(result, out_dir=out_dir, files=files)
+
+
+def save_result(result: FitResult, out_dir: Path, *, force: bool = False, protected: tuple[Path, ...] = ()) -> list[Path]:
+    """Write ``result`` as an out dir (atomically; see ``artifacts.write_artifacts``) and return the files."""
+    return write_artifacts(
+        out_dir,
+        summary=result.summary,
+        importances=result.importances,
+        path_scalars=result.path_scalars,
+        path_norms=result.path_norms,
+        model=result.selection.model,
+        model_meta=result.model_meta,
+        force=force,
+        protected=protected,
+    )
+
+
+def fit_frame(
+    table: pd.DataFrame,
+    config: RunConfig,
+    group_map: dict[str, str] | None = None,
+    *,
+    on_step: Callable[[PathStep], None] | None = None,
+    checkpoints: Path | None = None,
+) -> FitResult:
+    """Everything ``run`` does between reading the table and writing the out dir.
+
+    Parameters
+    ----------
+    table
+        The table, target included (``config.table`` only names it in messages).
+    group_map
+        ``{column or pattern: group}``, as read from a group-map file.
+    checkpoints
+        Directory for path checkpoints (``--resume``); None: no checkpointing.
+
+    Returns
+    -------
+    FitResult
+        With ``out_dir`` None and no files: nothing is written here.
+    """
+    started = time.perf_counter()
     table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
     rows = split_rows(len(table), config.data.val_fraction, config.data.test_fraction, config.seed)
     left_out = columns_left_out(
@@ -140,14 +192,16 @@ def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitRe
     torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else max(1, os.cpu_count() or 1)))
     torch.manual_seed(config.seed)
     model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs)
-    checkpoints = checkpoint_dir(out_dir)
-    run_fingerprint = fingerprint(config.to_dict(), [design.X, design.y, group_index.group_ids, rows["train"], rows["val"]])
-    resume = load_checkpoint(checkpoints, run_fingerprint) if config.resume else None
-    with _checkpoint_kept_only_if_interrupted(checkpoints):
+    resume, on_checkpoint = None, None
+    if checkpoints is not None:
+        run_fingerprint = fingerprint(config.to_dict(), [design.X, design.y, group_index.group_ids, rows["train"], rows["val"]])
+        resume = load_checkpoint(checkpoints, run_fingerprint) if config.resume else None
+        on_checkpoint = Checkpointer(checkpoints, run_fingerprint)
+    with _checkpoint_dropped_on_user_error(checkpoints):
         path = fit_path(
             model, train, val, group_index.group_ids, group_index.n_encoded, task,
             config.model, config.train, config.path, on_step=on_step,
-            resume=resume, on_checkpoint=Checkpointer(checkpoints, run_fingerprint),
+            resume=resume, on_checkpoint=on_checkpoint,
         )
         path_seconds = time.perf_counter() - started - read_seconds
         step_index, rule = choose_step(path, config.selection)
@@ -221,15 +275,7 @@ def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitRe
             "refit_seconds": round(time.perf_counter() - started - read_seconds - path_seconds, 3),
             "total_seconds": round(time.perf_counter() - started, 3),
         }
-        files = write_artifacts(
-            out_dir,
-            summary=summary,
-            importances=importances,
-            path_scalars=path_scalars,
-            path_norms=path_norms,
-            model=selection.model,
-            model_meta=model_meta,
-            force=config.force,
-            protected=config.inputs,
-        )
-    return FitResult(summary=summary, encoder=encoder, importances=importances, path=path, selection=selection, out_dir=out_dir, files=files)
+    return FitResult(
+        summary=summary, encoder=encoder, importances=importances, path=path, selection=selection,
+        path_scalars=path_scalars, path_norms=path_norms, model_meta=model_meta, out_dir=None, files=[],
+    )

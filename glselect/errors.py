@@ -16,8 +16,10 @@ class ExitCode(IntEnum):
     TERMINATED = 143  # 128 + SIGTERM
 
 
-class GlselectError(Exception):
+class GlselectError(ValueError):
     """Something the user can fix: a bad file, option, or combination of options.
+
+    A ``ValueError``, so Python callers (and scikit-learn) can treat bad input the usual way.
 
     Parameters
     ----------

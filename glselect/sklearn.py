@@ -1,0 +1,199 @@
+"""``GroupLassoSelector``: glselect as a scikit-learn feature selector (``pip install glselect[sklearn]``).
+
+The estimator only stores its arguments in ``__init__``; ``fit`` builds the same ``RunConfig``
+the command line builds and calls the same ``api.fit_frame``, so the two cannot drift.
+``save`` writes the same out dir as ``glselect fit``, and ``glselect.load`` reads one back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.feature_selection import SelectorMixin
+from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted
+
+from glselect.api import MIN_ROWS, fit_frame, save_result
+from glselect.artifacts import LoadedModel, load_model, load_results
+from glselect.config import DataConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
+from glselect.encoding import Encoder
+from glselect.errors import GlselectError
+from glselect.prediction import predict_table
+
+TARGET = "__target__"  # the name y takes inside the table; no user column is called this
+
+
+def _as_input(X: Any) -> Any:
+    """X as a DataFrame or a numpy array, after the checks scikit-learn users expect."""
+    if sp.issparse(X):
+        raise GlselectError("X is a sparse matrix: sparse input is not supported; pass a dense array or a DataFrame")
+    if isinstance(X, pd.DataFrame):
+        return X.reset_index(drop=True)
+    array = np.asarray(X)
+    if array.ndim == 1:
+        raise GlselectError(
+            "Expected a 2D array, got a 1D array instead: Reshape your data with X.reshape(-1, 1) for one "
+            "feature or X.reshape(1, -1) for one sample"
+        )
+    if array.ndim != 2:
+        raise GlselectError(f"X must be 2-dimensional (rows x columns), got shape {array.shape}")
+    if array.dtype.kind == "c":
+        raise GlselectError("Complex data not supported: X has complex numbers")
+    if array.shape[1] == 0:
+        raise GlselectError(f"X has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
+    return array
+
+
+def _as_frame(X: Any, names: list[str]) -> pd.DataFrame:
+    return X if isinstance(X, pd.DataFrame) else pd.DataFrame(X, columns=names)
+
+
+class GroupLassoSelector(SelectorMixin, BaseEstimator):
+    """Select the columns a neural network needs, by a group-lasso path (see the README).
+
+    Parameters mirror ``glselect fit``'s options. ``groups`` maps a column name (or a glob
+    pattern) to its group. After ``fit``: ``support_`` (bool per input column),
+    ``feature_importances_`` (path survival per column), ``path_`` (one row per lambda),
+    ``summary_`` (``summary.json``), and ``predict``/``predict_proba`` through the refit model.
+    """
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (32,),
+        *,
+        task: str | None = None,
+        groups: dict[str, str] | None = None,
+        rule: str = "1se",
+        max_features: int | None = None,
+        neuron_penalty: float = 0.0,
+        max_levels: int = 20,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        max_iters_per_lambda: int = 50,
+        seed: int = 0,
+        threads: int | None = None,
+    ) -> None:
+        self.hidden = hidden
+        self.task = task
+        self.groups = groups
+        self.rule = rule
+        self.max_features = max_features
+        self.neuron_penalty = neuron_penalty
+        self.max_levels = max_levels
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.max_iters_per_lambda = max_iters_per_lambda
+        self.seed = seed
+        self.threads = threads
+
+    def _config(self) -> RunConfig:
+        return RunConfig(
+            table=Path("<X>"),
+            target=TARGET,
+            seed=self.seed,
+            threads=self.threads,
+            data=DataConfig(
+                task=self.task, val_fraction=self.val_fraction, test_fraction=self.test_fraction, max_levels=self.max_levels
+            ),
+            model=ModelConfig(hidden=tuple(self.hidden), neuron_penalty=self.neuron_penalty),
+            path=PathConfig(max_iters_per_lambda=self.max_iters_per_lambda),
+            selection=SelectionConfig(rule=self.rule, max_features=self.max_features),
+        )
+
+    def _names(self, n_columns: int) -> list[str]:
+        names = getattr(self, "feature_names_in_", None)
+        return [str(name) for name in names] if names is not None else [f"x{j}" for j in range(n_columns)]
+
+    def fit(self, X: Any, y: Any) -> GroupLassoSelector:
+        """Fit the path on X (array or DataFrame, mixed types allowed) and y; choose and refit."""
+        X = _as_input(X)
+        if X.shape[0] < MIN_ROWS:  # predicting a few rows is fine; fitting on them is not
+            raise GlselectError(f"X has {X.shape[0]} sample(s); glselect needs at least {MIN_ROWS} rows to fit")
+        _check_feature_names(self, X, reset=True)
+        _check_n_features(self, X, reset=True)
+        frame = _as_frame(X, self._names(X.shape[1]))
+        target = np.asarray(y)
+        if target.ndim != 1 or len(target) != len(frame):
+            raise GlselectError(f"y must be 1-dimensional with one value per row of X, got shape {target.shape}")
+        frame[TARGET] = target
+        result = fit_frame(frame, self._config(), self.groups)
+        self._set_result(result.summary, result.importances.features, result.path_scalars, self._names(frame.shape[1] - 1))
+        self.result_ = result
+        self.model_ = LoadedModel(
+            model=result.selection.model,
+            encoder=Encoder.from_dict(result.model_meta["encoder"]),
+            inputs=tuple(result.model_meta["inputs"]),
+            meta=result.model_meta,
+        )
+        return self
+
+    def _set_result(self, summary: dict, features: pd.DataFrame, path: pd.DataFrame, names: list[str]) -> None:
+        selected = set(summary["selected_features"])
+        importance = dict(zip(features["feature"], features["importance"]))
+        self.support_ = np.array([name in selected for name in names])
+        self.feature_importances_ = np.array([float(importance.get(name, 0.0)) for name in names])
+        self.path_ = path
+        self.summary_ = summary
+        if summary["task"] != "regression":
+            self.classes_ = np.array(summary["classes"])
+
+    def _get_support_mask(self) -> np.ndarray:
+        check_is_fitted(self, "support_")
+        return self.support_
+
+    def _frame(self, X: Any) -> pd.DataFrame:
+        check_is_fitted(self, "support_")
+        X = _as_input(X)
+        _check_feature_names(self, X, reset=False)
+        _check_n_features(self, X, reset=False)
+        return _as_frame(X, self._names(X.shape[1]))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions of the refit model: values (regression) or class labels (of ``classes_``'s type)."""
+        frame = self._frame(X)
+        predicted = predict_table(self.model_, frame)["prediction"].to_numpy()
+        if self.summary_["task"] == "regression":
+            return predicted.astype(np.float64)
+        return np.asarray(predicted.tolist(), dtype=self.classes_.dtype)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""
+        frame = self._frame(X)
+        if self.summary_["task"] == "regression":
+            raise GlselectError("predict_proba needs a classification target; this selector was fitted for regression")
+        frame = predict_table(self.model_, frame)
+        return frame[[f"probability_{label}" for label in self.summary_["classes"]]].to_numpy()
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write the same out dir as ``glselect fit`` (then ``glselect show/predict/check`` work on it)."""
+        check_is_fitted(self, "result_")
+        return save_result(self.result_, Path(out_dir))
+
+    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags type
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing cells are imputed and flagged
+        tags.input_tags.string = True  # text columns are one-hot encoded
+        tags.input_tags.categorical = True
+        return tags
+
+
+def load(out_dir: str | Path) -> GroupLassoSelector:
+    """A fitted ``GroupLassoSelector`` from an out dir written by ``glselect fit`` or ``save``.
+
+    Raises
+    ------
+    GlselectError
+        ``out_dir`` is not a glselect output, or its model files are missing or invalid.
+    """
+    results = load_results(Path(out_dir))
+    selector = GroupLassoSelector(hidden=tuple(results.summary["config"]["model"]["hidden"]))
+    names = [name for name in results.summary["columns"]]
+    selector.feature_names_in_ = np.array(names, dtype=object)
+    selector.n_features_in_ = len(names)
+    selector._set_result(results.summary, results.features, results.path, names)
+    selector.model_ = load_model(Path(out_dir))
+    return selector
