@@ -110,3 +110,11 @@ def test_bad_parameters_are_value_errors(linear_data):
     X, y = linear_data
     with pytest.raises(ValueError, match="rule must be one of 1se, min, got 'best'"):
         GroupLassoSelector(rule="best").fit(X, y)
+
+
+def test_the_cli_does_not_import_scikit_learn():
+    import subprocess
+    import sys
+
+    code = "import sys, glselect, glselect.cli; print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
