@@ -20,7 +20,7 @@ from glselect import __version__
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.config import RunConfig
-from glselect.encoding import Encoder, columns_left_out, encode, fit_encoder
+from glselect.encoding import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
 from glselect.target import drop_missing_target
 from glselect.errors import GlselectError
 from glselect.groups import build_group_index
@@ -166,12 +166,9 @@ def fit_frame(
     started = time.perf_counter()
     table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
     rows = split_rows(len(table), config.data.val_fraction, config.data.test_fraction, config.seed)
-    left_out = columns_left_out(
-        [str(name) for name in table.columns], config.target, config.data.features, config.data.drop, str(config.table)
-    )
-    unknown_categorical = [name for name in config.data.categorical if name not in table.columns]
-    if unknown_categorical:
-        raise GlselectError(f"column(s) {', '.join(map(repr, unknown_categorical))} named by --categorical are not in '{config.table}'")
+    columns = [str(name) for name in table.columns]
+    left_out = columns_left_out(columns, config.target, config.data.features, config.data.drop, str(config.table))
+    check_named_columns(config.data.categorical, columns, "--categorical", str(config.table))
     encoder = fit_encoder(
         table, config.target, config.data.task, fit_rows=rows["train"], max_levels=config.data.max_levels,
         excluded=left_out, categorical=frozenset(config.data.categorical),
@@ -180,7 +177,7 @@ def fit_frame(
     group_index = build_group_index(
         design.sources,
         group_map,
-        table_columns=[str(name) for name in table.columns],
+        table_columns=columns,
         target=config.target,
         map_source=str(config.groups),
     )

@@ -92,17 +92,22 @@ class Design:
     sources: tuple[str, ...]
 
 
+def check_named_columns(named: list[str] | tuple[str, ...], columns: list[str], options: str, source: str) -> None:
+    """Raise naming every entry of ``named`` (given by ``options``) that is not a column of ``source``."""
+    unknown = [name for name in named if name not in columns]
+    if unknown:
+        raise GlselectError(
+            f"column(s) {', '.join(map(repr, unknown))} named by {options} are not in '{source}'",
+            hint="check the spelling against the table's header",
+        )
+
+
 def columns_left_out(
     columns: list[str], target: str, features: tuple[str, ...] | None, drop: tuple[str, ...], source: str
 ) -> frozenset[str]:
     """The columns ``--features`` (keep only these) and ``--drop`` leave out; names are checked."""
     named = list(features or ()) + list(drop)
-    unknown = [name for name in named if name not in columns]
-    if unknown:
-        raise GlselectError(
-            f"column(s) {', '.join(map(repr, unknown))} named by --features/--drop are not in '{source}'",
-            hint="check the spelling against the table's header",
-        )
+    check_named_columns(named, columns, "--features/--drop", source)
     if target in named:
         raise GlselectError(f"the target '{target}' cannot be named by --features or --drop")
     kept = set(columns) - {target} if features is None else set(features)

@@ -21,7 +21,7 @@ from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.errors import GlselectError
 from glselect.metrics import LossFunction, loss_function, row_loss_function
 from glselect.model import GroupLassoMLP, restrict_inputs
-from glselect.screening import solve_screened
+from glselect.screening import gradient_group_norms, solve_screened
 from glselect.solver import GroupPenalty
 from glselect.training import TrainResult, mean_loss, train_early_stopped, train_on_columns
 
@@ -107,10 +107,7 @@ def zero_kkt_lambdas(
     probe = copy.deepcopy(model)
     with torch.no_grad():
         probe.first_weight.zero_()
-    loss = loss_fn(probe(X), y)
-    (grad,) = torch.autograd.grad(loss, [probe.first_weight])
-    norms = torch.zeros(penalty.n_groups, dtype=grad.dtype).index_add_(0, penalty.group_ids, (grad * grad).sum(0))
-    return (norms.sqrt() / penalty.weights).double().numpy()
+    return (gradient_group_norms(probe, X, y, loss_fn, penalty) / penalty.weights).double().numpy()
 
 
 def relaxed_val_loss(

@@ -23,6 +23,26 @@ from glselect.solver import GroupPenalty, ProximalGradient, SolveResult
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
 
 
+def gradient_group_norms(
+    model: GroupLassoMLP,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFunction,
+    penalty: GroupPenalty,
+    Z: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``||dL/dW_g||`` for every group at the model's weights, shape (n_groups,).
+
+    ``Z``: the first layer's pre-activations, when already known (from the working set alone,
+    since the other columns are zero): then only the gradient ``dL/dZ^T X`` is computed here.
+    """
+    Z = (model.layers[0](X) if Z is None else Z).detach().requires_grad_(True)
+    loss = loss_fn(model.forward_from_first(Z), y)
+    (delta,) = torch.autograd.grad(loss, [Z])
+    grad = delta.T @ X  # dL/dW1, shape (fan_out, n_features)
+    return group_norms(grad, penalty.group_ids, penalty.n_groups)
+
+
 def kkt_violators(
     model: GroupLassoMLP,
     X: torch.Tensor,
@@ -32,16 +52,8 @@ def kkt_violators(
     lam: float,
     Z: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """Bool (n_groups,): groups whose gradient norm exceeds ``lam * sqrt(d_g)`` at the model's weights.
-
-    ``Z``: the first layer's pre-activations, when already known (from the working set alone,
-    since the other columns are zero): then only the gradient ``dL/dZ^T X`` is computed here.
-    """
-    Z = (model.layers[0](X) if Z is None else Z).detach().requires_grad_(True)
-    loss = loss_fn(model.forward_from_first(Z), y)
-    (delta,) = torch.autograd.grad(loss, [Z])
-    grad = delta.T @ X  # dL/dW1, shape (fan_out, n_features)
-    gradient_norms = group_norms(grad, penalty.group_ids, penalty.n_groups)
+    """Bool (n_groups,): zero groups whose gradient norm exceeds ``lam * sqrt(d_g)`` leave their KKT ball."""
+    gradient_norms = gradient_group_norms(model, X, y, loss_fn, penalty, Z)
     return (gradient_norms > lam * penalty.weights * (1 + KKT_SLACK)).numpy()
 
 
