@@ -24,12 +24,17 @@ from glselect.encoding import Encoder, check_named_columns, columns_left_out, en
 from glselect.target import drop_missing_target
 from glselect.errors import GlselectError
 from glselect.groups import build_group_index
-from glselect.importance import Importances, rank_groups
+from glselect.crossval import CrossValidation, cross_validate
+from glselect.importance import Importances, PermutationScores, permutation_importance, rank_groups
 from glselect.io import read_group_map, read_table
-from glselect.metrics import PRIMARY_METRIC, evaluate
+from glselect.metrics import PRIMARY_METRIC, balanced_class_weights, evaluate, row_loss_function
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
 from glselect.selection import Selection, choose_step, refit
+from glselect.stability import Stability, stability_selection
+
+# Called as each extra stage's unit of work starts: (stage, number done, total), e.g. ("cv fold", 2, 5)
+StageCallback = Callable[[str, int, int], None]
 
 MIN_ROWS = 20  # fewer rows cannot be split into training, validation and test rows
 # below this many multiply-adds per first-layer pass, extra threads cost more in hand-offs than they
@@ -46,6 +51,8 @@ class FitResult:
     importances: Importances
     path: LambdaPath
     selection: Selection
+    cross_validation: CrossValidation | None  # None: chosen on the validation rows
+    stability: Stability | None  # None: --stability not asked for
     path_scalars: pd.DataFrame  # path.csv
     path_norms: pd.DataFrame  # path_norms.parquet
     model_meta: dict[str, Any]  # model.json
@@ -83,7 +90,9 @@ def _tensors(X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[torch.Tens
     return torch.from_numpy(np.ascontiguousarray(X[rows])), torch.from_numpy(np.ascontiguousarray(y[rows]))
 
 
-def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) -> FitResult:
+def run(
+    config: RunConfig, on_step: Callable[[PathStep], None] | None = None, on_stage: StageCallback | None = None
+) -> FitResult:
     """Fit the path on ``config.table``, choose and refit a model, and write the out dir.
 
     Parameters
@@ -92,6 +101,8 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
         The whole run's settings.
     on_step
         Called after each lambda of the path with its ``PathStep`` (for progress display).
+    on_stage
+        Called as each cross-validation fold or stability subsample starts (for progress display).
 
     Returns
     -------
@@ -106,18 +117,18 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
     """
     threads = torch.get_num_threads()
     try:
-        return _run(config, on_step)
+        return _run(config, on_step, on_stage)
     finally:
         torch.set_num_threads(threads)  # the thread count suits this table only: leave the caller's as it was
 
 
-def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitResult:
+def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None, on_stage: StageCallback | None) -> FitResult:
     out_dir = config.out_dir
     check_out_dir(out_dir, config.force, protected=config.inputs)
     table = read_table(config.table)
     group_map = read_group_map(config.groups) if config.groups is not None else None
     checkpoints = checkpoint_dir(out_dir)
-    result = fit_frame(table, config, group_map, on_step=on_step, checkpoints=checkpoints)
+    result = fit_frame(table, config, group_map, on_step=on_step, on_stage=on_stage, checkpoints=checkpoints)
     with _checkpoint_dropped_on_user_error(checkpoints):
         files = save_result(result, out_dir, force=config.force, protected=config.inputs)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the out dir is whole: nothing left to resume
@@ -145,6 +156,7 @@ def fit_frame(
     group_map: dict[str, str] | None = None,
     *,
     on_step: Callable[[PathStep], None] | None = None,
+    on_stage: StageCallback | None = None,
     checkpoints: Path | None = None,
 ) -> FitResult:
     """Everything ``run`` does between reading the table and writing the out dir.
@@ -183,6 +195,7 @@ def fit_frame(
     )
     train, val, test = (_tensors(design.X, design.y, rows[part]) for part in ("train", "val", "test"))
     task, n_outputs = encoder.target.task, encoder.target.n_outputs
+    class_weights = _class_weights(config.data.class_weight, task, len(encoder.target.classes), design.y[rows["train"]])
     read_seconds = time.perf_counter() - started
 
     work = len(rows["train"]) * design.X.shape[1] * max(config.model.hidden or (n_outputs,))
@@ -198,20 +211,47 @@ def fit_frame(
         path = fit_path(
             model, train, val, group_index.group_ids, group_index.n_encoded, task,
             config.model, config.train, config.path, on_step=on_step,
-            resume=resume, on_checkpoint=on_checkpoint,
+            resume=resume, on_checkpoint=on_checkpoint, class_weights=class_weights,
         )
         path_seconds = time.perf_counter() - started - read_seconds
-        step_index, rule = choose_step(path, config.selection)
+        # cross-validation and stability use every row but the test rows
+        rest = (torch.cat([train[0], val[0]]), torch.cat([train[1], val[1]]))
+        cross_validation = None
+        if config.selection.cv and config.selection.max_features is None:
+            cross_validation = cross_validate(
+                path, *rest, group_index.group_ids, group_index.n_encoded, task, n_outputs,
+                config.model, config.train, config.path, config.selection.cv, config.seed,
+                class_weights=class_weights, on_fold=_stage(on_stage, "cv fold", config.selection.cv),
+            )
+        step_index, rule = choose_step(path, config.selection, cross_validation and cross_validation.scores())
         selection = refit(
             path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
-            config.model, config.train, config.seed,
+            config.model, config.train, config.seed, class_weights,
         )
+        cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
+        stability = None
+        if config.importance.stability_pairs:
+            stability = stability_selection(
+                *rest, group_index.group_ids, group_index.n_encoded, task, n_outputs,
+                config.model, config.train, config.path, config.importance.stability_pairs,
+                config.importance.stability_q or max(1, int(selection.group_mask.sum())),
+                config.importance.stability_threshold, config.data.val_fraction, config.seed,
+                class_weights=class_weights,
+                on_subsample=_stage(on_stage, "stability subsample", 2 * config.importance.stability_pairs),
+            )
         with torch.no_grad():
             columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)
             dense_metrics = evaluate(path.dense_model(test[0]), test[1], encoder.target)
             pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
             dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().numpy()
-        importances = rank_groups(path, selection, group_index, encoder, dense_column_norms)
+        group_permutation, column_permutation = _permutation_importances(
+            selection, (test[0][:, columns], test[1]), group_index.group_ids, design.sources, task, class_weights,
+            config.importance.permutation_repeats, config.seed,
+        )
+        importances = rank_groups(
+            path, selection, group_index, encoder, dense_column_norms, group_permutation, column_permutation,
+            None if stability is None else stability.frequency,
+        )
 
         selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
         chosen = set(selected_groups)
@@ -232,6 +272,19 @@ def fit_frame(
             "lambda": selection.lam,
             "rule": rule,
             "step": step_index,
+            "scored_by": cross_validation.scores().source if cross_validation is not None else (
+                "validation" if config.selection.max_features is None else "max_features"
+            ),
+            "class_weights": None if class_weights is None else dict(
+                zip(map(str, encoder.target.classes), class_weights.tolist())
+            ),
+            "stability": None if stability is None else {
+                "pairs": stability.n_pairs,
+                "q": stability.q,
+                "threshold": stability.threshold,
+                "stable_groups": [name for name, keep in zip(group_index.names, stability.stable) if keep],
+                "expected_false_bound": stability.expected_false_bound,
+            },
             "primary_metric": PRIMARY_METRIC[task],
             "metrics": {"dense": dense_metrics, "pruned": pruned_metrics},
             "sizes": {
@@ -264,15 +317,53 @@ def fit_frame(
             "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
             "timings": {},
         }
-        path_scalars, path_norms = path_tables(path, group_index)
+        path_scalars, path_norms = path_tables(path, group_index, cross_validation)
         model_meta = model_document(selection.model, encoder, inputs, selected_features, config.model.max_norm, __version__)
         summary["timings"] = {
             "read_seconds": round(read_seconds, 3),
             "path_seconds": round(path_seconds, 3),
-            "refit_seconds": round(time.perf_counter() - started - read_seconds - path_seconds, 3),
+            "cv_and_refit_seconds": round(cv_seconds, 3),
+            "importance_seconds": round(time.perf_counter() - started - read_seconds - path_seconds - cv_seconds, 3),
             "total_seconds": round(time.perf_counter() - started, 3),
         }
     return FitResult(
         summary=summary, encoder=encoder, importances=importances, path=path, selection=selection,
-        path_scalars=path_scalars, path_norms=path_norms, model_meta=model_meta, out_dir=None, files=[],
+        cross_validation=cross_validation, stability=stability, path_scalars=path_scalars, path_norms=path_norms, model_meta=model_meta, out_dir=None, files=[],
     )
+
+
+def _class_weights(setting: str, task: str, n_classes: int, y_train: np.ndarray) -> np.ndarray | None:
+    """Per-class loss weights from the training rows, or None when rows are weighed equally."""
+    if setting == "none":
+        return None
+    if task == "regression":
+        raise GlselectError(f"--class-weight {setting} needs a classification target; this one is numeric (regression)")
+    return balanced_class_weights(y_train, n_classes)
+
+
+def _stage(on_stage: StageCallback | None, name: str, total: int) -> Callable[[int], None] | None:
+    if on_stage is None:
+        return None
+    return lambda done: on_stage(name, done, total)
+
+
+def _permutation_importances(
+    selection: Selection,
+    test: tuple[torch.Tensor, torch.Tensor],
+    group_ids: np.ndarray,
+    sources: tuple[str, ...],
+    task: str,
+    class_weights: np.ndarray | None,
+    repeats: int,
+    seed: int,
+) -> tuple[PermutationScores, dict[str, tuple[float, float]]]:
+    """Permutation importance of the refit model on the test rows: per group, and per table column it reads."""
+    model_groups = group_ids[selection.feature_mask]  # the group of each of the refit model's inputs
+    model_sources = np.asarray(sources, dtype=object)[selection.feature_mask]
+    row_loss_fn = row_loss_function(task, class_weights)
+    group_sets = [np.flatnonzero(model_groups == g) for g in range(selection.group_mask.size)]
+    by_group = permutation_importance(selection.model, *test, group_sets, row_loss_fn, repeats, seed)
+    read_columns = list(dict.fromkeys(model_sources))
+    column_sets = [np.flatnonzero(model_sources == name) for name in read_columns]
+    by_column = permutation_importance(selection.model, *test, column_sets, row_loss_fn, repeats, seed)
+    return by_group, {name: (float(m), float(sd)) for name, m, sd in zip(read_columns, by_column.mean, by_column.std)}

@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from glselect.crossval import CrossValidation
 from glselect.encoding import Encoder
 from glselect.errors import GlselectError
 from glselect.groups import GroupIndex
@@ -104,8 +105,14 @@ def dump_json(value: Any) -> str:
     return json.dumps(_json_ready(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def path_tables(path: LambdaPath, group_index: GroupIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``path.csv`` (one row per lambda) and ``path_norms.parquet`` (step, group, norm; non-zero norms only)."""
+def path_tables(
+    path: LambdaPath, group_index: GroupIndex, cross_validation: CrossValidation | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``path.csv`` (one row per lambda) and ``path_norms.parquet`` (step, group, norm; non-zero norms only).
+
+    With cross-validation, ``path.csv`` also has ``cv_loss`` and ``cv_se`` (mean relaxed loss over
+    folds and its standard error) and ``cv_mean_selected`` (groups non-zero, averaged over folds).
+    """
     scalars = pd.DataFrame(
         {
             "step": np.arange(len(path.steps)),
@@ -120,6 +127,11 @@ def path_tables(path: LambdaPath, group_index: GroupIndex) -> tuple[pd.DataFrame
             "converged": [step.converged for step in path.steps],
         }
     )
+    if cross_validation is not None:
+        scores = cross_validation.scores()
+        scalars["cv_loss"] = scores.loss
+        scalars["cv_se"] = scores.se
+        scalars["cv_mean_selected"] = cross_validation.fold_sizes.mean(axis=0)
     norms = np.stack([step.group_norms for step in path.steps])
     step_index, group = np.nonzero(norms)  # long and sparse: wide tables have tens of thousands of groups
     long = pd.DataFrame(

@@ -32,6 +32,7 @@ from glselect.prediction import predict_table
 from glselect.config import (
     TASKS,
     DataConfig,
+    ImportanceConfig,
     ModelConfig,
     PathConfig,
     RunConfig,
@@ -55,6 +56,7 @@ DATA = DataConfig()
 MODEL = ModelConfig()
 PATH = PathConfig()
 SELECTION = SelectionConfig()
+IMPORTANCE = ImportanceConfig()
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -119,6 +121,13 @@ def _progress_callback(progress: Progress, task_id: TaskID) -> Callable[[PathSte
     return on_step
 
 
+def _stage_callback(progress: Progress, task_id: TaskID) -> Callable[[str, int, int], None]:
+    def on_stage(stage: str, done: int, total: int) -> None:
+        progress.update(task_id, description=f"{stage} {done + 1}/{total}")
+
+    return on_stage
+
+
 @app.command()
 def fit(
     data: Annotated[Path, typer.Argument(help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)],
@@ -159,6 +168,24 @@ def fit(
     max_features: Annotated[
         Optional[int], typer.Option(help="Choose the least-penalised model with at most this many groups (overrides --rule).")
     ] = SELECTION.max_features,
+    cv: Annotated[
+        int, typer.Option(help="Score the path's lambdas by K-fold cross-validation (K >= 2); 0 scores them on one validation split.")
+    ] = SELECTION.cv,
+    class_weight: Annotated[
+        str, typer.Option(help="'balanced' weighs each class equally in the loss, however rare; 'none' weighs rows equally.")
+    ] = DATA.class_weight,
+    permutation_repeats: Annotated[
+        int, typer.Option(help="Shuffles per group for permutation importance on the test rows; 0 skips it.")
+    ] = IMPORTANCE.permutation_repeats,
+    stability: Annotated[
+        int, typer.Option(help="Stability selection over B complementary pairs of half-samples (2B extra paths); 0: off.")
+    ] = IMPORTANCE.stability_pairs,
+    stability_threshold: Annotated[
+        float, typer.Option(help="Selection frequency a group needs to count as stable (in (0.5, 1]).")
+    ] = IMPORTANCE.stability_threshold,
+    stability_q: Annotated[
+        Optional[int], typer.Option(help="Groups each half-sample path selects.", show_default="as many as the chosen model")
+    ] = IMPORTANCE.stability_q,
     min_features: Annotated[int, typer.Option(help="Stop the path once this few groups remain.")] = PATH.min_features,
     lambda_step: Annotated[float, typer.Option(help="Base ratio between consecutive lambdas.")] = PATH.lambda_step,
     lambda_start: Annotated[
@@ -201,6 +228,7 @@ def fit(
                 features=None if features is None else tuple(features),
                 drop=tuple(drop or ()),
                 categorical=tuple(categorical or ()),
+                class_weight=class_weight,
             ),
             model=ModelConfig(hidden=parse_hidden(hidden), neuron_penalty=neuron_penalty),
             train=TrainConfig(),
@@ -211,11 +239,17 @@ def fit(
                 max_steps=max_steps,
                 min_features=min_features,
             ),
-            selection=SelectionConfig(rule=rule, max_features=max_features),
+            selection=SelectionConfig(rule=rule, max_features=max_features, cv=cv),
+            importance=ImportanceConfig(
+                permutation_repeats=permutation_repeats,
+                stability_pairs=stability,
+                stability_threshold=stability_threshold,
+                stability_q=stability_q,
+            ),
         )
         progress = Progress(
             SpinnerColumn(),
-            TextColumn("[bold]path[/]"),
+            TextColumn("[bold]{task.description}[/]"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("groups dropped · λ={task.fields[lam]:.3g} · {task.fields[selected]} left"),
@@ -228,7 +262,7 @@ def fit(
         try:
             with progress:
                 task_id = progress.add_task("path", total=None, lam=0.0, selected="all")
-                result = run(config, on_step=_progress_callback(progress, task_id))
+                result = run(config, on_step=_progress_callback(progress, task_id), on_stage=_stage_callback(progress, task_id))
         finally:
             signal.signal(signal.SIGTERM, previous_handler)
     except GlselectError as err:

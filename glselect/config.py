@@ -15,6 +15,7 @@ from glselect.errors import GlselectError
 
 TASKS = ("regression", "binary", "multiclass")
 SELECTION_RULES = ("1se", "min")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -31,11 +32,16 @@ class DataConfig:
     features: tuple[str, ...] | None = None  # use only these columns (None: all)
     drop: tuple[str, ...] = ()  # leave these columns out
     categorical: tuple[str, ...] = ()  # one-hot these columns whatever their type
+    class_weight: str = "none"  # "balanced": each class weighs the same in the loss, however rare
 
     def __post_init__(self) -> None:
         _require(
             self.task is None or self.task in TASKS,
             f"task must be one of {', '.join(TASKS)}, got '{self.task}'",
+        )
+        _require(
+            self.class_weight in CLASS_WEIGHTS,
+            f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got '{self.class_weight}'",
         )
         _require(self.max_levels >= 1, f"max_levels must be at least 1, got {self.max_levels}")
         for name in ("val_fraction", "test_fraction"):
@@ -109,8 +115,10 @@ class PathConfig:
 class SelectionConfig:
     rule: str = "1se"  # sparsest step within one standard error of the lowest validation loss
     max_features: int | None = None  # overrides the rule: the least-penalised step with <= K groups
+    cv: int = 0  # K >= 2: score the path's lambdas by K-fold cross-validation; 0: by the validation rows
 
     def __post_init__(self) -> None:
+        _require(self.cv == 0 or self.cv >= 2, f"cv must be 0 (one validation split) or at least 2 folds, got {self.cv}")
         _require(
             self.rule in SELECTION_RULES,
             f"rule must be one of {', '.join(SELECTION_RULES)}, got '{self.rule}'",
@@ -118,6 +126,30 @@ class SelectionConfig:
         _require(
             self.max_features is None or self.max_features > 0,
             f"max_features must be positive, got {self.max_features}",
+        )
+
+
+@dataclass(frozen=True)
+class ImportanceConfig:
+    """Importance measures beyond path survival (which is always computed)."""
+
+    permutation_repeats: int = 5  # shuffles per group on the test rows; 0: skip permutation importance
+    stability_pairs: int = 0  # B complementary pairs of half-samples; 0: no stability selection
+    stability_threshold: float = 0.8  # pi: selection frequency a group needs to count as stable
+    stability_q: int | None = None  # groups each half-path selects; None: as many as the chosen model
+
+    def __post_init__(self) -> None:
+        _require(
+            self.permutation_repeats >= 0, f"permutation_repeats must be >= 0, got {self.permutation_repeats}"
+        )
+        _require(self.stability_pairs >= 0, f"stability pairs must be >= 0, got {self.stability_pairs}")
+        _require(
+            0.5 < self.stability_threshold <= 1,
+            f"stability_threshold must be in (0.5, 1], got {self.stability_threshold}",
+        )
+        _require(
+            self.stability_q is None or self.stability_q > 0,
+            f"stability_q must be positive, got {self.stability_q}",
         )
 
 
@@ -136,6 +168,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     path: PathConfig = field(default_factory=PathConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    importance: ImportanceConfig = field(default_factory=ImportanceConfig)
 
     def __post_init__(self) -> None:
         _require(self.threads is None or self.threads > 0, f"threads must be positive, got {self.threads}")

@@ -1,4 +1,11 @@
-"""Rank groups and table columns by how long they survive on the path."""
+"""Rank groups and table columns by how long they survive on the path, with the other importance measures beside it.
+
+- ``importance``: path survival, the largest lambda at which the group is still non-zero (the rank);
+- ``norm``: the group's first-layer norm at the chosen step; ``dense_norm``: in the dense model;
+- ``permutation``: how much the refit model's held-out loss grows when the group's columns are
+  shuffled together (mean over repeats, ``permutation_std`` their spread);
+- ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from glselect.encoding import Encoder
 from glselect.groups import GroupIndex
+from glselect.metrics import LossFunction
+from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath
 from glselect.selection import Selection
 
@@ -36,12 +46,67 @@ def survival(path: LambdaPath) -> tuple[np.ndarray, np.ndarray]:
     return np.where(alive.any(axis=0), lams[last], 0.0), norms[last, columns]
 
 
+@dataclass(frozen=True)
+class PermutationScores:
+    """Per column set: mean and standard deviation over repeats of the loss increase."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+@torch.no_grad()
+def permutation_importance(
+    model: GroupLassoMLP,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    column_sets: list[np.ndarray],
+    row_loss_fn: LossFunction,
+    repeats: int,
+    seed: int,
+) -> PermutationScores:
+    """Growth of the mean loss of ``model`` on ``(X, y)`` when each set of its input columns is shuffled.
+
+    The columns of a set are shuffled with one row permutation, so a group (or the one-hot
+    levels of one column) moves as a whole and its internal structure stays intact. An empty set
+    scores 0: the model does not read it.
+
+    Parameters
+    ----------
+    X
+        The model's own inputs (n_rows, model inputs), held-out rows.
+    column_sets
+        Indices into X's columns, one array per set to score.
+    repeats
+        Permutations per set; ``std`` is their spread (0 with one repeat).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    base = float(row_loss_fn(model(X), y).double().mean())
+    mean = np.zeros(len(column_sets))
+    std = np.zeros(len(column_sets))
+    for i, columns in enumerate(column_sets):
+        if columns.size == 0 or repeats == 0:
+            continue
+        index = torch.as_tensor(columns, dtype=torch.int64)
+        growth = []
+        for _ in range(repeats):
+            shuffled = X.clone()
+            order = torch.randperm(X.shape[0], generator=generator)
+            shuffled[:, index] = X[order][:, index]
+            growth.append(float(row_loss_fn(model(shuffled), y).double().mean()) - base)
+        mean[i] = np.mean(growth)
+        std[i] = np.std(growth, ddof=1) if repeats > 1 else 0.0
+    return PermutationScores(mean=mean, std=std)
+
+
 def rank_groups(
     path: LambdaPath,
     selection: Selection,
     group_index: GroupIndex,
     encoder: Encoder,
     dense_column_norms: np.ndarray,
+    group_permutation: PermutationScores,
+    column_permutation: dict[str, tuple[float, float]],
+    stability: np.ndarray | None = None,
 ) -> Importances:
     """Rank groups by path survival (ties: norm where they were last alive, then name) and columns within.
 
@@ -49,6 +114,12 @@ def rank_groups(
     ----------
     dense_column_norms
         Shape (n_features,): norm of each encoded column's first-layer weights in the dense model.
+    group_permutation
+        Per group (in ``group_index`` order): permutation importance of the refit model.
+    column_permutation
+        ``{table column: (mean, std)}`` for the columns the refit model reads; others score 0.
+    stability
+        Per group: selection frequency under stability selection, or None when it was not run.
     """
     importance, last_norm = survival(path)
     chosen_norms = path.steps[selection.step_index].group_norms
@@ -62,6 +133,9 @@ def rank_groups(
             "importance": importance,
             "norm": chosen_norms,
             "dense_norm": dense_norms,
+            "permutation": group_permutation.mean,
+            "permutation_std": group_permutation.std,
+            "stability": stability if stability is not None else np.full(group_index.n_groups, np.nan),
             "_last_norm": last_norm,
         }
     )
@@ -75,16 +149,20 @@ def rank_groups(
     rows = []
     for column in encoder.columns:
         if column.kind == "ignored":
-            rows.append((column.name, "", False, 0.0, 0.0, column.kind, len(groups) + 1, 0.0))
+            rows.append((column.name, "", False, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan))
             continue
         group = group_index.group_of(column.name)
         info = group_row.loc[group]
+        permutation, permutation_std = column_permutation.get(column.name, (0.0, 0.0))
         rows.append(
             (column.name, group, bool(info["selected"]), float(info["importance"]), float(info["norm"]), column.kind,
-             group_rank[group], float(column_norm.get(column.name, 0.0)))
+             group_rank[group], float(column_norm.get(column.name, 0.0)), permutation, permutation_std,
+             float(info["stability"]))
         )
     features = pd.DataFrame(
-        rows, columns=["feature", "group", "selected", "importance", "group_norm", "kind", "_group_rank", "dense_norm"]
+        rows,
+        columns=["feature", "group", "selected", "importance", "group_norm", "kind", "_group_rank", "dense_norm",
+                 "permutation", "permutation_std", "stability"],
     )
     features = features.sort_values(["_group_rank", "dense_norm", "feature"], ascending=[True, False, True], kind="mergesort")
     features = features.drop(columns="_group_rank").reset_index(drop=True)

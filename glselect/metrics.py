@@ -16,8 +16,7 @@ LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PRIMARY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy"}
 
 
-def row_loss_function(task: str) -> LossFunction:
-    """Loss of each row, shape (n_samples,): squared error (standardised target), logistic, or softmax cross-entropy."""
+def _unweighted_row_loss(task: str) -> LossFunction:
     if task == "regression":
         return lambda out, y: F.mse_loss(out[:, 0], y, reduction="none")
     if task == "binary":
@@ -25,10 +24,36 @@ def row_loss_function(task: str) -> LossFunction:
     return lambda out, y: F.cross_entropy(out, y, reduction="none")
 
 
-def loss_function(task: str) -> LossFunction:
+def row_loss_function(task: str, class_weights: np.ndarray | None = None) -> LossFunction:
+    """Loss of each row, shape (n_samples,): squared error (standardised target), logistic, or softmax cross-entropy.
+
+    ``class_weights`` (one per class, classification only) multiplies each row's loss by its
+    class's weight; ``balanced_class_weights`` makes them average 1 over the training rows, so a
+    weighted mean loss stays on the scale of an unweighted one.
+    """
+    row_loss = _unweighted_row_loss(task)
+    if class_weights is None:
+        return row_loss
+    weights = torch.as_tensor(class_weights)
+    return lambda out, y: row_loss(out, y) * weights.to(out.dtype)[y.long()]
+
+
+def loss_function(task: str, class_weights: np.ndarray | None = None) -> LossFunction:
     """Mean loss over rows (see ``row_loss_function``)."""
-    row_loss = row_loss_function(task)
+    row_loss = row_loss_function(task, class_weights)
     return lambda out, y: row_loss(out, y).mean()
+
+
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (n_classes * count_c)`` per class: every class weighs as much in the loss as any other.
+
+    A class absent from ``y`` gets weight 1 (it has no rows to weigh).
+    """
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    weights = np.ones(n_classes)
+    present = counts > 0
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -50,8 +75,10 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def evaluate(out: torch.Tensor, y: torch.Tensor, target: TargetEncoding) -> dict[str, float]:
     """Metrics of model outputs ``out`` (n_samples, n_outputs) against encoded targets ``y``.
 
-    Regression: RMSE in the target's own units and R^2. Binary: log-loss, accuracy, AUC.
-    Multiclass: log-loss and accuracy.
+    Regression: RMSE in the target's own units and R^2. Binary: log-loss, accuracy, balanced
+    accuracy (the mean of per-class recalls: 0.5 for a model that always says the majority
+    class), AUC. Multiclass: log-loss, accuracy and balanced accuracy. The log-loss is unweighted
+    whatever ``--class-weight`` says, so that runs with and without weights compare.
     """
     loss = float(loss_function(target.task)(out, y))
     if target.task == "regression":
@@ -65,10 +92,23 @@ def evaluate(out: torch.Tensor, y: torch.Tensor, target: TargetEncoding) -> dict
     if target.task == "binary":
         scores = out[:, 0].double().cpu().numpy()
         labels = y.cpu().numpy().astype(np.int64)
+        predicted = (scores > 0).astype(np.int64)
         return {
             "log_loss": loss,
-            "accuracy": float(np.mean((scores > 0) == (labels == 1))),
+            "accuracy": float(np.mean(predicted == labels)),
+            "balanced_accuracy": _balanced_accuracy(predicted, labels),
             "auc": _auc(scores, labels),
         }
-    predicted = out.argmax(dim=1)
-    return {"log_loss": loss, "accuracy": float((predicted == y).double().mean())}
+    predicted = out.argmax(dim=1).cpu().numpy()
+    labels = y.cpu().numpy().astype(np.int64)
+    return {
+        "log_loss": loss,
+        "accuracy": float(np.mean(predicted == labels)),
+        "balanced_accuracy": _balanced_accuracy(predicted, labels),
+    }
+
+
+def _balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+    """Mean recall over the classes present in ``labels``."""
+    recalls = [float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)]
+    return float(np.mean(recalls)) if recalls else float("nan")

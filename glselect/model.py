@@ -31,7 +31,11 @@ class GroupLassoMLP(nn.Module):
     def __init__(self, n_inputs: int, hidden: tuple[int, ...], n_outputs: int) -> None:
         super().__init__()
         widths = [n_inputs, *hidden, n_outputs]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        with warnings.catch_warnings():
+            # a model with no inputs (nothing selected, or a fold past its last group) or no live
+            # hidden units is an intercept; torch warns that initialising an empty weight does nothing
+            warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
+            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.n_inputs = n_inputs
         self.hidden = tuple(hidden)
         self.n_outputs = n_outputs
@@ -83,10 +87,7 @@ def prune_dead_neurons(model: GroupLassoMLP) -> GroupLassoMLP:
     alive = torch.linalg.vector_norm(model.later_weights[0].detach(), dim=0) > 0
     kept = torch.nonzero(alive).flatten()
     hidden = (int(kept.numel()), *model.hidden[1:])
-    with warnings.catch_warnings():
-        # every unit dead leaves a width-0 layer (the model is then its output bias); torch warns about it
-        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        smaller = GroupLassoMLP(model.n_inputs, hidden, model.n_outputs).to(model.first_weight.dtype)
+    smaller = GroupLassoMLP(model.n_inputs, hidden, model.n_outputs).to(model.first_weight.dtype)
     with torch.no_grad():
         smaller.layers[0].weight.copy_(model.layers[0].weight[kept])
         smaller.layers[0].bias.copy_(model.layers[0].bias[kept])

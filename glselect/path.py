@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -178,6 +178,10 @@ def fit_path(
     on_step: Callable[[PathStep], None] | None = None,
     resume: PathState | None = None,
     on_checkpoint: Callable[[PathState], None] | None = None,
+    *,
+    class_weights: np.ndarray | None = None,
+    grid: Sequence[float] | None = None,
+    score_step: Callable[[int], bool] | None = None,
 ) -> LambdaPath:
     """Train the dense model, then walk lambda upwards until every group is zero.
 
@@ -200,6 +204,14 @@ def fit_path(
         settings: the walk continues from it and ends exactly as an uninterrupted run would.
     on_checkpoint
         Called with the current ``PathState`` after the dense fit and after each accepted lambda.
+    class_weights
+        One loss weight per class (classification), or None for unweighted rows.
+    grid
+        Walk exactly these lambdas (increasing) instead of adapting the step, and do not stop
+        when every group is zero: cross-validation folds share the full data's grid this way.
+    score_step
+        Whether step ``i`` (0 is the dense step) gets a relaxed validation score; None: every
+        support of at most ``RELAX_EVERY_SUPPORT_UP_TO`` groups and a ladder above that.
 
     Returns
     -------
@@ -212,11 +224,13 @@ def fit_path(
         Training diverged (a non-finite loss).
     """
     X_train = train[0]
-    loss_fn = loss_function(task)
-    row_loss_fn = row_loss_function(task)
+    loss_fn = loss_function(task, class_weights)
+    row_loss_fn = row_loss_function(task, class_weights)
     penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], X_train.dtype)
     if resume is None:
         state = _start(model, train, val, loss_fn, row_loss_fn, penalty, model_config, train_config, path_config)
+        if grid is not None:
+            state.lam = float(grid[0]) if len(grid) else math.inf
         if on_step is not None:
             on_step(state.steps[0])
         if on_checkpoint is not None:
@@ -234,12 +248,17 @@ def fit_path(
     )
     base_log_ratio = math.log(path_config.lambda_step)
 
-    while len(state.steps) <= path_config.max_steps and state.active.sum() > path_config.min_features:
+    def walking() -> bool:
+        if grid is not None:
+            return len(state.steps) <= len(grid)
+        return len(state.steps) <= path_config.max_steps and state.active.sum() > path_config.min_features
+
+    while walking():
         saved_state = copy.deepcopy(model.state_dict())
         lam = state.lam
         max_departures = max(1, int(path_config.departure_fraction * np.count_nonzero(state.active)))
         is_first = state.previous_lam == 0.0
-        can_refine = (
+        can_refine = grid is None and (
             state.first_step_retries < FIRST_STEP_RETRIES
             if is_first
             else state.log_ratio > base_log_ratio * MIN_RATIO_FRACTION
@@ -271,14 +290,20 @@ def fit_path(
                 state.log_ratio /= 2.0
                 state.lam = state.previous_lam * math.exp(state.log_ratio)
             continue
-        relaxed = _relaxed_score(state, model, now_active, group_ids, train, val, loss_fn, row_loss_fn, model_config, relax_config)
+        wanted = None if score_step is None else score_step(len(state.steps))
+        relaxed = _relaxed_score(
+            state, model, now_active, group_ids, train, val, loss_fn, row_loss_fn, model_config, relax_config, wanted
+        )
         step = _record(model, lam, train, val, loss_fn, penalty, result.n_iters, result.converged, relaxed)
         state.steps.append(step)
         if n_left == 0:
             state.log_ratio = min(state.log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster
         state.active = now_active
         state.previous_lam = lam
-        state.lam = lam * math.exp(state.log_ratio)
+        if grid is None:
+            state.lam = lam * math.exp(state.log_ratio)
+        elif len(state.steps) <= len(grid):
+            state.lam = float(grid[len(state.steps) - 1])
         state.model_state = model.state_dict()
         state.solver_step = solver_step
         if on_step is not None:
@@ -354,13 +379,17 @@ def _relaxed_score(
     row_loss_fn: LossFunction,
     model_config: ModelConfig,
     relax_config: TrainConfig,
+    wanted: bool | None,
 ) -> tuple[float, float]:
-    """The relaxed validation score of this support, computed once per support (NaN when not scored)."""
+    """The relaxed validation score of this support, computed once per support (NaN when not scored).
+
+    ``wanted`` None: scored by the size rule (every small support, a ladder of large ones).
+    """
     support_key = np.packbits(now_active).tobytes()
     n_active = int(np.count_nonzero(now_active))
-    if support_key not in state.relaxed_by_support and (
-        n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * state.last_relaxed_size
-    ):
+    if wanted is None:
+        wanted = n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * state.last_relaxed_size
+    if wanted and support_key not in state.relaxed_by_support:
         keep = now_active[group_ids]
         state.relaxed_by_support[support_key] = (
             relaxed_val_loss(model, keep, train, val, loss_fn, model_config.max_norm, row_loss_fn, relax_config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,14 +33,37 @@ class Selection:
     n_pruned_neurons: int  # first-layer hidden units removed by the neuron penalty
 
 
-def choose_step(path: LambdaPath, config: SelectionConfig) -> tuple[int, str]:
+@dataclass(frozen=True)
+class StepScores:
+    """A loss per path step to choose by (NaN: not scored) and its standard error.
+
+    From the validation rows (``validation_scores``), or the mean over cross-validation folds.
+    """
+
+    loss: np.ndarray
+    se: np.ndarray
+    source: str  # "validation" or "cv<K>"
+
+
+def validation_scores(path: LambdaPath) -> StepScores:
+    """The path's own relaxed validation losses, their standard errors taken over validation rows."""
+    return StepScores(
+        loss=np.array([step.relaxed_val_loss for step in path.steps]),
+        se=np.array([step.relaxed_val_se for step in path.steps]),
+        source="validation",
+    )
+
+
+def choose_step(path: LambdaPath, config: SelectionConfig, scores: StepScores | None = None) -> tuple[int, str]:
     """Index of the chosen step and the rule that chose it.
 
     - ``max_features=K``: the least-penalised step with at most K groups (the K groups that
       survive longest, when groups leave one at a time).
-    - ``min``: the lowest relaxed validation loss.
-    - ``1se``: the sparsest (largest-lambda) step whose relaxed validation loss is within one
-      standard error of the lowest.
+    - ``min``: the lowest relaxed loss.
+    - ``1se``: the sparsest (largest-lambda) step whose relaxed loss is within one standard
+      error of the lowest.
+
+    ``scores`` defaults to the validation rows' (``validation_scores``).
 
     Raises
     ------
@@ -58,13 +80,13 @@ def choose_step(path: LambdaPath, config: SelectionConfig) -> tuple[int, str]:
                 hint="lower --min-features or raise --max-features",
             )
         return within[0], f"max_features={config.max_features}"
-    losses = np.array([step.relaxed_val_loss for step in steps])
-    losses = np.where(np.isfinite(losses), losses, np.inf)  # unscored (NaN) or diverged steps are never chosen
+    scores = scores or validation_scores(path)
+    losses = np.where(np.isfinite(scores.loss), scores.loss, np.inf)  # unscored (NaN) or diverged steps are never chosen
     # ties go to the sparser step: later on the path
     best = int(len(losses) - 1 - np.argmin(losses[::-1]))
     if config.rule == "min":
         return best, "min"
-    threshold = losses[best] + np.nan_to_num(steps[best].relaxed_val_se)
+    threshold = losses[best] + np.nan_to_num(scores.se[best])
     return int(np.flatnonzero(losses <= threshold).max()), "1se"
 
 
@@ -80,6 +102,7 @@ def refit(
     model_config: ModelConfig,
     train_config: TrainConfig,
     seed: int,
+    class_weights: np.ndarray | None = None,
 ) -> Selection:
     """Train a fresh unpenalised network on the chosen step's columns, early-stopped on validation rows.
 
@@ -90,11 +113,8 @@ def refit(
     group_mask = step.group_norms > 0
     feature_mask = group_mask[group_ids]
     torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        # a model with no inputs (nothing selected) is an intercept; torch warns about the empty weight
-        warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(train[0].dtype)
-    loss_fn = loss_function(task)
+    model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(train[0].dtype)
+    loss_fn = loss_function(task, class_weights)
     result = train_on_columns(
         model, feature_mask, train, val, loss_fn, model_config.max_norm, train_config, model_config.neuron_penalty
     )

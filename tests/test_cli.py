@@ -68,7 +68,7 @@ def test_binary_and_multiclass_targets_and_parquet(tmp_path, write_table, linear
     summary = json.loads(result.stdout)
     assert summary["task"] == "binary" and summary["classes"] == ["no", "yes"]
     assert {"a", "b"} <= set(summary["selected_features"])
-    assert set(summary["metrics"]["pruned"]) == {"log_loss", "accuracy", "auc"}
+    assert set(summary["metrics"]["pruned"]) == {"log_loss", "accuracy", "balanced_accuracy", "auc"}
 
 
 def test_default_out_dir_sits_next_to_the_table(tmp_path, write_table, linear_table):
@@ -238,7 +238,7 @@ def test_multiclass_logistic_group_lasso_finds_the_driving_columns(tmp_path, wri
     summary = json.loads(result.stdout)
     assert summary["task"] == "multiclass" and summary["classes"] == ["high", "low", "mid"]
     assert {"a", "b"} <= set(summary["selected_features"])
-    assert set(summary["metrics"]["pruned"]) == {"log_loss", "accuracy"}
+    assert set(summary["metrics"]["pruned"]) == {"log_loss", "accuracy", "balanced_accuracy"}
     importances = pd.read_csv(tmp_path / "o" / "importances.csv")
     assert set(importances["feature"].head(2)) == {"a", "b"}
 

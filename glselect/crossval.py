@@ -1,0 +1,93 @@
+"""K-fold cross-validation of the path: every fold walks the full path's lambdas, and each lambda
+is scored by the mean over folds of its relaxed held-out loss.
+
+Each fold fits its own path (its own dense start, its own supports) on the other folds' rows, so
+the score of a lambda includes the variability of which columns that lambda selects: a lambda
+whose support is padded with chance correlations on the full data pays for it on held-out folds.
+The chosen lambda's support is then read off the full path, as glmnet's ``cv.glmnet`` does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.model import GroupLassoMLP
+from glselect.path import LambdaPath, fit_path
+from glselect.selection import StepScores
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """``fold_losses`` and ``fold_sizes`` have shape (n_folds, n_steps of the full path)."""
+
+    n_folds: int
+    fold_losses: np.ndarray  # relaxed held-out loss of each fold at each of the full path's lambdas (NaN: not scored)
+    fold_sizes: np.ndarray  # groups non-zero in each fold's model at each lambda
+
+    def scores(self) -> StepScores:
+        """Mean loss over folds; its standard error is the folds' spread over sqrt(K)."""
+        loss = self.fold_losses.mean(axis=0)
+        se = self.fold_losses.std(axis=0, ddof=1) / math.sqrt(self.n_folds)
+        return StepScores(loss=loss, se=se, source=f"cv{self.n_folds}")
+
+
+def fold_rows(n_rows: int, n_folds: int, seed: int) -> list[np.ndarray]:
+    """A seeded partition of ``range(n_rows)`` into ``n_folds`` sorted folds of near-equal size."""
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return [np.sort(part) for part in np.array_split(order, n_folds)]
+
+
+def cross_validate(
+    path: LambdaPath,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    group_ids: np.ndarray,
+    n_encoded: np.ndarray,
+    task: str,
+    n_outputs: int,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    path_config: PathConfig,
+    n_folds: int,
+    seed: int,
+    class_weights: np.ndarray | None = None,
+    on_fold: Callable[[int], None] | None = None,
+) -> CrossValidation:
+    """Score every scored step of ``path`` by K-fold cross-validation on the rows ``(X, y)``.
+
+    Parameters
+    ----------
+    path
+        The full path; its lambdas are the grid, and only its steps that carry a relaxed score
+        are scored again in the folds (the others stay NaN and are never chosen).
+    X, y
+        The rows to cross-validate on (training and validation rows; never the test rows).
+    on_fold
+        Called with the fold number (0-based) as each fold starts.
+    """
+    grid = [step.lam for step in path.steps[1:]]
+    scored = [bool(np.isfinite(step.relaxed_val_loss)) for step in path.steps]
+    folds = fold_rows(len(y), n_folds, seed)
+    fold_losses = np.full((n_folds, len(path.steps)), np.nan)
+    fold_sizes = np.zeros((n_folds, len(path.steps)), dtype=np.int64)
+    for k, held_out in enumerate(folds):
+        if on_fold is not None:
+            on_fold(k)
+        inside = torch.as_tensor(np.setdiff1d(np.arange(len(y)), held_out))
+        held_out = torch.as_tensor(held_out)
+        torch.manual_seed(seed + 1 + k)  # each fold's own start, reproducible
+        model = GroupLassoMLP(X.shape[1], model_config.hidden, n_outputs).to(X.dtype)
+        fold_path = fit_path(
+            model, (X[inside], y[inside]), (X[held_out], y[held_out]), group_ids, n_encoded, task,
+            model_config, train_config, path_config,
+            class_weights=class_weights, grid=grid, score_step=lambda i: scored[i],
+        )
+        fold_losses[k] = [step.relaxed_val_loss if scored[i] else np.nan for i, step in enumerate(fold_path.steps)]
+        fold_sizes[k] = [step.n_selected for step in fold_path.steps]
+    return CrossValidation(n_folds=n_folds, fold_losses=fold_losses, fold_sizes=fold_sizes)

@@ -1,0 +1,201 @@
+"""Selection you can trust: cross-validation, permutation importance, stability selection, class weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from glselect.api import fit_frame
+from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
+from glselect.crossval import CrossValidation, fold_rows
+from glselect.importance import permutation_importance
+from glselect.metrics import balanced_class_weights, loss_function, row_loss_function
+from glselect.model import GroupLassoMLP
+from glselect.stability import Stability, top_surviving
+from tests.test_cli import FAST, assert_user_error, invoke
+from tests.test_selection import PATH
+
+TRUE = {"a", "b", "c"}
+
+
+def _config(**sections) -> RunConfig:
+    return RunConfig(
+        table=Path("table.csv"), target="y", seed=0,
+        model=ModelConfig(hidden=(8,)), path=PathConfig(max_iters_per_lambda=40), **sections,
+    )
+
+
+def test_folds_partition_the_rows_reproducibly():
+    folds = fold_rows(103, 5, seed=4)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(103))
+    assert {len(fold) for fold in folds} == {20, 21}
+    assert all((a == b).all() for a, b in zip(folds, fold_rows(103, 5, seed=4)))
+
+
+def test_cv_scores_are_fold_means_with_the_standard_error_of_the_mean():
+    losses = np.array([[1.0, 0.5, np.nan], [3.0, 0.7, np.nan]])
+    scores = CrossValidation(n_folds=2, fold_losses=losses, fold_sizes=np.zeros((2, 3), dtype=int)).scores()
+    np.testing.assert_allclose(scores.loss[:2], [2.0, 0.6])
+    np.testing.assert_allclose(scores.se[:2], [np.sqrt(2) / np.sqrt(2), np.sqrt(0.02) / np.sqrt(2)])
+    assert np.isnan(scores.loss[2]) and scores.source == "cv2"
+
+
+def test_choose_step_uses_cross_validated_scores_when_given():
+    from glselect.selection import StepScores, choose_step
+
+    # the path's own validation losses pick step 3 by 1se; these CV scores favour the dense end
+    loss = np.array([0.10, 0.12, 0.30, 0.40, 0.50, 0.60, 1.0])
+    scores = StepScores(loss=loss, se=np.full(7, 0.03), source="cv5")
+    assert choose_step(PATH, SelectionConfig(rule="1se"), scores) == (1, "1se")
+    assert choose_step(PATH, SelectionConfig(rule="min"), scores) == (0, "min")
+
+
+@pytest.fixture(scope="module")
+def cv_fit():
+    from tests.conftest import make_linear_table
+
+    torch.set_num_threads(1)
+    return fit_frame(make_linear_table(), _config(selection=SelectionConfig(cv=3)))
+
+
+def test_cross_validation_selects_the_true_columns_and_scores_the_path(cv_fit):
+    assert set(cv_fit.summary["selected_features"]) == TRUE
+    assert cv_fit.summary["scored_by"] == "cv3"
+    table = cv_fit.path_scalars
+    scored = table["relaxed_val_loss"].notna()
+    # every step the path scored is scored in every fold, and only those
+    assert (table["cv_loss"].notna() == scored).all()
+    assert (table.loc[scored, "cv_se"] > 0).all()
+    chosen = cv_fit.summary["step"]
+    best = table["cv_loss"].min()
+    assert table.loc[chosen, "cv_loss"] <= best + table.loc[table["cv_loss"].idxmin(), "cv_se"] + 1e-12
+
+
+def test_permutation_importance_is_positive_for_used_columns_and_zero_for_the_rest(cv_fit):
+    features = cv_fit.importances.features.set_index("feature")
+    assert (features.loc[sorted(TRUE), "permutation"] > 0).all()
+    assert (features.loc[["n1", "n2", "n3", "n4", "n5"], "permutation"] == 0).all()
+    # a and b carry most of the signal, c a little
+    assert features.loc["a", "permutation"] > features.loc["c", "permutation"]
+    assert features.loc["b", "permutation"] > features.loc["c", "permutation"]
+    assert (features.loc[sorted(TRUE), "permutation_std"] > 0).all()
+
+
+def test_permutation_of_a_column_the_model_ignores_changes_nothing():
+    torch.manual_seed(0)
+    model = GroupLassoMLP(3, (4,), 1).double()
+    with torch.no_grad():
+        model.first_weight[:, 2] = 0.0  # the model does not read column 2
+    X = torch.randn(200, 3, dtype=torch.float64)
+    y = model(X)[:, 0] + 0.1 * torch.randn(200, dtype=torch.float64)
+    scores = permutation_importance(
+        model, X, y, [np.array([0]), np.array([2]), np.array([], dtype=int)], row_loss_function("regression"), 4, seed=1
+    )
+    assert scores.mean[0] > 0 and scores.std[0] > 0
+    assert scores.mean[1] == 0 and scores.mean[2] == 0
+
+
+def test_top_surviving_takes_the_q_longest_lived_and_never_a_group_that_never_lived():
+    lams = np.array([0.5, 0.9, 0.0, 0.9, 0.1])
+    norms = np.array([1.0, 0.2, 0.0, 0.3, 1.0])
+    np.testing.assert_array_equal(top_surviving(lams, norms, 2), [False, True, False, True, False])
+    np.testing.assert_array_equal(top_surviving(lams, norms, 3), [True, True, False, True, False])
+    np.testing.assert_array_equal(top_surviving(lams, norms, 5), [True, True, False, True, True])
+
+
+def test_the_stability_bound_is_meinshausen_buhlmanns():
+    stability = Stability(n_pairs=10, q=4, threshold=0.75, frequency=np.zeros(40))
+    assert stability.expected_false_bound == pytest.approx(16 / (0.5 * 40))
+
+
+def test_stability_frequencies_are_high_for_true_groups_and_low_for_noise():
+    from tests.conftest import make_linear_table
+
+    torch.set_num_threads(1)
+    result = fit_frame(
+        make_linear_table(), _config(importance=ImportanceConfig(stability_pairs=4, stability_q=3))
+    )
+    groups = result.importances.groups.set_index("group")
+    assert (groups.loc[sorted(TRUE), "stability"] >= 0.75).all()
+    noise = groups.loc[["n1", "n2", "n3", "n4", "n5"], "stability"]
+    assert noise.mean() <= 0.2
+    # each half-path selects exactly q groups, so the frequencies add up to q
+    assert groups["stability"].sum() == pytest.approx(3.0)
+    stability = result.summary["stability"]
+    assert set(stability["stable_groups"]) <= TRUE | {"n1", "n2", "n3", "n4", "n5"}
+    assert set(stability["stable_groups"]) >= {"a", "b"}
+    assert stability["expected_false_bound"] == pytest.approx(9 / ((2 * 0.8 - 1) * 8))
+
+
+def test_balanced_weights_make_every_class_weigh_the_same():
+    y = np.array([0] * 90 + [1] * 10)
+    weights = balanced_class_weights(y, 2)
+    np.testing.assert_allclose(weights, [100 / 180, 100 / 20])
+    assert weights[y].mean() == pytest.approx(1.0)  # the weighted loss keeps the unweighted loss's scale
+    np.testing.assert_allclose(balanced_class_weights(np.array([0, 0, 2]), 3), [0.75, 1.0, 1.5])
+
+
+def test_weighted_loss_is_the_weighted_mean_of_row_losses():
+    out = torch.tensor([[0.3], [-1.0], [2.0]], dtype=torch.float64)
+    y = torch.tensor([1, 0, 0])
+    weights = np.array([0.5, 2.0])
+    plain = row_loss_function("binary")(out, y)
+    weighted = loss_function("binary", weights)(out, y)
+    assert float(weighted) == pytest.approx(float((plain * torch.tensor([2.0, 0.5, 0.5], dtype=torch.float64)).mean()))
+
+
+def test_balanced_class_weights_lift_the_rare_class(rng):
+    # 10% positives that depend on x0; an unweighted model leans on the majority class
+    n = 1200
+    X = rng.standard_normal((n, 6))
+    score = 2.0 * X[:, 0] - 3.2 + 0.7 * rng.standard_normal(n)
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(6)])
+    df["y"] = np.where(score > 0, "rare", "common")
+    plain = fit_frame(df, _config(data=DataConfig(task="binary")))
+    balanced = fit_frame(df, _config(data=DataConfig(task="binary", class_weight="balanced")))
+    assert "x0" in balanced.summary["selected_features"]
+    assert balanced.summary["class_weights"]["rare"] > 4 * balanced.summary["class_weights"]["common"]
+    assert (
+        balanced.summary["metrics"]["pruned"]["balanced_accuracy"]
+        > plain.summary["metrics"]["pruned"]["balanced_accuracy"] + 0.05
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cv", "1"], "cv must be 0 (one validation split) or at least 2 folds, got 1"),
+        (["--stability-threshold", "0.5"], "stability_threshold must be in (0.5, 1], got 0.5"),
+        (["--stability", "-1"], "stability pairs must be >= 0, got -1"),
+        (["--class-weight", "heavy"], "class_weight must be one of none, balanced, got 'heavy'"),
+        (["--class-weight", "balanced"], "--class-weight balanced needs a classification target; this one is numeric (regression)"),
+        (["--permutation-repeats", "-2"], "permutation_repeats must be >= 0, got -2"),
+    ],
+)
+def test_bad_selection_options_are_one_line_errors(tmp_path, write_table, linear_table, args, message):
+    out = tmp_path / "out"
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--out", out, *FAST, *args)
+    assert_user_error(result, message)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_cv_and_stability_from_the_command_line(tmp_path, write_table, linear_table):
+    out = tmp_path / "out"
+    result = invoke(
+        "fit", write_table(linear_table), "-t", "y", "--out", out, "--json", "--cv", "3", "--stability", "2",
+        "--stability-q", "3", *FAST,
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["scored_by"] == "cv3" and summary["stability"]["pairs"] == 2
+    groups = pd.read_csv(out / "groups.csv")
+    assert {"permutation", "permutation_std", "stability"} <= set(groups.columns)
+    assert {"cv_loss", "cv_se"} <= set(pd.read_csv(out / "path.csv").columns)
+    shown = invoke("show", out)
+    assert shown.exit_code == 0, shown.output
