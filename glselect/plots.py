@@ -93,31 +93,37 @@ def _draw_norms(ax: Any, results: Results, top: int) -> None:
 
 
 def _draw_losses(ax: Any, results: Results) -> None:
-    """Relaxed validation loss (±1 SE) against groups selected, the penalised loss faint behind it."""
+    """The loss the rule chose by (±1 SE) against groups selected, the penalised loss faint behind it.
+
+    That is the relaxed validation loss, or with ``--cv`` the fold mean of the relaxed held-out loss.
+    """
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+    cross_validated = "cv_loss" in results.path.columns
+    loss, se = ("cv_loss", "cv_se") if cross_validated else ("relaxed_val_loss", "relaxed_val_se")
+    scored_label = "cross-validated relaxed refit ±1 SE" if cross_validated else "relaxed refit ±1 SE"
     path = results.path.sort_values("step", ascending=False)  # sparse to dense, as the curve reads left to right
     # step 0 is the dense start, scored as trained rather than by a relaxed refit: a point of its own
     dense, path = path[path["lambda"] <= 0], path[path["lambda"] > 0]
     ax.plot(path["n_selected"], path["val_loss"], "o-", color="0.6", alpha=0.45, ms=3, lw=0.8, label="penalised fit")
-    scored = path[np.isfinite(path["relaxed_val_loss"])]
+    scored = path[np.isfinite(path[loss])]
     # steps that share a support share one relaxed score: draw it once
-    scored = scored.drop_duplicates(["n_selected", "relaxed_val_loss"])
+    scored = scored.drop_duplicates(["n_selected", loss])
     # the line only traces the walk: supports of one size can differ, so the path may double back
-    ax.plot(scored["n_selected"], scored["relaxed_val_loss"], "-", color="tab:blue", alpha=0.4, lw=1, zorder=3)
+    ax.plot(scored["n_selected"], scored[loss], "-", color="tab:blue", alpha=0.4, lw=1, zorder=3)
     ax.errorbar(
-        scored["n_selected"], scored["relaxed_val_loss"], yerr=scored["relaxed_val_se"].fillna(0.0),
-        fmt="o", color="tab:blue", ms=4, capsize=3, label="relaxed refit ±1 SE", zorder=3,
+        scored["n_selected"], scored[loss], yerr=scored[se].fillna(0.0),
+        fmt="o", color="tab:blue", ms=4, capsize=3, label=scored_label, zorder=3,
     )
-    ax.plot(dense["n_selected"], dense["relaxed_val_loss"], "s", mfc="none", mec="tab:purple", ms=7, mew=1.5,
+    ax.plot(dense["n_selected"], dense[loss], "s", mfc="none", mec="tab:purple", ms=7, mew=1.5,
             label="dense start (lambda 0)", zorder=3)
     chosen = results.path.loc[results.path["step"] == results.summary["step"]].iloc[0]
     label = _label(f"chosen: {int(chosen['n_selected'])} groups (rule {results.summary['rule']})")
     ax.axvline(chosen["n_selected"], color="black", ls="--", lw=1, zorder=2)
-    if math.isfinite(chosen["relaxed_val_loss"]):
-        ax.plot(chosen["n_selected"], chosen["relaxed_val_loss"], "*", color="tab:red", ms=15, mec="black",
+    if math.isfinite(chosen[loss]):
+        ax.plot(chosen["n_selected"], chosen[loss], "*", color="tab:red", ms=15, mec="black",
                 mew=0.6, zorder=4, label=label)
-    values = np.concatenate([results.path["val_loss"].to_numpy(), scored["relaxed_val_loss"].to_numpy()])
+    values = np.concatenate([results.path["val_loss"].to_numpy(), scored[loss].to_numpy()])
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > 10:
         ax.set_yscale("log")  # the empty model's loss would otherwise flatten the region that matters
@@ -128,7 +134,7 @@ def _draw_losses(ax: Any, results: Results) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(left=-0.5)  # from the empty model, even when the path stopped before reaching it
     ax.set_xlabel("groups selected")
-    ax.set_ylabel("validation loss (relaxed refit)")
+    ax.set_ylabel("held-out loss (relaxed refit)")
     ax.set_title("validation loss along the path", fontsize=10)
     ax.legend(fontsize=8, loc="best")
 

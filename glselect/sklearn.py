@@ -19,7 +19,7 @@ from sklearn.utils.validation import _check_feature_names, _check_n_features, ch
 
 from glselect.api import MIN_ROWS, fit_frame, save_result
 from glselect.artifacts import LoadedModel, load_model, load_results
-from glselect.config import DataConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
+from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
 from glselect.encoding import Encoder
 from glselect.errors import GlselectError
 from glselect.prediction import predict_table
@@ -69,6 +69,11 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         groups: dict[str, str] | None = None,
         rule: str = "1se",
         max_features: int | None = None,
+        cv: int = 0,
+        class_weight: str = "none",
+        permutation_repeats: int = 5,
+        stability: int = 0,
+        stability_threshold: float = 0.8,
         neuron_penalty: float = 0.0,
         max_levels: int = 20,
         val_fraction: float = 0.2,
@@ -82,6 +87,11 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         self.groups = groups
         self.rule = rule
         self.max_features = max_features
+        self.cv = cv
+        self.class_weight = class_weight
+        self.permutation_repeats = permutation_repeats
+        self.stability = stability
+        self.stability_threshold = stability_threshold
         self.neuron_penalty = neuron_penalty
         self.max_levels = max_levels
         self.val_fraction = val_fraction
@@ -97,11 +107,17 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
             seed=self.seed,
             threads=self.threads,
             data=DataConfig(
-                task=self.task, val_fraction=self.val_fraction, test_fraction=self.test_fraction, max_levels=self.max_levels
+                task=self.task, val_fraction=self.val_fraction, test_fraction=self.test_fraction, max_levels=self.max_levels,
+                class_weight=self.class_weight,
             ),
             model=ModelConfig(hidden=tuple(self.hidden), neuron_penalty=self.neuron_penalty),
             path=PathConfig(max_iters_per_lambda=self.max_iters_per_lambda),
-            selection=SelectionConfig(rule=self.rule, max_features=self.max_features),
+            selection=SelectionConfig(rule=self.rule, max_features=self.max_features, cv=self.cv),
+            importance=ImportanceConfig(
+                permutation_repeats=self.permutation_repeats,
+                stability_pairs=self.stability,
+                stability_threshold=self.stability_threshold,
+            ),
         )
 
     def _names(self, n_columns: int) -> list[str]:
