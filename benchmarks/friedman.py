@@ -39,11 +39,12 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=ModelConfig().hidden[0])
     parser.add_argument("--rule", default=SelectionConfig().rule)
     parser.add_argument("--cv", type=int, default=SelectionConfig().cv, help="folds (0: one validation split)")
+    parser.add_argument("--confirm", type=float, default=SelectionConfig().confirm, help="0: keep the whole chosen step")
     parser.add_argument("--json", type=Path, help="also write the per-seed results here")
     args = parser.parse_args()
 
     rows = []
-    print(f"Friedman #1, {args.rows} rows x {args.columns} columns, hidden {args.hidden}, rule {args.rule}, cv {args.cv}\n")
+    print(f"Friedman #1, {args.rows} rows x {args.columns} columns, hidden {args.hidden}, rule {args.rule}, cv {args.cv}, confirm {args.confirm}\n")
     print("| seed | top-5 ranks = x0..x4 | selected | exactly x0..x4 | F1 | path steps | fit seconds |")
     print("|---:|:---:|---|:---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as folder:
@@ -52,7 +53,7 @@ def main() -> None:
             make_friedman1(args.rows, args.columns, noise=1.0, seed=1000 + seed).to_parquet(table, index=False)
             config = RunConfig(
                 table=table, target="y", out=Path(folder) / f"out_{seed}", seed=seed,
-                model=ModelConfig(hidden=(args.hidden,)), selection=SelectionConfig(rule=args.rule, cv=args.cv),
+                model=ModelConfig(hidden=(args.hidden,)), selection=SelectionConfig(rule=args.rule, cv=args.cv, confirm=args.confirm),
             )
             started = time.perf_counter()
             result = run(config)

@@ -25,12 +25,13 @@ from glselect.target import drop_missing_target
 from glselect.errors import GlselectError
 from glselect.groups import build_group_index
 from glselect.crossval import CrossValidation, cross_validate
-from glselect.importance import Importances, PermutationScores, permutation_importance, rank_groups
+from glselect.importance import Importances, rank_groups
+from glselect.permutation import PermutationScores, permutation_importance
 from glselect.io import read_group_map, read_table
 from glselect.metrics import PRIMARY_METRIC, balanced_class_weights, evaluate, row_loss_function
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
-from glselect.selection import Selection, choose_step, refit
+from glselect.selection import Selection, choose_step, confirmed_groups, refit
 from glselect.stability import Stability, stability_selection
 
 # Called as each extra stage's unit of work starts: (stage, number done, total), e.g. ("cv fold", 2, 5)
@@ -228,6 +229,16 @@ def fit_frame(
             path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
             config.model, config.train, config.seed, class_weights,
         )
+        if config.selection.confirm > 0 and config.selection.max_features is None:
+            confirmed = confirmed_groups(
+                selection, val, group_index.group_ids, row_loss_function(task, class_weights),
+                config.selection.confirm, config.seed,
+            )
+            if (confirmed != selection.group_mask).any():
+                selection = refit(
+                    path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
+                    config.model, config.train, config.seed, class_weights, group_mask=confirmed,
+                )
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None
         if config.importance.stability_pairs:
@@ -272,6 +283,7 @@ def fit_frame(
             "lambda": selection.lam,
             "rule": rule,
             "step": step_index,
+            "unconfirmed_groups": [name for name, drop in zip(group_index.names, selection.unconfirmed) if drop],
             "scored_by": cross_validation.scores().source if cross_validation is not None else (
                 "validation" if config.selection.max_features is None else "max_features"
             ),

@@ -171,6 +171,10 @@ def fit(
     cv: Annotated[
         int, typer.Option(help="Score the path's lambdas by K-fold cross-validation (K >= 2); 0 scores them on one validation split.")
     ] = SELECTION.cv,
+    confirm: Annotated[
+        float,
+        typer.Option(help="Keep a chosen group only if shuffling it raises the refit model's validation loss by this many standard errors; 0 keeps the whole step."),
+    ] = SELECTION.confirm,
     class_weight: Annotated[
         str, typer.Option(help="'balanced' weighs each class equally in the loss, however rare; 'none' weighs rows equally.")
     ] = DATA.class_weight,
@@ -239,7 +243,7 @@ def fit(
                 max_steps=max_steps,
                 min_features=min_features,
             ),
-            selection=SelectionConfig(rule=rule, max_features=max_features, cv=cv),
+            selection=SelectionConfig(rule=rule, max_features=max_features, cv=cv, confirm=confirm),
             importance=ImportanceConfig(
                 permutation_repeats=permutation_repeats,
                 stability_pairs=stability,

@@ -116,8 +116,12 @@ class SelectionConfig:
     rule: str = "1se"  # sparsest step within one standard error of the lowest validation loss
     max_features: int | None = None  # overrides the rule: the least-penalised step with <= K groups
     cv: int = 0  # K >= 2: score the path's lambdas by K-fold cross-validation; 0: by the validation rows
+    # keep a chosen group only if shuffling it raises the refit model's validation loss by this
+    # many standard errors (0: keep the whole step); not applied with max_features
+    confirm: float = 2.0
 
     def __post_init__(self) -> None:
+        _require(self.confirm >= 0, f"confirm must be >= 0, got {self.confirm}")
         _require(self.cv == 0 or self.cv >= 2, f"cv must be 0 (one validation split) or at least 2 folds, got {self.cv}")
         _require(
             self.rule in SELECTION_RULES,

@@ -1,9 +1,10 @@
-"""Rank groups and table columns by how long they survive on the path, with the other importance measures beside it.
+"""Rank groups and table columns: the selected ones first, each part by how long it survives on
+the path, with the other importance measures beside the rank.
 
-- ``importance``: path survival, the largest lambda at which the group is still non-zero (the rank);
+- ``importance``: path survival, the largest lambda at which the group is still non-zero;
 - ``norm``: the group's first-layer norm at the chosen step; ``dense_norm``: in the dense model;
 - ``permutation``: how much the refit model's held-out loss grows when the group's columns are
-  shuffled together (mean over repeats, ``permutation_std`` their spread);
+  shuffled together (mean over repeats, ``permutation_std`` their spread; see ``permutation.py``);
 - ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``).
 """
 
@@ -13,12 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from glselect.encoding import Encoder
 from glselect.groups import GroupIndex
-from glselect.metrics import LossFunction
-from glselect.model import GroupLassoMLP
+from glselect.permutation import PermutationScores
 from glselect.path import LambdaPath
 from glselect.selection import Selection
 
@@ -46,58 +45,6 @@ def survival(path: LambdaPath) -> tuple[np.ndarray, np.ndarray]:
     return np.where(alive.any(axis=0), lams[last], 0.0), norms[last, columns]
 
 
-@dataclass(frozen=True)
-class PermutationScores:
-    """Per column set: mean and standard deviation over repeats of the loss increase."""
-
-    mean: np.ndarray
-    std: np.ndarray
-
-
-@torch.no_grad()
-def permutation_importance(
-    model: GroupLassoMLP,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    column_sets: list[np.ndarray],
-    row_loss_fn: LossFunction,
-    repeats: int,
-    seed: int,
-) -> PermutationScores:
-    """Growth of the mean loss of ``model`` on ``(X, y)`` when each set of its input columns is shuffled.
-
-    The columns of a set are shuffled with one row permutation, so a group (or the one-hot
-    levels of one column) moves as a whole and its internal structure stays intact. An empty set
-    scores 0: the model does not read it.
-
-    Parameters
-    ----------
-    X
-        The model's own inputs (n_rows, model inputs), held-out rows.
-    column_sets
-        Indices into X's columns, one array per set to score.
-    repeats
-        Permutations per set; ``std`` is their spread (0 with one repeat).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    base = float(row_loss_fn(model(X), y).double().mean())
-    mean = np.zeros(len(column_sets))
-    std = np.zeros(len(column_sets))
-    for i, columns in enumerate(column_sets):
-        if columns.size == 0 or repeats == 0:
-            continue
-        index = torch.as_tensor(columns, dtype=torch.int64)
-        growth = []
-        for _ in range(repeats):
-            shuffled = X.clone()
-            order = torch.randperm(X.shape[0], generator=generator)
-            shuffled[:, index] = X[order][:, index]
-            growth.append(float(row_loss_fn(model(shuffled), y).double().mean()) - base)
-        mean[i] = np.mean(growth)
-        std[i] = np.std(growth, ddof=1) if repeats > 1 else 0.0
-    return PermutationScores(mean=mean, std=std)
-
-
 def rank_groups(
     path: LambdaPath,
     selection: Selection,
@@ -108,7 +55,7 @@ def rank_groups(
     column_permutation: dict[str, tuple[float, float]],
     stability: np.ndarray | None = None,
 ) -> Importances:
-    """Rank groups by path survival (ties: norm where they were last alive, then name) and columns within.
+    """Rank the selected groups first, then by path survival (ties: norm where last alive, then name); columns within.
 
     Parameters
     ----------
@@ -139,7 +86,11 @@ def rank_groups(
             "_last_norm": last_norm,
         }
     )
-    groups = groups.sort_values(["importance", "_last_norm", "group"], ascending=[False, False, True], kind="mergesort")
+    # the selected groups come first, so the top k ranks are the selection; almost always they
+    # survive longest anyway, but a group the confirmation step dropped can outlive a kept one
+    groups = groups.sort_values(
+        ["selected", "importance", "_last_norm", "group"], ascending=[False, False, False, True], kind="mergesort"
+    )
     groups = groups.drop(columns="_last_norm").reset_index(drop=True)
     groups.insert(0, "rank", np.arange(1, len(groups) + 1))
     group_rank = dict(zip(groups["group"], groups["rank"]))

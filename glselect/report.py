@@ -14,31 +14,32 @@ def _fmt(value: float) -> str:
 
 
 def top_features_table(features: pd.DataFrame, top: int) -> Table:
-    """The ``top`` highest-ranked columns: rank, name, group, selected, path survival, dense norm,
-    permutation importance (± its spread) and, when stability selection ran, the selection frequency."""
+    """The ``top`` highest-ranked columns: rank, name, group (when there are groups), selected,
+    path survival, dense norm, permutation importance ± its spread and, when stability selection
+    ran, the selection frequency. Kept narrow enough for an 80-column terminal (a CI log)."""
     table = Table(title=f"Top {min(top, len(features))} of {len(features)} columns", title_justify="left")
+    shown = features.head(top)
+    has_groups = bool((shown["group"] != shown["feature"]).any())
     # out dirs written before a measure existed lack its column: show what is there
     has_permutation = "permutation" in features.columns
-    has_stability = "stability" in features.columns and features["stability"].notna().any()
-    columns = [("rank", "right"), ("feature", "left"), ("group", "left"), ("selected", "center"),
-               ("importance (λ)", "right"), ("dense norm", "right")]
-    columns += [("permutation ± sd", "right")] if has_permutation else []
-    columns += [("stability", "right")] if has_stability else []
+    stability = pd.to_numeric(features.get("stability", pd.Series(dtype=float)), errors="coerce")  # blank: not run
+    has_stability = bool(stability.notna().any())
+    columns = [("rank", "right"), ("feature", "left")] + ([("group", "left")] if has_groups else [])
+    # short headers: the README's output-file section says what each one is
+    columns += [("sel", "center"), ("survival λ", "right"), ("dense", "right")]
+    columns += [("perm ±sd", "right")] if has_permutation else []
+    columns += [("stab", "right")] if has_stability else []
     for header, justify in columns:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
-    for row in features.head(top).itertuples(index=False):
-        cells = [
-            str(row.rank),
-            escape(str(row.feature)),
-            escape(str(row.group)) if row.group != row.feature else "",
-            "[green]yes[/]" if row.selected else "[dim]no[/]",
-            _fmt(row.importance),
-            _fmt(row.dense_norm),
-        ]
+    for row, frequency in zip(shown.itertuples(index=False), stability):
+        cells = [str(row.rank), escape(str(row.feature))]
+        if has_groups:
+            cells.append(escape(str(row.group)) if row.group != row.feature else "")
+        cells += ["[green]yes[/]" if row.selected else "[dim]no[/]", f"{row.importance:.3g}", f"{row.dense_norm:.3g}"]
         if has_permutation:
-            cells.append(f"{_fmt(row.permutation)} ± {_fmt(row.permutation_std)}" if row.permutation else "0")
+            cells.append(f"{row.permutation:.3g}±{row.permutation_std:.2g}" if row.permutation else "0")
         if has_stability:
-            cells.append(_fmt(row.stability))
+            cells.append(f"{frequency:.2f}")
         table.add_row(*cells)
     return table
 
@@ -55,6 +56,12 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
         f"({scored_by}) at λ={summary['lambda']:.3g}",
         f"held-out test rows ({sizes['test_rows']}), dense → pruned: {pairs}",
     ]
+    unconfirmed = summary.get("unconfirmed_groups")
+    if unconfirmed:
+        lines.append(
+            f"left out of the chosen step: {', '.join(unconfirmed)} (shuffling "
+            f"{'it' if len(unconfirmed) == 1 else 'each'} did not raise the refit's validation loss; see --confirm)"
+        )
     stability = summary.get("stability")
     if stability:
         lines.append(

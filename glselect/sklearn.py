@@ -70,6 +70,7 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         rule: str = "1se",
         max_features: int | None = None,
         cv: int = 0,
+        confirm: float = 2.0,
         class_weight: str = "none",
         permutation_repeats: int = 5,
         stability: int = 0,
@@ -88,6 +89,7 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         self.rule = rule
         self.max_features = max_features
         self.cv = cv
+        self.confirm = confirm
         self.class_weight = class_weight
         self.permutation_repeats = permutation_repeats
         self.stability = stability
@@ -112,7 +114,7 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
             ),
             model=ModelConfig(hidden=tuple(self.hidden), neuron_penalty=self.neuron_penalty),
             path=PathConfig(max_iters_per_lambda=self.max_iters_per_lambda),
-            selection=SelectionConfig(rule=self.rule, max_features=self.max_features, cv=self.cv),
+            selection=SelectionConfig(rule=self.rule, max_features=self.max_features, cv=self.cv, confirm=self.confirm),
             importance=ImportanceConfig(
                 permutation_repeats=self.permutation_repeats,
                 stability_pairs=self.stability,

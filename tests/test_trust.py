@@ -13,7 +13,7 @@ import torch
 from glselect.api import fit_frame
 from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
 from glselect.crossval import CrossValidation, fold_rows
-from glselect.importance import permutation_importance
+from glselect.permutation import permutation_importance
 from glselect.metrics import balanced_class_weights, loss_function, row_loss_function
 from glselect.model import GroupLassoMLP
 from glselect.stability import Stability, top_surviving
@@ -175,6 +175,7 @@ def test_balanced_class_weights_lift_the_rare_class(rng):
         (["--class-weight", "heavy"], "class_weight must be one of none, balanced, got 'heavy'"),
         (["--class-weight", "balanced"], "--class-weight balanced needs a classification target; this one is numeric (regression)"),
         (["--permutation-repeats", "-2"], "permutation_repeats must be >= 0, got -2"),
+        (["--confirm", "-1"], "confirm must be >= 0, got -1.0"),
     ],
 )
 def test_bad_selection_options_are_one_line_errors(tmp_path, write_table, linear_table, args, message):
@@ -199,3 +200,28 @@ def test_cv_and_stability_from_the_command_line(tmp_path, write_table, linear_ta
     assert {"cv_loss", "cv_se"} <= set(pd.read_csv(out / "path.csv").columns)
     shown = invoke("show", out)
     assert shown.exit_code == 0, shown.output
+
+
+def test_confirmation_drops_a_noise_column_the_chosen_step_carried_and_keeps_the_true_ones():
+    from glselect.config import TrainConfig
+    from glselect.encoding import encode, fit_encoder
+    from glselect.path import LambdaPath, PathStep
+    from glselect.selection import confirmed_groups, refit
+    from tests.conftest import make_linear_table
+
+    df = make_linear_table()
+    design = encode(fit_encoder(df, "y"), df)  # columns a, b, c, n1..n5: one group each
+    X, y = torch.from_numpy(design.X), torch.from_numpy(design.y)
+    train, val = (X[:200], y[:200]), (X[200:], y[200:])
+    carried = np.array([1.0, 1.0, 1.0, 1.0, 0, 0, 0, 0])  # a step that kept noise column n1 alongside a, b, c
+    step = PathStep(lam=0.1, n_selected=4, group_norms=carried, train_loss=0.0, val_loss=0.0, objective=0.0,
+                    n_iters=1, converged=True, relaxed_val_loss=0.0, relaxed_val_se=0.0)
+    path = LambdaPath(steps=(step,), dense_model=None, dense_training=None, lambda_max_estimate=1.0, n_rejected=0, complete=True)
+    group_ids = np.arange(8)
+    selection = refit(path, 0, "1se", group_ids, train, val, "regression", 1, ModelConfig(hidden=(8,)), TrainConfig(), seed=0)
+    confirmed = confirmed_groups(selection, val, group_ids, row_loss_function("regression"), 2.0, seed=0)
+    np.testing.assert_array_equal(confirmed, [True, True, True, False, False, False, False, False])
+    again = refit(path, 0, "1se", group_ids, train, val, "regression", 1, ModelConfig(hidden=(8,)), TrainConfig(),
+                  seed=0, group_mask=confirmed)
+    assert again.model.n_inputs == 3
+    np.testing.assert_array_equal(again.unconfirmed, [False, False, False, True, False, False, False, False])
