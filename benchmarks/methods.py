@@ -7,11 +7,11 @@ Each `select_*` function takes the same table (feature columns plus the target `
   are read from `importances.csv` (its rank order: path survival, ties by dense norm).
 - LassoNet (`lassonet` 0.0.21): `LassoNetRegressor` / `LassoNetClassifier`, hidden width 32 and
   lambda ratio 1.05 (glselect's default `--lambda-step`; LassoNet's own 1.02 fits about 2.5x as
-  many lambdas and took over 3 minutes per classification path here), its defaults otherwise
-  (10% of the rows for validation). Selected set: the lowest validation loss point of its path,
-  the choice its README shows; its CV classes fit one path per fold plus a final one (6x the
-  time), too slow for this benchmark's budget. Ranking: `feature_importances_` (the lambda at
-  which each column leaves the path).
+  many lambdas, too slow for this benchmark's budget), its defaults otherwise (10% of the rows
+  for validation), one torch thread. Selected set: the lowest validation loss point of its
+  path, the choice its README shows; its CV classes fit one path per fold plus a final one (6x
+  the time), also too slow here. Ranking: `feature_importances_` (the lambda at which each
+  column leaves the path).
 - linear lasso: `LassoCV` (5 folds, its 100 alphas) / `LogisticRegressionCV` (pure L1, saga,
   5 folds, 10 values of C, log loss; tol 1e-3 because saga at the default tol took minutes on
   digits) on standardized inputs. Selected set: non-zero coefficients at the CV choice. Ranking:
@@ -103,6 +103,9 @@ def select_lassonet(frame: pd.DataFrame, task: str, seed: int) -> Choice:
 
     X, y, names = _split(frame)
     X = _standardize(X).astype(np.float32)
+    # one thread, as glselect uses for tables this small: two busy threads made a LassoNet path
+    # 10x slower here on the 2-core machine shared with other jobs
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     started = time.perf_counter()
     if task == "regression":
