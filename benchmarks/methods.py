@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 TARGET = "y"
+METHODS = ["glselect", "LassoNet", "linear lasso", "RF impurity", "RF permutation"]
 HIDDEN = 32
 LASSONET_PATH_MULTIPLIER = 1.05
 
@@ -204,5 +205,3 @@ def select_all(
         choices.update({name: choice for name, choice in forest_choices.items() if name in wanted})
     return choices
 
-
-METHODS = ["glselect", "LassoNet", "linear lasso", "RF impurity", "RF permutation"]

@@ -1,6 +1,6 @@
 """Real-data benchmark: how good are each method's top-k columns for a fixed downstream model?
 
-    .venv/bin/python benchmarks/real_datasets.py                   # all datasets, 3 seeds
+    .venv/bin/python benchmarks/real_datasets.py                   # all datasets, 3 seeds (26 min, see below)
     .venv/bin/python benchmarks/real_datasets.py --datasets wine digits --seeds 3
     .venv/bin/python benchmarks/real_datasets.py --glselect-args "--cv 5" --out benchmarks/results/real_cv5.md
 
@@ -18,6 +18,8 @@ the same training rows, scored on the test rows (accuracy, or R^2 for regression
 - forest: RandomForestClassifier / RandomForestRegressor, 300 trees.
 Two reference rows use no selector: all columns, and k columns drawn at random. The "selected"
 column is the size of each method's own selected set (it is not used for the top-k scores).
+Run time: 26 minutes on the 2-core machine under load from other jobs (which also inflates the
+`seconds` column several times); LassoNet takes most of it.
 Prints one markdown table per dataset (mean ± std over seeds), writes it to `--out` and the
 per-seed numbers to the same path with the suffix `.json`.
 """

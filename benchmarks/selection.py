@@ -1,6 +1,6 @@
 """Known-answer selection benchmark: glselect against LassoNet, a linear lasso and random forests.
 
-    .venv/bin/python benchmarks/selection.py                       # all problems, 3 seeds (~15 min)
+    .venv/bin/python benchmarks/selection.py                       # all problems, 3 seeds (33 min, see below)
     .venv/bin/python benchmarks/selection.py --problems xor --seeds 5
     .venv/bin/python benchmarks/selection.py --glselect-args "--rule min" --out benchmarks/results/selection_min.md
 
@@ -26,6 +26,9 @@ Scores per method and seed: precision, recall and F1 of the selected set; top-|T
 share of the |T| best-ranked columns that are true, |T| = number of true columns); average
 precision of the full ranking; number selected; noise selected (false positives); seconds
 (wall clock; for glselect the whole CLI process, including Python start-up and artifacts).
+Run time: 33 minutes on the 2-core machine while other jobs kept it loaded (load average 5 to
+10, which also inflates every `seconds` column several times; glselect's 4 s Friedman fit took
+25-36 s here); LassoNet and the random-forest permutations take most of it.
 Prints one markdown table per problem (mean ± std over seeds), writes it to `--out` and the
 per-seed numbers to the same path with the suffix `.json`.
 """
