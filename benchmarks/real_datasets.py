@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/real_datasets.py                   # all datasets, 3 seeds (26 min, see below)
     .venv/bin/python benchmarks/real_datasets.py --datasets wine digits --seeds 3
-    .venv/bin/python benchmarks/real_datasets.py --glselect-args "--cv 5" --out benchmarks/results/real_cv5.md
+    .venv/bin/python benchmarks/real_datasets.py --glselect-args="--cv 5" --out benchmarks/results/real_cv5.md
 
 Needs `pip install -c constraints.txt lassonet` in the virtual environment. Datasets are the ones
 bundled with scikit-learn (no download): breast_cancer (binary, k=5 of 30), wine (3 classes,
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", choices=[d.name for d in DATASETS], default=[d.name for d in DATASETS])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument("--glselect-args", default="", help="extra `glselect fit` arguments, passed verbatim")
+    parser.add_argument("--glselect-args", default="", help="extra `glselect fit` arguments, passed verbatim; write --glselect-args=\"...\" so a value starting with -- is not read as an option")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "real_datasets.md")
     args = parser.parse_args()
 

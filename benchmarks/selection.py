@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/selection.py                       # all problems, 3 seeds (33 min, see below)
     .venv/bin/python benchmarks/selection.py --problems xor --seeds 5
-    .venv/bin/python benchmarks/selection.py --glselect-args "--rule min" --out benchmarks/results/selection_min.md
+    .venv/bin/python benchmarks/selection.py --glselect-args="--rule min" --out benchmarks/results/selection_min.md
 
 Needs `pip install -c constraints.txt lassonet` in the virtual environment (scikit-learn comes with
 glselect's `test` extra). The methods and how each one selects and ranks are described in
@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument("--glselect-args", default="", help="extra `glselect fit` arguments, passed verbatim")
+    parser.add_argument("--glselect-args", default="", help="extra `glselect fit` arguments, passed verbatim; write --glselect-args=\"...\" so a value starting with -- is not read as an option")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "selection.md")
     args = parser.parse_args()
 
