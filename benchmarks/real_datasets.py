@@ -116,7 +116,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", choices=[d.name for d in DATASETS], default=[d.name for d in DATASETS])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument("--glselect-args", default="", help="extra `glselect fit` arguments, passed verbatim; write --glselect-args=\"...\" so a value starting with -- is not read as an option")
+    parser.add_argument(
+        "--glselect-args", default="",
+        help='extra `glselect fit` arguments, passed verbatim; write --glselect-args="..." so that a value '
+             "starting with -- is not read as an option",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "real_datasets.md")
     args = parser.parse_args()
 

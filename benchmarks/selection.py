@@ -172,7 +172,11 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument("--glselect-args", default="", help="extra `glselect fit` arguments, passed verbatim; write --glselect-args=\"...\" so a value starting with -- is not read as an option")
+    parser.add_argument(
+        "--glselect-args", default="",
+        help='extra `glselect fit` arguments, passed verbatim; write --glselect-args="..." so that a value '
+             "starting with -- is not read as an option",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "selection.md")
     args = parser.parse_args()
 
