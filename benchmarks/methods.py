@@ -104,8 +104,8 @@ def select_lassonet(frame: pd.DataFrame, task: str, seed: int) -> Choice:
 
     X, y, names = _split(frame)
     X = _standardize(X).astype(np.float32)
-    # one thread, as glselect uses for tables this small: two busy threads made a LassoNet path
-    # 10x slower here on the 2-core machine shared with other jobs
+    # one thread, as glselect uses for tables this small: with two threads on the shared 2-core
+    # machine one breast_cancer path ran over 9 minutes, with one it takes under a minute
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     started = time.perf_counter()
