@@ -112,6 +112,10 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
 
 
 def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitResult:
+    from glselect.stream_fit import run_stream, wants_streaming  # streaming imports api's FitResult
+
+    if wants_streaming(config):
+        return run_stream(config, on_step)
     out_dir = config.out_dir
     check_out_dir(out_dir, config.force, protected=config.inputs)
     table = read_table(config.table)
