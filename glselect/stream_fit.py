@@ -370,8 +370,6 @@ def run_stream(config: RunConfig, on_step: Callable[[PathStep], None] | None = N
     context = distributed.start(device)
     try:
         device = distributed.rank_device(device, context)
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // local_world))
         out_dir = config.out_dir
         check_out_dir(out_dir, config.force, protected=config.inputs)
         result = _fit(config, device, context, on_step)
@@ -452,6 +450,7 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     read_seconds = time.perf_counter() - started
 
     task, n_outputs = encoder.target.task, encoder.target.n_outputs
+    _set_threads(config, batch_size * len(encoder.feature_names) * max(config.model.hidden or (n_outputs,)))
     loss_fn, row_loss_fn = loss_function(task), row_loss_function(task)
     n_features = len(encoder.feature_names)
     model = _seeded_model(n_features, config, n_outputs, device)
@@ -533,6 +532,15 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
         "total_seconds": round(time.perf_counter() - started, 3),
     }
     return _Fitted(summary, encoder, importances, path, selection, path_scalars, path_norms, model_meta)
+
+
+def _set_threads(config: RunConfig, work: int) -> None:
+    """As ``api`` does: one thread for small mini-batches (hand-offs cost more than they save), else
+    the cores this process's share of the machine has (torchrun may start several on one machine)."""
+    from glselect.api import SINGLE_THREAD_WORK
+
+    cores = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else cores))
 
 
 def _gather(tensor: torch.Tensor, context: distributed.Context) -> torch.Tensor:
