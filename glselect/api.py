@@ -30,6 +30,7 @@ from glselect.metrics import PRIMARY_METRIC, evaluate
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
 from glselect.selection import Selection, choose_step, refit
+from glselect.devices import resolve_device
 
 MIN_ROWS = 20  # fewer rows cannot be split into training, validation and test rows
 # below this many multiply-adds per first-layer pass, extra threads cost more in hand-offs than they
@@ -79,8 +80,12 @@ def split_rows(n_rows: int, val_fraction: float, test_fraction: float, seed: int
     }
 
 
-def _tensors(X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.ascontiguousarray(X[rows])), torch.from_numpy(np.ascontiguousarray(y[rows]))
+def _tensors(X: np.ndarray, y: np.ndarray, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # the whole split moves to the device once; the solver then never copies between host and device
+    return (
+        torch.from_numpy(np.ascontiguousarray(X[rows])).to(device),
+        torch.from_numpy(np.ascontiguousarray(y[rows])).to(device),
+    )
 
 
 def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) -> FitResult:
@@ -112,7 +117,7 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
 
 
 def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitResult:
-    from glselect.stream_fit import run_stream, wants_streaming  # streaming imports api's FitResult
+    from glselect.stream_fit import run_stream, wants_streaming
 
     if wants_streaming(config):
         return run_stream(config, on_step)
@@ -185,14 +190,15 @@ def fit_frame(
         target=config.target,
         map_source=str(config.groups),
     )
-    train, val, test = (_tensors(design.X, design.y, rows[part]) for part in ("train", "val", "test"))
+    device = resolve_device(config.device)
+    train, val, test = (_tensors(design.X, design.y, rows[part], device) for part in ("train", "val", "test"))
     task, n_outputs = encoder.target.task, encoder.target.n_outputs
     read_seconds = time.perf_counter() - started
 
     work = len(rows["train"]) * design.X.shape[1] * max(config.model.hidden or (n_outputs,))
     torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else max(1, os.cpu_count() or 1)))
     torch.manual_seed(config.seed)
-    model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs)
+    model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs).to(device)
     resume, on_checkpoint = None, None
     if checkpoints is not None:
         run_fingerprint = fingerprint(config.to_dict(), [design.X, design.y, group_index.group_ids, rows["train"], rows["val"]])
@@ -211,10 +217,11 @@ def fit_frame(
             config.model, config.train, config.seed,
         )
         with torch.no_grad():
-            columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)
+            columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=device)
             dense_metrics = evaluate(path.dense_model(test[0]), test[1], encoder.target)
             pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
-            dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().numpy()
+            dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().cpu().numpy()
+        path.dense_model.cpu(), selection.model.cpu()  # saved and returned from the host
         importances = rank_groups(path, selection, group_index, encoder, dense_column_norms)
 
         selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]

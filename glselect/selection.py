@@ -93,7 +93,7 @@ def refit(
     with warnings.catch_warnings():
         # a model with no inputs (nothing selected) is an intercept; torch warns about the empty weight
         warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-        model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(train[0].dtype)
+        model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(device=train[0].device, dtype=train[0].dtype)
     loss_fn = loss_function(task)
     result = train_on_columns(
         model, feature_mask, train, val, loss_fn, model_config.max_norm, train_config, model_config.neuron_penalty

@@ -31,6 +31,7 @@ from glselect import __version__
 from glselect import distributed
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.config import RunConfig
+from glselect.devices import resolve_device
 from glselect.encoding import Encoder, check_named_columns, columns_left_out, encode
 from glselect.errors import GlselectError
 from glselect.groups import GroupIndex, build_group_index
@@ -65,15 +66,6 @@ PATIENCE = 4  # validation checks without improvement before the dense fit or th
 CHECKS_PER_EPOCH = 4
 MAX_PROBE_BATCHES = 64  # mini-batches averaged for the gradient at a zero first layer (lambda_max estimate)
 EVAL_ROWS = 65_536  # holdout rows scored at once
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when present, else CPU; ``cuda`` without a GPU is a user error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise GlselectError("--device cuda was given but no CUDA GPU is available", hint="use --device cpu or --device auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def wants_streaming(config: RunConfig) -> bool:
