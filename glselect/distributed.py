@@ -119,7 +119,7 @@ def wrap(model: torch.nn.Module, context: Context) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [model_device(model).index] if model_device(model).type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

@@ -65,6 +65,7 @@ from glselect.training import TrainResult
 PATIENCE = 4  # validation checks without improvement before the dense fit or the refit stops
 CHECKS_PER_EPOCH = 4
 MAX_PROBE_BATCHES = 64  # mini-batches averaged for the gradient at a zero first layer (lambda_max estimate)
+MIN_RELAX_STEPS = 100
 EVAL_ROWS = 65_536  # holdout rows scored at once
 
 
@@ -129,6 +130,12 @@ class _HoldoutSampler:
         return torch.from_numpy(design.X).to(device), torch.from_numpy(design.y).to(device)
 
 
+def local_batch_size(config: RunConfig, world_size: int) -> int:
+    """Each rank's share of a mini-batch: DDP averages the ranks' gradients, so the global batch
+    (and the statistics of each step) is ``--batch-size`` whatever the number of processes."""
+    return max(1, math.ceil(config.stream.batch_size / world_size))
+
+
 class TrainingStream:
     """Endless shuffled mini-batches of encoded training rows from this rank's row groups.
 
@@ -139,11 +146,11 @@ class TrainingStream:
 
     def __init__(
         self, row_groups: tuple[RowGroup, ...], columns: list[str], encoder: Encoder, config: RunConfig,
-        steps_per_epoch: int, device: torch.device,
+        steps_per_epoch: int, device: torch.device, world_size: int = 1,
     ) -> None:
         self.row_groups, self.columns, self.encoder = row_groups, columns, encoder
         self.seed, self.val_f, self.test_f = config.seed, config.data.val_fraction, config.data.test_fraction
-        self.batch_size = config.stream.batch_size
+        self.batch_size = local_batch_size(config, world_size)
         self.steps_per_epoch = steps_per_epoch
         self.device = device
         self.epoch = 0
@@ -433,16 +440,16 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     test = Holdout(*holdout_sampler.encoded(TEST, encoder, schema, device), n_rows=stats.n_rows_by_part[TEST])
     if min(sum(distributed.all_gather_objects(len(part.y), context)) for part in (val, test)) == 0:
         raise GlselectError("too few rows: no validation or test rows were drawn", hint="use a larger table")
-    batch_size = config.stream.batch_size
+    batch_size = local_batch_size(config, context.world_size)
     steps_per_epoch = distributed.all_reduce_min(max(math.ceil(my_train_rows / batch_size), 0), context)
     if steps_per_epoch == 0:
         raise GlselectError(f"a process's share of '{config.table}' has no training rows", hint="launch fewer processes")
-    stream = TrainingStream(my_groups, [*columns, config.target], encoder, config, steps_per_epoch, device)
+    stream = TrainingStream(my_groups, [*columns, config.target], encoder, config, steps_per_epoch, device, context.world_size)
     batches = iter(stream)
     read_seconds = time.perf_counter() - started
 
     task, n_outputs = encoder.target.task, encoder.target.n_outputs
-    _set_threads(config, batch_size * len(encoder.feature_names) * max(config.model.hidden or (n_outputs,)))
+    _set_threads(config, config.stream.batch_size * len(encoder.feature_names) * max(config.model.hidden or (n_outputs,)))
     loss_fn, row_loss_fn = loss_function(task), row_loss_function(task)
     n_features = len(encoder.feature_names)
     model = _seeded_model(n_features, config, n_outputs, device)
@@ -470,7 +477,9 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     lam_start = config.path.lambda_start or max(float(np.quantile(positive, 0.25)) if positive.size else 1.0, 1e-4 * lambda_max)
     ratio = max(lambda_max / lam_start, config.path.lambda_step) ** (1.0 / (config.stream.n_lambdas - 1))
     steps_per_lambda = max(1, round(config.stream.epochs_per_lambda * steps_per_epoch))
-    relax_steps = max(1, steps_per_lambda // 4)
+    # the fine-tune that scores a support must undo the penalty's shrinkage: a quarter of a lambda's
+    # steps on large tables, at least a few epochs (up to MIN_RELAX_STEPS) on small ones
+    relax_steps = max(steps_per_lambda // 4, min(MIN_RELAX_STEPS, 3 * steps_per_epoch), 1)
     relaxed_by_support: dict[bytes, tuple[float, float]] = {}
     last_relaxed_size = steps[0].n_selected
     active = steps[0].group_norms > 0
