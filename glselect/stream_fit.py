@@ -491,7 +491,7 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
         active = norms_now > 0
         key, n_active = np.packbits(active).tobytes(), int(active.sum())
         if key not in relaxed_by_support and (n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * last_relaxed_size):
-            relaxed_by_support[key] = _relaxed_loss(model, active[group_index.group_ids], batches, relax_steps, val, loss_fn, row_loss_fn, config, context)
+            relaxed_by_support[key] = _relaxed_loss(model, dense_model, active[group_index.group_ids], batches, relax_steps, val, loss_fn, row_loss_fn, config, context)
             last_relaxed_size = n_active
         step = _step_record(model, lam, phase, val, group_ids, weights, n_groups, row_loss_fn,
                             relaxed_by_support.get(key, (math.nan, math.nan)), config.path.tol, context)
@@ -554,14 +554,20 @@ def _on_cpu(selection: Selection) -> Selection:
 
 
 def _relaxed_loss(
-    model: GroupLassoMLP, keep: np.ndarray, batches: Iterator, n_steps: int, val: Holdout, loss_fn: Callable,
+    model: GroupLassoMLP, dense_model: GroupLassoMLP, keep: np.ndarray, batches: Iterator, n_steps: int, val: Holdout, loss_fn: Callable,
     row_loss_fn: Callable, config: RunConfig, context: distributed.Context,
 ) -> tuple[float, float]:
-    """Validation loss of a support after a short unpenalised fine-tune on it (the penalty's shrinkage undone)."""
-    if not keep.any():
+    """Validation loss of a support after a short unpenalised fine-tune on it.
+
+    The fine-tune starts from the dense model restricted to the support, not from the penalised
+    model: a few hundred stochastic steps do not fully undo the penalty's shrinkage, and starting
+    from the shrunken weights would favour supports met early on the path (less shrunk) over
+    sparser ones met later. From the dense weights every support starts on an equal footing.
+    """
+    if not keep.any():  # no input left: the penalised model is its output bias
         return _holdout_loss(model, val, row_loss_fn, context)
     device = model.first_weight.device
-    small = restrict_inputs(model, keep).to(device)
+    small = restrict_inputs(dense_model, keep).to(device)
     columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=device)
     _Trainer(small, config, context, columns).run(batches, n_steps, loss_fn)
     return _holdout_loss(small, val, row_loss_fn, context, columns)
