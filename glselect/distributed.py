@@ -60,7 +60,7 @@ def start(device: torch.device) -> Context:
         backend = "nccl" if device.type == "cuda" else "gloo"
         try:
             if device.type == "cuda":
-                torch.cuda.set_device(device)
+                torch.cuda.set_device(context.local_rank % max(torch.cuda.device_count(), 1))
             dist.init_process_group(backend=backend)
         except (RuntimeError, ValueError) as err:
             raise GlselectError(f"cannot join the torchrun process group ({backend}): {err}") from err
@@ -91,14 +91,24 @@ def all_gather_objects(value: Any, context: Context) -> list[Any]:
 def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     """The element-wise sum over ranks (in place, also returned)."""
     if context.is_distributed:
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        on_wire = _for_backend(tensor)
+        dist.all_reduce(on_wire, op=dist.ReduceOp.SUM)
+        if on_wire is not tensor:
+            tensor.copy_(on_wire)
+    return tensor
+
+
+def _for_backend(tensor: torch.Tensor) -> torch.Tensor:
+    """NCCL reduces CUDA tensors only, gloo works on CPU tensors: move the tensor if it must."""
+    if dist.get_backend() == "nccl" and tensor.device.type != "cuda":
+        return tensor.to(torch.device("cuda", torch.cuda.current_device()))
     return tensor
 
 
 def all_reduce_min(value: int, context: Context) -> int:
     if not context.is_distributed:
         return value
-    tensor = torch.tensor([value], dtype=torch.int64)
+    tensor = _for_backend(torch.tensor([value], dtype=torch.int64))
     dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return int(tensor.item())
 

@@ -231,8 +231,10 @@ def kind_of_type(arrow_type: pa.DataType) -> tuple[str, str]:
     """The column kind an Arrow type allows, and why a column of it is ignored."""
     if pa.types.is_boolean(arrow_type):
         return "boolean", ""
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
         return "numeric", ""
+    if pa.types.is_decimal(arrow_type):
+        return "ignored", "decimal column: cast it to float64 in the Parquet file to use it"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_dictionary(arrow_type):
         return "categorical", ""
     if pa.types.is_temporal(arrow_type):
@@ -240,15 +242,14 @@ def kind_of_type(arrow_type: pa.DataType) -> tuple[str, str]:
     return "ignored", f"type {arrow_type} is not a number, boolean or text"
 
 
-def _labels(array: pa.Array) -> pa.Array:
-    """Category labels as text, missing cells as the level <missing> (as the in-memory encoder labels them)."""
-    text = array.cast(pa.string()) if not pa.types.is_dictionary(array.type) else array.dictionary_decode().cast(pa.string())
-    return pc.fill_null(text, MISSING_LEVEL)
+def _labels(array: pa.Array) -> pd.Series:
+    """Category labels exactly as ``encoding`` makes them (pandas text; missing cells are the level <missing>),
+    so a number forced to a category by --categorical gets the same label here as at encoding time."""
+    return pd.Series(array.to_pandas(date_as_object=False)).astype("string").fillna(MISSING_LEVEL)
 
 
-def _count_levels(array: pa.Array) -> Counter:
-    counts = pc.value_counts(array)
-    return Counter(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
+def _count_levels(labels: pd.Series) -> Counter:
+    return Counter({str(level): int(count) for level, count in labels.value_counts(sort=False).items()})
 
 
 def _float_values(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +269,7 @@ def _update_column(stats: ColumnStats, name: str, array: pa.Array, is_train: np.
             return
         labels = _labels(array)
         stats.levels_all.update(_count_levels(labels))
-        stats.levels_train.update(_count_levels(labels.filter(pa.array(is_train))))
+        stats.levels_train.update(_count_levels(labels[is_train]))
         if len(stats.levels_all) > MAX_TRACKED_LEVELS:
             stats.too_many_levels = True
             stats.levels_all.clear()

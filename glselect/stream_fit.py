@@ -124,7 +124,7 @@ class _HoldoutSampler:
                 self.kept[part].append(batch.filter(pa.array(mask)))
 
     def encoded(self, part: int, encoder: Encoder, schema: pa.Schema, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        table = pa.Table.from_batches(self.kept[part], schema=schema)
+        table = pa.Table.from_batches(self.kept[part]) if self.kept[part] else schema.empty_table()
         self.kept[part] = []
         design = encode(encoder, table.to_pandas(date_as_object=False))
         return torch.from_numpy(design.X).to(device), torch.from_numpy(design.y).to(device)
@@ -421,13 +421,19 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     # pass 1: encoding statistics (merged over ranks in rank order: every rank builds the same encoder)
     holdout_sampler = _HoldoutSampler(config, source.n_rows)
     kinds = column_kinds(source, columns, left_out, categorical)
-    stats = collect_stats(
-        my_groups, source, config.target, columns, kinds, config.seed, config.data.val_fraction,
-        config.data.test_fraction, on_batch=holdout_sampler,
-    )
-    my_train_rows = stats.n_rows_by_part[TRAIN]
+    try:
+        stats = collect_stats(
+            my_groups, source, config.target, columns, kinds, config.seed, config.data.val_fraction,
+            config.data.test_fraction, on_batch=holdout_sampler,
+        )
+    except GlselectError as err:
+        stats = err  # every rank must learn of it, or the others would wait for this one forever
     gathered = distributed.all_gather_objects(stats, context)
-    stats = gathered[0]
+    for outcome in gathered:
+        if isinstance(outcome, GlselectError):
+            raise GlselectError(str(outcome), hint=outcome.hint)
+    my_train_rows = gathered[context.rank].n_rows_by_part[TRAIN]
+    stats = copy.deepcopy(gathered[0])
     for other in gathered[1:]:
         stats.merge(other)
     if sum(stats.n_rows_by_part) < 20:
@@ -444,7 +450,8 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     steps_per_epoch = distributed.all_reduce_min(max(math.ceil(my_train_rows / batch_size), 0), context)
     if steps_per_epoch == 0:
         raise GlselectError(f"a process's share of '{config.table}' has no training rows", hint="launch fewer processes")
-    stream = TrainingStream(my_groups, [*columns, config.target], encoder, config, steps_per_epoch, device, context.world_size)
+    used = [column.name for column in encoder.columns if column.kind != "ignored"]  # ignored columns are never read again
+    stream = TrainingStream(my_groups, [*used, config.target], encoder, config, steps_per_epoch, device, context.world_size)
     batches = iter(stream)
     read_seconds = time.perf_counter() - started
 

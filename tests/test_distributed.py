@@ -71,3 +71,17 @@ def test_torchrun_with_a_csv_exits_2_on_every_rank(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "a torchrun launch (which always streams) needs a Parquet file" in result.stderr
     assert not (tmp_path / "data.glselect").exists()
+
+
+@pytest.mark.slow
+def test_bad_data_in_one_ranks_share_stops_every_rank(tmp_path: Path) -> None:
+    # row groups alternate between the two ranks: only rank 1 reads the infinity, and rank 0 must
+    # hear of it rather than wait for rank 1 forever
+    table = strong_linear_table(1000)
+    table.loc[300, "n2"] = float("inf")
+    data = write_parquet(table, tmp_path / "data.parquet", row_group_size=250)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    result = _glselect(torchrun, [str(data), "--target", "y"], tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("column 'n2' in") == 2, result.stderr[-3000:]  # both ranks report it
+    assert not (tmp_path / "data.glselect").exists()

@@ -77,16 +77,19 @@ def test_row_groups_are_shared_between_ranks_without_overlap(tmp_path: Path) -> 
 
 def test_streamed_encoding_statistics_match_the_in_memory_encoder(tmp_path: Path) -> None:
     table = make_mixed_table(1500, seed=2)
+    # a numeric code forced to categories: its labels must be spelt as the encoder spells them ("2.0")
+    table["code"] = np.where(np.arange(1500) % 7 == 0, np.nan, np.arange(1500) % 4 + 1.0)
     path = write_parquet(table, tmp_path / "mixed.parquet", row_group_size=400)
     source = open_source(path)
     columns = [name for name in source.columns if name != "y"]
-    kinds = column_kinds(source, columns, frozenset(), frozenset())
+    forced = frozenset({"code"})
+    kinds = column_kinds(source, columns, frozenset(), forced)
     stats = collect_stats(source.row_groups, source, "y", columns, kinds, seed=5, val_fraction=0.2, test_fraction=0.2)
-    streamed = build_encoder(stats, source, "y", None, 20, frozenset(), frozenset())
+    streamed = build_encoder(stats, source, "y", None, 20, frozenset(), forced)
 
     frame = pd.read_parquet(path)
     train_rows = np.flatnonzero(split_of(np.arange(len(frame)), 5, 0.2, 0.2) == TRAIN)
-    in_memory = fit_encoder(frame, "y", fit_rows=train_rows, max_levels=20)
+    in_memory = fit_encoder(frame, "y", fit_rows=train_rows, max_levels=20, categorical=forced)
     assert streamed.target.task == in_memory.target.task == "regression"
     assert streamed.target.center == pytest.approx(in_memory.target.center, rel=1e-9)
     assert streamed.target.scale == pytest.approx(in_memory.target.scale, rel=1e-9)
@@ -96,6 +99,7 @@ def test_streamed_encoding_statistics_match_the_in_memory_encoder(tmp_path: Path
         assert ours.scales == pytest.approx(theirs.scales, rel=1e-9)
     assert {c.name: c.kind for c in streamed.columns}["city"] == "categorical"  # 40 levels pooled to 20 + <other>
     assert len({c.name: c for c in streamed.columns}["city"].levels) == 21
+    assert {c.name: c for c in streamed.columns}["code"].levels == ("1.0", "2.0", "3.0", "4.0", "<missing>")
 
 
 def _fit(args: list[str]):
