@@ -20,7 +20,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,41 +32,34 @@ from glselect import distributed
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.config import RunConfig
 from glselect.devices import resolve_device
-from glselect.encoding import Encoder, check_named_columns, columns_left_out, encode
+from glselect.encoding import Encoder, check_named_columns, columns_left_out
 from glselect.errors import GlselectError
 from glselect.groups import GroupIndex, build_group_index
 from glselect.importance import Importances, rank_groups
 from glselect.io import read_group_map
 from glselect.metrics import PRIMARY_METRIC, evaluate, loss_function, row_loss_function
+from glselect.minibatch import (
+    Holdout,
+    HoldoutSampler,
+    Phase,
+    Trainer,
+    TrainingStream,
+    holdout_loss,
+    local_batch_size,
+    phase_losses,
+    train_early_stopped,
+)
 from glselect.model import GroupLassoMLP, restrict_inputs
 from glselect.path import RELAX_EVERY_SUPPORT_UP_TO, RELAX_LADDER, LambdaPath, PathStep, make_penalty
-from glselect.prox import group_soft_threshold
 from glselect.selection import Selection, choose_step
-from glselect.stream import (
-    TEST,
-    TRAIN,
-    VAL,
-    RowGroup,
-    Source,
-    available_memory,
-    build_encoder,
-    collect_stats,
-    column_kinds,
-    estimated_bytes,
-    is_parquet_dataset,
-    iter_batches,
-    open_source,
-    row_groups_of_rank,
-    row_hash,
-    split_of,
-)
-from glselect.training import TrainResult
+from glselect.stream import TEST, TRAIN, VAL, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank
+from glselect.stream_stats import build_encoder, collect_stats, column_kinds
 
-PATIENCE = 4  # validation checks without improvement before the dense fit or the refit stops
-CHECKS_PER_EPOCH = 4
+if TYPE_CHECKING:
+    from glselect.api import FitResult
+
 MAX_PROBE_BATCHES = 64  # mini-batches averaged for the gradient at a zero first layer (lambda_max estimate)
 MIN_RELAX_STEPS = 100
-EVAL_ROWS = 65_536  # holdout rows scored at once
 
 
 def wants_streaming(config: RunConfig) -> bool:
@@ -95,213 +88,6 @@ def wants_streaming(config: RunConfig) -> bool:
     return estimated_bytes(open_source(table), config.target) > budget
 
 
-@dataclass(frozen=True)
-class Holdout:
-    """Encoded held-out rows kept in memory: X (n, n_features), y (n,), on the training device."""
-
-    X: torch.Tensor
-    y: torch.Tensor
-    n_rows: int  # all rows of this part on this rank (the sample is at most max_holdout_rows overall)
-
-
-class _HoldoutSampler:
-    """Keeps the raw rows of a hashed sample of validation and test rows during the statistics pass."""
-
-    def __init__(self, config: RunConfig, n_rows: int) -> None:
-        self.val_f, self.test_f = config.data.val_fraction, config.data.test_fraction
-        cap = config.stream.max_holdout_rows
-        self.val_keep = self.val_f * min(1.0, cap / max(n_rows * self.val_f, 1.0))
-        self.test_keep = self.test_f * min(1.0, cap / max(n_rows * self.test_f, 1.0))
-        self.seed = config.seed
-        self.kept: dict[int, list[pa.RecordBatch]] = {VAL: [], TEST: []}
-
-    def __call__(self, batch: pa.RecordBatch, positions: np.ndarray, parts: np.ndarray) -> None:
-        u = row_hash(positions, self.seed)
-        # the lowest slice of each part's hash interval: an unbiased sample of a fixed expected size
-        keep = {TEST: u < self.test_keep, VAL: (parts == VAL) & (u < self.test_f + self.val_keep)}
-        for part, mask in keep.items():
-            if mask.any():
-                self.kept[part].append(batch.filter(pa.array(mask)))
-
-    def encoded(self, part: int, encoder: Encoder, schema: pa.Schema, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        table = pa.Table.from_batches(self.kept[part]) if self.kept[part] else schema.empty_table()
-        self.kept[part] = []
-        design = encode(encoder, table.to_pandas(date_as_object=False))
-        return torch.from_numpy(design.X).to(device), torch.from_numpy(design.y).to(device)
-
-
-def local_batch_size(config: RunConfig, world_size: int) -> int:
-    """Each rank's share of a mini-batch: DDP averages the ranks' gradients, so the global batch
-    (and the statistics of each step) is ``--batch-size`` whatever the number of processes."""
-    return max(1, math.ceil(config.stream.batch_size / world_size))
-
-
-class TrainingStream:
-    """Endless shuffled mini-batches of encoded training rows from this rank's row groups.
-
-    Each epoch visits the row groups in a seeded order and shuffles rows within each record
-    batch; it yields exactly ``steps_per_epoch`` mini-batches (the same count on every rank, so
-    DDP's collective calls line up). Only one record batch is held at a time.
-    """
-
-    def __init__(
-        self, row_groups: tuple[RowGroup, ...], columns: list[str], encoder: Encoder, config: RunConfig,
-        steps_per_epoch: int, device: torch.device, world_size: int = 1,
-    ) -> None:
-        self.row_groups, self.columns, self.encoder = row_groups, columns, encoder
-        self.seed, self.val_f, self.test_f = config.seed, config.data.val_fraction, config.data.test_fraction
-        self.batch_size = local_batch_size(config, world_size)
-        self.steps_per_epoch = steps_per_epoch
-        self.device = device
-        self.epoch = 0
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        while True:
-            yield from self._epoch()
-            self.epoch += 1
-
-    def _epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.row_groups))
-        n_yielded = 0
-        carry: tuple[torch.Tensor, torch.Tensor] | None = None
-        for batch, positions in iter_batches(tuple(self.row_groups[i] for i in order), self.columns):
-            is_train = split_of(positions, self.seed, self.val_f, self.test_f) == TRAIN
-            target = batch.column(batch.num_columns - 1).is_null().to_numpy(zero_copy_only=False)
-            rows = is_train & ~target
-            if not rows.any():
-                continue
-            design = encode(self.encoder, batch.filter(pa.array(rows)).to_pandas(date_as_object=False))
-            # one host-to-device copy per record batch; mini-batches are slices on the device
-            X = torch.from_numpy(design.X).to(self.device, non_blocking=True)
-            y = torch.from_numpy(design.y).to(self.device, non_blocking=True)
-            permutation = torch.from_numpy(rng.permutation(len(design.y))).to(self.device)
-            X, y = X[permutation], y[permutation]
-            if carry is not None:
-                X, y = torch.cat([carry[0], X]), torch.cat([carry[1], y])
-                carry = None
-            start = 0
-            while start + self.batch_size <= len(y):
-                yield X[start : start + self.batch_size], y[start : start + self.batch_size]
-                n_yielded += 1
-                if n_yielded == self.steps_per_epoch:
-                    return
-                start += self.batch_size
-            if start < len(y):
-                carry = (X[start:], y[start:])
-        if carry is not None and n_yielded < self.steps_per_epoch:
-            yield carry
-            n_yielded += 1
-        if n_yielded < self.steps_per_epoch:  # cannot happen: steps_per_epoch is the smallest rank's count
-            raise RuntimeError(f"training stream yielded {n_yielded} of {self.steps_per_epoch} mini-batches")
-
-
-@dataclass
-class _Phase:
-    """Running sums of one training phase, kept on the device (read once at the end, not per step)."""
-
-    loss_sum: torch.Tensor
-    late_loss_sum: torch.Tensor
-    n_steps: int = 0
-
-
-class _Trainer:
-    """SGD with momentum on ``model`` (through DDP when distributed), followed by the proximal steps."""
-
-    def __init__(self, model: GroupLassoMLP, config: RunConfig, context: distributed.Context, columns: torch.Tensor | None = None) -> None:
-        self.model = model
-        self.module = distributed.wrap(model, context)
-        self.columns = columns  # encoded columns this model reads (None: all)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=config.stream.learning_rate, momentum=config.stream.momentum)
-        # with momentum beta a steady gradient moves the weights by lr / (1 - beta) per step: the prox
-        # threshold uses that effective step, so fixed points meet the KKT conditions at lam itself
-        self.effective_step = config.stream.learning_rate / (1.0 - config.stream.momentum)
-        self.max_norm = config.model.max_norm
-        self.thresholds: torch.Tensor | None = None
-        self.group_ids: torch.Tensor | None = None
-
-    def set_penalty(self, group_ids: torch.Tensor, weights: torch.Tensor, lam: float) -> None:
-        self.group_ids, self.thresholds = group_ids, self.effective_step * lam * weights
-
-    def run(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], n_steps: int, loss_fn: Callable) -> _Phase:
-        device = self.model.first_weight.device
-        phase = _Phase(torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), dtype=torch.float64, device=device))
-        for step in range(n_steps):
-            X, y = next(batches)
-            if self.columns is not None:
-                X = X.index_select(1, self.columns)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(self.module(X), y)
-            loss.backward()
-            self.optimizer.step()
-            with torch.no_grad():
-                if self.thresholds is not None:
-                    self.model.first_weight.copy_(group_soft_threshold(self.model.first_weight, self.group_ids, self.thresholds))
-                self.model.bound_later_layers_(self.max_norm)
-                phase.loss_sum += loss.detach()
-                if 2 * step >= n_steps:
-                    phase.late_loss_sum += loss.detach()
-        phase.n_steps = n_steps
-        return phase
-
-
-@torch.no_grad()
-def _holdout_loss(
-    model: GroupLassoMLP, holdout: Holdout, row_loss_fn: Callable, context: distributed.Context, columns: torch.Tensor | None = None
-) -> tuple[float, float]:
-    """Mean loss over every rank's holdout rows and its standard error (all-reduced: the same on every rank)."""
-    sums = torch.zeros(3, dtype=torch.float64, device=holdout.X.device)
-    for start in range(0, len(holdout.y), EVAL_ROWS):
-        X = holdout.X[start : start + EVAL_ROWS]
-        if columns is not None:
-            X = X.index_select(1, columns)
-        losses = row_loss_fn(model(X), holdout.y[start : start + EVAL_ROWS]).double()
-        sums += torch.stack([losses.sum(), (losses * losses).sum(), torch.tensor(float(losses.numel()), dtype=torch.float64, device=sums.device)])
-    total, squares, n = distributed.all_reduce_sum(sums, context).tolist()
-    if n == 0:
-        return math.nan, math.nan
-    mean = total / n
-    variance = max(squares / n - mean * mean, 0.0)
-    return mean, math.sqrt(variance * n / max(n - 1, 1)) / math.sqrt(n)
-
-
-def _phase_losses(phase: _Phase, context: distributed.Context) -> tuple[float, float, float]:
-    """Mean training loss of the phase, of its first half and of its second half (over ranks)."""
-    sums = distributed.all_reduce_sum(torch.stack([phase.loss_sum, phase.late_loss_sum]).cpu(), context) / context.world_size
-    total, late = sums.tolist()
-    n_late = phase.n_steps - (phase.n_steps + 1) // 2
-    n_early = phase.n_steps - n_late
-    mean = total / max(phase.n_steps, 1)
-    return mean, (total - late) / max(n_early, 1), late / max(n_late, 1)
-
-
-def _train_early_stopped(
-    trainer: _Trainer, batches: Iterator, holdout: Holdout, loss_fn: Callable, row_loss_fn: Callable,
-    steps_per_epoch: int, max_epochs: float, context: distributed.Context,
-) -> TrainResult:
-    """Unpenalised training checked on the validation sample a few times an epoch; keeps the best weights."""
-    check_steps = max(1, steps_per_epoch // CHECKS_PER_EPOCH)
-    max_steps = max(1, round(max_epochs * steps_per_epoch))
-    best, _ = _holdout_loss(trainer.model, holdout, row_loss_fn, context, trainer.columns)
-    best_state = copy.deepcopy(trainer.model.state_dict())
-    n_steps, without_gain, stopped = 0, 0, False
-    while n_steps < max_steps:
-        phase = trainer.run(batches, min(check_steps, max_steps - n_steps), loss_fn)
-        n_steps += phase.n_steps
-        if not math.isfinite(_phase_losses(phase, context)[0]):
-            raise GlselectError("training diverged: the loss is not finite", hint="lower --learning-rate or check the table for extreme values")
-        val_loss, _ = _holdout_loss(trainer.model, holdout, row_loss_fn, context, trainer.columns)
-        if val_loss < best - 1e-6 * abs(best):
-            best, best_state, without_gain = val_loss, copy.deepcopy(trainer.model.state_dict()), 0
-        else:
-            without_gain += 1
-            if without_gain >= PATIENCE:
-                stopped = True
-                break
-    trainer.model.load_state_dict(best_state)
-    return TrainResult(n_iters=n_steps, best_val_loss=best, stopped_early=stopped)
-
-
 def _zero_kkt_lambdas(
     model: GroupLassoMLP, batches: Iterator, n_batches: int, loss_fn: Callable, group_ids: torch.Tensor,
     weights: torch.Tensor, n_groups: int, context: distributed.Context,
@@ -323,12 +109,12 @@ def _zero_kkt_lambdas(
 
 
 def _step_record(
-    model: GroupLassoMLP, lam: float, phase: _Phase, holdout: Holdout, group_ids: torch.Tensor, weights: torch.Tensor,
+    model: GroupLassoMLP, lam: float, phase: Phase, holdout: Holdout, group_ids: torch.Tensor, weights: torch.Tensor,
     n_groups: int, row_loss_fn: Callable, relaxed: tuple[float, float], tol: float, context: distributed.Context,
 ) -> PathStep:
     norms = model.group_norms(group_ids, n_groups).double().cpu().numpy()
-    train_loss, early, late = _phase_losses(phase, context)
-    val_loss, _ = _holdout_loss(model, holdout, row_loss_fn, context)
+    train_loss, early, late = phase_losses(phase, context)
+    val_loss, _ = holdout_loss(model, holdout, row_loss_fn, context)
     return PathStep(
         lam=lam,
         n_selected=int(np.count_nonzero(norms)),
@@ -349,7 +135,7 @@ def _seeded_model(n_inputs: int, config: RunConfig, n_outputs: int, device: torc
     return GroupLassoMLP(n_inputs, config.model.hidden, n_outputs).to(device)
 
 
-def run_stream(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) -> "FitResult":  # noqa: F821
+def run_stream(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) -> FitResult:
     """``api.run`` for a Parquet dataset read in batches (one process, or one rank of a torchrun job).
 
     Only rank 0 writes the out dir; every rank returns the same result.
@@ -419,7 +205,7 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
         )
 
     # pass 1: encoding statistics (merged over ranks in rank order: every rank builds the same encoder)
-    holdout_sampler = _HoldoutSampler(config, source.n_rows)
+    holdout_sampler = HoldoutSampler(config, source.n_rows)
     kinds = column_kinds(source, columns, left_out, categorical)
     try:
         stats = collect_stats(
@@ -464,16 +250,19 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     group_ids, weights, n_groups = penalty.group_ids.to(device), penalty.weights.to(device), penalty.n_groups
 
     # dense start (lambda = 0), early-stopped on the validation sample
-    trainer = _Trainer(model, config, context)
-    dense_training = _train_early_stopped(
+    trainer = Trainer(model, config, context)
+    dense_training = train_early_stopped(
         trainer, batches, val, loss_fn, row_loss_fn, steps_per_epoch, config.stream.max_epochs, context
     )
     dense_model = copy.deepcopy(model)
-    dense_phase = trainer.run(iter(()), 0, loss_fn)  # an empty phase: the dense record uses the validation loss
-    steps = [_step_record(model, 0.0, dense_phase, val, group_ids, weights, n_groups, row_loss_fn,
-                          _holdout_loss(model, val, row_loss_fn, context), config.path.tol, context)]
-    steps[0] = PathStep(**{**steps[0].__dict__, "n_iters": dense_training.n_iters, "converged": dense_training.stopped_early,
-                           "train_loss": math.nan, "objective": math.nan})
+    dense_val = holdout_loss(model, val, row_loss_fn, context)
+    dense_norms = model.group_norms(group_ids, n_groups).double().cpu().numpy()
+    # no streamed training loss is kept for the dense model: its record carries the validation loss
+    steps = [PathStep(
+        lam=0.0, n_selected=int(np.count_nonzero(dense_norms)), group_norms=dense_norms, train_loss=math.nan,
+        val_loss=dense_val[0], objective=math.nan, n_iters=dense_training.n_iters,
+        converged=dense_training.stopped_early, relaxed_val_loss=dense_val[0], relaxed_val_se=dense_val[1],
+    )]
     if on_step is not None:
         on_step(steps[0])
 
@@ -572,12 +361,12 @@ def _relaxed_loss(
     sparser ones met later. From the dense weights every support starts on an equal footing.
     """
     if not keep.any():  # no input left: the penalised model is its output bias
-        return _holdout_loss(model, val, row_loss_fn, context)
+        return holdout_loss(model, val, row_loss_fn, context)
     device = model.first_weight.device
     small = restrict_inputs(dense_model, keep).to(device)
     columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=device)
-    _Trainer(small, config, context, columns).run(batches, n_steps, loss_fn)
-    return _holdout_loss(small, val, row_loss_fn, context, columns)
+    Trainer(small, config, context, columns).run(batches, n_steps, loss_fn)
+    return holdout_loss(small, val, row_loss_fn, context, columns)
 
 
 def _refit(
@@ -591,8 +380,8 @@ def _refit(
     feature_mask = group_mask[group_index.group_ids]
     model = _seeded_model(int(feature_mask.sum()), config, n_outputs, device)
     columns = torch.as_tensor(np.flatnonzero(feature_mask), dtype=torch.int64, device=device)
-    result = _train_early_stopped(
-        _Trainer(model, config, context, columns), batches, val, loss_fn, row_loss_fn, steps_per_epoch, config.stream.max_epochs, context
+    result = train_early_stopped(
+        Trainer(model, config, context, columns), batches, val, loss_fn, row_loss_fn, steps_per_epoch, config.stream.max_epochs, context
     )
     return Selection(
         step_index=step_index, rule=rule, lam=step.lam, group_mask=group_mask, feature_mask=feature_mask,
