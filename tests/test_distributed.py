@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 
 from glselect import distributed
@@ -85,3 +86,29 @@ def test_bad_data_in_one_ranks_share_stops_every_rank(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert result.stderr.count("column 'n2' in") == 2, result.stderr[-3000:]  # both ranks report it
     assert not (tmp_path / "data.glselect").exists()
+
+
+def _compare_weights(rank: int, init_file: str, differ: bool, results: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        if differ and rank == 1:
+            with torch.no_grad():
+                model.weight[0, 0] += 1e-6
+        context = distributed.Context(rank=rank, world_size=2)
+        try:
+            distributed.check_same_weights(model, context)
+            outcome = "same"
+        except RuntimeError:
+            outcome = "different"
+        Path(results, f"rank{rank}").write_text(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_weight_check_catches_ranks_that_drift_apart(tmp_path: Path) -> None:
+    # (the torchrun test above covers the other side: identical ranks pass the same check)
+    torch.multiprocessing.spawn(_compare_weights, args=(str(tmp_path / "init"), True, str(tmp_path)), nprocs=2)
+    assert [(tmp_path / f"rank{rank}").read_text() for rank in range(2)] == ["different", "different"]
