@@ -29,6 +29,7 @@ from glselect.training import TrainResult
 PATIENCE = 4  # validation checks without improvement before the dense fit or the refit stops
 CHECKS_PER_EPOCH = 4
 EVAL_ROWS = 65_536  # holdout rows scored at once
+MIX_ROW_GROUPS = 4  # row groups read side by side and shuffled together in the training stream
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Holdout:
 
     X: torch.Tensor
     y: torch.Tensor
-    n_rows: int  # all rows of this part on this rank (the sample is at most max_holdout_rows overall)
+    n_rows: int  # all rows of this part, over every rank (the sample holds at most max_holdout_rows)
 
 
 class HoldoutSampler:
@@ -75,9 +76,9 @@ def local_batch_size(config: RunConfig, world_size: int) -> int:
 class TrainingStream:
     """Endless shuffled mini-batches of encoded training rows from this rank's row groups.
 
-    Each epoch visits the row groups in a seeded order and shuffles rows within each record
-    batch; it yields exactly ``steps_per_epoch`` mini-batches (the same count on every rank, so
-    DDP's collective calls line up). Only one record batch is held at a time.
+    Each epoch visits the row groups in a seeded order, a few side by side, and shuffles their
+    rows together; it yields exactly ``steps_per_epoch`` mini-batches (the same count on every
+    rank, so DDP's collective calls line up). Only a few record batches are held at a time.
     """
 
     def __init__(
@@ -101,18 +102,7 @@ class TrainingStream:
         order = rng.permutation(len(self.row_groups))
         n_yielded = 0
         carry: tuple[torch.Tensor, torch.Tensor] | None = None
-        for batch, positions in iter_batches(tuple(self.row_groups[i] for i in order), self.columns):
-            is_train = split_of(positions, self.seed, self.val_f, self.test_f) == TRAIN
-            target = batch.column(batch.num_columns - 1).is_null().to_numpy(zero_copy_only=False)
-            rows = is_train & ~target
-            if not rows.any():
-                continue
-            design = encode(self.encoder, batch.filter(pa.array(rows)).to_pandas(date_as_object=False))
-            # one host-to-device copy per record batch; mini-batches are slices on the device
-            X = torch.from_numpy(design.X).to(self.device, non_blocking=True)
-            y = torch.from_numpy(design.y).to(self.device, non_blocking=True)
-            permutation = torch.from_numpy(rng.permutation(len(design.y))).to(self.device)
-            X, y = X[permutation], y[permutation]
+        for X, y in self._mixed_chunks(order, rng):
             if carry is not None:
                 X, y = torch.cat([carry[0], X]), torch.cat([carry[1], y])
                 carry = None
@@ -130,6 +120,41 @@ class TrainingStream:
             n_yielded += 1
         if n_yielded < self.steps_per_epoch:  # cannot happen: steps_per_epoch is the smallest rank's count
             raise RuntimeError(f"training stream yielded {n_yielded} of {self.steps_per_epoch} mini-batches")
+
+    def _mixed_chunks(self, order: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Encoded training rows, shuffled across MIX_ROW_GROUPS row groups read side by side.
+
+        Files are often sorted (by time, by customer): rows of one row group are alike, and
+        mini-batches drawn from one at a time would pull the weights back and forth. Reading a
+        few row groups in turn and shuffling their record batches together breaks that up while
+        holding only MIX_ROW_GROUPS record batches.
+        """
+        for first in range(0, len(order), MIX_ROW_GROUPS):
+            readers = [iter_batches((self.row_groups[i],), self.columns) for i in order[first : first + MIX_ROW_GROUPS]]
+            while readers:
+                pieces = []
+                for reader in list(readers):
+                    piece = next(reader, None)
+                    if piece is None:
+                        readers.remove(reader)
+                    else:
+                        pieces.append(self._encoded_training_rows(*piece))
+                pieces = [piece for piece in pieces if len(piece[1])]
+                if not pieces:
+                    continue
+                X_host = np.concatenate([piece[0] for piece in pieces])
+                y_host = np.concatenate([piece[1] for piece in pieces])
+                # one host-to-device copy per chunk; mini-batches are slices on the device
+                X = torch.from_numpy(X_host).to(self.device, non_blocking=True)
+                y = torch.from_numpy(y_host).to(self.device, non_blocking=True)
+                permutation = torch.from_numpy(rng.permutation(len(y_host))).to(self.device)
+                yield X[permutation], y[permutation]
+
+    def _encoded_training_rows(self, batch: pa.RecordBatch, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        is_train = split_of(positions, self.seed, self.val_f, self.test_f) == TRAIN
+        has_target = ~batch.column(batch.num_columns - 1).is_null().to_numpy(zero_copy_only=False)
+        design = encode(self.encoder, batch.filter(pa.array(is_train & has_target)).to_pandas(date_as_object=False))
+        return design.X, design.y
 
 
 @dataclass
