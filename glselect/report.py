@@ -36,8 +36,10 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
     dense, pruned = summary["metrics"]["dense"], summary["metrics"]["pruned"]
     pairs = ", ".join(f"{name} {_fmt(dense[name])} → {_fmt(pruned[name])}" for name in dense)
     sizes = summary["sizes"]
+    # a streamed fit scores a bounded sample of its test rows
+    n_scored = summary.get("streaming", {}).get("test_rows_scored", sizes["test_rows"])
     return [
         f"selected {summary['n_selected_features']} of {sizes['columns']} columns "
         f"({summary['n_selected_groups']} of {sizes['groups']} groups) by rule {summary['rule']} at λ={summary['lambda']:.3g}",
-        f"held-out test rows ({sizes['test_rows']}), dense → pruned: {pairs}",
+        f"held-out test rows ({n_scored}), dense → pruned: {pairs}",
     ]
