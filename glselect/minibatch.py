@@ -29,7 +29,11 @@ from glselect.training import TrainResult
 PATIENCE = 4  # validation checks without improvement before the dense fit or the refit stops
 CHECKS_PER_EPOCH = 4
 EVAL_ROWS = 65_536  # holdout rows scored at once
-MIX_ROW_GROUPS = 4  # row groups read side by side and shuffled together in the training stream
+# row groups read side by side and shuffled together in the training stream: up to 4, as many as
+# fit in MIX_BYTES of uncompressed data (each costs about twice its size while it is read:
+# measured 720 MB peak with one 80 MB row group at a time, 870 MB with two, 1,230 MB with four)
+MAX_MIX_ROW_GROUPS = 4
+MIX_BYTES = 384 << 20
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class TrainingStream:
         self.batch_size = local_batch_size(config, world_size)
         self.steps_per_epoch = steps_per_epoch
         self.device = device
+        self.n_mixed = max(1, min(MAX_MIX_ROW_GROUPS, MIX_BYTES // max(max(group.n_bytes for group in row_groups), 1)))
         self.epoch = 0
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -122,15 +127,15 @@ class TrainingStream:
             raise RuntimeError(f"training stream yielded {n_yielded} of {self.steps_per_epoch} mini-batches")
 
     def _mixed_chunks(self, order: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Encoded training rows, shuffled across MIX_ROW_GROUPS row groups read side by side.
+        """Encoded training rows, shuffled across ``n_mixed`` row groups read side by side.
 
         Files are often sorted (by time, by customer): rows of one row group are alike, and
         mini-batches drawn from one at a time would pull the weights back and forth. Reading a
-        few row groups in turn and shuffling their record batches together breaks that up while
-        holding only MIX_ROW_GROUPS record batches.
+        few row groups in turn and shuffling their record batches together breaks that up, for
+        the memory of ``n_mixed`` row groups.
         """
-        for first in range(0, len(order), MIX_ROW_GROUPS):
-            readers = [iter_batches((self.row_groups[i],), self.columns) for i in order[first : first + MIX_ROW_GROUPS]]
+        for first in range(0, len(order), self.n_mixed):
+            readers = [iter_batches((self.row_groups[i],), self.columns) for i in order[first : first + self.n_mixed]]
             while readers:
                 pieces = []
                 for reader in list(readers):

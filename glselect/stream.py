@@ -31,6 +31,7 @@ class RowGroup:
     fragment: ds.ParquetFileFragment  # restricted to this row group
     start: int  # global position of its first row
     n_rows: int
+    n_bytes: int  # uncompressed size, from the file's metadata
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def open_source(path: Path) -> Source:
         for fragment in fragments:
             fragment.ensure_complete_metadata()
             for piece, info in zip(fragment.split_by_row_group(), fragment.row_groups):
-                row_groups.append(RowGroup(piece, start, info.num_rows))
+                row_groups.append(RowGroup(piece, start, info.num_rows, info.total_byte_size))
                 start += info.num_rows
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

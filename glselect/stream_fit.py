@@ -318,7 +318,7 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     path = LambdaPath(**{**path.__dict__, "dense_model": dense_model})
     dense_column_norms = torch.linalg.vector_norm(dense_model.first_weight.detach(), dim=0).double().numpy()
     importances = rank_groups(path, selection, group_index, encoder, dense_column_norms)
-    summary = _summary(config, encoder, group_index, path, selection, rule, step_index, dense_metrics, pruned_metrics, stats, val, test, context, device, steps_per_epoch, len(source.row_groups))
+    summary = _summary(config, encoder, group_index, path, selection, rule, step_index, dense_metrics, pruned_metrics, stats, val, test, context, device, steps_per_epoch, len(source.row_groups), stream.n_mixed)
     path_scalars, path_norms = path_tables(path, group_index)
     inputs = [name for name, keep in zip(encoder.feature_names, selection.feature_mask) if keep]
     model_meta = model_document(selection.model, encoder, inputs, summary["selected_features"], config.model.max_norm, __version__)
@@ -392,7 +392,7 @@ def _refit(
 def _summary(
     config: RunConfig, encoder: Encoder, group_index: GroupIndex, path: LambdaPath, selection: Selection, rule: str,
     step_index: int, dense_metrics: dict, pruned_metrics: dict, stats, val: Holdout, test: Holdout,
-    context: distributed.Context, device: torch.device, steps_per_epoch: int, n_row_groups: int,
+    context: distributed.Context, device: torch.device, steps_per_epoch: int, n_row_groups: int, n_mixed: int,
 ) -> dict:
     """``summary.json`` with the in-memory fit's keys, plus ``streaming`` (how the rows were read)."""
     task = encoder.target.task
@@ -443,6 +443,7 @@ def _summary(
             "processes": context.world_size,
             "device": str(device),
             "row_groups": n_row_groups,
+            "row_groups_mixed": n_mixed,
             "steps_per_epoch": steps_per_epoch,
             "val_rows_scored": n_val_scored,
             "test_rows_scored": n_test_scored,
