@@ -20,6 +20,7 @@ from glselect import __version__
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.config import RunConfig
+from glselect.devices import resolve_device
 from glselect.encoding import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
 from glselect.target import drop_missing_target
 from glselect.errors import GlselectError
@@ -30,7 +31,7 @@ from glselect.metrics import PRIMARY_METRIC, evaluate
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
 from glselect.selection import Selection, choose_step, refit
-from glselect.devices import resolve_device
+from glselect.stream_fit import run_stream, wants_streaming
 
 MIN_ROWS = 20  # fewer rows cannot be split into training, validation and test rows
 # below this many multiply-adds per first-layer pass, extra threads cost more in hand-offs than they
@@ -117,9 +118,7 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None) ->
 
 
 def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None) -> FitResult:
-    from glselect.stream_fit import run_stream, wants_streaming
-
-    if wants_streaming(config):
+    if wants_streaming(config):  # a Parquet dataset too big for memory, --stream, or torchrun
         return run_stream(config, on_step)
     out_dir = config.out_dir
     check_out_dir(out_dir, config.force, protected=config.inputs)
