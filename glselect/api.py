@@ -20,6 +20,7 @@ from glselect import __version__
 from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
 from glselect.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.config import RunConfig
+from glselect.devices import resolve_device
 from glselect.encoding import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
 from glselect.target import drop_missing_target
 from glselect.errors import GlselectError
@@ -33,6 +34,7 @@ from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
 from glselect.selection import Selection, choose_step, confirmed_groups, refit
 from glselect.stability import Stability, stability_selection
+from glselect.stream_fit import run_stream, wants_streaming
 
 # Called as each extra stage's unit of work starts: (stage, number done, total), e.g. ("cv fold", 2, 5)
 StageCallback = Callable[[str, int, int], None]
@@ -87,8 +89,12 @@ def split_rows(n_rows: int, val_fraction: float, test_fraction: float, seed: int
     }
 
 
-def _tensors(X: np.ndarray, y: np.ndarray, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(np.ascontiguousarray(X[rows])), torch.from_numpy(np.ascontiguousarray(y[rows]))
+def _tensors(X: np.ndarray, y: np.ndarray, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # the whole split moves to the device once; the solver then never copies between host and device
+    return (
+        torch.from_numpy(np.ascontiguousarray(X[rows])).to(device),
+        torch.from_numpy(np.ascontiguousarray(y[rows])).to(device),
+    )
 
 
 def run(
@@ -124,6 +130,8 @@ def run(
 
 
 def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None, on_stage: StageCallback | None) -> FitResult:
+    if wants_streaming(config):  # a Parquet dataset too big for memory, --stream, or torchrun
+        return run_stream(config, on_step)
     out_dir = config.out_dir
     check_out_dir(out_dir, config.force, protected=config.inputs)
     table = read_table(config.table)
@@ -194,7 +202,8 @@ def fit_frame(
         target=config.target,
         map_source=str(config.groups),
     )
-    train, val, test = (_tensors(design.X, design.y, rows[part]) for part in ("train", "val", "test"))
+    device = resolve_device(config.device)
+    train, val, test = (_tensors(design.X, design.y, rows[part], device) for part in ("train", "val", "test"))
     task, n_outputs = encoder.target.task, encoder.target.n_outputs
     class_weights = _class_weights(config.data.class_weight, task, len(encoder.target.classes), design.y[rows["train"]])
     read_seconds = time.perf_counter() - started
@@ -202,7 +211,7 @@ def fit_frame(
     work = len(rows["train"]) * design.X.shape[1] * max(config.model.hidden or (n_outputs,))
     torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else max(1, os.cpu_count() or 1)))
     torch.manual_seed(config.seed)
-    model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs)
+    model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs).to(device)
     resume, on_checkpoint = None, None
     if checkpoints is not None:
         run_fingerprint = fingerprint(config.to_dict(), [design.X, design.y, group_index.group_ids, rows["train"], rows["val"]])
@@ -251,14 +260,15 @@ def fit_frame(
                 on_subsample=_stage(on_stage, "stability subsample", 2 * config.importance.stability_pairs),
             )
         with torch.no_grad():
-            columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)
+            columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=device)
             dense_metrics = evaluate(path.dense_model(test[0]), test[1], encoder.target)
             pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
-            dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().numpy()
+            dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().cpu().numpy()
         group_permutation, column_permutation = _permutation_importances(
             selection, (test[0][:, columns], test[1]), group_index.group_ids, design.sources, task, class_weights,
             config.importance.permutation_repeats, config.seed,
         )
+        path.dense_model.cpu(), selection.model.cpu()  # saved and returned from the host
         importances = rank_groups(
             path, selection, group_index, encoder, dense_column_norms, group_permutation, column_permutation,
             None if stability is None else stability.frequency,

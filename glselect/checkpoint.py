@@ -49,8 +49,8 @@ def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> 
     """Write ``state`` so that a crash at any moment leaves the previous checkpoint or this one, whole."""
     directory.mkdir(parents=True, exist_ok=True)
     n_steps = len(state.steps)
-    tensors = {f"model.{name}": tensor.detach().clone().contiguous() for name, tensor in state.model_state.items()}
-    tensors |= {f"dense.{name}": tensor.detach().clone().contiguous() for name, tensor in state.dense_state.items()}
+    tensors = {f"model.{name}": tensor.detach().cpu().clone().contiguous() for name, tensor in state.model_state.items()}
+    tensors |= {f"dense.{name}": tensor.detach().cpu().clone().contiguous() for name, tensor in state.dense_state.items()}
     tensors["norms"] = torch.from_numpy(np.stack([step.group_norms for step in state.steps]).astype(np.float64))
     tensors["active"] = torch.from_numpy(state.active.astype(np.uint8))
     tensor_file = f"tensors-{n_steps}.safetensors"

@@ -37,9 +37,11 @@ from glselect.config import (
     PathConfig,
     RunConfig,
     SelectionConfig,
+    StreamConfig,
     TrainConfig,
 )
 from glselect.checkpoint import checkpoint_dir
+from glselect.distributed import is_main_process
 from glselect.errors import ExitCode, GlselectError, Terminated
 from glselect.path import PathStep
 from glselect.report import metrics_lines, top_features_table
@@ -57,6 +59,8 @@ MODEL = ModelConfig()
 PATH = PathConfig()
 SELECTION = SelectionConfig()
 IMPORTANCE = ImportanceConfig()
+STREAM = StreamConfig()
+SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -68,6 +72,20 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     if widths in ((), (0,)):
         return ()
     return widths
+
+
+def parse_size(text: str) -> int:
+    """'4GB' -> 4 * 2**30, '512M' -> 512 * 2**20, '1000' -> 1000 bytes (binary units, case-insensitive)."""
+    cleaned = text.strip().upper().replace(" ", "").removesuffix("IB").removesuffix("I")
+    number = cleaned.rstrip("KMGTB")
+    unit = cleaned[len(number):]
+    try:
+        value = float(number) * SIZE_UNITS[unit if unit in SIZE_UNITS else unit + "B"]
+    except (ValueError, KeyError):
+        raise GlselectError(f"--memory-budget must be a size like '4GB' or '512MB', got '{text}'") from None
+    if value <= 0:
+        raise GlselectError(f"--memory-budget must be positive, got '{text}'")
+    return int(value)
 
 
 def one_line(text: str) -> str:
@@ -207,6 +225,19 @@ def fit(
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted fit from its last checkpoint (same data and settings).")
     ] = False,
+    device: Annotated[str, typer.Option(help="Where to train: 'auto' (a CUDA GPU when present), 'cpu' or 'cuda'.")] = "auto",
+    stream: Annotated[
+        Optional[bool],
+        typer.Option("--stream/--no-stream", help="Read a Parquet file or directory in record batches instead of loading it.", show_default="when the table would not fit --memory-budget"),
+    ] = STREAM.stream,
+    memory_budget: Annotated[
+        Optional[str], typer.Option(help="Memory the in-memory fit may use, e.g. '8GB'; larger Parquet tables stream.", show_default="a quarter of the available memory")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Streaming: rows per optimizer step.")] = STREAM.batch_size,
+    learning_rate: Annotated[float, typer.Option(help="Streaming: SGD learning rate (momentum 0.9).")] = STREAM.learning_rate,
+    epochs_per_lambda: Annotated[float, typer.Option(help="Streaming: passes over the training rows at each lambda (fractions allowed).")] = STREAM.epochs_per_lambda,
+    max_epochs: Annotated[float, typer.Option(help="Streaming: most passes for the dense fit and the refit (early-stopped).")] = STREAM.max_epochs,
+    n_lambdas: Annotated[int, typer.Option(help="Streaming: lambdas from the first departures to the estimated lambda_max (more if groups remain).")] = STREAM.n_lambdas,
     top: Annotated[int, typer.Option(help="Rows of the ranked table printed at the end.")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else goes to stdout).")] = False,
@@ -250,6 +281,16 @@ def fit(
                 stability_threshold=stability_threshold,
                 stability_q=stability_q,
             ),
+            device=device,
+            stream=StreamConfig(
+                stream=stream,
+                memory_budget=None if memory_budget is None else parse_size(memory_budget),
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                epochs_per_lambda=epochs_per_lambda,
+                max_epochs=max_epochs,
+                n_lambdas=n_lambdas,
+            ),
         )
         progress = Progress(
             SpinnerColumn(),
@@ -260,7 +301,7 @@ def fit(
             TimeElapsedColumn(),
             console=stderr,
             transient=True,
-            disable=quiet or not stderr.is_terminal,  # no live bar in logs and pipes
+            disable=quiet or not stderr.is_terminal or not is_main_process(),  # no live bar in logs, pipes, other ranks
         )
         previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
@@ -282,6 +323,8 @@ def fit(
         code = ExitCode.TERMINATED if isinstance(interruption, Terminated) else ExitCode.INTERRUPTED
         raise typer.Exit(code) from None
 
+    if result.out_dir is None:
+        return  # another rank of a torchrun job: rank 0 writes and reports
     if not result.path.complete:
         stderr.print(
             f"[yellow]warning:[/] the path stopped after {len(result.path.steps) - 1} lambdas with groups still "

@@ -133,6 +133,34 @@ class SelectionConfig:
         )
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Streaming mode for Parquet datasets too big for memory: a mini-batch proximal path."""
+
+    stream: bool | None = None  # True: always stream; None: when the table would not fit memory_budget
+    memory_budget: int | None = None  # bytes; None: a quarter of the memory available at start
+    batch_size: int = 1024  # rows per optimizer step
+    learning_rate: float = 0.01  # SGD step; the prox threshold is lr / (1 - momentum) * lam * sqrt(d_g)
+    momentum: float = 0.9
+    max_epochs: float = 5.0  # dense fit and refit: most passes over the training rows (early-stopped)
+    epochs_per_lambda: float = 1.0  # passes over the training rows at each lambda (may be a fraction)
+    n_lambdas: int = 20  # grid from the first departures to the estimated lambda_max; extended if groups remain
+    max_holdout_rows: int = 100_000  # validation and test rows kept in memory (each); a hashed sample beyond this
+
+    def __post_init__(self) -> None:
+        _require(self.memory_budget is None or self.memory_budget > 0, f"memory_budget must be positive, got {self.memory_budget}")
+        _require(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
+        _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        _require(self.max_epochs > 0, f"max_epochs must be positive, got {self.max_epochs}")
+        _require(self.epochs_per_lambda > 0, f"epochs_per_lambda must be positive, got {self.epochs_per_lambda}")
+        _require(self.n_lambdas >= 2, f"n_lambdas must be at least 2, got {self.n_lambdas}")
+        _require(self.max_holdout_rows > 0, f"max_holdout_rows must be positive, got {self.max_holdout_rows}")
+
+
 @dataclass(frozen=True)
 class ImportanceConfig:
     """Importance measures beyond path survival (which is always computed)."""
@@ -173,8 +201,11 @@ class RunConfig:
     path: PathConfig = field(default_factory=PathConfig)
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     importance: ImportanceConfig = field(default_factory=ImportanceConfig)
+    device: str = "auto"  # "cuda" when a GPU is present, else "cpu"
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
     def __post_init__(self) -> None:
+        _require(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got '{self.device}'")
         _require(self.threads is None or self.threads > 0, f"threads must be positive, got {self.threads}")
         # known before any fitting: a path that stops at min_features can never reach fewer
         _require(

@@ -82,7 +82,7 @@ def cross_validate(
         inside = torch.as_tensor(np.setdiff1d(np.arange(len(y)), held_out))
         held_out = torch.as_tensor(held_out)
         torch.manual_seed(seed + 1 + k)  # each fold's own start, reproducible
-        model = GroupLassoMLP(X.shape[1], model_config.hidden, n_outputs).to(X.dtype)
+        model = GroupLassoMLP(X.shape[1], model_config.hidden, n_outputs).to(device=X.device, dtype=X.dtype)
         fold_path = fit_path(
             model, (X[inside], y[inside]), (X[held_out], y[held_out]), group_ids, n_encoded, task,
             model_config, train_config, path_config,

@@ -51,7 +51,7 @@ def rank_groups(
     group_index: GroupIndex,
     encoder: Encoder,
     dense_column_norms: np.ndarray,
-    group_permutation: PermutationScores,
+    group_permutation: PermutationScores | None,
     column_permutation: dict[str, tuple[float, float]],
     stability: np.ndarray | None = None,
 ) -> Importances:
@@ -62,7 +62,8 @@ def rank_groups(
     dense_column_norms
         Shape (n_features,): norm of each encoded column's first-layer weights in the dense model.
     group_permutation
-        Per group (in ``group_index`` order): permutation importance of the refit model.
+        Per group (in ``group_index`` order): permutation importance of the refit model; None:
+        not computed (a streamed fit), and the columns are left blank.
     column_permutation
         ``{table column: (mean, std)}`` for the columns the refit model reads; others score 0.
     stability
@@ -80,8 +81,8 @@ def rank_groups(
             "importance": importance,
             "norm": chosen_norms,
             "dense_norm": dense_norms,
-            "permutation": group_permutation.mean,
-            "permutation_std": group_permutation.std,
+            "permutation": group_permutation.mean if group_permutation else np.full(group_index.n_groups, np.nan),
+            "permutation_std": group_permutation.std if group_permutation else np.full(group_index.n_groups, np.nan),
             "stability": stability if stability is not None else np.full(group_index.n_groups, np.nan),
             "_last_norm": last_norm,
         }
@@ -104,7 +105,8 @@ def rank_groups(
             continue
         group = group_index.group_of(column.name)
         info = group_row.loc[group]
-        permutation, permutation_std = column_permutation.get(column.name, (0.0, 0.0))
+        unread = (0.0, 0.0) if group_permutation else (np.nan, np.nan)
+        permutation, permutation_std = column_permutation.get(column.name, unread)
         rows.append(
             (column.name, group, bool(info["selected"]), float(info["importance"]), float(info["norm"]), column.kind,
              group_rank[group], float(column_norm.get(column.name, 0.0)), permutation, permutation_std,

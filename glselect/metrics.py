@@ -35,7 +35,7 @@ def row_loss_function(task: str, class_weights: np.ndarray | None = None) -> Los
     if class_weights is None:
         return row_loss
     weights = torch.as_tensor(class_weights)
-    return lambda out, y: row_loss(out, y) * weights.to(out.dtype)[y.long()]
+    return lambda out, y: row_loss(out, y) * weights.to(device=out.device, dtype=out.dtype)[y.long()]
 
 
 def loss_function(task: str, class_weights: np.ndarray | None = None) -> LossFunction:

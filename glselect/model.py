@@ -87,7 +87,7 @@ def prune_dead_neurons(model: GroupLassoMLP) -> GroupLassoMLP:
     alive = torch.linalg.vector_norm(model.later_weights[0].detach(), dim=0) > 0
     kept = torch.nonzero(alive).flatten()
     hidden = (int(kept.numel()), *model.hidden[1:])
-    smaller = GroupLassoMLP(model.n_inputs, hidden, model.n_outputs).to(model.first_weight.dtype)
+    smaller = GroupLassoMLP(model.n_inputs, hidden, model.n_outputs).to(model.first_weight)
     with torch.no_grad():
         smaller.layers[0].weight.copy_(model.layers[0].weight[kept])
         smaller.layers[0].bias.copy_(model.layers[0].bias[kept])
@@ -100,8 +100,8 @@ def prune_dead_neurons(model: GroupLassoMLP) -> GroupLassoMLP:
 
 def restrict_inputs(model: GroupLassoMLP, keep: np.ndarray) -> GroupLassoMLP:
     """A copy of ``model`` that reads only the input columns where ``keep`` (bool, (n_features,)) is true."""
-    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
-    small = GroupLassoMLP(int(columns.numel()), model.hidden, model.n_outputs).to(model.first_weight.dtype)
+    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=model.first_weight.device)
+    small = GroupLassoMLP(int(columns.numel()), model.hidden, model.n_outputs).to(model.first_weight)
     with torch.no_grad():
         for target, source in zip(small.layers, model.layers):
             target.bias.copy_(source.bias)

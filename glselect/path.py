@@ -83,7 +83,9 @@ class LambdaPath:
     complete: bool  # reached all-zero (or the min_features floor) within max_steps
 
 
-def make_penalty(group_ids: np.ndarray, n_encoded: np.ndarray, fan_out: int, dtype: torch.dtype) -> GroupPenalty:
+def make_penalty(
+    group_ids: np.ndarray, n_encoded: np.ndarray, fan_out: int, dtype: torch.dtype, device: torch.device | None = None
+) -> GroupPenalty:
     """Group structure of a first layer with ``fan_out`` units, weighted by sqrt(d_g).
 
     d_g counts the group's weights (encoded columns x fan_out): a wide group has a larger
@@ -91,8 +93,8 @@ def make_penalty(group_ids: np.ndarray, n_encoded: np.ndarray, fan_out: int, dty
     """
     weights = np.sqrt(n_encoded * fan_out)
     return GroupPenalty(
-        group_ids=torch.as_tensor(group_ids, dtype=torch.int64),
-        weights=torch.as_tensor(weights, dtype=dtype),
+        group_ids=torch.as_tensor(group_ids, dtype=torch.int64, device=device),
+        weights=torch.as_tensor(weights, dtype=dtype, device=device),
     )
 
 
@@ -107,7 +109,7 @@ def zero_kkt_lambdas(
     probe = copy.deepcopy(model)
     with torch.no_grad():
         probe.first_weight.zero_()
-    return (gradient_group_norms(probe, X, y, loss_fn, penalty) / penalty.weights).double().numpy()
+    return (gradient_group_norms(probe, X, y, loss_fn, penalty) / penalty.weights).double().cpu().numpy()
 
 
 def relaxed_val_loss(
@@ -128,7 +130,7 @@ def relaxed_val_loss(
     """
     small = restrict_inputs(model, keep)
     train_on_columns(small, keep, train, val, loss_fn, max_norm, config)
-    X_val = val[0][:, torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)]
+    X_val = val[0][:, torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=val[0].device)]
     return _mean_and_se(small, X_val, val[1], row_loss_fn)
 
 
@@ -149,7 +151,7 @@ def _record(
     converged: bool,
     relaxed: tuple[float, float],
 ) -> PathStep:
-    norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().numpy()
+    norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().cpu().numpy()
     train_loss = mean_loss(model, *train, loss_fn)
     return PathStep(
         lam=lam,
@@ -157,7 +159,7 @@ def _record(
         group_norms=norms,
         train_loss=train_loss,
         val_loss=mean_loss(model, *val, loss_fn),
-        objective=train_loss + lam * float((penalty.weights.double().numpy() * norms).sum()),
+        objective=train_loss + lam * float((penalty.weights.double().cpu().numpy() * norms).sum()),
         n_iters=n_iters,
         converged=converged,
         relaxed_val_loss=relaxed[0],
@@ -226,7 +228,7 @@ def fit_path(
     X_train = train[0]
     loss_fn = loss_function(task, class_weights)
     row_loss_fn = row_loss_function(task, class_weights)
-    penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], X_train.dtype)
+    penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], X_train.dtype, X_train.device)
     if resume is None:
         state = _start(model, train, val, loss_fn, row_loss_fn, penalty, model_config, train_config, path_config)
         if grid is not None:
@@ -275,7 +277,7 @@ def fit_path(
                 f"training diverged at lambda={lam:.3g}: the objective is not finite",
                 hint="check the table for extreme values",
             )
-        now_active = model.group_norms(penalty.group_ids, penalty.n_groups).numpy() > 0
+        now_active = model.group_norms(penalty.group_ids, penalty.n_groups).cpu().numpy() > 0
         n_left = int(np.count_nonzero(state.active & ~now_active))
         # at the first lambda, losing every group at once says the start was too high, not a tie
         too_many = result.stopped or n_left > max_departures or (is_first and n_left > 0 and not now_active.any())

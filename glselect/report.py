@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.markup import escape
 from rich.table import Table
@@ -21,8 +22,12 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
     shown = features.head(top)
     has_groups = bool((shown["group"] != shown["feature"]).any())
     # out dirs written before a measure existed lack its column: show what is there
-    has_permutation = "permutation" in features.columns
-    stability = pd.to_numeric(features.get("stability", pd.Series(dtype=float)), errors="coerce")  # blank: not run
+    def measure(name: str) -> pd.Series:  # blank cells: not computed
+        values = features[name] if name in features.columns else pd.Series(np.nan, index=features.index)
+        return pd.to_numeric(values, errors="coerce").head(top)
+
+    permutation, permutation_std, stability = measure("permutation"), measure("permutation_std"), measure("stability")
+    has_permutation = bool(permutation.notna().any())
     has_stability = bool(stability.notna().any())
     columns = [("rank", "right"), ("feature", "left")] + ([("group", "left")] if has_groups else [])
     # short headers: the README's output-file section says what each one is
@@ -31,13 +36,13 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
     columns += [("stab", "right")] if has_stability else []
     for header, justify in columns:
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
-    for row, frequency in zip(shown.itertuples(index=False), stability):
+    for row, mean, spread, frequency in zip(shown.itertuples(index=False), permutation, permutation_std, stability):
         cells = [str(row.rank), escape(str(row.feature))]
         if has_groups:
             cells.append(escape(str(row.group)) if row.group != row.feature else "")
         cells += ["[green]yes[/]" if row.selected else "[dim]no[/]", f"{row.importance:.3g}", f"{row.dense_norm:.3g}"]
         if has_permutation:
-            cells.append(f"{row.permutation:.3g}±{row.permutation_std:.2g}" if row.permutation else "0")
+            cells.append(f"{mean:.3g}±{spread:.2g}" if mean else "0")
         if has_stability:
             cells.append(f"{frequency:.2f}")
         table.add_row(*cells)
@@ -50,11 +55,13 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
     pairs = ", ".join(f"{name} {_fmt(dense[name])} → {_fmt(pruned[name])}" for name in dense)
     sizes = summary["sizes"]
     scored_by = summary.get("scored_by", "validation")
+    # a streamed fit scores a bounded sample of its test rows
+    n_scored = summary.get("streaming", {}).get("test_rows_scored", sizes["test_rows"])
     lines = [
         f"selected {summary['n_selected_features']} of {sizes['columns']} columns "
         f"({summary['n_selected_groups']} of {sizes['groups']} groups) by rule {summary['rule']} "
         f"({scored_by}) at λ={summary['lambda']:.3g}",
-        f"held-out test rows ({sizes['test_rows']}), dense → pruned: {pairs}",
+        f"held-out test rows ({n_scored}), dense → pruned: {pairs}",
     ]
     unconfirmed = summary.get("unconfirmed_groups")
     if unconfirmed:

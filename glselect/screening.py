@@ -54,7 +54,7 @@ def kkt_violators(
 ) -> np.ndarray:
     """Bool (n_groups,): zero groups whose gradient norm exceeds ``lam * sqrt(d_g)`` leave their KKT ball."""
     gradient_norms = gradient_group_norms(model, X, y, loss_fn, penalty, Z)
-    return (gradient_norms > lam * penalty.weights * (1 + KKT_SLACK)).numpy()
+    return (gradient_norms > lam * penalty.weights * (1 + KKT_SLACK)).cpu().numpy()
 
 
 def _restricted(
@@ -65,7 +65,8 @@ def _restricted(
     present, compact = np.unique(kept_ids, return_inverse=True)
     small = restrict_inputs(model, keep)
     return small, GroupPenalty(
-        group_ids=torch.as_tensor(compact, dtype=torch.int64), weights=penalty.weights[torch.as_tensor(present)]
+        group_ids=torch.as_tensor(compact, dtype=torch.int64, device=penalty.weights.device),
+        weights=penalty.weights[torch.as_tensor(present, device=penalty.weights.device)],
     )
 
 
@@ -83,7 +84,7 @@ def _too_many_zero(
 ) -> Callable[[torch.Tensor], bool] | None:
     if max_departures is None:
         return None
-    was_active_tensor = torch.as_tensor(was_active)
+    was_active_tensor = torch.as_tensor(was_active, device=penalty.weights.device)
 
     def stop(W: torch.Tensor) -> bool:
         zero = group_norms(W, penalty.group_ids, penalty.n_groups) == 0
@@ -125,7 +126,7 @@ def solve_screened(
             solver = ProximalGradient(model, X, y, loss_fn, penalty, max_norm, step=step)
             stop = _too_many_zero(penalty, working, max_departures)
         else:
-            columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
+            columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=X.device)
             small, small_penalty = _restricted(model, keep, group_ids, penalty)
             solver = ProximalGradient(small, X[:, columns], y, loss_fn, small_penalty, max_norm, step=step)
             stop = _too_many_zero(small_penalty, np.ones(small_penalty.n_groups, dtype=bool), max_departures)

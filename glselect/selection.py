@@ -126,7 +126,7 @@ def refit(
     group_mask = in_step if group_mask is None else group_mask
     feature_mask = group_mask[group_ids]
     torch.manual_seed(seed)
-    model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(train[0].dtype)
+    model = GroupLassoMLP(int(feature_mask.sum()), model_config.hidden, n_outputs).to(device=train[0].device, dtype=train[0].dtype)
     loss_fn = loss_function(task, class_weights)
     result = train_on_columns(
         model, feature_mask, train, val, loss_fn, model_config.max_norm, train_config, model_config.neuron_penalty

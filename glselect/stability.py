@@ -99,7 +99,7 @@ def stability_selection(
             val = torch.as_tensor(np.sort(rows[:n_val]))
             train = torch.as_tensor(np.sort(rows[n_val:]))
             torch.manual_seed(seed + 1 + 2 * b + j)
-            model = GroupLassoMLP(X.shape[1], model_config.hidden, n_outputs).to(X.dtype)
+            model = GroupLassoMLP(X.shape[1], model_config.hidden, n_outputs).to(device=X.device, dtype=X.dtype)
             path = fit_path(
                 model, (X[train], y[train]), (X[val], y[val]), group_ids, n_encoded, task,
                 model_config, train_config, half_config,

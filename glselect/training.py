@@ -80,7 +80,7 @@ def train_on_columns(
     neuron_penalty: float = 0.0,
 ) -> TrainResult:
     """``train_early_stopped`` for a model that reads only the encoded columns where ``keep`` (bool) is true."""
-    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64)
+    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=train[0].device)
     return train_early_stopped(
         model, (train[0][:, columns], train[1]), (val[0][:, columns], val[1]), loss_fn, max_norm, config, neuron_penalty
     )

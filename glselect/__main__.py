@@ -1,0 +1,5 @@
+"""``python -m glselect``: the command line, also as ``torchrun -m glselect fit ...``."""
+
+from glselect.cli import app
+
+app()

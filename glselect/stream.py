@@ -1,0 +1,146 @@
+"""Read a Parquet dataset (a file or a directory of files) in record batches, never whole.
+
+- ``open_source``: the dataset, its row groups in a fixed order and the global position of each row.
+- ``split_of``: a deterministic split of rows into training, validation and test rows by a hash
+  of the global row position and the seed, so no pass has to remember which row went where.
+- ``row_groups_of_rank``: each process of a distributed run reads its own share of row groups.
+- ``estimated_bytes`` / ``available_memory``: whether a table would fit in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from glselect.errors import GlselectError
+
+TRAIN, VAL, TEST = 0, 1, 2
+READ_ROWS = 65_536  # rows per record batch read from disk
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """One row group of one file: where its rows sit in the dataset's global row order."""
+
+    fragment: ds.ParquetFileFragment  # restricted to this row group
+    start: int  # global position of its first row
+    n_rows: int
+    n_bytes: int  # uncompressed size, from the file's metadata
+
+
+@dataclass(frozen=True)
+class Source:
+    """A Parquet dataset opened for streaming: its schema and its row groups in a fixed order."""
+
+    path: Path
+    schema: pa.Schema
+    row_groups: tuple[RowGroup, ...]
+
+    @property
+    def n_rows(self) -> int:
+        return sum(group.n_rows for group in self.row_groups)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+
+def is_parquet_dataset(path: Path) -> bool:
+    """A ``.parquet``/``.pq`` file, or a directory (read as a dataset of Parquet files)."""
+    return path.is_dir() or path.name.lower().endswith((".parquet", ".pq"))
+
+
+def open_source(path: Path) -> Source:
+    """Open a Parquet file or a directory of Parquet files; row groups are ordered by file path, then position.
+
+    Raises
+    ------
+    GlselectError
+        The path is missing, holds no Parquet rows, or a file is not readable Parquet.
+    """
+    if not path.exists():
+        raise GlselectError(f"table file '{path}' does not exist")
+    try:
+        dataset = ds.dataset(str(path), format="parquet")
+        fragments = sorted(dataset.get_fragments(), key=lambda fragment: fragment.path)
+        row_groups: list[RowGroup] = []
+        start = 0
+        for fragment in fragments:
+            fragment.ensure_complete_metadata()
+            for piece, info in zip(fragment.split_by_row_group(), fragment.row_groups):
+                row_groups.append(RowGroup(piece, start, info.num_rows, info.total_byte_size))
+                start += info.num_rows
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GlselectError(f"cannot read Parquet dataset '{path}': {detail}", hint="every file in it must be Parquet") from err
+    if start == 0:
+        raise GlselectError(f"Parquet dataset '{path}' has no data rows")
+    return Source(path=path, schema=dataset.schema, row_groups=tuple(row_groups))
+
+
+def row_groups_of_rank(source: Source, rank: int, world_size: int) -> tuple[RowGroup, ...]:
+    """Every ``world_size``-th row group, starting at ``rank``: the share one process reads."""
+    return source.row_groups[rank::world_size]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a fast, well-mixed 64-bit hash of each element."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def row_hash(positions: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) for each global row position, fixed by the seed."""
+    with np.errstate(over="ignore"):
+        keyed = positions.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(seed + 1)
+    return (_mix(keyed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def split_of(positions: np.ndarray, seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
+    """int8 per row: ``TEST`` when its hash is below test_fraction, ``VAL`` in the next val_fraction, else ``TRAIN``."""
+    u = row_hash(positions, seed)
+    return np.where(u < test_fraction, TEST, np.where(u < test_fraction + val_fraction, VAL, TRAIN)).astype(np.int8)
+
+
+def iter_batches(
+    row_groups: tuple[RowGroup, ...], columns: list[str], batch_rows: int = READ_ROWS
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """Record batches of ``columns`` with the global position of each row, row group by row group."""
+    for group in row_groups:
+        offset = group.start
+        try:
+            batches = group.fragment.to_batches(columns=columns, batch_size=batch_rows)
+            for batch in batches:
+                yield batch, np.arange(offset, offset + batch.num_rows, dtype=np.int64)
+                offset += batch.num_rows
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+            raise GlselectError(f"cannot read '{group.fragment.path}': {str(err).strip().splitlines()[0]}") from err
+
+
+def estimated_bytes(source: Source, target: str) -> int:
+    """Rough memory the in-memory fit needs: the table in pandas (8 bytes a cell) plus the float32
+    design matrix and its training/validation/test copies (another 8 bytes a cell)."""
+    return source.n_rows * max(len(source.columns) - 1, 1) * 16 if target else 0
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable on Linux), or physical memory elsewhere."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30

@@ -1,0 +1,114 @@
+"""torchrun: two local processes (gloo) select what one process selects, and write one out dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from glselect import distributed
+from tests.test_stream import strong_linear_table, write_parquet
+
+OPTIONS = ["--batch-size", "128", "--learning-rate", "0.02", "--n-lambdas", "8", "--max-epochs", "3", "--max-steps", "20"]
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _glselect(prefix: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*prefix, "-m", "glselect", "fit", *args, "--json", "--quiet", *OPTIONS],
+        cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_helpers_are_no_ops_in_one_process() -> None:
+    context = distributed.SINGLE
+    assert not distributed.launched_by_torchrun() or "RANK" in os.environ
+    assert distributed.all_gather_objects(3, context) == [3]
+    assert distributed.all_reduce_min(5, context) == 5
+    distributed.barrier(context)
+    assert not dist.is_initialized()
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_select_what_one_process_selects(tmp_path: Path) -> None:
+    data = write_parquet(strong_linear_table(3000), tmp_path / "data.parquet", row_group_size=250)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    multi = _glselect(torchrun, [str(data), "--target", "y", "--out", str(runs / "multi")], tmp_path)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    single = _glselect([sys.executable], [str(data), "--target", "y", "--stream", "--out", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    # (each rank checks at the end that all ranks hold identical weights, else the run fails with exit 1)
+    # only rank 0 prints and writes: one JSON document, one out dir, no staging leftovers
+    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    assert sorted(path.name for path in runs.iterdir()) == ["multi"]
+    assert multi_summary["streaming"]["processes"] == 2 and single_summary["streaming"]["processes"] == 1
+    assert multi_summary["selected_features"] == single_summary["selected_features"] == ["a", "b", "c"]
+    # rank 0's saved model is usable like any other
+    assert (runs / "multi" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_with_a_csv_exits_2_on_every_rank(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    strong_linear_table(200).to_csv(data, index=False)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    result = _glselect(torchrun, [str(data), "--target", "y"], tmp_path)
+    assert result.returncode != 0
+    assert "a torchrun launch (which always streams) needs a Parquet file" in result.stderr
+    assert not (tmp_path / "data.glselect").exists()
+
+
+@pytest.mark.slow
+def test_bad_data_in_one_ranks_share_stops_every_rank(tmp_path: Path) -> None:
+    # row groups alternate between the two ranks: only rank 1 reads the infinity, and rank 0 must
+    # hear of it rather than wait for rank 1 forever
+    table = strong_linear_table(1000)
+    table.loc[300, "n2"] = float("inf")
+    data = write_parquet(table, tmp_path / "data.parquet", row_group_size=250)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    result = _glselect(torchrun, [str(data), "--target", "y"], tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("column 'n2' in") == 2, result.stderr[-3000:]  # both ranks report it
+    assert not (tmp_path / "data.glselect").exists()
+
+
+def _compare_weights(rank: int, init_file: str, differ: bool, results: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        if differ and rank == 1:
+            with torch.no_grad():
+                model.weight[0, 0] += 1e-6
+        context = distributed.Context(rank=rank, world_size=2)
+        try:
+            distributed.check_same_weights(model, context)
+            outcome = "same"
+        except RuntimeError:
+            outcome = "different"
+        Path(results, f"rank{rank}").write_text(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_weight_check_catches_ranks_that_drift_apart(tmp_path: Path) -> None:
+    # (the torchrun test above covers the other side: identical ranks pass the same check)
+    torch.multiprocessing.spawn(_compare_weights, args=(str(tmp_path / "init"), True, str(tmp_path)), nprocs=2)
+    assert [(tmp_path / f"rank{rank}").read_text() for rank in range(2)] == ["different", "different"]

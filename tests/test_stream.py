@@ -1,0 +1,241 @@
+"""Streaming mode: the hashed split, one-pass encoding statistics, and streamed fits end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from glselect._synthetic import make_mixed_table
+from glselect.cli import app, parse_size
+from glselect.encoding import fit_encoder
+from glselect.errors import GlselectError
+from glselect.stream import TEST, TRAIN, VAL, open_source, row_groups_of_rank, split_of
+from glselect.stream_stats import build_encoder, collect_stats, column_kinds
+
+runner = CliRunner()
+FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--n-lambdas", "8", "--max-epochs", "3", "--max-steps", "20"]
+
+
+def write_parquet(df: pd.DataFrame, path: Path, row_group_size: int = 500) -> Path:
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=row_group_size)
+    return path
+
+
+def split_frame(df: pd.DataFrame, n_parts: int) -> list[pd.DataFrame]:
+    return [df.iloc[rows] for rows in np.array_split(np.arange(len(df)), n_parts)]
+
+
+def strong_linear_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """y depends on a, b, c; n1..n5 are noise."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "c", "n1", "n2", "n3", "n4", "n5"]})
+    df["y"] = 3 * df["a"] - 2 * df["b"] + 1.5 * df["c"] + 0.5 * rng.standard_normal(n)
+    return df
+
+
+def test_hash_split_is_deterministic_disjoint_and_in_proportion() -> None:
+    positions = np.arange(200_000)
+    parts = split_of(positions, seed=3, val_fraction=0.2, test_fraction=0.1)
+    assert np.array_equal(parts, split_of(positions, seed=3, val_fraction=0.2, test_fraction=0.1))
+    # a row's part depends on its position only, not on the batch it arrives in
+    assert np.array_equal(parts[1000:2000], split_of(positions[1000:2000], seed=3, val_fraction=0.2, test_fraction=0.1))
+    shares = [np.mean(parts == part) for part in (TRAIN, VAL, TEST)]
+    assert shares == pytest.approx([0.7, 0.2, 0.1], abs=0.005)
+    assert not np.array_equal(parts, split_of(positions, seed=4, val_fraction=0.2, test_fraction=0.1))
+
+
+def test_row_groups_are_shared_between_ranks_without_overlap(tmp_path: Path) -> None:
+    directory = tmp_path / "data"
+    directory.mkdir()
+    table = strong_linear_table(2000)
+    for index, chunk in enumerate(split_frame(table, 3)):
+        write_parquet(chunk, directory / f"part-{index}.parquet", row_group_size=300)
+    source = open_source(directory)
+    assert source.n_rows == 2000
+    starts = [group.start for group in source.row_groups]
+    assert starts == sorted(starts) and starts[0] == 0
+    shares = [row_groups_of_rank(source, rank, 2) for rank in range(2)]
+    assert sorted(g.start for share in shares for g in share) == starts
+
+
+def test_streamed_encoding_statistics_match_the_in_memory_encoder(tmp_path: Path) -> None:
+    table = make_mixed_table(1500, seed=2)
+    # a numeric code forced to categories: its labels must be spelt as the encoder spells them ("2.0")
+    table["code"] = np.where(np.arange(1500) % 7 == 0, np.nan, np.arange(1500) % 4 + 1.0)
+    path = write_parquet(table, tmp_path / "mixed.parquet", row_group_size=400)
+    source = open_source(path)
+    columns = [name for name in source.columns if name != "y"]
+    forced = frozenset({"code"})
+    kinds = column_kinds(source, columns, frozenset(), forced)
+    stats = collect_stats(source.row_groups, source, "y", columns, kinds, seed=5, val_fraction=0.2, test_fraction=0.2)
+    streamed = build_encoder(stats, source, "y", None, 20, frozenset(), forced)
+
+    frame = pd.read_parquet(path)
+    train_rows = np.flatnonzero(split_of(np.arange(len(frame)), 5, 0.2, 0.2) == TRAIN)
+    in_memory = fit_encoder(frame, "y", fit_rows=train_rows, max_levels=20, categorical=forced)
+    assert streamed.target.task == in_memory.target.task == "regression"
+    assert streamed.target.center == pytest.approx(in_memory.target.center, rel=1e-9)
+    assert streamed.target.scale == pytest.approx(in_memory.target.scale, rel=1e-9)
+    for ours, theirs in zip(streamed.columns, in_memory.columns):
+        assert (ours.name, ours.kind, ours.missing_indicator, ours.levels) == (theirs.name, theirs.kind, theirs.missing_indicator, theirs.levels)
+        assert ours.centers == pytest.approx(theirs.centers, rel=1e-9, abs=1e-12)
+        assert ours.scales == pytest.approx(theirs.scales, rel=1e-9)
+    assert {c.name: c.kind for c in streamed.columns}["city"] == "categorical"  # 40 levels pooled to 20 + <other>
+    assert len({c.name: c for c in streamed.columns}["city"].levels) == 21
+    assert {c.name: c for c in streamed.columns}["code"].levels == ("1.0", "2.0", "3.0", "4.0", "<missing>")
+
+
+def _fit(args: list[str]):
+    result = runner.invoke(app, ["fit", *args, "--json", "--quiet", *FAST])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_streamed_fit_recovers_the_true_columns_and_the_out_dir_works(tmp_path: Path) -> None:
+    path = write_parquet(strong_linear_table(), tmp_path / "data.parquet")
+    out = tmp_path / "out"
+    summary = _fit([str(path), "--target", "y", "--stream", "--out", str(out)])
+    assert summary["streaming"]["processes"] == 1
+    assert {"a", "b", "c"} <= set(summary["selected_features"])
+    assert len(summary["selected_features"]) <= 4
+    assert summary["metrics"]["pruned"]["r2"] > 0.9
+    ranked = pd.read_csv(out / "importances.csv")
+    assert set(ranked["feature"][:3]) == {"a", "b", "c"}
+    # the commands after fit read only the out dir: a streamed fit is an ordinary one to them
+    predicted = runner.invoke(app, ["predict", str(out), str(path)])
+    assert predicted.exit_code == 0, predicted.output
+    assert len(pd.read_csv(__import__("io").StringIO(predicted.stdout))) == 3000
+    assert runner.invoke(app, ["show", str(out)]).exit_code == 0
+    checked = runner.invoke(app, ["check", str(out), "--expect", "a", "--forbid", "n1"])
+    assert checked.exit_code in (0, 3) and "Traceback" not in checked.output
+
+
+@pytest.mark.slow
+def test_streamed_fit_is_deterministic_and_reads_a_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "parts"
+    directory.mkdir()
+    table = strong_linear_table(2400, seed=1)
+    for index, chunk in enumerate(split_frame(table, 3)):
+        write_parquet(chunk, directory / f"part-{index}.parquet", row_group_size=400)
+    first = _fit([str(directory), "--target", "y", "--out", str(tmp_path / "one")])  # a directory always streams
+    second = _fit([str(directory), "--target", "y", "--out", str(tmp_path / "two")])
+    assert first["selected_features"] == second["selected_features"]
+    for name in ("importances.csv", "groups.csv", "path.csv", "model.safetensors"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_classification_streams_too(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({name: rng.standard_normal(2000) for name in ["a", "b", "n1", "n2"]})
+    df["colour"] = rng.choice(["red", "green", "blue"], 2000)
+    df["label"] = np.where(2 * df["a"] - df["b"] + 0.3 * rng.standard_normal(2000) > 0, "yes", "no")
+    path = write_parquet(df, tmp_path / "labels.parquet")
+    summary = _fit([str(path), "--target", "label", "--stream", "--out", str(tmp_path / "out")])
+    assert summary["task"] == "binary" and summary["classes"] == ["no", "yes"]
+    assert {"a", "b"} <= set(summary["selected_features"])
+    assert summary["metrics"]["pruned"]["accuracy"] > 0.85
+
+
+def test_memory_budget_decides_whether_a_parquet_table_streams(tmp_path: Path) -> None:
+    path = write_parquet(strong_linear_table(400), tmp_path / "small.parquet", row_group_size=100)
+    tiny_budget = _fit([str(path), "--target", "y", "--memory-budget", "1KB", "--out", str(tmp_path / "a"), "--max-epochs", "1"])
+    assert "streaming" in tiny_budget
+    in_memory = _fit([str(path), "--target", "y", "--out", str(tmp_path / "b")])
+    assert "streaming" not in in_memory
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stream"], "--stream needs a Parquet file or a directory of Parquet files, but"),
+        (["--device", "tpu"], "device must be one of auto, cpu, cuda, got 'tpu'"),
+        (["--memory-budget", "lots"], "--memory-budget must be a size like '4GB' or '512MB', got 'lots'"),
+    ],
+)
+def test_bad_streaming_options_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    path = tmp_path / "data.csv"
+    strong_linear_table(100).to_csv(path, index=False)
+    result = runner.invoke(app, ["fit", str(path), "--target", "y", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "data.glselect").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ("missing target", ["--target", "nope"], "target column 'nope' is not in"),
+        ("resume", ["--target", "y", "--resume"], "--resume is not supported in streaming mode"),
+        ("not parquet", ["--target", "y"], "cannot read Parquet dataset"),
+    ],
+)
+def test_bad_streamed_input_exits_2(tmp_path: Path, setup: str, args: list[str], message: str) -> None:
+    directory = tmp_path / "data"
+    directory.mkdir()
+    write_parquet(strong_linear_table(200), directory / "part-0.parquet", row_group_size=100)
+    if setup == "not parquet":
+        (directory / "part-1.parquet").write_text("a,b\n1,2\n")
+    result = runner.invoke(app, ["fit", str(directory), "--stream", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "data.glselect").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when there is no GPU")
+def test_device_cuda_without_a_gpu_is_a_user_error(tmp_path: Path) -> None:
+    path = write_parquet(strong_linear_table(200), tmp_path / "data.parquet")
+    for extra in ([], ["--stream"]):
+        result = runner.invoke(app, ["fit", str(path), "--target", "y", "--device", "cuda", *extra])
+        assert result.exit_code == 2
+        assert "--device cuda was given but no CUDA GPU is available" in result.stderr
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("stream", [False, True])
+def test_cuda_fit_end_to_end(tmp_path: Path, stream: bool) -> None:
+    path = write_parquet(strong_linear_table(), tmp_path / "data.parquet")
+    summary = _fit([str(path), "--target", "y", "--device", "cuda", "--out", str(tmp_path / "out"), "--stream" if stream else "--no-stream"])
+    assert {"a", "b", "c"} <= set(summary["selected_features"])
+    predicted = runner.invoke(app, ["predict", str(tmp_path / "out"), str(path)])
+    assert predicted.exit_code == 0
+
+
+def test_parse_size() -> None:
+    assert parse_size("4GB") == 4 << 30
+    assert parse_size("512m") == 512 << 20
+    assert parse_size("1.5 GiB") == int(1.5 * (1 << 30))
+    assert parse_size("1000") == 1000
+    with pytest.raises(GlselectError):
+        parse_size("-1GB")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--cv", "3"], "--cv is not supported in streaming mode"),
+        (["--stability", "2"], "--stability is not supported in streaming mode"),
+        (["--class-weight", "balanced", "--task", "binary"], "--class-weight balanced is not supported in streaming mode"),
+    ],
+)
+def test_selection_options_streaming_cannot_honour_are_refused(tmp_path, option, message):
+    from tests.test_cli import assert_user_error, invoke
+
+    table = tmp_path / "data.parquet"
+    frame = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0) % 7, "y": np.arange(100) % 2})
+    frame.to_parquet(table, index=False)
+    out = tmp_path / "out"
+    assert_user_error(invoke("fit", table, "-t", "y", "--stream", "--out", out, *option), message)
+    assert not out.exists()
