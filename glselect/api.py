@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import shutil
 import time
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ import pandas as pd
 import torch
 
 from glselect import __version__
-from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
+from glselect.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
 from glselect.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.config import RunConfig
 from glselect.devices import resolve_device
@@ -29,7 +28,7 @@ from glselect.crossval import CrossValidation, cross_validate
 from glselect.importance import Importances, rank_groups
 from glselect.permutation import PermutationScores, permutation_importance
 from glselect.io import read_group_map, read_table
-from glselect.metrics import PRIMARY_METRIC, balanced_class_weights, evaluate, row_loss_function
+from glselect.metrics import balanced_class_weights, evaluate, row_loss_function
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
 from glselect.selection import Selection, choose_step, confirmed_groups, refit
@@ -274,73 +273,25 @@ def fit_frame(
             None if stability is None else stability.frequency,
         )
 
-        selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
-        chosen = set(selected_groups)
-        selected_features = [
-            column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in chosen
-        ]
-        inputs = [name for name, keep in zip(design.feature_names, selection.feature_mask) if keep]
-        summary = {
-            "format": OUTPUT_FORMAT,
-            "version": __version__,
-            "task": task,
-            "target": config.target,
-            "classes": list(encoder.target.classes),
-            "selected_features": selected_features,
-            "selected_groups": selected_groups,
-            "n_selected_features": len(selected_features),
-            "n_selected_groups": len(selected_groups),
-            "lambda": selection.lam,
-            "rule": rule,
-            "step": step_index,
-            "unconfirmed_groups": [name for name, drop in zip(group_index.names, selection.unconfirmed) if drop],
-            "scored_by": cross_validation.scores().source if cross_validation is not None else (
-                "validation" if config.selection.max_features is None else "max_features"
-            ),
-            "class_weights": None if class_weights is None else dict(
-                zip(map(str, encoder.target.classes), class_weights.tolist())
-            ),
-            "stability": None if stability is None else {
-                "pairs": stability.n_pairs,
-                "q": stability.q,
-                "threshold": stability.threshold,
-                "stable_groups": [name for name, keep in zip(group_index.names, stability.stable) if keep],
-                "expected_false_bound": stability.expected_false_bound,
-            },
-            "primary_metric": PRIMARY_METRIC[task],
-            "metrics": {"dense": dense_metrics, "pruned": pruned_metrics},
-            "sizes": {
+        summary = summary_document(
+            config, encoder, group_index, path, selection, {"dense": dense_metrics, "pruned": pruned_metrics},
+            {
                 "rows": len(table),
                 "rows_dropped_missing_target": n_missing_target,
                 "train_rows": len(rows["train"]),
                 "val_rows": len(rows["val"]),
                 "test_rows": len(rows["test"]),
-                "columns": len(encoder.columns),
-                "encoded_columns": design.X.shape[1],
-                "groups": group_index.n_groups,
-                "dense_parameters": path.dense_model.n_parameters(),
-                "pruned_parameters": selection.model.n_parameters(),
-                "pruned_hidden": list(selection.model.hidden),
-                "pruned_neurons_removed": selection.n_pruned_neurons,
             },
-            "path": {
-                "complete": path.complete,
-                "resumed_from_step": None if resume is None else len(resume.steps) - 1,
-                "n_steps": len(path.steps),
-                "n_rejected_steps": path.n_rejected,
-                "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
-                "lambda_last": path.steps[-1].lam,
-                "lambda_max_estimate": path.lambda_max_estimate,
-                "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
-            },
-            "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
-            "seed": config.seed,
-            "config": config.to_dict(),
-            "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
-            "timings": {},
-        }
+            scored_by=cross_validation.scores().source if cross_validation is not None else (
+                "validation" if config.selection.max_features is None else "max_features"
+            ),
+            class_weights=class_weights,
+            stability=stability,
+            resumed_from_step=None if resume is None else len(resume.steps) - 1,
+        )
+        inputs = [name for name, keep in zip(design.feature_names, selection.feature_mask) if keep]
         path_scalars, path_norms = path_tables(path, group_index, cross_validation)
-        model_meta = model_document(selection.model, encoder, inputs, selected_features, config.model.max_norm, __version__)
+        model_meta = model_document(selection.model, encoder, inputs, summary["selected_features"], config.model.max_norm, __version__)
         summary["timings"] = {
             "read_seconds": round(read_seconds, 3),
             "path_seconds": round(path_seconds, 3),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,18 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from glselect import __version__
+from glselect.config import RunConfig
 from glselect.crossval import CrossValidation
 from glselect.encoding import Encoder
 from glselect.errors import GlselectError
 from glselect.groups import GroupIndex
 from glselect.importance import Importances
+from glselect.metrics import PRIMARY_METRIC
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath
+from glselect.selection import Selection
+from glselect.stability import Stability
 
 OUTPUT_FORMAT = "glselect-output"
 MODEL_FORMAT = "glselect-model"
@@ -142,6 +148,87 @@ def path_tables(
         }
     )
     return scalars, long
+
+
+def summary_document(
+    config: RunConfig,
+    encoder: Encoder,
+    group_index: GroupIndex,
+    path: LambdaPath,
+    selection: Selection,
+    metrics: dict[str, dict[str, float]],
+    row_counts: dict[str, int],
+    *,
+    scored_by: str,
+    class_weights: np.ndarray | None = None,
+    stability: Stability | None = None,
+    resumed_from_step: int | None = None,
+) -> dict[str, Any]:
+    """``summary.json`` for a fit in memory or streamed: the selection, how it was chosen, metrics, sizes.
+
+    ``metrics``: ``{"dense": ..., "pruned": ...}`` on the test rows. ``row_counts``: ``rows``,
+    ``rows_dropped_missing_target``, ``train_rows``, ``val_rows``, ``test_rows``. Timings are
+    filled in by the caller once everything is done.
+    """
+    task = encoder.target.task
+    selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
+    chosen = set(selected_groups)
+    selected_features = [
+        column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in chosen
+    ]
+    return {
+        "format": OUTPUT_FORMAT,
+        "version": __version__,
+        "task": task,
+        "target": config.target,
+        "classes": list(encoder.target.classes),
+        "selected_features": selected_features,
+        "selected_groups": selected_groups,
+        "n_selected_features": len(selected_features),
+        "n_selected_groups": len(selected_groups),
+        "lambda": selection.lam,
+        "rule": selection.rule,
+        "step": selection.step_index,
+        "unconfirmed_groups": [name for name, drop in zip(group_index.names, selection.unconfirmed) if drop],
+        "scored_by": scored_by,
+        "class_weights": None if class_weights is None else dict(
+            zip(map(str, encoder.target.classes), class_weights.tolist())
+        ),
+        "stability": None if stability is None else {
+            "pairs": stability.n_pairs,
+            "q": stability.q,
+            "threshold": stability.threshold,
+            "stable_groups": [name for name, keep in zip(group_index.names, stability.stable) if keep],
+            "expected_false_bound": stability.expected_false_bound,
+        },
+        "primary_metric": PRIMARY_METRIC[task],
+        "metrics": metrics,
+        "sizes": {
+            **row_counts,
+            "columns": len(encoder.columns),
+            "encoded_columns": len(encoder.feature_names),
+            "groups": group_index.n_groups,
+            "dense_parameters": path.dense_model.n_parameters(),
+            "pruned_parameters": selection.model.n_parameters(),
+            "pruned_hidden": list(selection.model.hidden),
+            "pruned_neurons_removed": selection.n_pruned_neurons,
+        },
+        "path": {
+            "complete": path.complete,
+            "resumed_from_step": resumed_from_step,
+            "n_steps": len(path.steps),
+            "n_rejected_steps": path.n_rejected,
+            "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
+            "lambda_last": path.steps[-1].lam,
+            "lambda_max_estimate": path.lambda_max_estimate,
+            "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
+        },
+        "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
+        "seed": config.seed,
+        "config": config.to_dict(),
+        "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
+        "timings": {},
+    }
 
 
 def model_document(

@@ -118,7 +118,7 @@ class SelectionConfig:
     cv: int = 0  # K >= 2: score the path's lambdas by K-fold cross-validation; 0: by the validation rows
     # keep a chosen group only if shuffling it raises the refit model's validation loss by this
     # many standard errors (0: keep the whole step); not applied with max_features
-    confirm: float = 2.0
+    confirm: float = 3.0
 
     def __post_init__(self) -> None:
         _require(self.confirm >= 0, f"confirm must be >= 0, got {self.confirm}")

@@ -70,7 +70,7 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         rule: str = "1se",
         max_features: int | None = None,
         cv: int = 0,
-        confirm: float = 2.0,
+        confirm: float = 3.0,
         class_weight: str = "none",
         permutation_repeats: int = 5,
         stability: int = 0,

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from glselect import __version__
 from glselect import distributed
-from glselect.artifacts import OUTPUT_FORMAT, check_out_dir, model_document, path_tables, write_artifacts
+from glselect.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
 from glselect.config import RunConfig
 from glselect.devices import resolve_device
 from glselect.encoding import Encoder, check_named_columns, columns_left_out
@@ -37,7 +36,7 @@ from glselect.errors import GlselectError
 from glselect.groups import GroupIndex, build_group_index
 from glselect.importance import Importances, rank_groups
 from glselect.io import read_group_map
-from glselect.metrics import PRIMARY_METRIC, evaluate, loss_function, row_loss_function
+from glselect.metrics import evaluate, loss_function, row_loss_function
 from glselect.minibatch import (
     Holdout,
     HoldoutSampler,
@@ -323,7 +322,7 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
     dense_column_norms = torch.linalg.vector_norm(dense_model.first_weight.detach(), dim=0).double().numpy()
     # no permutation importance: it would need the holdout sample on every rank shuffled alike
     importances = rank_groups(path, selection, group_index, encoder, dense_column_norms, None, {})
-    summary = _summary(config, encoder, group_index, path, selection, rule, step_index, dense_metrics, pruned_metrics, stats, val, test, context, device, steps_per_epoch, len(source.row_groups), stream.n_mixed)
+    summary = _summary(config, encoder, group_index, path, selection, dense_metrics, pruned_metrics, stats, val, test, context, device, steps_per_epoch, len(source.row_groups), stream.n_mixed)
     path_scalars, path_norms = path_tables(path, group_index)
     inputs = [name for name, keep in zip(encoder.feature_names, selection.feature_mask) if keep]
     model_meta = model_document(selection.model, encoder, inputs, summary["selected_features"], config.model.max_norm, __version__)
@@ -395,67 +394,30 @@ def _refit(
 
 
 def _summary(
-    config: RunConfig, encoder: Encoder, group_index: GroupIndex, path: LambdaPath, selection: Selection, rule: str,
-    step_index: int, dense_metrics: dict, pruned_metrics: dict, stats, val: Holdout, test: Holdout,
+    config: RunConfig, encoder: Encoder, group_index: GroupIndex, path: LambdaPath, selection: Selection,
+    dense_metrics: dict, pruned_metrics: dict, stats, val: Holdout, test: Holdout,
     context: distributed.Context, device: torch.device, steps_per_epoch: int, n_row_groups: int, n_mixed: int,
 ) -> dict:
     """``summary.json`` with the in-memory fit's keys, plus ``streaming`` (how the rows were read)."""
-    task = encoder.target.task
-    selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
-    chosen = set(selected_groups)
-    selected_features = [c.name for c in encoder.columns if c.kind != "ignored" and group_index.group_of(c.name) in chosen]
     n_val_scored, n_test_scored = (sum(distributed.all_gather_objects(len(part.y), context)) for part in (val, test))
-    return {
-        "format": OUTPUT_FORMAT,
-        "version": __version__,
-        "task": task,
-        "target": config.target,
-        "classes": list(encoder.target.classes),
-        "selected_features": selected_features,
-        "selected_groups": selected_groups,
-        "n_selected_features": len(selected_features),
-        "n_selected_groups": len(selected_groups),
-        "lambda": selection.lam,
-        "rule": rule,
-        "step": step_index,
-        "primary_metric": PRIMARY_METRIC[task],
-        "metrics": {"dense": dense_metrics, "pruned": pruned_metrics},
-        "sizes": {
+    summary = summary_document(
+        config, encoder, group_index, path, selection, {"dense": dense_metrics, "pruned": pruned_metrics},
+        {
             "rows": sum(stats.n_rows_by_part),
             "rows_dropped_missing_target": stats.target.n_missing,
             "train_rows": stats.n_rows_by_part[TRAIN],
             "val_rows": stats.n_rows_by_part[VAL],
             "test_rows": stats.n_rows_by_part[TEST],
-            "columns": len(encoder.columns),
-            "encoded_columns": len(encoder.feature_names),
-            "groups": group_index.n_groups,
-            "dense_parameters": path.dense_model.n_parameters(),
-            "pruned_parameters": selection.model.n_parameters(),
-            "pruned_hidden": list(selection.model.hidden),
-            "pruned_neurons_removed": 0,
         },
-        "path": {
-            "complete": path.complete,
-            "resumed_from_step": None,
-            "n_steps": len(path.steps),
-            "n_rejected_steps": 0,
-            "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
-            "lambda_last": path.steps[-1].lam,
-            "lambda_max_estimate": path.lambda_max_estimate,
-            "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
-        },
-        "streaming": {
-            "processes": context.world_size,
-            "device": str(device),
-            "row_groups": n_row_groups,
-            "row_groups_mixed": n_mixed,
-            "steps_per_epoch": steps_per_epoch,
-            "val_rows_scored": n_val_scored,
-            "test_rows_scored": n_test_scored,
-        },
-        "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
-        "seed": config.seed,
-        "config": config.to_dict(),
-        "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
-        "timings": {},
+        scored_by="validation" if config.selection.max_features is None else "max_features",
+    )
+    summary["streaming"] = {
+        "processes": context.world_size,
+        "device": str(device),
+        "row_groups": n_row_groups,
+        "row_groups_mixed": n_mixed,
+        "steps_per_epoch": steps_per_epoch,
+        "val_rows_scored": n_val_scored,
+        "test_rows_scored": n_test_scored,
     }
+    return summary
