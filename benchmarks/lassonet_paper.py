@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shlex
 import subprocess
 import sys
@@ -119,6 +120,11 @@ def design_matrices(split: Split, columns: list[str], target: str) -> dict[str, 
     }
 
 
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def select_with_glselect(split: Split, dataset: Dataset, k: int, seed: int, extra_args: str, workdir: Path) -> dict:
     """Run the CLI on the train+val rows; its `--max-features k` choice."""
     table = workdir / f"{dataset.name}_{seed}.parquet"
@@ -126,9 +132,9 @@ def select_with_glselect(split: Split, dataset: Dataset, k: int, seed: int, extr
     out = workdir / f"{dataset.name}_{seed}.glselect"
     command = [str(GLSELECT), "fit", str(table), "--target", dataset.target, "--out", str(out), "--quiet",
                "--seed", str(seed), "--max-features", str(k), "--min-features", str(k), *shlex.split(extra_args)]
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _children_cpu_seconds()
     done = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, _children_cpu_seconds() - cpu_before
     if done.returncode != 0:
         sys.exit(f"error: glselect failed ({done.returncode}): {done.stderr.strip()}")
     summary = json.loads((out / "summary.json").read_text())
@@ -136,6 +142,7 @@ def select_with_glselect(split: Split, dataset: Dataset, k: int, seed: int, extr
     return {
         "columns": summary["selected_features"],
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "n_lambdas": summary["path"]["n_steps"],
         "top_ranked": ranking.loc[ranking["kind"] != "ignored", "feature"].head(k).tolist(),
         "command": shlex.join(["glselect", *command[1:]]),
@@ -160,14 +167,15 @@ def select_with_lassonet(matrices: dict, names: list[str], k: int, seed: int, hi
             raise _EnoughDropped
 
     (X_train, y_train), (X_val, y_val) = matrices["train"], matrices["val"]
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), time.process_time()
     try:
         model.path(X_train, y_train, X_val=X_val, y_val=y_val, callback=stop_at_k, disable_lambda_warning=True)
     except _EnoughDropped:
         pass
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_before
     chosen = history[-1].selected.cpu().numpy()
-    return {"columns": [names[j] for j in np.flatnonzero(chosen)], "seconds": seconds, "n_lambdas": len(history) - 1}
+    return {"columns": [names[j] for j in np.flatnonzero(chosen)], "seconds": seconds, "cpu_seconds": cpu_seconds,
+            "n_lambdas": len(history) - 1}
 
 
 def downstream_accuracy(matrices: dict, hidden: int, seed: int, max_epochs: int = 300, patience: int = 20) -> float:
@@ -227,27 +235,34 @@ def run_seed(frame: pd.DataFrame, dataset: Dataset, seed: int, args: argparse.Na
 
 def markdown(results: dict) -> str:
     """Per-seed and mean ± std test accuracy, with the published figures alongside."""
-    methods = ["glselect", "lassonet", "all_features"]
-    lines = ["| data | seed | glselect k=50 | LassoNet k=50 | all columns | glselect s | LassoNet s | columns used (glselect / LassoNet) |",
+    lines = ["| data | seed | glselect k=50 | LassoNet k=50 | all columns | glselect wall s (CPU s) | LassoNet wall s (CPU s) "
+             "| columns used (glselect / LassoNet) |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
     for name, entry in results.items():
         runs = entry["runs"]
 
-        def cell(run: dict, method: str, field: str = "accuracy", fmt: str = ".3f") -> str:
-            return format(run[method][field], fmt) if method in run else "–"
+        def accuracy(values: list[float]) -> str:
+            if not values:
+                return "–"
+            spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+            return f"{np.mean(values):.3f}" if len(values) == 1 else f"{np.mean(values):.3f} ± {spread:.3f}"
+
+        def seconds(chosen: list[dict]) -> str:
+            if not chosen:
+                return "–"
+            return f"{np.mean([c['seconds'] for c in chosen]):.0f} ({np.mean([c['cpu_seconds'] for c in chosen]):.0f})"
+
+        def n_columns(run: dict, method: str) -> str:
+            return str(run[method]["n_columns"]) if method in run else "–"
 
         for run in runs:
-            lines.append(f"| {name} | {run['seed']} | {cell(run, 'glselect')} | {cell(run, 'lassonet')} | {cell(run, 'all_features')} "
-                         f"| {cell(run, 'glselect', 'seconds', '.0f')} | {cell(run, 'lassonet', 'seconds', '.0f')} "
-                         f"| {cell(run, 'glselect', 'n_columns', 'd')} / {cell(run, 'lassonet', 'n_columns', 'd')} |")
-        summary = []
-        for method in methods:
-            values = [run[method]["accuracy"] for run in runs if method in run]
-            summary.append(f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.3f}" if values else "–")
-        seconds = [f"{np.mean([run[m]['seconds'] for run in runs if m in run]):.0f}" if any(m in run for run in runs) else "–"
-                   for m in ("glselect", "lassonet")]
-        lines.append(f"| **{name}** | **mean ± std ({len(runs)})** | **{summary[0]}** | **{summary[1]}** | **{summary[2]}** "
-                     f"| {seconds[0]} | {seconds[1]} | |")
+            cells = [accuracy([run[m]["accuracy"]] if m in run else []) for m in ("glselect", "lassonet", "all_features")]
+            times = [seconds([run[m]] if m in run else []) for m in ("glselect", "lassonet")]
+            lines.append(f"| {name} | {run['seed']} | {' | '.join(cells)} | {' | '.join(times)} "
+                         f"| {n_columns(run, 'glselect')} / {n_columns(run, 'lassonet')} |")
+        cells = [accuracy([run[m]["accuracy"] for run in runs if m in run]) for m in ("glselect", "lassonet", "all_features")]
+        times = [seconds([run[m] for run in runs if m in run]) for m in ("glselect", "lassonet")]
+        lines.append(f"| **{name}** | **mean ± std ({len(runs)} seeds)** | **{'** | **'.join(cells)}** | {' | '.join(times)} | |")
         lines.append(f"| {name} | published | | {entry['published_k50']:.3f} | {entry['published_all']:.3f} | | | |")
     return "\n".join(lines) + "\n"
 
