@@ -276,7 +276,7 @@ def markdown(results: dict) -> str:
                          f"| {n_columns(run, 'glselect')} / {n_columns(run, 'lassonet')} |")
         cells = [accuracy([run[m]["accuracy"] for run in runs if m in run]) for m in ("glselect", "lassonet", "all_features")]
         times = [seconds([run[m] for run in runs if m in run]) for m in ("glselect", "lassonet")]
-        lines.append(f"| **{name}** | **mean ± std ({len(runs)} seeds)** | **{'** | **'.join(cells)}** | {' | '.join(times)} | |")
+        lines.append(f"| **{name}** | **mean ± std ({len(runs)} seed{'s' * (len(runs) > 1)})** | **{'** | **'.join(cells)}** | {' | '.join(times)} | |")
         lines.append(f"| {name} | published | | {entry['published_k50']:.3f} | {entry['published_all']:.3f} | | | |")
     return "\n".join(lines) + "\n"
 
@@ -300,22 +300,28 @@ def main() -> None:
     # one thread each by default: on a busy 2-core machine two torch threads ran LassoNet 6x slower
     torch.set_num_threads(args.threads)
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    results: dict = {}
+    settings = {key: value for key, value in vars(args).items() if key not in ("data_dir", "results", "only")}
     for dataset in [DATASETS[args.only]] if args.only else DATASETS.values():
         frame = read_dataset(args.data_dir, dataset)
         print(f"{dataset.name}: {len(frame)} rows x {frame.shape[1] - 1} columns, seeds {seeds}", flush=True)
+        runs: list[dict] = []
         with tempfile.TemporaryDirectory() as folder:
-            runs = [run_seed(frame, dataset, seed, args, Path(folder)) for seed in seeds]
-        settings = {key: value for key, value in vars(args).items() if key not in ("data_dir", "results", "only")}
-        # read just before writing: a run of the other data set may have finished meanwhile
-        results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-        results[dataset.name] = {"published_k50": dataset.published_k50, "published_all": dataset.published_all,
-                                 "settings": settings, "runs": runs}
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text(json.dumps(results, indent=1))
-    table = markdown(results)  # every data set in the file, not only this run's
+            for seed in seeds:
+                runs.append(run_seed(frame, dataset, seed, args, Path(folder)))
+                # after every seed, so that a long run stopped early keeps the seeds it finished
+                write_results(args.results, dataset, {"settings": settings, "runs": runs})
+    table = markdown(json.loads(args.results.read_text()))  # every data set in the file, not only this run's
     args.results.with_suffix(".md").write_text(table)
     print("\n" + table)
+
+
+def write_results(path: Path, dataset: Dataset, entry: dict) -> None:
+    """Replace this data set's entry in the results file, keeping the other data set's."""
+    # read just before writing: a run of the other data set may have finished meanwhile
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    results[dataset.name] = {"published_k50": dataset.published_k50, "published_all": dataset.published_all, **entry}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
