@@ -31,7 +31,7 @@ from glselect.io import read_group_map, read_table
 from glselect.metrics import balanced_class_weights, evaluate, row_loss_function
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
-from glselect.selection import Selection, choose_step, confirmed_groups, refit
+from glselect.selection import Selection, choose_step, confirm, refit
 from glselect.stability import Stability, stability_selection
 from glselect.stream_fit import run_stream, wants_streaming
 
@@ -238,15 +238,10 @@ def fit_frame(
             config.model, config.train, config.seed, class_weights,
         )
         if config.selection.confirm > 0 and config.selection.max_features is None:
-            confirmed = confirmed_groups(
-                selection, val, group_index.group_ids, row_loss_function(task, class_weights),
-                config.selection.confirm, config.seed,
+            selection = confirm(
+                selection, path, group_index.group_ids, train, val, task, n_outputs, config.model, config.train,
+                config.seed, config.selection.confirm, class_weights,
             )
-            if (confirmed != selection.group_mask).any():
-                selection = refit(
-                    path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
-                    config.model, config.train, config.seed, class_weights, group_mask=confirmed,
-                )
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None
         if config.importance.stability_pairs:

@@ -4,7 +4,8 @@ Confirmation: a path step's support is nested in the path's order, so a noise co
 chance correlation that outlives a true column with a weak first-order signal (Friedman's
 symmetric ``(x2 - 0.5)^2``) rides along in every step that has the true one. The refit model
 shows which of its inputs it actually relies on: shuffling a noise column leaves its validation
-loss unchanged up to noise, shuffling a real one raises it by many standard errors.
+loss unchanged up to noise, shuffling a real one raises it by many standard errors. The weakest
+group is dropped and the network refitted until every group left passes (backward elimination).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from glselect.config import ModelConfig, SelectionConfig, TrainConfig
 from glselect.errors import GlselectError
-from glselect.metrics import LossFunction, loss_function
+from glselect.metrics import LossFunction, loss_function, row_loss_function
 from glselect.model import GroupLassoMLP, prune_dead_neurons
 from glselect.path import LambdaPath
 from glselect.permutation import permutation_importance
@@ -152,23 +153,55 @@ def refit(
 CONFIRM_REPEATS = 10  # shuffles per group: per-row increases averaged over them steady the t statistic
 
 
-def confirmed_groups(
+def weakest_unconfirmed(
     selection: Selection,
     val: tuple[torch.Tensor, torch.Tensor],
     group_ids: np.ndarray,
     row_loss_fn: LossFunction,
     min_t: float,
     seed: int,
-) -> np.ndarray:
-    """Bool (n_groups,): the selected groups whose shuffling raises the refit model's validation
-    loss by at least ``min_t`` standard errors (see the module docstring)."""
+) -> int | None:
+    """The selected group whose shuffling raises the refit model's validation loss least, if that
+    rise is under ``min_t`` standard errors; None when every selected group passes.
+
+    One group at a time (the caller refits without it and asks again): two columns that carry
+    the same information each look useless while the other is in, and dropping both at once
+    would lose it.
+    """
+    chosen = np.flatnonzero(selection.group_mask)
+    if chosen.size == 0:
+        return None
     model_groups = group_ids[selection.feature_mask]
     X_model = val[0][:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)]
-    chosen = np.flatnonzero(selection.group_mask)
     scores = permutation_importance(
         selection.model, X_model, val[1], [np.flatnonzero(model_groups == g) for g in chosen],
         row_loss_fn, CONFIRM_REPEATS, seed,
     )
-    confirmed = np.zeros_like(selection.group_mask)
-    confirmed[chosen[scores.t >= min_t]] = True
-    return confirmed
+    weakest = int(np.argmin(scores.t))
+    return int(chosen[weakest]) if scores.t[weakest] < min_t else None
+
+
+def confirm(
+    selection: Selection,
+    path: LambdaPath,
+    group_ids: np.ndarray,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    task: str,
+    n_outputs: int,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    seed: int,
+    min_t: float,
+    class_weights: np.ndarray | None = None,
+) -> Selection:
+    """Drop the weakest unconfirmed group and refit, until every group left passes ``min_t``."""
+    row_loss_fn = row_loss_function(task, class_weights)
+    while (weakest := weakest_unconfirmed(selection, val, group_ids, row_loss_fn, min_t, seed)) is not None:
+        kept = selection.group_mask.copy()
+        kept[weakest] = False
+        selection = refit(
+            path, selection.step_index, selection.rule, group_ids, train, val, task, n_outputs,
+            model_config, train_config, seed, class_weights, group_mask=kept,
+        )
+    return selection

@@ -202,26 +202,47 @@ def test_cv_and_stability_from_the_command_line(tmp_path, write_table, linear_ta
     assert shown.exit_code == 0, shown.output
 
 
-def test_confirmation_drops_a_noise_column_the_chosen_step_carried_and_keeps_the_true_ones():
-    from glselect.config import TrainConfig
+def _carried_step(df, norms):
+    """Encoded rows split 200/100, and a one-step path whose step keeps the groups where ``norms`` > 0."""
     from glselect.encoding import encode, fit_encoder
     from glselect.path import LambdaPath, PathStep
-    from glselect.selection import confirmed_groups, refit
+
+    design = encode(fit_encoder(df, "y"), df)  # one group per column
+    X, y = torch.from_numpy(design.X), torch.from_numpy(design.y)
+    step = PathStep(lam=0.1, n_selected=int(np.count_nonzero(norms)), group_norms=np.asarray(norms, dtype=float),
+                    train_loss=0.0, val_loss=0.0, objective=0.0, n_iters=1, converged=True,
+                    relaxed_val_loss=0.0, relaxed_val_se=0.0)
+    path = LambdaPath(steps=(step,), dense_model=None, dense_training=None, lambda_max_estimate=1.0, n_rejected=0, complete=True)
+    return path, (X[:200], y[:200]), (X[200:], y[200:]), design.feature_names
+
+
+def _confirmed(df, norms):
+    from glselect.config import TrainConfig
+    from glselect.selection import confirm, refit
+
+    path, train, val, names = _carried_step(df, norms)
+    group_ids = np.arange(len(names))
+    args = (group_ids, train, val, "regression", 1, ModelConfig(hidden=(8,)), TrainConfig())
+    selection = refit(path, 0, "1se", *args, seed=0)
+    return confirm(selection, path, *args, seed=0, min_t=3.0), names
+
+
+def test_confirmation_drops_a_noise_column_the_chosen_step_carried_and_keeps_the_true_ones():
     from tests.conftest import make_linear_table
 
+    # a step that kept noise column n1 alongside a, b, c
+    selection, names = _confirmed(make_linear_table(), [1, 1, 1, 1, 0, 0, 0, 0])
+    assert [name for name, keep in zip(names, selection.group_mask) if keep] == ["a", "b", "c"]
+    assert [name for name, drop in zip(names, selection.unconfirmed) if drop] == ["n1"]
+    assert selection.model.n_inputs == 3
+
+
+def test_confirmation_never_loses_a_signal_carried_by_two_copies():
+    from tests.conftest import make_linear_table
+
+    # a copy can look useless while the other is in: dropping both at once would lose a
     df = make_linear_table()
-    design = encode(fit_encoder(df, "y"), df)  # columns a, b, c, n1..n5: one group each
-    X, y = torch.from_numpy(design.X), torch.from_numpy(design.y)
-    train, val = (X[:200], y[:200]), (X[200:], y[200:])
-    carried = np.array([1.0, 1.0, 1.0, 1.0, 0, 0, 0, 0])  # a step that kept noise column n1 alongside a, b, c
-    step = PathStep(lam=0.1, n_selected=4, group_norms=carried, train_loss=0.0, val_loss=0.0, objective=0.0,
-                    n_iters=1, converged=True, relaxed_val_loss=0.0, relaxed_val_se=0.0)
-    path = LambdaPath(steps=(step,), dense_model=None, dense_training=None, lambda_max_estimate=1.0, n_rejected=0, complete=True)
-    group_ids = np.arange(8)
-    selection = refit(path, 0, "1se", group_ids, train, val, "regression", 1, ModelConfig(hidden=(8,)), TrainConfig(), seed=0)
-    confirmed = confirmed_groups(selection, val, group_ids, row_loss_function("regression"), 2.0, seed=0)
-    np.testing.assert_array_equal(confirmed, [True, True, True, False, False, False, False, False])
-    again = refit(path, 0, "1se", group_ids, train, val, "regression", 1, ModelConfig(hidden=(8,)), TrainConfig(),
-                  seed=0, group_mask=confirmed)
-    assert again.model.n_inputs == 3
-    np.testing.assert_array_equal(again.unconfirmed, [False, False, False, True, False, False, False, False])
+    df.insert(1, "a_copy", df["a"])
+    selection, names = _confirmed(df, [1, 1, 1, 1, 1, 0, 0, 0, 0])  # a, a_copy, b, c and noise n1
+    kept = [name for name, keep in zip(names, selection.group_mask) if keep]
+    assert set(kept) & {"a", "a_copy"} and {"b", "c"} <= set(kept) and "n1" not in kept
