@@ -25,6 +25,7 @@ Each `select_*` function takes the same table (feature columns plus the target `
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import subprocess
@@ -205,3 +206,14 @@ def select_all(
         choices.update({name: choice for name, choice in forest_choices.items() if name in wanted})
     return choices
 
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every side-by-side benchmark takes: seeds, methods, and glselect's extra arguments."""
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
+    parser.add_argument(
+        "--glselect-args", default="",
+        help='extra `glselect fit` arguments, passed verbatim; write --glselect-args="..." so that a value '
+             "starting with -- is not read as an option",
+    )

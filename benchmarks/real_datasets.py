@@ -43,7 +43,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from methods import METHODS, TARGET, select_all
+from methods import TARGET, add_run_arguments, select_all
 
 REFERENCES = ["all columns", "random k"]
 
@@ -114,13 +114,7 @@ def summary_table(rows: list[dict], methods: list[str], metric: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", choices=[d.name for d in DATASETS], default=[d.name for d in DATASETS])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument(
-        "--glselect-args", default="",
-        help='extra `glselect fit` arguments, passed verbatim; write --glselect-args="..." so that a value '
-             "starting with -- is not read as an option",
-    )
+    add_run_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "real_datasets.md")
     args = parser.parse_args()
 

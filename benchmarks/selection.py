@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from methods import METHODS, TARGET, Choice, select_all
+from methods import TARGET, Choice, add_run_arguments, select_all
 
 
 @dataclass(frozen=True)
@@ -184,13 +184,7 @@ def summary_table(rows: list[dict], methods: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
-    parser.add_argument(
-        "--glselect-args", default="",
-        help='extra `glselect fit` arguments, passed verbatim; write --glselect-args="..." so that a value '
-             "starting with -- is not read as an option",
-    )
+    add_run_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "selection.md")
     args = parser.parse_args()
 
