@@ -217,3 +217,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help='extra `glselect fit` arguments, passed verbatim; write --glselect-args="..." so that a value '
              "starting with -- is not read as an option",
     )
+
+
+def write_results(out: Path, sections: list[str], glselect_args: str, rows: list[dict]) -> None:
+    """The markdown tables to ``out`` and the raw per-seed rows beside it as JSON."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(sections))
+    out.with_suffix(".json").write_text(json.dumps({"glselect_args": glselect_args, "rows": rows}, indent=1))
+    print(f"wrote {out} and {out.with_suffix('.json')}")

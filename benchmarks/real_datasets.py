@@ -27,7 +27,6 @@ per-seed numbers to the same path with the suffix `.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from methods import TARGET, add_run_arguments, select_all
+from methods import TARGET, add_run_arguments, select_all, write_results
 
 REFERENCES = ["all columns", "random k"]
 
@@ -154,10 +153,7 @@ def main() -> None:
             section = f"{title}\n\n{summary_table(dataset_rows, args.methods + REFERENCES, metric)}\n"
             sections.append(section)
             print("\n" + section, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(sections))
-    args.out.with_suffix(".json").write_text(json.dumps({"glselect_args": args.glselect_args, "rows": rows}, indent=1))
-    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    write_results(args.out, sections, args.glselect_args, rows)
 
 
 if __name__ == "__main__":

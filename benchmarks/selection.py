@@ -41,7 +41,6 @@ per-seed numbers to the same path with the suffix `.json`.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -50,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from methods import TARGET, Choice, add_run_arguments, select_all
+from methods import TARGET, Choice, add_run_arguments, select_all, write_results
 
 
 @dataclass(frozen=True)
@@ -212,10 +211,7 @@ def main() -> None:
             section = f"### {title}\n\n{summary_table(problem_rows, args.methods)}\n"
             sections.append(section)
             print("\n" + section, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(sections))
-    args.out.with_suffix(".json").write_text(json.dumps({"glselect_args": args.glselect_args, "rows": rows}, indent=1))
-    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    write_results(args.out, sections, args.glselect_args, rows)
 
 
 if __name__ == "__main__":

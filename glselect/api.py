@@ -31,7 +31,7 @@ from glselect.io import read_group_map, read_table
 from glselect.metrics import balanced_class_weights, evaluate, row_loss_function
 from glselect.model import GroupLassoMLP
 from glselect.path import LambdaPath, PathStep, fit_path
-from glselect.selection import Selection, choose_step, confirm, refit
+from glselect.selection import Selection, choose_step, confirm, group_permutation, refit
 from glselect.stability import Stability, stability_selection
 from glselect.stream_fit import run_stream, wants_streaming
 
@@ -259,7 +259,7 @@ def fit_frame(
             pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
             dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().cpu().numpy()
         group_permutation, column_permutation = _permutation_importances(
-            selection, (test[0][:, columns], test[1]), group_index.group_ids, design.sources, task, class_weights,
+            selection, test, group_index.group_ids, design.sources, task, class_weights,
             config.importance.permutation_repeats, config.seed,
         )
         path.dense_model.cpu(), selection.model.cpu()  # saved and returned from the host
@@ -326,12 +326,11 @@ def _permutation_importances(
     seed: int,
 ) -> tuple[PermutationScores, dict[str, tuple[float, float]]]:
     """Permutation importance of the refit model on the test rows: per group, and per table column it reads."""
-    model_groups = group_ids[selection.feature_mask]  # the group of each of the refit model's inputs
-    model_sources = np.asarray(sources, dtype=object)[selection.feature_mask]
     row_loss_fn = row_loss_function(task, class_weights)
-    group_sets = [np.flatnonzero(model_groups == g) for g in range(selection.group_mask.size)]
-    by_group = permutation_importance(selection.model, *test, group_sets, row_loss_fn, repeats, seed)
+    by_group = group_permutation(selection, test, group_ids, row_loss_fn, repeats, seed)
+    model_sources = np.asarray(sources, dtype=object)[selection.feature_mask]
     read_columns = list(dict.fromkeys(model_sources))
     column_sets = [np.flatnonzero(model_sources == name) for name in read_columns]
-    by_column = permutation_importance(selection.model, *test, column_sets, row_loss_fn, repeats, seed)
+    X_model = test[0][:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)]
+    by_column = permutation_importance(selection.model, X_model, test[1], column_sets, row_loss_fn, repeats, seed)
     return by_group, {name: (float(m), float(sd)) for name, m, sd in zip(read_columns, by_column.mean, by_column.std)}

@@ -20,7 +20,7 @@ from glselect.errors import GlselectError
 from glselect.metrics import LossFunction, loss_function, row_loss_function
 from glselect.model import GroupLassoMLP, prune_dead_neurons
 from glselect.path import LambdaPath
-from glselect.permutation import permutation_importance
+from glselect.permutation import PermutationScores, permutation_importance
 from glselect.training import TrainResult, train_on_columns
 
 
@@ -153,6 +153,22 @@ def refit(
 CONFIRM_REPEATS = 10  # shuffles per group: per-row increases averaged over them steady the t statistic
 
 
+def group_permutation(
+    selection: Selection,
+    rows: tuple[torch.Tensor, torch.Tensor],
+    group_ids: np.ndarray,
+    row_loss_fn: LossFunction,
+    repeats: int,
+    seed: int,
+) -> PermutationScores:
+    """Permutation importance of each group (all of them, in group order) for the refit model on
+    ``rows`` (``(X, y)`` with every encoded column); groups the model does not read score 0."""
+    model_groups = group_ids[selection.feature_mask]  # the group of each of the refit model's inputs
+    X_model = rows[0][:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)]
+    column_sets = [np.flatnonzero(model_groups == g) for g in range(selection.group_mask.size)]
+    return permutation_importance(selection.model, X_model, rows[1], column_sets, row_loss_fn, repeats, seed)
+
+
 def weakest_unconfirmed(
     selection: Selection,
     val: tuple[torch.Tensor, torch.Tensor],
@@ -171,14 +187,9 @@ def weakest_unconfirmed(
     chosen = np.flatnonzero(selection.group_mask)
     if chosen.size == 0:
         return None
-    model_groups = group_ids[selection.feature_mask]
-    X_model = val[0][:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)]
-    scores = permutation_importance(
-        selection.model, X_model, val[1], [np.flatnonzero(model_groups == g) for g in chosen],
-        row_loss_fn, CONFIRM_REPEATS, seed,
-    )
-    weakest = int(np.argmin(scores.t))
-    return int(chosen[weakest]) if scores.t[weakest] < min_t else None
+    t = group_permutation(selection, val, group_ids, row_loss_fn, CONFIRM_REPEATS, seed).t[chosen]
+    weakest = int(np.argmin(t))
+    return int(chosen[weakest]) if t[weakest] < min_t else None
 
 
 def confirm(
