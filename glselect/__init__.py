@@ -5,8 +5,8 @@ Group-lasso feature selection for multilayer perceptrons, with an exact proximal
 
 __version__ = "0.1.0"
 
-from glselect.api import FitResult, run  # noqa: E402
-from glselect.artifacts import LoadedModel, load_model  # noqa: E402
+from glselect.pipeline import FitResult, run  # noqa: E402
+from glselect.outputs.artifacts import LoadedModel, load_model  # noqa: E402
 from glselect.config import (  # noqa: E402
     DataConfig,
     ModelConfig,

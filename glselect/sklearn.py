@@ -17,12 +17,12 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted
 
-from glselect.api import MIN_ROWS, fit_frame, save_result
-from glselect.artifacts import LoadedModel, load_model, load_results
+from glselect.pipeline import MIN_ROWS, fit_frame, save_result
+from glselect.outputs.artifacts import LoadedModel, load_model, load_results
 from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
-from glselect.encoding import Encoder
+from glselect.data.encoder import Encoder
 from glselect.errors import GlselectError
-from glselect.prediction import predict_table
+from glselect.outputs.predict import predict_table
 
 TARGET = "__target__"  # the name y takes inside the table; no user column is called this
 

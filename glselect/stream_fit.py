@@ -28,16 +28,16 @@ import torch
 
 from glselect import __version__
 from glselect import distributed
-from glselect.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
+from glselect.outputs.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
 from glselect.config import RunConfig
 from glselect.devices import resolve_device
-from glselect.encoding import Encoder, check_named_columns, columns_left_out
+from glselect.data.encoder import Encoder, check_named_columns, columns_left_out
 from glselect.errors import GlselectError
-from glselect.groups import GroupIndex, build_group_index
-from glselect.importance import Importances, rank_groups
-from glselect.io import read_group_map
-from glselect.metrics import evaluate, loss_function, row_loss_function
-from glselect.minibatch import (
+from glselect.data.groups import GroupIndex, build_group_index
+from glselect.select.importance import Importances, rank_groups
+from glselect.data.io import read_group_map
+from glselect.model.metrics import evaluate, loss_function, row_loss_function
+from glselect.solve.sgd import (
     Holdout,
     HoldoutSampler,
     Phase,
@@ -48,14 +48,14 @@ from glselect.minibatch import (
     phase_losses,
     train_early_stopped,
 )
-from glselect.model import GroupLassoMLP, restrict_inputs
-from glselect.path import RELAX_EVERY_SUPPORT_UP_TO, RELAX_LADDER, LambdaPath, PathStep, make_penalty
-from glselect.selection import Selection, choose_step
-from glselect.stream import TEST, TRAIN, VAL, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank
-from glselect.stream_stats import build_encoder, collect_stats, column_kinds
+from glselect.model.mlp import GroupLassoMLP, restrict_inputs
+from glselect.path.walk import RELAX_EVERY_SUPPORT_UP_TO, RELAX_LADDER, LambdaPath, PathStep, make_penalty
+from glselect.select.selection import Selection, choose_step
+from glselect.data.parquet import TEST, TRAIN, VAL, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank
+from glselect.data.stats import build_encoder, collect_stats, column_kinds
 
 if TYPE_CHECKING:
-    from glselect.api import FitResult
+    from glselect.pipeline import FitResult
 
 MAX_PROBE_BATCHES = 64  # mini-batches averaged for the gradient at a zero first layer (lambda_max estimate)
 MIN_RELAX_STEPS = 100
@@ -144,7 +144,7 @@ def run_stream(config: RunConfig, on_step: Callable[[PathStep], None] | None = N
     GlselectError
         Bad input or options (as ``api.run``), or a setting streaming does not support.
     """
-    from glselect.api import FitResult  # api imports this module; the result type is defined there
+    from glselect.pipeline import FitResult  # api imports this module; the result type is defined there
 
     if config.resume:
         raise GlselectError("--resume is not supported in streaming mode", hint="rerun without --resume")
@@ -338,7 +338,7 @@ def _fit(config: RunConfig, device: torch.device, context: distributed.Context, 
 def _set_threads(config: RunConfig, work: int) -> None:
     """As ``api`` does: one thread for small mini-batches (hand-offs cost more than they save), else
     the cores this process's share of the machine has (torchrun may start several on one machine)."""
-    from glselect.api import SINGLE_THREAD_WORK
+    from glselect.pipeline import SINGLE_THREAD_WORK
 
     cores = max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else cores))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from glselect._synthetic import make_friedman1
-from glselect.io import format_group_map
+from glselect.data.io import format_group_map
 
 HERE = Path(__file__).resolve().parent
 N_ROWS, N_COLUMNS, SEED = 3000, 30, 2026

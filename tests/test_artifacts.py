@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, load_model, run
-from glselect.encoding import encode_features
+from glselect.data.encoder import encode_features
 
 
 @pytest.fixture(scope="module")

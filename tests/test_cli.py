@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from glselect.cli import app
+from glselect.cli.app import app
 
 FAST = ["--hidden", "8", "--max-iters-per-lambda", "40", "--quiet"]
 ARTIFACTS = {"summary.json", "importances.csv", "groups.csv", "path.csv", "path_norms.parquet", "model.safetensors", "model.json"}

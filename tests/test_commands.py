@@ -12,7 +12,7 @@ import torch
 
 from glselect import ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_mixed_table
-from glselect.encoding import encode_features
+from glselect.data.encoder import encode_features
 from tests.test_cli import assert_user_error, invoke
 
 

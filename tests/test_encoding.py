@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glselect.encoding import Encoder, encode, encode_features, fit_encoder
-from glselect.target import detect_task, drop_missing_target
+from glselect.data.encoder import Encoder, encode, encode_features, fit_encoder
+from glselect.data.target import detect_task, drop_missing_target
 from glselect.errors import GlselectError
 
 
@@ -80,7 +80,7 @@ def test_a_class_missing_from_the_fitted_target_is_named():
 
 
 def test_csv_dates_are_read_as_dates_and_ignored(tmp_path):
-    from glselect.io import read_table
+    from glselect.data.io import read_table
 
     path = tmp_path / "t.csv"
     path.write_text("day,a,y\n2024-01-31,1.0,2.0\n2024-02-01,2.0,3.5\n2024-02-02,3.0,1.0\n")

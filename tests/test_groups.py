@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from glselect.errors import GlselectError
-from glselect.groups import build_group_index
-from glselect.path import make_penalty
+from glselect.data.groups import build_group_index
+from glselect.path.walk import make_penalty
 
 COLUMNS = ["age", "city", "x", "y"]
 

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from glselect.errors import GlselectError
-from glselect.io import format_group_map, parse_group_map, read_group_map, read_table
+from glselect.data.io import format_group_map, parse_group_map, read_group_map, read_table
 
 names = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=12).map(str.strip).filter(bool)
 

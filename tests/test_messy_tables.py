@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from glselect._synthetic import make_mixed_table
-from glselect.encoding import encode_features, fit_encoder
+from glselect.data.encoder import encode_features, fit_encoder
 from tests.test_cli import assert_user_error, invoke
 
 
@@ -137,6 +137,6 @@ def test_bad_json_and_pattern_group_maps(tmp_path, write_table, linear_table, na
 
 
 def test_integer_labels_with_missing_cells_are_still_classes():
-    from glselect.target import detect_task
+    from glselect.data.target import detect_task
 
     assert detect_task(pd.Series([1.0, 2.0, 3.0, 2.0, 1.0], name="grade")) == "multiclass"

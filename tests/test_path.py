@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from glselect.config import ModelConfig, PathConfig, TrainConfig
-from glselect.encoding import encode, fit_encoder
-from glselect.groups import build_group_index
-from glselect.importance import survival
-from glselect.metrics import loss_function
-from glselect.model import GroupLassoMLP
-from glselect.path import fit_path, make_penalty
-from glselect.solver import ProximalGradient
+from glselect.data.encoder import encode, fit_encoder
+from glselect.data.groups import build_group_index
+from glselect.select.importance import survival
+from glselect.model.metrics import loss_function
+from glselect.model.mlp import GroupLassoMLP
+from glselect.path.walk import fit_path, make_penalty
+from glselect.solve.fista import ProximalGradient
 
 
 def _split(df, target="y"):

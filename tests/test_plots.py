@@ -13,11 +13,11 @@ import pytest
 
 from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_friedman1
-from glselect.artifacts import load_results
+from glselect.outputs.artifacts import load_results
 
 pytest.importorskip("matplotlib")
 
-from glselect.plots import plot_path, write_report  # noqa: E402
+from glselect.outputs.plots import plot_path, write_report  # noqa: E402
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -123,6 +123,6 @@ def test_negative_top_is_refused(report):
 
 
 def test_importing_glselect_plots_does_not_import_matplotlib():
-    code = "import sys, glselect, glselect.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, glselect, glselect.outputs.plots; print('matplotlib' in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "False"

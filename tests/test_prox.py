@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from glselect.prox import group_norms, group_soft_threshold, project_column_norms
+from glselect.model.prox import group_norms, group_soft_threshold, project_column_norms
 
 # magnitudes below 1e-6 only probe float32 underflow of the squared norm, not the operator
 finite = st.floats(-10, 10, allow_nan=False, allow_infinity=False, width=32).filter(lambda v: v == 0 or abs(v) > 1e-6)

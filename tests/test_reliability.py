@@ -16,15 +16,15 @@ import torch
 from glselect._synthetic import make_friedman1
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.errors import GlselectError
-from glselect.model import GroupLassoMLP
-from glselect.path import fit_path
+from glselect.model.mlp import GroupLassoMLP
+from glselect.path.walk import fit_path
 from tests.test_cli import ARTIFACTS, invoke
 
 COMPARED = ("importances.csv", "groups.csv", "path.csv", "model.safetensors", "model.json")
 
 
 def _fit_command(table: Path, out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "glselect.cli", "fit", str(table), "-t", "y", "--out", str(out), "-q", *extra]
+    return [sys.executable, "-m", "glselect.cli.app", "fit", str(table), "-t", "y", "--out", str(out), "-q", *extra]
 
 
 @pytest.fixture(scope="module")

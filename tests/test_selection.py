@@ -5,8 +5,8 @@ import pytest
 
 from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
-from glselect.path import LambdaPath, PathStep
-from glselect.selection import choose_step
+from glselect.path.walk import LambdaPath, PathStep
+from glselect.select.selection import choose_step
 
 
 def _path(counts, losses, ses):

@@ -97,7 +97,7 @@ def test_api_and_cli_select_the_same_columns(tmp_path):
     table.to_csv(tmp_path / "t.csv", index=False)
     cli = invoke("fit", tmp_path / "t.csv", "-t", "y", "--hidden", "4", "--json", "-q", "--out", tmp_path / "o")
     assert cli.exit_code == 0, cli.output
-    from glselect.io import read_table
+    from glselect.data.io import read_table
 
     frame = read_table(tmp_path / "t.csv")  # the same typed table the CLI read
     y = frame.pop("y")
@@ -115,5 +115,5 @@ def test_the_cli_does_not_import_scikit_learn():
     import subprocess
     import sys
 
-    code = "import sys, glselect, glselect.cli; print('sklearn' in sys.modules)"
+    code = "import sys, glselect, glselect.cli.app; print('sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"

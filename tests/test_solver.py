@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from glselect.config import ModelConfig, PathConfig, TrainConfig
-from glselect.metrics import loss_function
-from glselect.model import GroupLassoMLP
-from glselect.path import fit_path, make_penalty, zero_kkt_lambdas
-from glselect.prox import group_norms
-from glselect.solver import ProximalGradient
+from glselect.model.metrics import loss_function
+from glselect.model.mlp import GroupLassoMLP
+from glselect.path.walk import fit_path, make_penalty, zero_kkt_lambdas
+from glselect.model.prox import group_norms
+from glselect.solve.fista import ProximalGradient
 
 GROUP_IDS = np.array([0, 1, 2, 0, 2, 2, 3, 4])  # a+n1, b, c+n2+n3, n4, n5 over columns a b c n1 n2 n3 n4 n5
 N_COLUMNS = np.bincount(GROUP_IDS)

@@ -14,11 +14,11 @@ import torch
 from typer.testing import CliRunner
 
 from glselect._synthetic import make_mixed_table
-from glselect.cli import app, parse_size
-from glselect.encoding import fit_encoder
+from glselect.cli.app import app, parse_size
+from glselect.data.encoder import fit_encoder
 from glselect.errors import GlselectError
-from glselect.stream import TEST, TRAIN, VAL, open_source, row_groups_of_rank, split_of
-from glselect.stream_stats import build_encoder, collect_stats, column_kinds
+from glselect.data.parquet import TEST, TRAIN, VAL, open_source, row_groups_of_rank, split_of
+from glselect.data.stats import build_encoder, collect_stats, column_kinds
 
 runner = CliRunner()
 FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--n-lambdas", "8", "--max-epochs", "3", "--max-steps", "20"]

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-from glselect.api import fit_frame
+from glselect.pipeline import fit_frame
 from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
-from glselect.crossval import CrossValidation, fold_rows
-from glselect.permutation import permutation_importance
-from glselect.metrics import balanced_class_weights, loss_function, row_loss_function
-from glselect.model import GroupLassoMLP
-from glselect.stability import Stability, top_surviving
+from glselect.select.crossval import CrossValidation, fold_rows
+from glselect.select.permutation import permutation_importance
+from glselect.model.metrics import balanced_class_weights, loss_function, row_loss_function
+from glselect.model.mlp import GroupLassoMLP
+from glselect.select.stability import Stability, top_surviving
 from tests.test_cli import FAST, assert_user_error, invoke
 from tests.test_selection import PATH
 
@@ -46,7 +46,7 @@ def test_cv_scores_are_fold_means_with_the_standard_error_of_the_mean():
 
 
 def test_choose_step_uses_cross_validated_scores_when_given():
-    from glselect.selection import StepScores, choose_step
+    from glselect.select.selection import StepScores, choose_step
 
     # the path's own validation losses pick step 3 by 1se; these CV scores favour the dense end
     loss = np.array([0.10, 0.12, 0.30, 0.40, 0.50, 0.60, 1.0])
@@ -204,8 +204,8 @@ def test_cv_and_stability_from_the_command_line(tmp_path, write_table, linear_ta
 
 def _carried_step(df, norms):
     """Encoded rows split 200/100, and a one-step path whose step keeps the groups where ``norms`` > 0."""
-    from glselect.encoding import encode, fit_encoder
-    from glselect.path import LambdaPath, PathStep
+    from glselect.data.encoder import encode, fit_encoder
+    from glselect.path.walk import LambdaPath, PathStep
 
     design = encode(fit_encoder(df, "y"), df)  # one group per column
     X, y = torch.from_numpy(design.X), torch.from_numpy(design.y)
@@ -218,7 +218,7 @@ def _carried_step(df, norms):
 
 def _confirmed(df, norms):
     from glselect.config import TrainConfig
-    from glselect.selection import confirm, refit
+    from glselect.select.selection import confirm, refit
 
     path, train, val, names = _carried_step(df, norms)
     group_ids = np.arange(len(names))

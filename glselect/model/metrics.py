@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from glselect.target import TargetEncoding
+from glselect.data.target import TargetEncoding
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from glselect.encoding import Encoder
-from glselect.groups import GroupIndex
-from glselect.permutation import PermutationScores
-from glselect.path import LambdaPath
-from glselect.selection import Selection
+from glselect.data.encoder import Encoder
+from glselect.data.groups import GroupIndex
+from glselect.select.permutation import PermutationScores
+from glselect.path.walk import LambdaPath
+from glselect.select.selection import Selection
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from glselect.artifacts import Results
+from glselect.outputs.artifacts import Results
 from glselect.errors import GlselectError
 
 if TYPE_CHECKING:

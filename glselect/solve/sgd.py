@@ -19,12 +19,12 @@ import torch
 
 from glselect import distributed
 from glselect.config import RunConfig
-from glselect.encoding import Encoder, encode
+from glselect.data.encoder import Encoder, encode
 from glselect.errors import GlselectError
-from glselect.model import GroupLassoMLP
-from glselect.prox import group_soft_threshold
-from glselect.stream import TEST, TRAIN, VAL, RowGroup, iter_batches, row_hash, split_of
-from glselect.training import TrainResult
+from glselect.model.mlp import GroupLassoMLP
+from glselect.model.prox import group_soft_threshold
+from glselect.data.parquet import TEST, TRAIN, VAL, RowGroup, iter_batches, row_hash, split_of
+from glselect.solve.train import TrainResult
 
 PATIENCE = 4  # validation checks without improvement before the dense fit or the refit stops
 CHECKS_PER_EPOCH = 4

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from glselect.config import TrainConfig
-from glselect.metrics import LossFunction
-from glselect.model import GroupLassoMLP
-from glselect.solver import ProximalGradient
+from glselect.model.metrics import LossFunction
+from glselect.model.mlp import GroupLassoMLP
+from glselect.solve.fista import ProximalGradient
 
 
 @dataclass(frozen=True)

@@ -16,23 +16,23 @@ import pandas as pd
 import torch
 
 from glselect import __version__
-from glselect.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
-from glselect.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
+from glselect.outputs.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
+from glselect.path.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.config import RunConfig
 from glselect.devices import resolve_device
-from glselect.encoding import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
-from glselect.target import drop_missing_target
+from glselect.data.encoder import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
+from glselect.data.target import drop_missing_target
 from glselect.errors import GlselectError
-from glselect.groups import build_group_index
-from glselect.crossval import CrossValidation, cross_validate
-from glselect.importance import Importances, rank_groups
-from glselect.permutation import PermutationScores, permutation_importance
-from glselect.io import read_group_map, read_table
-from glselect.metrics import balanced_class_weights, evaluate, row_loss_function
-from glselect.model import GroupLassoMLP
-from glselect.path import LambdaPath, PathStep, fit_path
-from glselect.selection import Selection, choose_step, confirm, group_permutation, refit
-from glselect.stability import Stability, stability_selection
+from glselect.data.groups import build_group_index
+from glselect.select.crossval import CrossValidation, cross_validate
+from glselect.select.importance import Importances, rank_groups
+from glselect.select.permutation import PermutationScores, permutation_importance
+from glselect.data.io import read_group_map, read_table
+from glselect.model.metrics import balanced_class_weights, evaluate, row_loss_function
+from glselect.model.mlp import GroupLassoMLP
+from glselect.path.walk import LambdaPath, PathStep, fit_path
+from glselect.select.selection import Selection, choose_step, confirm, group_permutation, refit
+from glselect.select.stability import Stability, stability_selection
 from glselect.stream_fit import run_stream, wants_streaming
 
 # Called as each extra stage's unit of work starts: (stage, number done, total), e.g. ("cv fold", 2, 5)

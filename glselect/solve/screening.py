@@ -15,10 +15,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from glselect.metrics import LossFunction
-from glselect.model import GroupLassoMLP, restrict_inputs
-from glselect.prox import group_norms
-from glselect.solver import GroupPenalty, ProximalGradient, SolveResult
+from glselect.model.metrics import LossFunction
+from glselect.model.mlp import GroupLassoMLP, restrict_inputs
+from glselect.model.prox import group_norms
+from glselect.solve.fista import GroupPenalty, ProximalGradient, SolveResult
 
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from glselect.metrics import LossFunction
-from glselect.model import GroupLassoMLP
+from glselect.model.metrics import LossFunction
+from glselect.model.mlp import GroupLassoMLP
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from glselect.config import ModelConfig, PathConfig, TrainConfig
-from glselect.importance import survival
-from glselect.model import GroupLassoMLP
-from glselect.path import fit_path
+from glselect.select.importance import survival
+from glselect.model.mlp import GroupLassoMLP
+from glselect.path.walk import fit_path
 
 
 @dataclass(frozen=True)

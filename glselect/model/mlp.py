@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from glselect.prox import group_norms, project_column_norms
+from glselect.model.prox import group_norms, project_column_norms
 
 
 class GroupLassoMLP(nn.Module):

@@ -19,11 +19,11 @@ import torch
 
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.errors import GlselectError
-from glselect.metrics import LossFunction, loss_function, row_loss_function
-from glselect.model import GroupLassoMLP, restrict_inputs
-from glselect.screening import gradient_group_norms, solve_screened
-from glselect.solver import GroupPenalty
-from glselect.training import TrainResult, mean_loss, train_early_stopped, train_on_columns
+from glselect.model.metrics import LossFunction, loss_function, row_loss_function
+from glselect.model.mlp import GroupLassoMLP, restrict_inputs
+from glselect.solve.screening import gradient_group_norms, solve_screened
+from glselect.solve.fista import GroupPenalty
+from glselect.solve.train import TrainResult, mean_loss, train_early_stopped, train_on_columns
 
 MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
 MIN_RATIO_FRACTION = 1 / 64  # the smallest step is the base step / 64; below that, ties are accepted

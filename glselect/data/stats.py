@@ -19,10 +19,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from glselect.encoding import MIN_ROWS_FOR_ID, MISSING_LEVEL, OTHER_LEVEL, ColumnEncoding, Encoder
+from glselect.data.encoder import MIN_ROWS_FOR_ID, MISSING_LEVEL, OTHER_LEVEL, ColumnEncoding, Encoder
 from glselect.errors import GlselectError
-from glselect.stream import TRAIN, RowGroup, Source, iter_batches, split_of
-from glselect.target import TargetEncoding, detect_task, fit_target, plain_value
+from glselect.data.parquet import TRAIN, RowGroup, Source, iter_batches, split_of
+from glselect.data.target import TargetEncoding, detect_task, fit_target, plain_value
 
 MAX_TRACKED_LEVELS = 100_000  # a text column with more distinct values is an ID or free text, not a category
 MAX_TARGET_VALUES = 1_000  # distinct target values remembered to detect the task and the classes

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from glselect.config import ModelConfig, PathConfig, TrainConfig
-from glselect.model import GroupLassoMLP
-from glselect.path import LambdaPath, fit_path
-from glselect.selection import StepScores
+from glselect.model.mlp import GroupLassoMLP
+from glselect.path.walk import LambdaPath, fit_path
+from glselect.select.selection import StepScores
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glselect.artifacts import LoadedModel
-from glselect.encoding import encode_features
+from glselect.outputs.artifacts import LoadedModel
+from glselect.data.encoder import encode_features
 
 
 def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:

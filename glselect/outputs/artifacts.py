@@ -24,16 +24,16 @@ from safetensors.torch import load_file, save_file
 
 from glselect import __version__
 from glselect.config import RunConfig
-from glselect.crossval import CrossValidation
-from glselect.encoding import Encoder
+from glselect.select.crossval import CrossValidation
+from glselect.data.encoder import Encoder
 from glselect.errors import GlselectError
-from glselect.groups import GroupIndex
-from glselect.importance import Importances
-from glselect.metrics import PRIMARY_METRIC
-from glselect.model import GroupLassoMLP
-from glselect.path import LambdaPath
-from glselect.selection import Selection
-from glselect.stability import Stability
+from glselect.data.groups import GroupIndex
+from glselect.select.importance import Importances
+from glselect.model.metrics import PRIMARY_METRIC
+from glselect.model.mlp import GroupLassoMLP
+from glselect.path.walk import LambdaPath
+from glselect.select.selection import Selection
+from glselect.select.stability import Stability
 
 OUTPUT_FORMAT = "glselect-output"
 MODEL_FORMAT = "glselect-model"

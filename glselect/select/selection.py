@@ -17,11 +17,11 @@ import torch
 
 from glselect.config import ModelConfig, SelectionConfig, TrainConfig
 from glselect.errors import GlselectError
-from glselect.metrics import LossFunction, loss_function, row_loss_function
-from glselect.model import GroupLassoMLP, prune_dead_neurons
-from glselect.path import LambdaPath
-from glselect.permutation import PermutationScores, permutation_importance
-from glselect.training import TrainResult, train_on_columns
+from glselect.model.metrics import LossFunction, loss_function, row_loss_function
+from glselect.model.mlp import GroupLassoMLP, prune_dead_neurons
+from glselect.path.walk import LambdaPath
+from glselect.select.permutation import PermutationScores, permutation_importance
+from glselect.solve.train import TrainResult, train_on_columns
 
 
 @dataclass(frozen=True)

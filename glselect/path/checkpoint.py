@@ -20,8 +20,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from glselect.errors import GlselectError
-from glselect.path import PathState, PathStep
-from glselect.training import TrainResult
+from glselect.path.walk import PathState, PathStep
+from glselect.solve.train import TrainResult
 
 CHECKPOINT_VERSION = 1
 STATE_FILE = "state.json"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from glselect.errors import GlselectError
-from glselect.target import TargetEncoding, detect_task, encode_target, fit_target, plain_value
+from glselect.data.target import TargetEncoding, detect_task, encode_target, fit_target, plain_value
 
 MAX_LEVELS = 20  # one-hot levels kept per categorical column; rarer ones are pooled
 OTHER_LEVEL = "<other>"

@@ -24,11 +24,11 @@ from rich.progress import (
 )
 
 from glselect import __version__
-from glselect.api import run
-from glselect.artifacts import dump_json, load_model, load_results
-from glselect.checks import run_checks
-from glselect.io import read_table, write_table
-from glselect.prediction import predict_table
+from glselect.pipeline import run
+from glselect.outputs.artifacts import dump_json, load_model, load_results
+from glselect.outputs.checks import run_checks
+from glselect.data.io import read_table, write_table
+from glselect.outputs.predict import predict_table
 from glselect.config import (
     TASKS,
     DataConfig,
@@ -40,11 +40,11 @@ from glselect.config import (
     StreamConfig,
     TrainConfig,
 )
-from glselect.checkpoint import checkpoint_dir
+from glselect.path.checkpoint import checkpoint_dir
 from glselect.distributed import is_main_process
 from glselect.errors import ExitCode, GlselectError, Terminated
-from glselect.path import PathStep
-from glselect.report import metrics_lines, top_features_table
+from glselect.path.walk import PathStep
+from glselect.outputs.report import metrics_lines, top_features_table
 
 app = typer.Typer(
     add_completion=False,
@@ -419,7 +419,7 @@ def report(
 ) -> None:
     """Draw path.png and write a self-contained report.html into OUT_DIR."""
     with user_errors(debug):
-        from glselect.plots import write_report  # matplotlib loads only for this command
+        from glselect.outputs.plots import write_report  # matplotlib loads only for this command
 
         written = write_report(load_results(out_dir), top=top)
     for path in written:

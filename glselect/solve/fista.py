@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from glselect.metrics import LossFunction
-from glselect.model import GroupLassoMLP
-from glselect.prox import group_norms, group_soft_threshold, project_column_norms
+from glselect.model.metrics import LossFunction
+from glselect.model.mlp import GroupLassoMLP
+from glselect.model.prox import group_norms, group_soft_threshold, project_column_norms
 
 MIN_STEP = 1e-10
 WINDOW = 5  # iterations over which the mean relative improvement is compared with tol
