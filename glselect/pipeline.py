@@ -1,4 +1,9 @@
-"""``run``: the one place that calls the stages in order, for the CLI and Python users alike."""
+"""``run``: the one orchestration, for the CLI, the Python API, the scikit-learn selector and
+torchrun alike: dataset -> problem -> path -> selection -> outputs.
+
+Whether the rows sit in memory or stream from Parquet (or are shared among torchrun ranks) is
+decided once, when the dataset is opened; every stage after that is the same code.
+"""
 
 from __future__ import annotations
 
@@ -15,30 +20,35 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glselect import __version__
+from glselect import __version__, distributed
+from glselect.config import RunConfig
+from glselect.data.encoder import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
+from glselect.data.groups import build_group_index
+from glselect.data.io import read_group_map, read_table
+from glselect.data.source import MIN_ROWS, Dataset, InMemoryData, Rows, frame_positions, hash_split
+from glselect.data.split import MODEL_ROWS, TEST_ROWS, TRAIN, TRAINING_ROWS, VALIDATION_ROWS
+from glselect.data.stream import StreamData, local_cores, wants_streaming
+from glselect.data.target import drop_missing_target
+from glselect.devices import resolve_device
+from glselect.errors import GlselectError
+from glselect.model.metrics import balanced_class_weights, evaluate
 from glselect.outputs.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
 from glselect.path.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
-from glselect.config import RunConfig
-from glselect.devices import resolve_device
-from glselect.data.encoder import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
-from glselect.data.target import drop_missing_target
-from glselect.errors import GlselectError
-from glselect.data.groups import build_group_index
+from glselect.path.problem import Problem, Settings
+from glselect.path.walk import LambdaPath, PathStep, fit_path
+from glselect.select.choose import Selection, choose_step
+from glselect.select.confirm import confirm, group_permutation
 from glselect.select.crossval import CrossValidation, cross_validate
 from glselect.select.importance import Importances, rank_groups
-from glselect.select.permutation import PermutationScores, permutation_importance
-from glselect.data.io import read_group_map, read_table
-from glselect.model.metrics import balanced_class_weights, evaluate, row_loss_function
-from glselect.model.mlp import GroupLassoMLP
-from glselect.path.walk import LambdaPath, PathStep, fit_path
-from glselect.select.selection import Selection, choose_step, confirm, group_permutation, refit
+from glselect.select.permutation import permutation_importance
+from glselect.select.refit import refit
 from glselect.select.stability import Stability, stability_selection
-from glselect.stream_fit import run_stream, wants_streaming
+
+__all__ = ["FitResult", "MIN_ROWS", "fit_frame", "run", "save_result"]
 
 # Called as each extra stage's unit of work starts: (stage, number done, total), e.g. ("cv fold", 2, 5)
 StageCallback = Callable[[str, int, int], None]
 
-MIN_ROWS = 20  # fewer rows cannot be split into training, validation and test rows
 # below this many multiply-adds per first-layer pass, extra threads cost more in hand-offs than they
 # save (measured: a 600 x 12 table took 60 s with 2 busy threads and 3 s with one)
 SINGLE_THREAD_WORK = 20_000_000
@@ -62,6 +72,15 @@ class FitResult:
     files: list[Path]
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """How a fit reports and saves progress: all optional."""
+
+    on_step: Callable[[PathStep], None] | None = None
+    on_stage: StageCallback | None = None
+    checkpoints: Path | None = None  # directory for path checkpoints (--resume); None: none
+
+
 @contextmanager
 def _checkpoint_dropped_on_user_error(directory: Path | None) -> Iterator[None]:
     """A user error would recur on a rerun, so its checkpoint is useless; an interruption keeps
@@ -74,32 +93,14 @@ def _checkpoint_dropped_on_user_error(directory: Path | None) -> Iterator[None]:
         raise
 
 
-def split_rows(n_rows: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
-    """Seeded random split into training, validation and test row positions (each sorted)."""
-    if n_rows < MIN_ROWS:
-        raise GlselectError(f"the table has {n_rows} usable rows; glselect needs at least {MIN_ROWS}")
-    order = np.random.default_rng(seed).permutation(n_rows)
-    n_val = max(1, round(n_rows * val_fraction))
-    n_test = max(1, round(n_rows * test_fraction))
-    return {
-        "test": np.sort(order[:n_test]),
-        "val": np.sort(order[n_test : n_test + n_val]),
-        "train": np.sort(order[n_test + n_val :]),
-    }
-
-
-def _tensors(X: np.ndarray, y: np.ndarray, rows: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    # the whole split moves to the device once; the solver then never copies between host and device
-    return (
-        torch.from_numpy(np.ascontiguousarray(X[rows])).to(device),
-        torch.from_numpy(np.ascontiguousarray(y[rows])).to(device),
-    )
-
-
 def run(
     config: RunConfig, on_step: Callable[[PathStep], None] | None = None, on_stage: StageCallback | None = None
 ) -> FitResult:
     """Fit the path on ``config.table``, choose and refit a model, and write the out dir.
+
+    The table is read whole when it fits in memory, streamed in record batches when it is a
+    Parquet dataset too big for memory (or ``--stream``), and shared among the ranks under
+    torchrun (where only rank 0 writes, and every rank returns the same result).
 
     Parameters
     ----------
@@ -122,25 +123,59 @@ def run(
         out dir that cannot be written.
     """
     threads = torch.get_num_threads()
+    device = resolve_device(config.device)
+    context = distributed.start(device)
     try:
-        return _run(config, on_step, on_stage)
+        device = distributed.rank_device(device, context)
+        out_dir = config.out_dir
+        check_out_dir(out_dir, config.force, protected=config.inputs)
+        checkpoints = checkpoint_dir(out_dir)
+        hooks = Hooks(on_step, on_stage, checkpoints)
+        started = time.perf_counter()
+        with _checkpoint_dropped_on_user_error(checkpoints if context.is_main else None):
+            data = open_dataset(config, device, context)
+        result = fit_dataset(data, config, hooks, started)
+        files: list[Path] = []
+        if context.is_main:
+            with _checkpoint_dropped_on_user_error(checkpoints):
+                files = save_result(result, out_dir, force=config.force, protected=config.inputs)
+            shutil.rmtree(checkpoints, ignore_errors=True)  # the out dir is whole: nothing left to resume
+        distributed.barrier(context)
+        return dataclasses.replace(result, out_dir=out_dir if context.is_main else None, files=files)
     finally:
         torch.set_num_threads(threads)  # the thread count suits this table only: leave the caller's as it was
+        distributed.stop(context)
 
 
-def _run(config: RunConfig, on_step: Callable[[PathStep], None] | None, on_stage: StageCallback | None) -> FitResult:
-    if wants_streaming(config):  # a Parquet dataset too big for memory, --stream, or torchrun
-        return run_stream(config, on_step)
-    out_dir = config.out_dir
-    check_out_dir(out_dir, config.force, protected=config.inputs)
+def open_dataset(config: RunConfig, device: torch.device, context: distributed.Context) -> Dataset:
+    """The table in memory when it fits, else a stream (always a stream under torchrun)."""
+    if wants_streaming(config):
+        return StreamData.open(config, device, context)
     table = read_table(config.table)
     group_map = read_group_map(config.groups) if config.groups is not None else None
-    checkpoints = checkpoint_dir(out_dir)
-    result = fit_frame(table, config, group_map, on_step=on_step, on_stage=on_stage, checkpoints=checkpoints)
-    with _checkpoint_dropped_on_user_error(checkpoints):
-        files = save_result(result, out_dir, force=config.force, protected=config.inputs)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the out dir is whole: nothing left to resume
-    return dataclasses.replace(result, out_dir=out_dir, files=files)
+    return frame_dataset(table, config, group_map, device)
+
+
+def frame_dataset(table: pd.DataFrame, config: RunConfig, group_map: dict[str, str] | None, device: torch.device) -> InMemoryData:
+    """Encode a table in memory: the rows' parts by the one hash split, the encoder fitted on the training rows."""
+    positions = frame_positions(table, config.target) if config.target in table.columns else np.arange(len(table))
+    table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
+    parts = hash_split(positions, config.seed, config.data.val_fraction, config.data.test_fraction)
+    columns = [str(name) for name in table.columns]
+    left_out = columns_left_out(columns, config.target, config.data.features, config.data.drop, str(config.table))
+    check_named_columns(config.data.categorical, columns, "--categorical", str(config.table))
+    encoder = fit_encoder(
+        table, config.target, config.data.task, fit_rows=np.flatnonzero(parts == TRAIN), max_levels=config.data.max_levels,
+        excluded=left_out, categorical=frozenset(config.data.categorical),
+    )
+    design = encode(encoder, table)
+    group_index = build_group_index(
+        design.sources, group_map, table_columns=columns, target=config.target, map_source=str(config.groups)
+    )
+    return InMemoryData(
+        encoder=encoder, group_index=group_index, X=design.X, y=design.y, positions=positions, parts=parts,
+        seed=config.seed, device=device, n_missing_target=n_missing_target,
+    )
 
 
 def save_result(result: FitResult, out_dir: Path, *, force: bool = False, protected: tuple[Path, ...] = ()) -> list[Path]:
@@ -167,16 +202,7 @@ def fit_frame(
     on_stage: StageCallback | None = None,
     checkpoints: Path | None = None,
 ) -> FitResult:
-    """Everything ``run`` does between reading the table and writing the out dir.
-
-    Parameters
-    ----------
-    table
-        The table, target included (``config.table`` only names it in messages).
-    group_map
-        ``{column or pattern: group}``, as read from a group-map file.
-    checkpoints
-        Directory for path checkpoints (``--resume``); None: no checkpointing.
+    """Everything ``run`` does between reading a table and writing the out dir, for a table in memory.
 
     Returns
     -------
@@ -184,107 +210,101 @@ def fit_frame(
         With ``out_dir`` None and no files: nothing is written here.
     """
     started = time.perf_counter()
-    table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
-    rows = split_rows(len(table), config.data.val_fraction, config.data.test_fraction, config.seed)
-    columns = [str(name) for name in table.columns]
-    left_out = columns_left_out(columns, config.target, config.data.features, config.data.drop, str(config.table))
-    check_named_columns(config.data.categorical, columns, "--categorical", str(config.table))
-    encoder = fit_encoder(
-        table, config.target, config.data.task, fit_rows=rows["train"], max_levels=config.data.max_levels,
-        excluded=left_out, categorical=frozenset(config.data.categorical),
-    )
-    design = encode(encoder, table)
-    group_index = build_group_index(
-        design.sources,
-        group_map,
-        table_columns=columns,
-        target=config.target,
-        map_source=str(config.groups),
-    )
-    device = resolve_device(config.device)
-    train, val, test = (_tensors(design.X, design.y, rows[part], device) for part in ("train", "val", "test"))
-    task, n_outputs = encoder.target.task, encoder.target.n_outputs
-    class_weights = _class_weights(config.data.class_weight, task, len(encoder.target.classes), design.y[rows["train"]])
-    read_seconds = time.perf_counter() - started
+    data = frame_dataset(table, config, group_map, resolve_device(config.device))
+    return fit_dataset(data, config, Hooks(on_step, on_stage, checkpoints), started)
 
-    work = len(rows["train"]) * design.X.shape[1] * max(config.model.hidden or (n_outputs,))
-    torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else max(1, os.cpu_count() or 1)))
-    torch.manual_seed(config.seed)
-    model = GroupLassoMLP(design.X.shape[1], config.model.hidden, n_outputs).to(device)
+
+def make_problem(data: Dataset, config: RunConfig) -> Problem:
+    """The fit's ``Problem``: training rows, validation rows, groups, loss and settings."""
+    encoder = data.encoder
+    task, n_outputs = encoder.target.task, encoder.target.n_outputs
+    return Problem(
+        data=data,
+        rows=data.training(TRAINING_ROWS),
+        val=data.holdout(VALIDATION_ROWS),
+        group_ids=data.group_index.group_ids,
+        n_encoded=data.group_index.n_encoded,
+        task=task,
+        n_outputs=n_outputs,
+        class_weights=_class_weights(config.data.class_weight, data),
+        settings=Settings(config.model, config.train, config.path, config.stream, config.data.val_fraction),
+        seed=config.seed,
+    )
+
+
+def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) -> FitResult:
+    """The one fit: path, choice, refit, confirmation, CV, stability, importances, documents."""
+    problem = make_problem(data, config)
+    test = data.holdout(TEST_ROWS)
+    read_seconds = time.perf_counter() - started
+    _set_threads(config, problem)
+    group_index, encoder = data.group_index, data.encoder
     resume, on_checkpoint = None, None
+    checkpoints = hooks.checkpoints
     if checkpoints is not None:
-        run_fingerprint = fingerprint(config.to_dict(), [design.X, design.y, group_index.group_ids, rows["train"], rows["val"]])
+        run_fingerprint = fingerprint(config.to_dict(), [np.frombuffer(data.fingerprint().encode(), dtype=np.uint8)])
         resume = load_checkpoint(checkpoints, run_fingerprint) if config.resume else None
-        on_checkpoint = Checkpointer(checkpoints, run_fingerprint)
-    with _checkpoint_dropped_on_user_error(checkpoints):
-        path = fit_path(
-            model, train, val, group_index.group_ids, group_index.n_encoded, task,
-            config.model, config.train, config.path, on_step=on_step,
-            resume=resume, on_checkpoint=on_checkpoint, class_weights=class_weights,
-        )
+        # every rank holds the same state: rank 0 alone writes it
+        on_checkpoint = Checkpointer(checkpoints, run_fingerprint) if data.context.is_main else None
+    with _checkpoint_dropped_on_user_error(checkpoints if data.context.is_main else None):
+        path = fit_path(problem, on_step=hooks.on_step, resume=resume, on_checkpoint=on_checkpoint)
         path_seconds = time.perf_counter() - started - read_seconds
-        # cross-validation and stability use every row but the test rows
-        rest = (torch.cat([train[0], val[0]]), torch.cat([train[1], val[1]]))
+        selection_config = config.selection
         cross_validation = None
-        if config.selection.cv and config.selection.max_features is None:
-            cross_validation = cross_validate(
-                path, *rest, group_index.group_ids, group_index.n_encoded, task, n_outputs,
-                config.model, config.train, config.path, config.selection.cv, config.seed,
-                class_weights=class_weights, on_fold=_stage(on_stage, "cv fold", config.selection.cv),
-            )
-        step_index, rule = choose_step(path, config.selection, cross_validation and cross_validation.scores())
-        selection = refit(
-            path, step_index, rule, group_index.group_ids, train, val, task, n_outputs,
-            config.model, config.train, config.seed, class_weights,
-        )
-        if config.selection.confirm > 0 and config.selection.max_features is None:
-            selection = confirm(
-                selection, path, group_index.group_ids, train, val, task, n_outputs, config.model, config.train,
-                config.seed, config.selection.confirm, class_weights,
-            )
+        if selection_config.cv and selection_config.max_features is None:
+            cross_validation = cross_validate(problem, path, selection_config.cv, on_fold=_stage(hooks.on_stage, "cv fold", selection_config.cv))
+        step_index, rule = choose_step(path, selection_config, cross_validation and cross_validation.scores())
+        selection = refit(problem, path, step_index, rule)
+        if selection_config.confirm > 0 and selection_config.max_features is None:
+            selection = confirm(problem, path, selection, selection_config.confirm)
+        distributed.check_same_weights(selection.model, data.context)
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None
-        if config.importance.stability_pairs:
+        importance_config = config.importance
+        if importance_config.stability_pairs:
             stability = stability_selection(
-                *rest, group_index.group_ids, group_index.n_encoded, task, n_outputs,
-                config.model, config.train, config.path, config.importance.stability_pairs,
-                config.importance.stability_q or max(1, int(selection.group_mask.sum())),
-                config.importance.stability_threshold, config.data.val_fraction, config.seed,
-                class_weights=class_weights,
-                on_subsample=_stage(on_stage, "stability subsample", 2 * config.importance.stability_pairs),
+                problem, importance_config.stability_pairs,
+                importance_config.stability_q or max(1, int(selection.group_mask.sum())),
+                importance_config.stability_threshold,
+                on_subsample=_stage(hooks.on_stage, "stability subsample", 2 * importance_config.stability_pairs),
             )
         with torch.no_grad():
-            columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=device)
-            dense_metrics = evaluate(path.dense_model(test[0]), test[1], encoder.target)
-            pruned_metrics = evaluate(selection.model(test[0][:, columns]), test[1], encoder.target)
+            columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=test.X.device)
+            dense_metrics = evaluate(path.dense_model(test.X), test.y, encoder.target)
+            pruned_metrics = evaluate(selection.model(test.X.index_select(1, columns)), test.y, encoder.target)
             dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().cpu().numpy()
-        group_permutation, column_permutation = _permutation_importances(
-            selection, test, group_index.group_ids, design.sources, task, class_weights,
-            config.importance.permutation_repeats, config.seed,
-        )
+        by_group, by_column = _permutation_importances(problem, selection, test, importance_config.permutation_repeats)
         path.dense_model.cpu(), selection.model.cpu()  # saved and returned from the host
         importances = rank_groups(
-            path, selection, group_index, encoder, dense_column_norms, group_permutation, column_permutation,
+            path, selection, group_index, encoder, dense_column_norms, by_group, by_column,
             None if stability is None else stability.frequency,
         )
-
+        train_rows, val_rows, test_rows = data.n_rows_by_part
         summary = summary_document(
             config, encoder, group_index, path, selection, {"dense": dense_metrics, "pruned": pruned_metrics},
             {
-                "rows": len(table),
-                "rows_dropped_missing_target": n_missing_target,
-                "train_rows": len(rows["train"]),
-                "val_rows": len(rows["val"]),
-                "test_rows": len(rows["test"]),
+                "rows": train_rows + val_rows + test_rows,
+                "rows_dropped_missing_target": data.n_missing_target,
+                "train_rows": train_rows,
+                "val_rows": val_rows,
+                "test_rows": test_rows,
             },
             scored_by=cross_validation.scores().source if cross_validation is not None else (
-                "validation" if config.selection.max_features is None else "max_features"
+                "validation" if selection_config.max_features is None else "max_features"
             ),
-            class_weights=class_weights,
+            class_weights=problem.class_weights,
             stability=stability,
             resumed_from_step=None if resume is None else len(resume.steps) - 1,
         )
-        inputs = [name for name, keep in zip(design.feature_names, selection.feature_mask) if keep]
+        streaming = data.describe()
+        if streaming is not None:
+            summary["streaming"] = {
+                **streaming,
+                "steps_per_epoch": problem.rows.steps_per_epoch,
+                "val_rows_scored": len(problem.val),
+                "test_rows_scored": len(test),
+            }
+        inputs = [name for name, keep in zip(encoder.feature_names, selection.feature_mask) if keep]
         path_scalars, path_norms = path_tables(path, group_index, cross_validation)
         model_meta = model_document(selection.model, encoder, inputs, summary["selected_features"], config.model.max_norm, __version__)
         summary["timings"] = {
@@ -296,17 +316,26 @@ def fit_frame(
         }
     return FitResult(
         summary=summary, encoder=encoder, importances=importances, path=path, selection=selection,
-        cross_validation=cross_validation, stability=stability, path_scalars=path_scalars, path_norms=path_norms, model_meta=model_meta, out_dir=None, files=[],
+        cross_validation=cross_validation, stability=stability, path_scalars=path_scalars, path_norms=path_norms,
+        model_meta=model_meta, out_dir=None, files=[],
     )
 
 
-def _class_weights(setting: str, task: str, n_classes: int, y_train: np.ndarray) -> np.ndarray | None:
+def _set_threads(config: RunConfig, problem: Problem) -> None:
+    """One thread for small problems (hand-offs cost more than they save), else every core this process has."""
+    work = problem.rows.work() * max(config.model.hidden or (problem.n_outputs,))
+    torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else local_cores()))
+
+
+def _class_weights(setting: str, data: Dataset) -> np.ndarray | None:
     """Per-class loss weights from the training rows, or None when rows are weighed equally."""
     if setting == "none":
         return None
-    if task == "regression":
+    target = data.encoder.target
+    if target.task == "regression":
         raise GlselectError(f"--class-weight {setting} needs a classification target; this one is numeric (regression)")
-    return balanced_class_weights(y_train, n_classes)
+    counts = data.class_counts(TRAINING_ROWS)
+    return balanced_class_weights(np.repeat(np.arange(len(counts)), counts), len(target.classes))
 
 
 def _stage(on_stage: StageCallback | None, name: str, total: int) -> Callable[[int], None] | None:
@@ -316,21 +345,14 @@ def _stage(on_stage: StageCallback | None, name: str, total: int) -> Callable[[i
 
 
 def _permutation_importances(
-    selection: Selection,
-    test: tuple[torch.Tensor, torch.Tensor],
-    group_ids: np.ndarray,
-    sources: tuple[str, ...],
-    task: str,
-    class_weights: np.ndarray | None,
-    repeats: int,
-    seed: int,
-) -> tuple[PermutationScores, dict[str, tuple[float, float]]]:
+    problem: Problem, selection: Selection, test: Rows, repeats: int
+) -> tuple[Any, dict[str, tuple[float, float]]]:
     """Permutation importance of the refit model on the test rows: per group, and per table column it reads."""
-    row_loss_fn = row_loss_function(task, class_weights)
-    by_group = group_permutation(selection, test, group_ids, row_loss_fn, repeats, seed)
+    by_group = group_permutation(selection, test, problem.group_ids, problem.row_loss_fn, repeats, problem.seed)
+    sources = problem.data.encoder.sources
     model_sources = np.asarray(sources, dtype=object)[selection.feature_mask]
     read_columns = list(dict.fromkeys(model_sources))
     column_sets = [np.flatnonzero(model_sources == name) for name in read_columns]
-    X_model = test[0][:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64)]
-    by_column = permutation_importance(selection.model, X_model, test[1], column_sets, row_loss_fn, repeats, seed)
+    X_model = test.X[:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=test.X.device)]
+    by_column = permutation_importance(selection.model, X_model, test.y, column_sets, problem.row_loss_fn, repeats, problem.seed)
     return by_group, {name: (float(m), float(sd)) for name, m, sd in zip(read_columns, by_column.mean, by_column.std)}

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from glselect import distributed
 from tests.test_stream import strong_linear_table, write_parquet
 
-OPTIONS = ["--batch-size", "128", "--learning-rate", "0.02", "--n-lambdas", "8", "--max-epochs", "3", "--max-steps", "20"]
+OPTIONS = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40", "--lambda-step", "1.3"]
 
 
 def _environment() -> dict[str, str]:
@@ -64,14 +64,22 @@ def test_two_torchrun_processes_select_what_one_process_selects(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_torchrun_with_a_csv_exits_2_on_every_rank(tmp_path: Path) -> None:
+def test_torchrun_on_a_csv_selects_what_one_process_selects(tmp_path: Path) -> None:
+    """Any table the single-process command accepts works under torchrun: every rank reads the CSV
+    and trains on its share of the rows; the same selection options as in memory apply."""
     data = tmp_path / "data.csv"
-    strong_linear_table(200).to_csv(data, index=False)
+    strong_linear_table(1500).to_csv(data, index=False)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    result = _glselect(torchrun, [str(data), "--target", "y"], tmp_path)
-    assert result.returncode != 0
-    assert "a torchrun launch (which always streams) needs a Parquet file" in result.stderr
-    assert not (tmp_path / "data.glselect").exists()
+    options = ["--target", "y", "--cv", "2"]
+    multi = _glselect(torchrun, [str(data), *options, "--out", str(tmp_path / "multi")], tmp_path)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    single = _glselect([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1"],
+                       [str(data), *options, "--out", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    assert multi_summary["streaming"]["processes"] == 2
+    assert multi_summary["scored_by"] == "cv2"
+    assert multi_summary["selected_features"] == single_summary["selected_features"] == ["a", "b", "c"]
 
 
 @pytest.mark.slow

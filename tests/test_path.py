@@ -12,6 +12,7 @@ from glselect.data.groups import build_group_index
 from glselect.select.importance import survival
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
+from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path, make_penalty
 from glselect.solve.fista import ProximalGradient
 
@@ -46,12 +47,9 @@ def planted_path():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train, val, index = _split(make_monotone_table())
-    model = GroupLassoMLP(12, (8,), 1)
-    path = fit_path(
-        model, train, val, index.group_ids, index.n_encoded, "regression",
-        ModelConfig(hidden=(8,)), TrainConfig(), PathConfig(max_iters_per_lambda=40),
-    )
-    return path, index, model
+    settings = Settings(ModelConfig(hidden=(8,)), TrainConfig(), PathConfig(max_iters_per_lambda=40))
+    path = fit_path(Problem.from_arrays(train, val, index.group_ids, index.n_encoded, "regression", settings))
+    return path, index, path.final_model
 
 
 def test_planted_features_survive_longest(planted_path):

@@ -17,6 +17,7 @@ from glselect._synthetic import make_friedman1
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.errors import GlselectError
 from glselect.model.mlp import GroupLassoMLP
+from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
 from tests.test_cli import ARTIFACTS, invoke
 
@@ -103,12 +104,9 @@ def test_resume_without_a_checkpoint_starts_afresh(tmp_path, write_table, linear
 def test_divergence_is_reported_not_returned(linear_table):
     X = torch.tensor(linear_table[["a", "b", "c"]].to_numpy() * 1e25, dtype=torch.float32)  # overflows float32 sums
     y = torch.tensor(linear_table["y"].to_numpy(), dtype=torch.float32)
-    model = GroupLassoMLP(3, (4,), 1)
+    settings = Settings(ModelConfig(hidden=(4,)), TrainConfig(max_iters=20), PathConfig(max_steps=3))
     with pytest.raises(GlselectError, match="training diverged"):
-        fit_path(
-            model, (X, y), (X, y), np.arange(3), np.ones(3, dtype=np.int64), "regression",
-            ModelConfig(hidden=(4,)), TrainConfig(max_iters=20), PathConfig(max_steps=3),
-        )
+        fit_path(Problem.from_arrays((X, y), (X, y), np.arange(3), np.ones(3, dtype=np.int64), "regression", settings))
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
 from glselect.path.walk import LambdaPath, PathStep
-from glselect.select.selection import choose_step
+from glselect.select.choose import choose_step
 
 
 def _path(counts, losses, ses):

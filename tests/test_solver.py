@@ -8,7 +8,8 @@ import torch
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
-from glselect.path.walk import fit_path, make_penalty, zero_kkt_lambdas
+from glselect.path.problem import Problem, Settings
+from glselect.path.walk import fit_path, make_penalty
 from glselect.model.prox import group_norms
 from glselect.solve.fista import ProximalGradient
 
@@ -54,7 +55,7 @@ def test_solutions_meet_group_lasso_kkt_conditions(linear_table, task):
     loss_fn = loss_function(task)
     model = GroupLassoMLP(X.shape[1], (), 1).double()
     penalty = make_penalty(GROUP_IDS, N_COLUMNS, 1, torch.float64)
-    lambda_max = float(zero_kkt_lambdas(model, X, y, loss_fn, penalty).max())
+    lambda_max = float(Problem.from_arrays((X, y), (X, y), GROUP_IDS, N_COLUMNS, task).zero_kkt_lambdas(model).max())
     solver = ProximalGradient(model, X, y, loss_fn, penalty, max_norm=1.0)
     n_zero_seen = 0
     for fraction in (0.02, 0.1, 0.3, 0.6):
@@ -77,12 +78,12 @@ def test_path_steps_meet_kkt_conditions(linear_table):
     X, y = _problem(linear_table, "regression")
     rows = np.arange(len(y))
     train, val = (X[rows % 4 != 0], y[rows % 4 != 0]), (X[rows % 4 == 0], y[rows % 4 == 0])
-    model = GroupLassoMLP(X.shape[1], (), 1).double()
-    path = fit_path(
-        model, train, val, GROUP_IDS, N_COLUMNS, "regression",
+    settings = Settings(
         ModelConfig(hidden=()), TrainConfig(max_iters=200),
         PathConfig(max_steps=5, max_iters_per_lambda=20000, tol=1e-13, relax_iters=10),
     )
+    path = fit_path(Problem.from_arrays(train, val, GROUP_IDS, N_COLUMNS, "regression", settings))
+    model = path.final_model
     assert len(path.steps) == 6  # the dense step and five lambdas
     penalty = make_penalty(GROUP_IDS, N_COLUMNS, 1, torch.float64)
     loss_fn = loss_function("regression")

@@ -21,7 +21,7 @@ from glselect.data.parquet import TEST, TRAIN, VAL, open_source, row_groups_of_r
 from glselect.data.stats import build_encoder, collect_stats, column_kinds
 
 runner = CliRunner()
-FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--n-lambdas", "8", "--max-epochs", "3", "--max-steps", "20"]
+FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40"]
 
 
 def write_parquet(df: pd.DataFrame, path: Path, row_group_size: int = 500) -> Path:
@@ -176,7 +176,6 @@ def test_bad_streaming_options_exit_2_with_one_line(tmp_path: Path, args: list[s
     ("setup", "args", "message"),
     [
         ("missing target", ["--target", "nope"], "target column 'nope' is not in"),
-        ("resume", ["--target", "y", "--resume"], "--resume is not supported in streaming mode"),
         ("not parquet", ["--target", "y"], "cannot read Parquet dataset"),
     ],
 )
@@ -222,20 +221,33 @@ def test_parse_size() -> None:
         parse_size("-1GB")
 
 
-@pytest.mark.parametrize(
-    ("option", "message"),
-    [
-        (["--cv", "3"], "--cv is not supported in streaming mode"),
-        (["--stability", "2"], "--stability is not supported in streaming mode"),
-        (["--class-weight", "balanced", "--task", "binary"], "--class-weight balanced is not supported in streaming mode"),
-    ],
-)
-def test_selection_options_streaming_cannot_honour_are_refused(tmp_path, option, message):
-    from tests.test_cli import assert_user_error, invoke
-
-    table = tmp_path / "data.parquet"
-    frame = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0) % 7, "y": np.arange(100) % 2})
-    frame.to_parquet(table, index=False)
+@pytest.mark.slow
+def test_a_streamed_fit_takes_every_selection_option(tmp_path: Path) -> None:
+    """CV, stability, confirmation, permutation importance, class weights, neuron pruning and a
+    resumed run: the same command line works streamed as in memory."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({name: rng.standard_normal(1500) for name in ["a", "b", "n1", "n2", "n3"]})
+    df["label"] = np.where(2 * df["a"] - df["b"] + 0.3 * rng.standard_normal(1500) > 1.2, "rare", "common")
+    path = write_parquet(df, tmp_path / "labels.parquet", row_group_size=300)
+    options = ["--cv", "2", "--stability", "1", "--class-weight", "balanced", "--neuron-penalty", "0.01",
+               "--permutation-repeats", "2", "--hidden", "8", "--epochs-per-lambda", "0.5"]
     out = tmp_path / "out"
-    assert_user_error(invoke("fit", table, "-t", "y", "--stream", "--out", out, *option), message)
-    assert not out.exists()
+    summary = _fit([str(path), "--target", "label", "--stream", "--out", str(out), "--resume", *options])
+    assert {"a", "b"} <= set(summary["selected_features"]) and not {"n1", "n2", "n3"} & set(summary["selected_features"])
+    assert summary["scored_by"] == "cv2" and summary["stability"]["pairs"] == 1
+    assert summary["class_weights"]["rare"] > 1 > summary["class_weights"]["common"]
+    assert summary["streaming"]["processes"] == 1
+    groups = pd.read_csv(out / "groups.csv").set_index("group")
+    assert groups.loc["a", "permutation"] > 0 and groups.loc["n1", "permutation"] == 0
+    assert {"cv_loss", "cv_se"} <= set(pd.read_csv(out / "path.csv").columns)
+    assert summary["metrics"]["pruned"]["balanced_accuracy"] > 0.85
+
+
+def test_streamed_and_in_memory_fits_of_one_table_share_the_split(tmp_path: Path) -> None:
+    path = write_parquet(strong_linear_table(1000), tmp_path / "data.parquet", row_group_size=128)
+    options = ["--hidden", "0", "--max-steps", "3", "--max-epochs", "1", "--out"]
+    streamed = _fit([str(path), "--target", "y", "--stream", *options, str(tmp_path / "s")])
+    in_memory = _fit([str(path), "--target", "y", "--no-stream", *options, str(tmp_path / "m")])
+    for key in ("train_rows", "val_rows", "test_rows"):
+        assert streamed["sizes"][key] == in_memory["sizes"][key]
+    assert streamed["streaming"]["val_rows_scored"] == in_memory["sizes"]["val_rows"]

@@ -12,7 +12,8 @@ import torch
 
 from glselect.pipeline import fit_frame
 from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
-from glselect.select.crossval import CrossValidation, fold_rows
+from glselect.data.split import MODEL_ROWS, TEST, TRAIN, VAL, cv_fold, stability_half
+from glselect.select.crossval import CrossValidation
 from glselect.select.permutation import permutation_importance
 from glselect.model.metrics import balanced_class_weights, loss_function, row_loss_function
 from glselect.model.mlp import GroupLassoMLP
@@ -30,11 +31,29 @@ def _config(**sections) -> RunConfig:
     )
 
 
-def test_folds_partition_the_rows_reproducibly():
-    folds = fold_rows(103, 5, seed=4)
-    assert sorted(np.concatenate(folds).tolist()) == list(range(103))
-    assert {len(fold) for fold in folds} == {20, 21}
-    assert all((a == b).all() for a, b in zip(folds, fold_rows(103, 5, seed=4)))
+def test_folds_partition_the_model_rows_reproducibly():
+    positions = np.arange(5000)
+    parts = np.array([TRAIN, VAL, TEST] * 1666 + [TRAIN, VAL])
+    model_rows = MODEL_ROWS.mask(parts, positions, seed=4)
+    held_out = [cv_fold(k, 5)[1].mask(parts, positions, seed=4) for k in range(5)]
+    assert (np.sum(held_out, axis=0) == model_rows).all()  # every model row in exactly one fold, no test row
+    assert all(abs(fold.sum() - model_rows.sum() / 5) < 0.1 * model_rows.sum() / 5 for fold in held_out)
+    for k in range(5):
+        fitting, out = cv_fold(k, 5)
+        assert not (fitting.mask(parts, positions, 4) & out.mask(parts, positions, 4)).any()
+        assert ((fitting.mask(parts, positions, 4) | out.mask(parts, positions, 4)) == model_rows).all()
+    assert (cv_fold(2, 5)[1].mask(parts, positions, 4) == held_out[2]).all()
+    assert not (cv_fold(2, 5)[1].mask(parts, positions, 5) == held_out[2]).all()  # the seed moves them
+
+
+def test_stability_halves_are_complementary_and_hold_out_an_early_stopping_share():
+    positions, parts = np.arange(4000), np.zeros(4000, dtype=np.int8)
+    halves = [stability_half(3, j, 0.2) for j in (0, 1)]
+    fitting = [half[0].mask(parts, positions, 0) for half in halves]
+    stopping = [half[1].mask(parts, positions, 0) for half in halves]
+    together = [f | s for f, s in zip(fitting, stopping)]
+    assert not (together[0] & together[1]).any() and (together[0] | together[1]).all()
+    assert all(abs(s.sum() / t.sum() - 0.2) < 0.03 for s, t in zip(stopping, together))
 
 
 def test_cv_scores_are_fold_means_with_the_standard_error_of_the_mean():
@@ -46,7 +65,7 @@ def test_cv_scores_are_fold_means_with_the_standard_error_of_the_mean():
 
 
 def test_choose_step_uses_cross_validated_scores_when_given():
-    from glselect.select.selection import StepScores, choose_step
+    from glselect.select.choose import StepScores, choose_step
 
     # the path's own validation losses pick step 3 by 1se; these CV scores favour the dense end
     loss = np.array([0.10, 0.12, 0.30, 0.40, 0.50, 0.60, 1.0])
@@ -217,14 +236,15 @@ def _carried_step(df, norms):
 
 
 def _confirmed(df, norms):
-    from glselect.config import TrainConfig
-    from glselect.select.selection import confirm, refit
+    from glselect.path.problem import Problem, Settings
+    from glselect.select.confirm import confirm
+    from glselect.select.refit import refit
 
     path, train, val, names = _carried_step(df, norms)
     group_ids = np.arange(len(names))
-    args = (group_ids, train, val, "regression", 1, ModelConfig(hidden=(8,)), TrainConfig())
-    selection = refit(path, 0, "1se", *args, seed=0)
-    return confirm(selection, path, *args, seed=0, min_t=3.0), names
+    problem = Problem.from_arrays(train, val, group_ids, np.ones(len(names), dtype=np.int64), "regression", Settings(ModelConfig(hidden=(8,))))
+    selection = refit(problem, path, 0, "1se")
+    return confirm(problem, path, selection, min_t=3.0), names
 
 
 def test_confirmation_drops_a_noise_column_the_chosen_step_carried_and_keeps_the_true_ones():

@@ -32,7 +32,13 @@ def _suffix(path: Path) -> str:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file into a DataFrame.
+    """Read a CSV or Parquet file into a DataFrame (``read_arrow_table``, then pandas)."""
+    # dates become datetime64, so encoding sees a date column rather than text to one-hot
+    return read_arrow_table(path).to_pandas(date_as_object=False)
+
+
+def read_arrow_table(path: Path) -> pa.Table:
+    """Read a CSV or Parquet file into an Arrow table.
 
     Parameters
     ----------
@@ -41,7 +47,7 @@ def read_table(path: Path) -> pd.DataFrame:
 
     Returns
     -------
-    pandas.DataFrame
+    pyarrow.Table
         One column per table column, in file order.
 
     Raises
@@ -76,8 +82,7 @@ def read_table(path: Path) -> pd.DataFrame:
         )
     if table.num_rows == 0:
         raise GlselectError(f"table '{path}' has no data rows")
-    # dates become datetime64, so encoding sees a date column rather than text to one-hot
-    return table.to_pandas(date_as_object=False)
+    return table
 
 
 def parse_group_map(text: str, source: str = "<group map>") -> dict[str, str]:

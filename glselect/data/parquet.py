@@ -18,9 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from glselect.data.split import TEST, TRAIN, VAL, row_hash, split_of  # noqa: F401 - re-exported
 from glselect.errors import GlselectError
 
-TRAIN, VAL, TEST = 0, 1, 2
 READ_ROWS = 65_536  # rows per record batch read from disk
 
 
@@ -32,6 +32,13 @@ class RowGroup:
     start: int  # global position of its first row
     n_rows: int
     n_bytes: int  # uncompressed size, from the file's metadata
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        return iter(self.fragment.to_batches(columns=columns, batch_size=batch_rows))
+
+    @property
+    def name(self) -> str:
+        return str(self.fragment.path)
 
 
 @dataclass(frozen=True)
@@ -89,40 +96,46 @@ def row_groups_of_rank(source: Source, rank: int, world_size: int) -> tuple[RowG
     return source.row_groups[rank::world_size]
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a fast, well-mixed 64-bit hash of each element."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+@dataclass(frozen=True)
+class TableSlice:
+    """Rows ``start .. start + n_rows`` of a table already in memory (a CSV under torchrun): read
+    like a row group, so every rank streams its share of any table the fit accepts."""
+
+    table: pa.Table
+    start: int
+    n_rows: int
+    n_bytes: int
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        return iter(self.table.select(columns).slice(self.start, self.n_rows).to_batches(max_chunksize=batch_rows))
+
+    @property
+    def name(self) -> str:
+        return "<table in memory>"
 
 
-def row_hash(positions: np.ndarray, seed: int) -> np.ndarray:
-    """A uniform number in [0, 1) for each global row position, fixed by the seed."""
-    with np.errstate(over="ignore"):
-        keyed = positions.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15) * np.uint64(seed + 1)
-    return (_mix(keyed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-
-
-def split_of(positions: np.ndarray, seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
-    """int8 per row: ``TEST`` when its hash is below test_fraction, ``VAL`` in the next val_fraction, else ``TRAIN``."""
-    u = row_hash(positions, seed)
-    return np.where(u < test_fraction, TEST, np.where(u < test_fraction + val_fraction, VAL, TRAIN)).astype(np.int8)
+def slice_table(path: Path, table: pa.Table, rows_per_slice: int = READ_ROWS) -> Source:
+    """A table in memory as a ``Source`` of slices, in file order."""
+    bytes_per_row = table.nbytes / max(table.num_rows, 1)
+    slices = tuple(
+        TableSlice(table, start, min(rows_per_slice, table.num_rows - start), int(bytes_per_row * rows_per_slice))
+        for start in range(0, table.num_rows, rows_per_slice)
+    )
+    return Source(path=path, schema=table.schema, row_groups=slices)
 
 
 def iter_batches(
-    row_groups: tuple[RowGroup, ...], columns: list[str], batch_rows: int = READ_ROWS
+    row_groups: tuple[RowGroup | TableSlice, ...], columns: list[str], batch_rows: int = READ_ROWS
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """Record batches of ``columns`` with the global position of each row, row group by row group."""
     for group in row_groups:
         offset = group.start
         try:
-            batches = group.fragment.to_batches(columns=columns, batch_size=batch_rows)
-            for batch in batches:
+            for batch in group.batches(columns, batch_rows):
                 yield batch, np.arange(offset, offset + batch.num_rows, dtype=np.int64)
                 offset += batch.num_rows
         except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
-            raise GlselectError(f"cannot read '{group.fragment.path}': {str(err).strip().splitlines()[0]}") from err
+            raise GlselectError(f"cannot read '{group.name}': {str(err).strip().splitlines()[0]}") from err
 
 
 def estimated_bytes(source: Source, target: str) -> int:

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 
 from glselect.data.encoder import MIN_ROWS_FOR_ID, MISSING_LEVEL, OTHER_LEVEL, ColumnEncoding, Encoder
 from glselect.errors import GlselectError
-from glselect.data.parquet import TRAIN, RowGroup, Source, iter_batches, split_of
+from glselect.data.parquet import RowGroup, Source, iter_batches
+from glselect.data.split import TRAIN, split_of
 from glselect.data.target import TargetEncoding, detect_task, fit_target, plain_value
 
 MAX_TRACKED_LEVELS = 100_000  # a text column with more distinct values is an ID or free text, not a category

@@ -32,7 +32,7 @@ from glselect.select.importance import Importances
 from glselect.model.metrics import PRIMARY_METRIC
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.walk import LambdaPath
-from glselect.select.selection import Selection
+from glselect.select.choose import Selection
 from glselect.select.stability import Stability
 
 OUTPUT_FORMAT = "glselect-output"

@@ -17,13 +17,13 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.data.source import Rows
 from glselect.errors import GlselectError
-from glselect.model.metrics import LossFunction, loss_function, row_loss_function
+from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
-from glselect.solve.screening import gradient_group_norms, solve_screened
-from glselect.solve.fista import GroupPenalty
-from glselect.solve.train import TrainResult, mean_loss, train_early_stopped, train_on_columns
+from glselect.model.objective import make_penalty  # noqa: F401 - re-exported for the tests
+from glselect.path.problem import Problem
+from glselect.solve.train import TrainResult
 
 MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
 MIN_RATIO_FRACTION = 1 / 64  # the smallest step is the base step / 64; below that, ties are accepted
@@ -81,47 +81,13 @@ class LambdaPath:
     lambda_max_estimate: float
     n_rejected: int  # trial lambdas undone because several groups left at once
     complete: bool  # reached all-zero (or the min_features floor) within max_steps
+    final_model: GroupLassoMLP | None = None  # the walk's last (emptiest) model
 
 
-def make_penalty(
-    group_ids: np.ndarray, n_encoded: np.ndarray, fan_out: int, dtype: torch.dtype, device: torch.device | None = None
-) -> GroupPenalty:
-    """Group structure of a first layer with ``fan_out`` units, weighted by sqrt(d_g).
-
-    d_g counts the group's weights (encoded columns x fan_out): a wide group has a larger
-    gradient norm by chance alone, and the weight keeps it from entering merely for being wide.
-    """
-    weights = np.sqrt(n_encoded * fan_out)
-    return GroupPenalty(
-        group_ids=torch.as_tensor(group_ids, dtype=torch.int64, device=device),
-        weights=torch.as_tensor(weights, dtype=dtype, device=device),
-    )
+DENSE_KEY, REFIT_KEY = 0, 2  # stream keys: which shuffles a solver run reads (see data/stream.py)
 
 
-def zero_kkt_lambdas(
-    model: GroupLassoMLP, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFunction, penalty: GroupPenalty
-) -> np.ndarray:
-    """For each group, the smallest lambda at which an all-zero first layer meets the group's KKT condition.
-
-    ``||grad_g|| / sqrt(d_g)`` at ``W = 0`` with the other layers as in ``model``: the largest is
-    about where the last group leaves, the small ones are about where noise groups leave.
-    """
-    probe = copy.deepcopy(model)
-    with torch.no_grad():
-        probe.first_weight.zero_()
-    return (gradient_group_norms(probe, X, y, loss_fn, penalty) / penalty.weights).double().cpu().numpy()
-
-
-def relaxed_val_loss(
-    model: GroupLassoMLP,
-    keep: np.ndarray,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: LossFunction,
-    max_norm: float,
-    row_loss_fn: LossFunction,
-    config: TrainConfig,
-) -> tuple[float, float]:
+def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, key: int = 3) -> tuple[float, float]:
     """Validation loss (and its standard error over rows) of a support once the penalty's shrinkage is undone.
 
     The penalised model's own validation loss mixes two things: which columns it uses and how
@@ -129,36 +95,33 @@ def relaxed_val_loss(
     early-stopped) leaves only the first, which is what choosing a subset should look at.
     """
     small = restrict_inputs(model, keep)
-    train_on_columns(small, keep, train, val, loss_fn, max_norm, config)
-    X_val = val[0][:, torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=val[0].device)]
-    return _mean_and_se(small, X_val, val[1], row_loss_fn)
+    narrow = problem.restrict(keep)
+    narrow.train(small, "relax", key=key)
+    return _mean_and_se(small, narrow.val, problem.row_loss_fn)
 
 
 @torch.no_grad()
-def _mean_and_se(model: GroupLassoMLP, X: torch.Tensor, y: torch.Tensor, row_loss_fn: LossFunction) -> tuple[float, float]:
-    losses = row_loss_fn(model(X), y).double()
-    return float(losses.mean()), float(losses.std() / math.sqrt(max(losses.numel(), 1)))
+def _mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) -> tuple[float, float]:
+    if len(rows) == 0:
+        return math.nan, math.nan
+    losses = row_loss_fn(model(rows.X), rows.y).double()
+    return float(losses.mean()), float(losses.std() / math.sqrt(max(losses.numel(), 1))) if losses.numel() > 1 else 0.0
 
 
 def _record(
-    model: GroupLassoMLP,
-    lam: float,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: LossFunction,
-    penalty: GroupPenalty,
-    n_iters: int,
-    converged: bool,
+    problem: Problem, model: GroupLassoMLP, lam: float, train_loss: float, n_iters: int, converged: bool,
     relaxed: tuple[float, float],
 ) -> PathStep:
+    penalty = problem.penalty(model.first_weight.shape[0])
     norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().cpu().numpy()
-    train_loss = mean_loss(model, *train, loss_fn)
+    with torch.no_grad():
+        val_loss = float(problem.loss_fn(model(problem.val.X), problem.val.y)) if len(problem.val) else math.nan
     return PathStep(
         lam=lam,
         n_selected=int(np.count_nonzero(norms)),
         group_norms=norms,
         train_loss=train_loss,
-        val_loss=mean_loss(model, *val, loss_fn),
+        val_loss=val_loss,
         objective=train_loss + lam * float((penalty.weights.double().cpu().numpy() * norms).sum()),
         n_iters=n_iters,
         converged=converged,
@@ -168,20 +131,11 @@ def _record(
 
 
 def fit_path(
-    model: GroupLassoMLP,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    group_ids: np.ndarray,
-    n_encoded: np.ndarray,
-    task: str,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    path_config: PathConfig,
+    problem: Problem,
     on_step: Callable[[PathStep], None] | None = None,
     resume: PathState | None = None,
     on_checkpoint: Callable[[PathState], None] | None = None,
     *,
-    class_weights: np.ndarray | None = None,
     grid: Sequence[float] | None = None,
     score_step: Callable[[int], bool] | None = None,
 ) -> LambdaPath:
@@ -189,16 +143,8 @@ def fit_path(
 
     Parameters
     ----------
-    model
-        A freshly initialised network; it is trained in place and ends as the emptiest model.
-    train, val
-        ``(X, y)`` pairs: X float (n_samples, n_features), y (n_samples,).
-    group_ids
-        int64 (n_features,): the group of each encoded column.
-    task
-        ``"regression"``, ``"binary"`` or ``"multiclass"``: picks the loss.
-    n_encoded
-        int64 (n_groups,): encoded columns per group.
+    problem
+        Rows, groups, loss and settings; the walk trains ``problem.new_model()``.
     on_step
         Called with each accepted ``PathStep`` (the dense step included); otherwise silent.
     resume
@@ -206,8 +152,6 @@ def fit_path(
         settings: the walk continues from it and ends exactly as an uninterrupted run would.
     on_checkpoint
         Called with the current ``PathState`` after the dense fit and after each accepted lambda.
-    class_weights
-        One loss weight per class (classification), or None for unweighted rows.
     grid
         Walk exactly these lambdas (increasing) instead of adapting the step, and do not stop
         when every group is zero: cross-validation folds share the full data's grid this way.
@@ -225,12 +169,11 @@ def fit_path(
     GlselectError
         Training diverged (a non-finite loss).
     """
-    X_train = train[0]
-    loss_fn = loss_function(task, class_weights)
-    row_loss_fn = row_loss_function(task, class_weights)
-    penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], X_train.dtype, X_train.device)
+    path_config = problem.settings.path
+    model = problem.new_model()
+    penalty = problem.penalty(model.first_weight.shape[0])
     if resume is None:
-        state = _start(model, train, val, loss_fn, row_loss_fn, penalty, model_config, train_config, path_config)
+        state = _start(problem, model)
         if grid is not None:
             state.lam = float(grid[0]) if len(grid) else math.inf
         if on_step is not None:
@@ -245,9 +188,6 @@ def fit_path(
                 on_step(step)
     dense_model = copy.deepcopy(model)
     dense_model.load_state_dict(state.dense_state)
-    relax_config = TrainConfig(
-        max_iters=path_config.relax_iters, check_every=train_config.check_every, patience=train_config.patience
-    )
     base_log_ratio = math.log(path_config.lambda_step)
 
     def walking() -> bool:
@@ -265,17 +205,18 @@ def fit_path(
             if is_first
             else state.log_ratio > base_log_ratio * MIN_RATIO_FRACTION
         )
-        result, solver_step = solve_screened(
-            model, train, loss_fn, penalty, group_ids, state.active, lam, state.solver_step,
-            model_config.max_norm, path_config.max_iters_per_lambda, path_config.tol,
+        # a stream's run reads the shuffles its key names: the same on a resumed walk
+        key = 1000 + 1009 * len(state.steps) + state.n_rejected
+        result, solver_step = problem.solve_lambda(
+            model, lam, state.active, state.solver_step,
             # a lambda that will be undone anyway need not be solved to the end; groups can pass
             # through zero and come back within a solve, so only a clear excess stops it early
-            max_departures=2 * max_departures + 1 if can_refine else None,
+            max_departures=2 * max_departures + 1 if can_refine else None, key=key,
         )
         if not math.isfinite(result.objective):
             raise GlselectError(
                 f"training diverged at lambda={lam:.3g}: the objective is not finite",
-                hint="check the table for extreme values",
+                hint="check the table for extreme values (streaming: lower --learning-rate)",
             )
         now_active = model.group_norms(penalty.group_ids, penalty.n_groups).cpu().numpy() > 0
         n_left = int(np.count_nonzero(state.active & ~now_active))
@@ -293,10 +234,9 @@ def fit_path(
                 state.lam = state.previous_lam * math.exp(state.log_ratio)
             continue
         wanted = None if score_step is None else score_step(len(state.steps))
-        relaxed = _relaxed_score(
-            state, model, now_active, group_ids, train, val, loss_fn, row_loss_fn, model_config, relax_config, wanted
-        )
-        step = _record(model, lam, train, val, loss_fn, penalty, result.n_iters, result.converged, relaxed)
+        relaxed = _relaxed_score(problem, state, model, now_active, wanted, key)
+        train_loss = problem.training_loss(model) if problem.rows.full_batch else result.loss  # a stream: its run's mean
+        step = _record(problem, model, lam, train_loss, result.n_iters, result.converged, relaxed)
         state.steps.append(step)
         if n_left == 0:
             state.log_ratio = min(state.log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster
@@ -320,30 +260,23 @@ def fit_path(
         lambda_max_estimate=state.lambda_max_estimate,
         n_rejected=state.n_rejected,
         complete=bool(state.active.sum() <= path_config.min_features),
+        final_model=model,
     )
 
 
-def _start(
-    model: GroupLassoMLP,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: LossFunction,
-    row_loss_fn: LossFunction,
-    penalty: GroupPenalty,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    path_config: PathConfig,
-) -> PathState:
+def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
     """Train the dense model and place the first lambda."""
-    dense_training = train_early_stopped(model, train, val, loss_fn, model_config.max_norm, train_config)
-    dense_val = _mean_and_se(model, *val, row_loss_fn)
-    first = _record(model, 0.0, train, val, loss_fn, penalty, dense_training.n_iters, dense_training.stopped_early, dense_val)
-    if not math.isfinite(first.train_loss):
+    dense_training = problem.train(model, "train", key=DENSE_KEY)
+    dense_val = _mean_and_se(model, problem.val, problem.row_loss_fn)
+    first = _record(
+        problem, model, 0.0, problem.training_loss(model), dense_training.n_iters, dense_training.stopped_early, dense_val
+    )
+    if not math.isfinite(first.train_loss) and problem.rows.full_batch:
         raise GlselectError(
             "training diverged: the loss of the dense model is not finite",
             hint="check the table for extreme values",
         )
-    kkt_lambdas = zero_kkt_lambdas(model, *train, loss_fn, penalty)
+    kkt_lambdas = problem.zero_kkt_lambdas(model)
     positive = kkt_lambdas[kkt_lambdas > 0]
     lambda_max_estimate = float(positive.max()) if positive.size else 1.0
     # Start about where the first groups leave. A noise group's zero-point KKT lambda is the size
@@ -354,8 +287,8 @@ def _start(
     state = model.state_dict()
     return PathState(
         steps=[first],
-        lam=path_config.lambda_start or max(start, 1e-4 * lambda_max_estimate),
-        log_ratio=math.log(path_config.lambda_step),
+        lam=problem.settings.path.lambda_start or max(start, 1e-4 * lambda_max_estimate),
+        log_ratio=math.log(problem.settings.path.lambda_step),
         previous_lam=0.0,
         active=first.group_norms > 0,
         n_rejected=0,
@@ -371,17 +304,7 @@ def _start(
 
 
 def _relaxed_score(
-    state: PathState,
-    model: GroupLassoMLP,
-    now_active: np.ndarray,
-    group_ids: np.ndarray,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: LossFunction,
-    row_loss_fn: LossFunction,
-    model_config: ModelConfig,
-    relax_config: TrainConfig,
-    wanted: bool | None,
+    problem: Problem, state: PathState, model: GroupLassoMLP, now_active: np.ndarray, wanted: bool | None, key: int
 ) -> tuple[float, float]:
     """The relaxed validation score of this support, computed once per support (NaN when not scored).
 
@@ -392,11 +315,11 @@ def _relaxed_score(
     if wanted is None:
         wanted = n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * state.last_relaxed_size
     if wanted and support_key not in state.relaxed_by_support:
-        keep = now_active[group_ids]
+        keep = now_active[problem.group_ids]
         state.relaxed_by_support[support_key] = (
-            relaxed_val_loss(model, keep, train, val, loss_fn, model_config.max_norm, row_loss_fn, relax_config)
+            relaxed_val_loss(problem, model, keep, key=key + 1)
             if keep.any()
-            else _mean_and_se(model, *val, row_loss_fn)
+            else _mean_and_se(model, problem.val, problem.row_loss_fn)
         )
         state.last_relaxed_size = n_active
     return state.relaxed_by_support.get(support_key, (math.nan, math.nan))

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
-from glselect.config import ModelConfig, PathConfig, TrainConfig
-from glselect.model.mlp import GroupLassoMLP
+from glselect.data.split import cv_fold
+from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath, fit_path
-from glselect.select.selection import StepScores
+from glselect.select.choose import StepScores
 
 
 @dataclass(frozen=True)
@@ -37,57 +36,31 @@ class CrossValidation:
         return StepScores(loss=loss, se=se, source=f"cv{self.n_folds}")
 
 
-def fold_rows(n_rows: int, n_folds: int, seed: int) -> list[np.ndarray]:
-    """A seeded partition of ``range(n_rows)`` into ``n_folds`` sorted folds of near-equal size."""
-    order = np.random.default_rng(seed).permutation(n_rows)
-    return [np.sort(part) for part in np.array_split(order, n_folds)]
-
-
 def cross_validate(
-    path: LambdaPath,
-    X: torch.Tensor,
-    y: torch.Tensor,
-    group_ids: np.ndarray,
-    n_encoded: np.ndarray,
-    task: str,
-    n_outputs: int,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    path_config: PathConfig,
-    n_folds: int,
-    seed: int,
-    class_weights: np.ndarray | None = None,
-    on_fold: Callable[[int], None] | None = None,
+    problem: Problem, path: LambdaPath, n_folds: int, on_fold: Callable[[int], None] | None = None
 ) -> CrossValidation:
-    """Score every scored step of ``path`` by K-fold cross-validation on the rows ``(X, y)``.
+    """Score every scored step of ``path`` by K-fold cross-validation on the model rows.
+
+    The folds partition every row but the test rows by a hash of the row's position
+    (``split.cv_fold``), so the same folds come out of a table in memory and a stream.
 
     Parameters
     ----------
     path
         The full path; its lambdas are the grid, and only its steps that carry a relaxed score
         are scored again in the folds (the others stay NaN and are never chosen).
-    X, y
-        The rows to cross-validate on (training and validation rows; never the test rows).
     on_fold
         Called with the fold number (0-based) as each fold starts.
     """
     grid = [step.lam for step in path.steps[1:]]
     scored = [bool(np.isfinite(step.relaxed_val_loss)) for step in path.steps]
-    folds = fold_rows(len(y), n_folds, seed)
     fold_losses = np.full((n_folds, len(path.steps)), np.nan)
     fold_sizes = np.zeros((n_folds, len(path.steps)), dtype=np.int64)
-    for k, held_out in enumerate(folds):
+    for k in range(n_folds):
         if on_fold is not None:
             on_fold(k)
-        inside = torch.as_tensor(np.setdiff1d(np.arange(len(y)), held_out))
-        held_out = torch.as_tensor(held_out)
-        torch.manual_seed(seed + 1 + k)  # each fold's own start, reproducible
-        model = GroupLassoMLP(X.shape[1], model_config.hidden, n_outputs).to(device=X.device, dtype=X.dtype)
-        fold_path = fit_path(
-            model, (X[inside], y[inside]), (X[held_out], y[held_out]), group_ids, n_encoded, task,
-            model_config, train_config, path_config,
-            class_weights=class_weights, grid=grid, score_step=lambda i: scored[i],
-        )
+        fold = problem.on_rows(*cv_fold(k, n_folds), seed=problem.seed + 1 + k)  # each fold's own start, reproducible
+        fold_path = fit_path(fold, grid=grid, score_step=lambda i: scored[i])
         fold_losses[k] = [step.relaxed_val_loss if scored[i] else np.nan for i, step in enumerate(fold_path.steps)]
         fold_sizes[k] = [step.n_selected for step in fold_path.steps]
     return CrossValidation(n_folds=n_folds, fold_losses=fold_losses, fold_sizes=fold_sizes)

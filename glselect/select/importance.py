@@ -19,7 +19,7 @@ from glselect.data.encoder import Encoder
 from glselect.data.groups import GroupIndex
 from glselect.select.permutation import PermutationScores
 from glselect.path.walk import LambdaPath
-from glselect.select.selection import Selection
+from glselect.select.choose import Selection
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,15 @@ exchangeable and each half-path selects them no better than at random.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
-from glselect.config import ModelConfig, PathConfig, TrainConfig
-from glselect.select.importance import survival
-from glselect.model.mlp import GroupLassoMLP
+from glselect.data.split import stability_half
+from glselect.path.problem import Problem
 from glselect.path.walk import fit_path
+from glselect.select.importance import survival
 
 
 @dataclass(frozen=True)
@@ -54,56 +52,28 @@ def top_surviving(path_lams: np.ndarray, last_norms: np.ndarray, q: int) -> np.n
 
 
 def stability_selection(
-    X: torch.Tensor,
-    y: torch.Tensor,
-    group_ids: np.ndarray,
-    n_encoded: np.ndarray,
-    task: str,
-    n_outputs: int,
-    model_config: ModelConfig,
-    train_config: TrainConfig,
-    path_config: PathConfig,
-    n_pairs: int,
-    q: int,
-    threshold: float,
-    val_fraction: float,
-    seed: int,
-    class_weights: np.ndarray | None = None,
-    on_subsample: Callable[[int], None] | None = None,
+    problem: Problem, n_pairs: int, q: int, threshold: float, on_subsample: Callable[[int], None] | None = None
 ) -> Stability:
-    """Selection frequencies of each group over ``2 * n_pairs`` half-sample paths of ``(X, y)``.
+    """Selection frequencies of each group over ``2 * n_pairs`` half-sample paths of the model rows.
+
+    The halves (and the share of each half that early-stops its dense fit) are drawn by hashes of
+    the row positions (``split.stability_half``): the same in memory and streamed.
 
     Parameters
     ----------
-    X, y
-        The rows to subsample (training and validation rows; never the test rows).
     q
         Groups each half-path selects; its path stops once q or fewer groups remain, which is
         where most of a path's cost would otherwise go.
-    val_fraction
-        Share of each half held out to early-stop its dense fit.
     on_subsample
         Called with the half-path's number (0-based) as it starts.
     """
-    n_groups = int(n_encoded.size)
-    rng = np.random.default_rng(seed)
-    counts = np.zeros(n_groups)
-    half_config = dataclasses.replace(path_config, min_features=q)
-    half = len(y) // 2
+    counts = np.zeros(problem.n_groups)
     for b in range(n_pairs):
-        order = rng.permutation(len(y))
-        for j, rows in enumerate((order[:half], order[half : 2 * half])):
+        for j in range(2):
             if on_subsample is not None:
                 on_subsample(2 * b + j)
-            n_val = max(1, round(len(rows) * val_fraction))
-            val = torch.as_tensor(np.sort(rows[:n_val]))
-            train = torch.as_tensor(np.sort(rows[n_val:]))
-            torch.manual_seed(seed + 1 + 2 * b + j)
-            model = GroupLassoMLP(X.shape[1], model_config.hidden, n_outputs).to(device=X.device, dtype=X.dtype)
-            path = fit_path(
-                model, (X[train], y[train]), (X[val], y[val]), group_ids, n_encoded, task,
-                model_config, train_config, half_config,
-                class_weights=class_weights, score_step=lambda i: False,  # no relaxed scores: nothing is chosen by loss
-            )
+            half = problem.on_rows(*stability_half(b, j, problem.val_fraction), seed=problem.seed + 1 + 2 * b + j)
+            # no relaxed scores: nothing is chosen by loss
+            path = fit_path(half.with_path(min_features=q), score_step=lambda i: False)
             counts += top_surviving(*survival(path), q)
     return Stability(n_pairs=n_pairs, q=q, threshold=threshold, frequency=counts / (2 * n_pairs))

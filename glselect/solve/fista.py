@@ -18,7 +18,8 @@ import torch
 
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
-from glselect.model.prox import group_norms, group_soft_threshold, project_column_norms
+from glselect.model.objective import GroupPenalty, neuron_prox
+from glselect.model.prox import project_column_norms
 
 MIN_STEP = 1e-10
 WINDOW = 5  # iterations over which the mean relative improvement is compared with tol
@@ -26,22 +27,9 @@ STEP_GROWTH = 1.1  # after a step the line search accepted at once, try a longer
 
 
 @dataclass(frozen=True)
-class GroupPenalty:
-    """The group structure of the first-layer weight: ``group_ids`` (n_features,), ``weights`` (n_groups,)."""
-
-    group_ids: torch.Tensor
-    weights: torch.Tensor  # sqrt(d_g)
-
-    @property
-    def n_groups(self) -> int:
-        return int(self.weights.shape[0])
-
-    def value(self, W: torch.Tensor) -> torch.Tensor:
-        return (self.weights * group_norms(W, self.group_ids, self.n_groups)).sum()
-
-
-@dataclass(frozen=True)
 class SolveResult:
+    """What one solver run did; both solvers return it."""
+
     n_iters: int
     converged: bool
     objective: float
@@ -71,6 +59,8 @@ class ProximalGradient:
         Weight of ``sum_h ||W2[:, h]||``, the norms of the weights leaving each first-layer hidden
         unit: a unit whose outgoing weights reach exactly zero is dead and can be pruned.
     """
+
+    exact = True  # every row in every step: a converged run is stationary up to tol
 
     def __init__(
         self,
@@ -131,14 +121,12 @@ class ProximalGradient:
         out = []
         for i, v in enumerate(values):
             if i == self._first and self.penalty is not None and self.lam > 0.0:
-                v = group_soft_threshold(v, self.penalty.group_ids, step * self.lam * self.penalty.weights)
+                v = self.penalty.prox(v, step * self.lam)
             elif self._is_later[i]:
                 if i == self._second and self.neuron_penalty:
                     # each column (one hidden unit's outgoing weights) is a group; shrinking and then
                     # capping a vector's norm is the prox of the penalty plus the bound: both are radial
-                    columns = torch.arange(v.shape[1], device=v.device)
-                    thresholds = torch.full((v.shape[1],), step * self.neuron_penalty, dtype=v.dtype, device=v.device)
-                    v = group_soft_threshold(v, columns, thresholds)
+                    v = neuron_prox(v, step * self.neuron_penalty)
                 v = project_column_norms(v, self.max_norm)
             out.append(v)
         return out

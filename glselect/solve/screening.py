@@ -18,7 +18,8 @@ import torch
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
 from glselect.model.prox import group_norms
-from glselect.solve.fista import GroupPenalty, ProximalGradient, SolveResult
+from glselect.model.objective import GroupPenalty
+from glselect.solve.fista import ProximalGradient, SolveResult
 
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
 

@@ -1,17 +1,20 @@
-"""Unpenalised training with early stopping on validation loss: the dense start and the refit."""
+"""The one early-stopping loop: unpenalised training checked on held-out rows (the dense start,
+relaxed scores and refits, for either solver)."""
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
+from typing import Protocol
 
-import numpy as np
 import torch
 
-from glselect.config import TrainConfig
+from glselect.data.source import Rows
+from glselect.errors import GlselectError
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
-from glselect.solve.fista import ProximalGradient
+from glselect.solve.fista import SolveResult
 
 
 @dataclass(frozen=True)
@@ -21,66 +24,67 @@ class TrainResult:
     stopped_early: bool  # validation loss stopped improving before max_iters
 
 
+@dataclass(frozen=True)
+class Budget:
+    """Solver iterations a training run may take, and how often it looks at the validation rows."""
+
+    max_iters: int
+    check_every: int
+    patience: int  # checks without improvement before stopping
+
+
+class Solver(Protocol):
+    """Full-batch FISTA (``fista.ProximalGradient``) or mini-batch prox-SGD (``sgd.ProximalSGD``)."""
+
+    exact: bool  # full-batch: a run that converges has reached a stationary point; mini-batch: never settles
+
+    def set_lambda(self, lam: float) -> None: ...
+
+    def run(self, max_iters: int, tol: float, stop: object = None) -> SolveResult: ...
+
+
 @torch.no_grad()
-def mean_loss(model: GroupLassoMLP, X: torch.Tensor, y: torch.Tensor, loss_fn: LossFunction) -> float:
-    return float(loss_fn(model(X), y))
+def mean_loss(model: GroupLassoMLP, rows: Rows, loss_fn: LossFunction) -> float:
+    return float(loss_fn(model(rows.X), rows.y)) if len(rows) else math.nan
 
 
-def train_early_stopped(
-    model: GroupLassoMLP,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: LossFunction,
-    max_norm: float,
-    config: TrainConfig,
-    neuron_penalty: float = 0.0,
-) -> TrainResult:
-    """Train ``model`` in place without a group penalty; keep the weights with the best validation loss.
+def train_early_stopped(solver: Solver, model: GroupLassoMLP, val: Rows, loss_fn: LossFunction, budget: Budget) -> TrainResult:
+    """Run ``solver`` (lambda 0) on ``model`` in chunks; keep the weights with the best validation loss.
 
     Parameters
     ----------
-    train, val
-        ``(X, y)`` pairs, X of shape (n_samples, n_features).
-    max_norm
-        Column-norm bound of the later layers (the same model class as on the path).
-    neuron_penalty
-        Penalty on each first-layer hidden unit's outgoing weights (0: none), to prune units.
+    model
+        The model ``solver`` updates in place; it ends with the best weights seen.
+    val
+        Held-out rows read by ``model`` as they are (already restricted to its columns).
+
+    Raises
+    ------
+    GlselectError
+        The training loss is not finite (diverged).
     """
-    solver = ProximalGradient(model, *train, loss_fn, penalty=None, max_norm=max_norm, neuron_penalty=neuron_penalty)
-    best_loss = mean_loss(model, *val, loss_fn)
+    best_loss = mean_loss(model, val, loss_fn)
     best_state = copy.deepcopy(model.state_dict())
     n_iters = 0
     checks_without_gain = 0
     stopped_early = False
-    while n_iters < config.max_iters:
-        result = solver.run(min(config.check_every, config.max_iters - n_iters), tol=1e-7)
+    while n_iters < budget.max_iters:
+        result = solver.run(min(budget.check_every, budget.max_iters - n_iters), tol=1e-7)
         n_iters += result.n_iters
-        val_loss = mean_loss(model, *val, loss_fn)
+        if not solver.exact and not math.isfinite(result.loss):
+            raise GlselectError(
+                "training diverged: the loss is not finite",
+                hint="check the table for extreme values (streaming: lower --learning-rate)",
+            )
+        val_loss = mean_loss(model, val, loss_fn)
         if val_loss < best_loss - 1e-6 * abs(best_loss):
             best_loss = val_loss
             best_state = copy.deepcopy(model.state_dict())
             checks_without_gain = 0
         else:
             checks_without_gain += 1
-        if checks_without_gain >= config.patience or result.converged:
+        if checks_without_gain >= budget.patience or (solver.exact and result.converged):
             stopped_early = True
             break
     model.load_state_dict(best_state)
     return TrainResult(n_iters=n_iters, best_val_loss=best_loss, stopped_early=stopped_early)
-
-
-def train_on_columns(
-    model: GroupLassoMLP,
-    keep: np.ndarray,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: LossFunction,
-    max_norm: float,
-    config: TrainConfig,
-    neuron_penalty: float = 0.0,
-) -> TrainResult:
-    """``train_early_stopped`` for a model that reads only the encoded columns where ``keep`` (bool) is true."""
-    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=train[0].device)
-    return train_early_stopped(
-        model, (train[0][:, columns], train[1]), (val[0][:, columns], val[1]), loss_fn, max_norm, config, neuron_penalty
-    )

@@ -1,0 +1,351 @@
+"""The streamed batch source: a Parquet dataset (or a table shared across torchrun ranks) read in
+record batches, never whole.
+
+``StreamData.open`` makes one statistics pass (merged over ranks, so every rank builds the same
+encoder), then serves any ``RowSet`` as
+
+- ``MiniBatches``: endless shuffled mini-batches of this rank's rows, for proximal SGD; each
+  solver run asks for its own stream by a key, so a run is reproducible and a resumed path reads
+  exactly what an uninterrupted one would;
+- ``holdout``: a bounded sample of the rows, encoded in memory and gathered to every rank, so
+  every decision taken on held-out rows is the same on every rank.
+
+Memory holds a few record batches, the model and the holdout samples, whatever the row count.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from glselect import distributed
+from glselect.config import RunConfig
+from glselect.data.encoder import Encoder, check_named_columns, columns_left_out, encode
+from glselect.data.groups import GroupIndex, build_group_index
+from glselect.data.io import read_arrow_table, read_group_map
+from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, iter_batches, open_source, row_groups_of_rank, slice_table
+from glselect.data.source import MIN_ROWS, Rows
+from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
+from glselect.data.stats import build_encoder, collect_stats, column_kinds
+from glselect.errors import GlselectError
+
+# row groups read side by side and shuffled together in the training stream: up to 4, as many as
+# fit in MIX_BYTES of uncompressed data (each costs about twice its size while it is read:
+# measured 720 MB peak with one 80 MB row group at a time, 870 MB with two, 1,230 MB with four)
+MAX_MIX_ROW_GROUPS = 4
+MIX_BYTES = 384 << 20
+HOLDOUT_SALT = 7  # the sample of a large holdout: the rows with the smallest hash under this salt
+
+
+def wants_streaming(config: RunConfig) -> bool:
+    """Stream when asked (``--stream``), under torchrun, for a directory, or when a Parquet table
+    would not fit the memory budget. Under torchrun a CSV streams too: every rank reads it and
+    trains on its share.
+
+    Raises
+    ------
+    GlselectError
+        ``--stream`` is asked for but the table is not Parquet.
+    """
+    table = config.table
+    if distributed.launched_by_torchrun():
+        return True
+    if table.exists() and not is_parquet_dataset(table):
+        if config.stream.stream is True:
+            raise GlselectError(
+                f"--stream needs a Parquet file or a directory of Parquet files, but '{table}' is not one",
+                hint="convert the table to Parquet (e.g. pandas: read_csv(...).to_parquet(...)), or drop --stream",
+            )
+        return False
+    if config.stream.stream is True or table.is_dir():
+        return True
+    if config.stream.stream is False or not table.exists():
+        return False
+    budget = config.stream.memory_budget or available_memory() // 4
+    return estimated_bytes(open_source(table), config.target) > budget
+
+
+def local_batch_size(batch_size: int, world_size: int) -> int:
+    """Each rank's share of a mini-batch: DDP averages the ranks' gradients, so the global batch
+    (and the statistics of each step) is ``--batch-size`` whatever the number of processes."""
+    return max(1, math.ceil(batch_size / world_size))
+
+
+@dataclass
+class StreamData:
+    """A table opened for streaming on this rank (see the module docstring)."""
+
+    encoder: Encoder
+    group_index: GroupIndex
+    device: torch.device
+    context: distributed.Context
+    n_rows_by_part: tuple[int, int, int]
+    n_missing_target: int
+    source: Source
+    pieces: tuple  # this rank's row groups (or table slices)
+    columns: list[str]  # the columns read again after the statistics pass: used features and the target
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    batch_size: int  # global rows per optimizer step
+    max_holdout_rows: int
+    n_mixed: int
+    _counts: dict[RowSet, int] = field(default_factory=dict)
+
+    # ----- opening: one statistics pass -------------------------------------------------------
+    @classmethod
+    def open(cls, config: RunConfig, device: torch.device, context: distributed.Context) -> StreamData:
+        """Read the statistics of ``config.table`` (this rank's share, merged over ranks) and fit the encoder.
+
+        Raises
+        ------
+        GlselectError
+            Bad input (as the in-memory fit), on any rank: every rank raises the same error.
+        """
+        if is_parquet_dataset(config.table):
+            source = open_source(config.table)
+        else:  # a CSV under torchrun: every rank reads it and streams its own slices
+            table = read_arrow_table(config.table)
+            # several slices per rank, so the shuffled epochs mix rows from across the table
+            source = slice_table(config.table, table, max(1, min(READ_ROWS, math.ceil(table.num_rows / (8 * context.world_size)))))
+        if config.target not in source.columns:
+            raise GlselectError(
+                f"target column '{config.target}' is not in '{config.table}'",
+                hint=f"columns are: {', '.join(source.columns[:20])}" + (" ..." if len(source.columns) > 20 else ""),
+            )
+        columns = [name for name in source.columns if name != config.target]
+        left_out = columns_left_out(source.columns, config.target, config.data.features, config.data.drop, str(config.table))
+        check_named_columns(config.data.categorical, source.columns, "--categorical", str(config.table))
+        categorical = frozenset(config.data.categorical)
+        pieces = row_groups_of_rank(source, context.rank, context.world_size)
+        if not pieces:
+            raise GlselectError(
+                f"'{config.table}' has {len(source.row_groups)} row groups, fewer than the {context.world_size} processes",
+                hint="launch fewer processes, or write the data with more row groups",
+            )
+        kinds = column_kinds(source, columns, left_out, categorical)
+        try:
+            stats = collect_stats(
+                pieces, source, config.target, columns, kinds, config.seed, config.data.val_fraction, config.data.test_fraction
+            )
+        except GlselectError as err:
+            stats = err  # every rank must learn of it, or the others would wait for this one forever
+        gathered = distributed.all_gather_objects(stats, context)
+        for outcome in gathered:
+            if isinstance(outcome, GlselectError):
+                raise GlselectError(str(outcome), hint=outcome.hint)
+        stats = copy.deepcopy(gathered[0])
+        for other in gathered[1:]:
+            stats.merge(other)
+        if sum(stats.n_rows_by_part) < MIN_ROWS:
+            raise GlselectError(f"the table has {sum(stats.n_rows_by_part)} usable rows; glselect needs at least {MIN_ROWS}")
+        if min(stats.n_rows_by_part) == 0:
+            raise GlselectError("too few rows: no training, validation or test rows were drawn", hint="use a larger table")
+        encoder = build_encoder(stats, source, config.target, config.data.task, config.data.max_levels, left_out, categorical)
+        group_map = read_group_map(config.groups) if config.groups is not None else None
+        group_index = build_group_index(
+            encoder.sources, group_map, table_columns=source.columns, target=config.target, map_source=str(config.groups)
+        )
+        used = [column.name for column in encoder.columns if column.kind != "ignored"]  # ignored columns are never read again
+        largest = max(piece.n_bytes for piece in pieces)
+        return cls(
+            encoder=encoder, group_index=group_index, device=device, context=context,
+            n_rows_by_part=tuple(stats.n_rows_by_part), n_missing_target=stats.target.n_missing,
+            source=source, pieces=pieces, columns=[*used, config.target], seed=config.seed,
+            val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction,
+            batch_size=config.stream.batch_size, max_holdout_rows=config.stream.max_holdout_rows,
+            n_mixed=max(1, min(MAX_MIX_ROW_GROUPS, MIX_BYTES // max(largest, 1))),
+        )
+
+    # ----- the rows of a RowSet ---------------------------------------------------------------
+    def _rows_of(self, rows: RowSet, pieces: tuple | None = None) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        """This rank's record batches restricted to ``rows`` (and to rows with a target), with positions."""
+        for batch, positions in iter_batches(self.pieces if pieces is None else pieces, self.columns):
+            has_target = ~batch.column(batch.num_columns - 1).is_null().to_numpy(zero_copy_only=False)
+            parts = split_of(positions, self.seed, self.val_fraction, self.test_fraction)
+            keep = has_target & rows.mask(parts, positions, self.seed)
+            if keep.any():
+                yield batch.filter(pa.array(keep)), positions[keep]
+
+    def _encoded(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+        design = encode(self.encoder, batch.to_pandas(date_as_object=False))
+        return design.X, design.y
+
+    def count(self, rows: RowSet) -> int:
+        """Rows of ``rows`` on this rank (one pass over the target column, remembered)."""
+        if rows not in self._counts:
+            self._counts[rows] = sum(len(positions) for _, positions in self._rows_of(rows))
+        return self._counts[rows]
+
+    def training(self, rows: RowSet) -> MiniBatches:
+        local = local_batch_size(self.batch_size, self.context.world_size)
+        # DDP's collective calls line up only if every rank takes the same number of steps
+        steps = distributed.all_reduce_min(max(math.ceil(self.count(rows) / local), 0), self.context)
+        if steps == 0:
+            raise GlselectError(f"a process's share of '{self.source.path}' has no training rows", hint="launch fewer processes")
+        return MiniBatches(self, rows, steps_per_epoch=steps)
+
+    def holdout(self, rows: RowSet) -> Rows:
+        """Every row of ``rows`` (at most ``max_holdout_rows``: those with the smallest hash), encoded,
+        the same on every rank, in position order."""
+        cap = self.max_holdout_rows
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, X, y)
+        n_kept = 0
+        for batch, positions in self._rows_of(rows):
+            X, y = self._encoded(batch)
+            kept.append((positions, X, y))
+            n_kept += len(positions)
+            if n_kept > 2 * cap:
+                kept = [_smallest_hashes(kept, cap, self.seed)]
+                n_kept = cap
+        local = _smallest_hashes(kept, cap, self.seed) if kept else None
+        gathered = [part for part in distributed.all_gather_objects(local, self.context) if part is not None]
+        if not gathered:
+            n_features = len(self.encoder.feature_names)
+            return Rows(torch.zeros((0, n_features), device=self.device), torch.zeros(0, device=self.device))
+        positions, X, y = _smallest_hashes(gathered, cap, self.seed)
+        order = np.argsort(positions, kind="stable")
+        return Rows(torch.from_numpy(X[order]).to(self.device), torch.from_numpy(y[order]).to(self.device))
+
+    def class_counts(self, rows: RowSet) -> np.ndarray:
+        n_classes = len(self.encoder.target.classes)
+        counts = np.zeros(n_classes, dtype=np.int64)
+        for batch, _ in self._rows_of(rows):
+            counts += np.bincount(self._encoded(batch)[1].astype(np.int64), minlength=n_classes)
+        return distributed.all_reduce_sum(torch.from_numpy(counts), self.context).numpy()
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.encoder.to_dict(), sort_keys=True, default=str).encode())
+        digest.update(json.dumps([str(self.source.path), self.source.n_rows, list(self.n_rows_by_part)]).encode())
+        digest.update(self.group_index.group_ids.tobytes())
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "processes": self.context.world_size,
+            "device": str(self.device),
+            "row_groups": len(self.source.row_groups),
+            "row_groups_mixed": self.n_mixed,
+        }
+
+    # ----- mini-batches -----------------------------------------------------------------------
+    def batches(self, rows: RowSet, steps_per_epoch: int, key: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Endless shuffled mini-batches of ``rows``, exactly ``steps_per_epoch`` an epoch, fixed by ``key``."""
+        epoch = 0
+        while True:
+            yield from self._epoch(rows, steps_per_epoch, np.random.default_rng([self.seed, key, epoch]))
+            epoch += 1
+
+    def _epoch(self, rows: RowSet, steps_per_epoch: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        batch_size = local_batch_size(self.batch_size, self.context.world_size)
+        order = rng.permutation(len(self.pieces))
+        n_yielded = 0
+        carry: tuple[torch.Tensor, torch.Tensor] | None = None
+        for X, y in self._mixed_chunks(rows, order, rng):
+            if carry is not None:
+                X, y = torch.cat([carry[0], X]), torch.cat([carry[1], y])
+                carry = None
+            start = 0
+            while start + batch_size <= len(y):
+                yield X[start : start + batch_size], y[start : start + batch_size]
+                n_yielded += 1
+                if n_yielded == steps_per_epoch:
+                    return
+                start += batch_size
+            if start < len(y):
+                carry = (X[start:], y[start:])
+        if carry is not None and n_yielded < steps_per_epoch:
+            yield carry
+            n_yielded += 1
+        if n_yielded < steps_per_epoch:  # cannot happen: steps_per_epoch is the smallest rank's count
+            raise RuntimeError(f"training stream yielded {n_yielded} of {steps_per_epoch} mini-batches")
+
+    def _mixed_chunks(self, rows: RowSet, order: np.ndarray, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Encoded rows, shuffled across ``n_mixed`` row groups read side by side.
+
+        Files are often sorted (by time, by customer): rows of one row group are alike, and
+        mini-batches drawn from one at a time would pull the weights back and forth. Reading a
+        few row groups in turn and shuffling their record batches together breaks that up, for
+        the memory of ``n_mixed`` row groups.
+        """
+        for first in range(0, len(order), self.n_mixed):
+            readers = [self._rows_of(rows, (self.pieces[i],)) for i in order[first : first + self.n_mixed]]
+            while readers:
+                pieces = []
+                for reader in list(readers):
+                    piece = next(reader, None)
+                    if piece is None:
+                        readers.remove(reader)
+                    else:
+                        pieces.append(self._encoded(piece[0]))
+                if not pieces:
+                    continue
+                X_host = np.concatenate([piece[0] for piece in pieces])
+                y_host = np.concatenate([piece[1] for piece in pieces])
+                # one host-to-device copy per chunk; mini-batches are slices on the device
+                X = torch.from_numpy(X_host).to(self.device, non_blocking=True)
+                y = torch.from_numpy(y_host).to(self.device, non_blocking=True)
+                permutation = torch.from_numpy(rng.permutation(len(y_host))).to(self.device)
+                yield X[permutation], y[permutation]
+
+
+def _smallest_hashes(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cap: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``cap`` rows with the smallest hash: a sample that does not depend on reading order or ranks."""
+    positions = np.concatenate([part[0] for part in parts])
+    X = np.concatenate([part[1] for part in parts])
+    y = np.concatenate([part[2] for part in parts])
+    if len(positions) > cap:
+        keep = np.argsort(row_hash(positions, seed, HOLDOUT_SALT), kind="stable")[:cap]
+        positions, X, y = positions[keep], X[keep], y[keep]
+    return positions, X, y
+
+
+@dataclass(frozen=True)
+class MiniBatches:
+    """Training rows as mini-batches of a stream (for proximal SGD), optionally reading some columns only."""
+
+    data: StreamData
+    rows: RowSet
+    steps_per_epoch: int
+    column_index: torch.Tensor | None = None
+    full_batch: bool = field(default=False, init=False)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.data.encoder.feature_names) if self.column_index is None else int(self.column_index.numel())
+
+    @property
+    def context(self) -> distributed.Context:
+        return self.data.context
+
+    def columns(self, columns: torch.Tensor | None) -> MiniBatches:
+        if columns is None:
+            return self
+        composed = columns if self.column_index is None else self.column_index[columns.to(self.column_index.device)]
+        return MiniBatches(self.data, self.rows, self.steps_per_epoch, composed.to(self.data.device))
+
+    def work(self) -> int:
+        return local_batch_size(self.data.batch_size, self.data.context.world_size) * self.n_features
+
+    def stream(self, key: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Mini-batches ``(X, y)`` fixed by ``key`` (each solver run takes its own)."""
+        for X, y in self.data.batches(self.rows, self.steps_per_epoch, key):
+            yield (X if self.column_index is None else X.index_select(1, self.column_index)), y
+
+
+def local_cores() -> int:
+    """The cores this process's share of the machine has (torchrun may start several on one machine)."""
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+__all__ = ["MiniBatches", "StreamData", "TEST", "TRAIN", "VAL", "local_batch_size", "local_cores", "row_hash", "wants_streaming"]

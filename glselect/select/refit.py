@@ -1,0 +1,44 @@
+"""Refit: a fresh unpenalised network on the chosen columns, the pruned model that is saved."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from glselect.model.mlp import prune_dead_neurons
+from glselect.path.problem import Problem
+from glselect.path.walk import REFIT_KEY, LambdaPath
+from glselect.select.choose import Selection
+
+
+def refit(problem: Problem, path: LambdaPath, step_index: int, rule: str, group_mask: np.ndarray | None = None) -> Selection:
+    """Train a fresh unpenalised network on the chosen step's columns, early-stopped on validation rows.
+
+    This refit, not the penalised step, is the pruned model: the penalty's shrinkage is gone and
+    the model is built on purpose from the chosen columns (the last, emptiest step is never saved).
+    ``group_mask`` (bool, (n_groups,)): refit on these groups instead, a subset of the step's
+    (what confirmation kept); the others are marked ``unconfirmed``. With a neuron penalty the
+    hidden units it zeroes are pruned and the smaller network is fitted again without it.
+    """
+    step = path.steps[step_index]
+    in_step = step.group_norms > 0
+    group_mask = in_step if group_mask is None else group_mask
+    feature_mask = group_mask[problem.group_ids]
+    narrow = problem.restrict(feature_mask)
+    model = narrow.new_model()
+    neuron_penalty = problem.settings.model.neuron_penalty
+    result = narrow.train(model, "train", key=REFIT_KEY, neuron_penalty=neuron_penalty)
+    n_hidden_before = model.hidden[0] if model.hidden else 0
+    if neuron_penalty > 0 and model.hidden:
+        model = prune_dead_neurons(model)
+        result = narrow.train(model, "train", key=REFIT_KEY + 1)
+    return Selection(
+        step_index=step_index,
+        rule=rule,
+        lam=step.lam,
+        group_mask=group_mask,
+        feature_mask=feature_mask,
+        model=model,
+        refit=result,
+        n_pruned_neurons=n_hidden_before - (model.hidden[0] if model.hidden else 0),
+        unconfirmed=in_step & ~group_mask,
+    )
