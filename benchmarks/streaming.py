@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--steps-per-lambda", type=int, default=586, help="optimizer steps at each lambda, whatever the size")
     parser.add_argument("--dense-steps", type=int, default=1758, help="most steps of the dense fit and of the refit")
-    parser.add_argument("--fit-options", default="--n-lambdas 15 --max-steps 40", help="more options passed to glselect fit")
+    parser.add_argument("--fit-options", default="--max-steps 60", help="more options passed to glselect fit")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     rows = []

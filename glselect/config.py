@@ -147,7 +147,6 @@ class StreamConfig:
     momentum: float = 0.9
     max_epochs: float = 5.0  # dense fit and refit: most passes over the training rows (early-stopped)
     epochs_per_lambda: float = 1.0  # passes over the training rows at each lambda (may be a fraction)
-    n_lambdas: int = 20  # grid from the first departures to the estimated lambda_max; extended if groups remain
     max_holdout_rows: int = 100_000  # validation and test rows kept in memory (each); a hashed sample beyond this
 
     def __post_init__(self) -> None:
@@ -157,7 +156,6 @@ class StreamConfig:
         _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         _require(self.max_epochs > 0, f"max_epochs must be positive, got {self.max_epochs}")
         _require(self.epochs_per_lambda > 0, f"epochs_per_lambda must be positive, got {self.epochs_per_lambda}")
-        _require(self.n_lambdas >= 2, f"n_lambdas must be at least 2, got {self.n_lambdas}")
         _require(self.max_holdout_rows > 0, f"max_holdout_rows must be positive, got {self.max_holdout_rows}")
 
 

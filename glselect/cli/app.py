@@ -237,7 +237,6 @@ def fit(
     learning_rate: Annotated[float, typer.Option(help="Streaming: SGD learning rate (momentum 0.9).")] = STREAM.learning_rate,
     epochs_per_lambda: Annotated[float, typer.Option(help="Streaming: passes over the training rows at each lambda (fractions allowed).")] = STREAM.epochs_per_lambda,
     max_epochs: Annotated[float, typer.Option(help="Streaming: most passes for the dense fit and the refit (early-stopped).")] = STREAM.max_epochs,
-    n_lambdas: Annotated[int, typer.Option(help="Streaming: lambdas from the first departures to the estimated lambda_max (more if groups remain).")] = STREAM.n_lambdas,
     top: Annotated[int, typer.Option(help="Rows of the ranked table printed at the end.")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else goes to stdout).")] = False,
@@ -289,7 +288,6 @@ def fit(
                 learning_rate=learning_rate,
                 epochs_per_lambda=epochs_per_lambda,
                 max_epochs=max_epochs,
-                n_lambdas=n_lambdas,
             ),
         )
         progress = Progress(
