@@ -150,23 +150,23 @@ def _is_constant(stats: ColumnStats) -> bool:
     return not stats.too_many_levels and len(stats.levels_all) == 1
 
 
-def _check_not_numbers_in_text(name: str, stats: ColumnStats) -> None:
+def _check_not_numbers_in_text(name: str, stats: ColumnStats, where: str) -> None:
     """A text column that is mostly numbers is a numeric column with a few bad cells: say which."""
     n_present = stats.n_rows - stats.n_missing
     if 0 < stats.n_not_numbers <= NUMERIC_TEXT_SHARE_BAD * n_present:
         position, value = stats.first_not_number
         raise GlselectError(
-            f"column '{name}' has {stats.n_not_numbers} non-numeric values among numbers "
+            f"column '{name}'{where} has {stats.n_not_numbers} non-numeric values among numbers "
             f"(first at data row {position + 1}: {value!r})",
             hint=f"clean those cells (leave them empty if unknown), or pass --categorical '{name}' to treat the column as categories",
         )
 
 
-def _check_finite(name: str, stats: ColumnStats) -> None:
+def _check_finite(name: str, stats: ColumnStats, where: str) -> None:
     if stats.n_infinite:
         position, value = stats.first_infinite
         raise GlselectError(
-            f"column '{name}' has non-finite values ({stats.n_infinite}, first at data row {position + 1}: {value})",
+            f"column '{name}'{where} has non-finite values ({stats.n_infinite}, first at data row {position + 1}: {value})",
             hint="replace infinities with a number or leave the cell empty",
         )
 
@@ -178,8 +178,10 @@ def _with_indicator(column: ColumnEncoding, stats: ColumnStats) -> ColumnEncodin
     return replace(column, centers=(*column.centers, p), scales=(*column.scales, scale))
 
 
-def _column_encoding(name: str, stats: ColumnStats, max_levels: int) -> ColumnEncoding:
-    """How one column is used, from its merged statistics; the rules run in this order."""
+def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str) -> ColumnEncoding:
+    """How one column is used, from its merged statistics; the rules run in this order.
+
+    ``where`` follows the column's name in messages: "" or " in 'data.parquet'"."""
     if stats.n_missing == stats.n_rows:
         return ColumnEncoding(name, "ignored", reason="every value is missing")
     if stats.kind == "ignored":
@@ -200,7 +202,7 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int) -> ColumnEn
     if stats.kind == "numeric":
         if stats.moments.n == 0:
             return ColumnEncoding(name, "ignored", reason="every value in the training rows is missing")
-        _check_finite(name, stats)
+        _check_finite(name, stats, where)
         # missing cells take the mean: they add nothing to the squared deviations but count as rows
         column = ColumnEncoding(
             name,
@@ -212,7 +214,7 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int) -> ColumnEn
         )
         return _with_indicator(column, stats)
     if stats.kind == "text":
-        _check_not_numbers_in_text(name, stats)
+        _check_not_numbers_in_text(name, stats, where)
     if stats.too_many_levels:
         return ColumnEncoding(name, "ignored", reason=f"more than {MAX_TRACKED_LEVELS} distinct values: an ID or free text")
     if stats.kind == "text":
@@ -261,7 +263,13 @@ def _target_encoding(name: str, stats: TargetStats, task: str | None) -> TargetE
 
 
 def build_encoder_from_stats(
-    stats: StreamStats, target: str, task: str | None, max_levels: int, excluded: frozenset = frozenset()
+    stats: StreamStats,
+    target: str,
+    task: str | None,
+    max_levels: int,
+    excluded: frozenset = frozenset(),
+    *,
+    source: str | None = None,
 ) -> Encoder:
     """The fitted ``Encoder`` from merged statistics: the one rule set, in memory and streamed.
 
@@ -277,6 +285,9 @@ def build_encoder_from_stats(
         One-hot levels kept per categorical column; rarer levels are pooled.
     excluded
         Columns the user left out (``--drop``, ``--features``): recorded as ignored.
+    source
+        The table's name, for messages about a column's values (``column 'x' in 'data.parquet' has ...``);
+        None leaves it out, as the in-memory fit does.
 
     Raises
     ------
@@ -285,10 +296,11 @@ def build_encoder_from_stats(
         cells, or no column is usable.
     """
     target_encoding = _target_encoding(target, stats.target, task)
+    where = f" in '{source}'" if source else ""
     columns = tuple(
         ColumnEncoding(str(name), "ignored", reason=LEFT_OUT)
         if name in excluded
-        else _column_encoding(str(name), column_stats, max_levels)
+        else _column_encoding(str(name), column_stats, max_levels, where)
         for name, column_stats in stats.columns.items()
     )
     if not any(column.output_names for column in columns):

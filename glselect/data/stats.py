@@ -417,9 +417,10 @@ def training_part(n_rows: int, fit_rows: np.ndarray | None) -> Callable[[np.ndar
 def build_encoder(
     stats: StreamStats, source: Source, target: str, task: str | None, max_levels: int, excluded: frozenset[str], categorical: frozenset[str]
 ) -> Encoder:
-    """``build_encoder_from_stats`` for the streaming fit (the same class and file format as in memory)."""
+    """``build_encoder_from_stats`` for the streaming fit (the same class and file format as in memory);
+    messages about a column's values name ``source``'s path."""
     # the rules live with the Encoder they build, which itself fits through this module: imported at call time
     from glselect.data.encoder import build_encoder_from_stats
 
-    del source, categorical  # the statistics carry the target's type and the kinds; kept so the caller's line stays
-    return build_encoder_from_stats(stats, target, task, max_levels, excluded)
+    del categorical  # already in the kinds the statistics were collected with; kept so the caller's line stays
+    return build_encoder_from_stats(stats, target, task, max_levels, excluded, source=str(source.path))
