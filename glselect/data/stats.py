@@ -292,20 +292,22 @@ def _update_levels(stats: ColumnStats, values: pd.Series, missing: np.ndarray, p
     """Text and categorical columns: level counts (as encoding spells the labels), and for text the number and
     length facts the free-text and numbers-in-text rules need."""
     labels = values[~missing].astype("string")
+    codes, uniques = pd.factorize(labels)
+    counts = np.bincount(codes, minlength=len(uniques))
     if stats.kind == "text":
-        not_numbers = pd.to_numeric(labels, errors="coerce").isna().to_numpy(dtype=bool)
-        stats.n_not_numbers += int(not_numbers.sum())
-        stats.first_not_number = _earliest(
-            stats.first_not_number, _first(positions[~missing], np.flatnonzero(not_numbers), labels, str)
-        )
-        stats.text_length += int(labels.str.len().sum())
+        # parsed once per distinct label, not per cell: a category column has few labels and many rows
+        distinct = pd.Series(uniques)
+        not_numbers = pd.to_numeric(distinct, errors="coerce").isna().to_numpy(dtype=bool)
+        stats.n_not_numbers += int(counts[not_numbers].sum())
+        rows = np.flatnonzero(not_numbers[codes])
+        stats.first_not_number = _earliest(stats.first_not_number, _first(positions[~missing], rows, labels, str))
+        stats.text_length += int((distinct.str.len().to_numpy(dtype=np.int64) * counts).sum())
     if stats.too_many_levels:
         return
-    counts = labels.value_counts(sort=False)
-    if len(counts) > MAX_TRACKED_LEVELS:
+    if len(uniques) > MAX_TRACKED_LEVELS:
         stats.too_many_levels = True
     else:
-        stats.levels_all.update(dict(zip(counts.index, counts.to_numpy().tolist())))
+        stats.levels_all.update(dict(zip(uniques.tolist(), counts.tolist())))
         train_counts = category_labels(values[is_train]).value_counts(sort=False)
         stats.levels_train.update(dict(zip(train_counts.index, train_counts.to_numpy().tolist())))
         stats.too_many_levels = len(stats.levels_all) > MAX_TRACKED_LEVELS
