@@ -332,7 +332,8 @@ def fit_encoder(
     task
         ``"regression"``, ``"binary"``, ``"multiclass"``, or None to detect it from the target.
     fit_rows
-        Row positions whose feature statistics (means, scales, levels) are used; None: all rows.
+        Row positions whose feature statistics (means, scales, levels) are used, as a set (order
+        and repeats do not matter); None: all rows.
         Held-out rows must not shape the encoding they are scored with; a column's kind (and any
         error about its values) is decided on all rows. Messages name rows by position + 1.
     max_levels
