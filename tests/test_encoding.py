@@ -5,6 +5,25 @@ import pytest
 from glselect.data.encoder import Encoder, encode, encode_features, fit_encoder
 from glselect.data.target import detect_task, drop_missing_target
 from glselect.errors import GlselectError
+from tests.test_stats import assert_same_encoder
+
+# written by the encoder before it was fitted from mergeable statistics, for the table of
+# test_mixed_table_encodes_each_kind_and_keeps_sources: model.json files of old out dirs hold this
+SAVED_BEFORE_STATISTICS = {
+    "columns": [
+        {"name": "num", "kind": "numeric", "missing_indicator": True, "levels": [], "centers": [3.0, 0.2],
+         "scales": [1.4142135623730951, 0.4000000000000001],
+         "reason": "numeric: standardised; missing cells imputed with the mean and flagged"},
+        {"name": "flag", "kind": "boolean", "missing_indicator": False, "levels": [], "centers": [0.6],
+         "scales": [0.48989794855663565], "reason": "boolean: 0/1, standardised"},
+        {"name": "color", "kind": "categorical", "missing_indicator": False, "levels": ["<missing>", "blue", "red"],
+         "centers": [0.2, 0.2, 0.6], "scales": [0.4000000000000001, 0.4000000000000001, 0.48989794855663565],
+         "reason": "categorical: one-hot over 3 levels, standardised"},
+        {"name": "when", "kind": "ignored", "missing_indicator": False, "levels": [], "centers": [], "scales": [],
+         "reason": "date/time column: not used as-is (derive numeric features from it)"},
+    ],
+    "target": {"name": "y", "task": "regression", "classes": [], "center": 3.1, "scale": 1.5620499351813308},
+}
 
 
 @pytest.mark.parametrize(
@@ -23,8 +42,8 @@ def test_task_is_detected_from_the_target(values, task):
     assert detect_task(pd.Series(values, name="t")) == task
 
 
-def test_mixed_table_encodes_each_kind_and_keeps_sources():
-    df = pd.DataFrame(
+def mixed_table() -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "num": [1.0, 2.0, np.nan, 4.0, 5.0],
             "flag": [True, False, True, False, True],
@@ -33,6 +52,10 @@ def test_mixed_table_encodes_each_kind_and_keeps_sources():
             "y": [1.0, 2.0, 3.0, 4.0, 5.5],
         }
     )
+
+
+def test_mixed_table_encodes_each_kind_and_keeps_sources():
+    df = mixed_table()
     encoder = fit_encoder(df, "y")
     design = encode(encoder, df)
     assert design.feature_names == ("num", "num[missing]", "flag", "color=<missing>", "color=blue", "color=red")
@@ -58,6 +81,19 @@ def test_encoder_round_trips_through_json_ready_dicts_and_handles_unseen_levels(
     scales = np.array(again.columns[0].scales, dtype=np.float32)
     # an unseen level has no one-hot column: it encodes like a row with every level off
     assert X * scales + centers == pytest.approx(np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]), abs=1e-6)
+
+
+def test_an_encoding_saved_by_the_earlier_encoder_loads_and_matches_a_fresh_fit():
+    df = mixed_table()
+    saved, fresh = Encoder.from_dict(SAVED_BEFORE_STATISTICS), fit_encoder(df, "y")
+    assert_same_encoder(fresh, saved)
+    assert encode_features(saved, df) == pytest.approx(encode_features(fresh, df), abs=1e-6)
+
+
+def test_infinities_are_named_when_the_encoder_is_fitted():
+    df = pd.DataFrame({"a": [1.0, 2.0, -np.inf, 4.0, np.inf], "y": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    with pytest.raises(GlselectError, match=r"^column 'a' has non-finite values \(2, first at data row 3: -inf\)$"):
+        fit_encoder(df, "y")
 
 
 def test_rare_levels_are_pooled():

@@ -18,7 +18,8 @@ from glselect.cli.app import app, parse_size
 from glselect.data.encoder import fit_encoder
 from glselect.errors import GlselectError
 from glselect.data.parquet import TEST, TRAIN, VAL, open_source, row_groups_of_rank, split_of
-from glselect.data.stats import build_encoder, collect_stats, column_kinds
+from glselect.data.encoder import build_encoder
+from glselect.data.stats import collect_stats, column_kinds
 
 runner = CliRunner()
 FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40"]

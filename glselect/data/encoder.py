@@ -1,23 +1,39 @@
 """Turn a table into a design matrix, with an encoder fitted once and reapplied by ``predict``.
 
-Every encoded column remembers its source column, so results are reported per original column
-and all of a column's encoded parts (one-hot levels, missing indicator) share its group.
+The encoder is fitted from mergeable column statistics (``glselect.data.stats``) by one set of
+rules, ``build_encoder_from_stats``: in memory the table is one batch of statistics, streamed it
+is many, so a table is encoded alike either way. Every encoded column remembers its source
+column, so results are reported per original column and all of a column's encoded parts (one-hot
+levels, missing indicator) share its group.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from glselect.errors import GlselectError
+from glselect.data.parquet import Source
+from glselect.data.stats import (
+    LEFT_OUT,
+    MAX_TARGET_VALUES,
+    MAX_TRACKED_LEVELS,
+    ColumnStats,
+    StreamStats,
+    TargetStats,
+    category_labels,
+    collect_batch_stats,
+    frame_kinds,
+    training_part,
+)
 from glselect.data.target import TargetEncoding, detect_task, encode_target, fit_target, plain_value
+from glselect.errors import GlselectError
 
 MAX_LEVELS = 20  # one-hot levels kept per categorical column; rarer ones are pooled
 OTHER_LEVEL = "<other>"
-MISSING_LEVEL = "<missing>"
 MIN_ROWS_FOR_ID = 20  # with fewer rows, all-distinct values say little about a column being an ID
 FREE_TEXT_LENGTH = 40  # mean characters per value above which a mostly-distinct column is free text
 NUMERIC_TEXT_SHARE_BAD = 0.1  # a text column whose values are >= 90% numbers is a numeric column with bad cells
@@ -114,99 +130,183 @@ def columns_left_out(
     return frozenset(name for name in columns if name != target and (name not in kept or name in drop))
 
 
-def _is_boolean(values: pd.Series) -> bool:
-    """A bool column, or an object column (a bool column with missing cells) holding only booleans."""
-    if pd.api.types.is_bool_dtype(values):
-        return True
-    if values.dtype != object:
+def _scale(variance: float) -> float:
+    # a constant encoded column (a level every training row has) stays at zero
+    return math.sqrt(variance) if variance > 0 else 1.0
+
+
+def _share_scale(count: int, n: int) -> tuple[float, float]:
+    """Mean and standard deviation of a 0/1 column with ``count`` ones in ``n`` rows."""
+    if not 0 < count < n:
+        return (count / n if n else 0.0), 1.0
+    # from the exact integer count * (n - count): closer to the true value than numpy's sum of squares
+    return count / n, math.sqrt(count * (n - count)) / n
+
+
+def _is_constant(stats: ColumnStats) -> bool:
+    if stats.n_missing:
         return False
-    present = values.dropna()
-    return len(present) > 0 and all(isinstance(value, (bool, np.bool_)) for value in present)
+    if stats.kind in ("numeric", "boolean"):
+        return stats.low == stats.high
+    return not stats.too_many_levels and len(stats.levels_all) == 1
 
 
-def _check_not_numbers_in_text(name: str, labels: pd.Series) -> None:
+def _check_not_numbers_in_text(name: str, stats: ColumnStats, where: str) -> None:
     """A text column that is mostly numbers is a numeric column with a few bad cells: say which."""
-    parsed = pd.to_numeric(labels, errors="coerce")
-    bad = parsed.isna().to_numpy()
-    if 0 < bad.sum() <= NUMERIC_TEXT_SHARE_BAD * len(labels):
-        row = int(np.flatnonzero(bad)[0])
+    n_present = stats.n_rows - stats.n_missing
+    if 0 < stats.n_not_numbers <= NUMERIC_TEXT_SHARE_BAD * n_present:
+        position, value = stats.first_not_number
         raise GlselectError(
-            f"column '{name}' has {int(bad.sum())} non-numeric values among numbers "
-            f"(first at data row {labels.index[row] + 1}: {labels.iloc[row]!r})",
+            f"column '{name}'{where} has {stats.n_not_numbers} non-numeric values among numbers "
+            f"(first at data row {position + 1}: {value!r})",
             hint=f"clean those cells (leave them empty if unknown), or pass --categorical '{name}' to treat the column as categories",
         )
 
 
-def _fit_column(values: pd.Series, fit_values: pd.Series, max_levels: int, categorical: bool) -> ColumnEncoding:
-    """Decide how one column is used from all its values; fit its statistics on ``fit_values`` (training rows)."""
-    name = str(values.name)
-    n_missing = int(values.isna().sum())
-    if n_missing == len(values):
-        return ColumnEncoding(name, "ignored", reason="every value is missing")
-    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
-        return ColumnEncoding(name, "ignored", reason="date/time column: not used as-is (derive numeric features from it)")
-    present = values.dropna()
-    # nunique on the values themselves: converting every number to text costs seconds on wide tables
-    n_distinct = present.nunique() if present.dtype != object else present.astype("string").nunique()
-    if n_distinct == 1 and n_missing == 0:
-        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {plain_value(present.iloc[0])!r}")
-    if not categorical and _is_boolean(values):
-        return _standardised(
-            ColumnEncoding(
-                name,
-                "boolean",
-                missing_indicator=n_missing > 0,
-                reason="boolean: 0/1, standardised" + ("; missing cells set to 0 and flagged" if n_missing else ""),
-            ),
-            fit_values,
+def _check_finite(name: str, stats: ColumnStats, where: str) -> None:
+    if stats.n_infinite:
+        position, value = stats.first_infinite
+        raise GlselectError(
+            f"column '{name}'{where} has non-finite values ({stats.n_infinite}, first at data row {position + 1}: {value})",
+            hint="replace infinities with a number or leave the cell empty",
         )
-    if not categorical and pd.api.types.is_numeric_dtype(values):
-        as_float = fit_values.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
-        present_values = as_float[np.isfinite(as_float)]
-        if present_values.size == 0:
+
+
+def _with_indicator(column: ColumnEncoding, stats: ColumnStats) -> ColumnEncoding:
+    if not column.missing_indicator:
+        return column
+    p, scale = _share_scale(stats.n_missing_train, stats.n_train)
+    return replace(column, centers=(*column.centers, p), scales=(*column.scales, scale))
+
+
+def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str) -> ColumnEncoding:
+    """How one column is used, from its merged statistics; the rules run in this order.
+
+    ``where`` follows the column's name in messages: "" or " in 'data.parquet'"."""
+    if stats.n_missing == stats.n_rows:
+        return ColumnEncoding(name, "ignored", reason="every value is missing")
+    if stats.kind == "ignored":
+        return ColumnEncoding(name, "ignored", reason=stats.reason)
+    if _is_constant(stats):
+        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {stats.first[1]!r}")
+    flagged = stats.n_missing > 0
+    if stats.kind == "boolean":
+        column = ColumnEncoding(
+            name,
+            "boolean",
+            missing_indicator=flagged,
+            centers=(stats.moments.mean,),
+            scales=(_scale(stats.moments.m2 / max(stats.moments.n, 1)),),
+            reason="boolean: 0/1, standardised" + ("; missing cells set to 0 and flagged" if flagged else ""),
+        )
+        return _with_indicator(column, stats)
+    if stats.kind == "numeric":
+        if stats.moments.n == 0:
             return ColumnEncoding(name, "ignored", reason="every value in the training rows is missing")
+        _check_finite(name, stats, where)
+        # missing cells take the mean: they add nothing to the squared deviations but count as rows
         column = ColumnEncoding(
             name,
             "numeric",
-            missing_indicator=bool(n_missing),
-            # the value column's center is the mean of the present values: the imputation value
-            centers=(float(present_values.mean()),),
-            reason="numeric: standardised" + ("; missing cells imputed with the mean and flagged" if n_missing else ""),
+            missing_indicator=flagged,
+            centers=(stats.moments.mean,),
+            scales=(_scale(stats.moments.m2 / max(stats.n_train, 1)),),
+            reason="numeric: standardised" + ("; missing cells imputed with the mean and flagged" if flagged else ""),
         )
-        return _standardised(column, fit_values.where(~np.isinf(as_float)) if np.isinf(as_float).any() else fit_values)
-    labels = present.astype("string")
-    if not categorical:
-        _check_not_numbers_in_text(name, labels)
-        n_distinct = labels.nunique()
-        if n_distinct == len(labels) and len(labels) >= MIN_ROWS_FOR_ID:
+        return _with_indicator(column, stats)
+    if stats.kind == "text":
+        _check_not_numbers_in_text(name, stats, where)
+    if stats.too_many_levels:
+        return ColumnEncoding(name, "ignored", reason=f"more than {MAX_TRACKED_LEVELS} distinct values: an ID or free text")
+    if stats.kind == "text":
+        n_present, n_distinct = stats.n_rows - stats.n_missing, len(stats.levels_all)
+        if n_distinct == n_present and n_present >= MIN_ROWS_FOR_ID:
             return ColumnEncoding(name, "ignored", reason="ID-like: every value is unique")
-        if labels.str.len().mean() > FREE_TEXT_LENGTH and n_distinct > 0.5 * len(labels):
+        if stats.text_length / n_present > FREE_TEXT_LENGTH and n_distinct > 0.5 * n_present:
             return ColumnEncoding(name, "ignored", reason="free text: long, mostly distinct values")
-    counts = fit_values.astype("string").fillna(MISSING_LEVEL).value_counts()
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ordered = sorted(stats.levels_train.items(), key=lambda item: (-item[1], item[0]))
     kept = [str(level) for level, _ in ordered[:max_levels]]
     pooled = len(ordered) > max_levels
     levels = tuple(sorted(kept)) + ((OTHER_LEVEL,) if pooled else ())
-    column = ColumnEncoding(
+    counts = {level: stats.levels_train[level] for level in kept}
+    if pooled:
+        counts[OTHER_LEVEL] = stats.n_train - sum(counts.values())
+    shares = [_share_scale(counts[level], stats.n_train) for level in levels]
+    return ColumnEncoding(
         name,
         "categorical",
         levels=levels,
+        centers=tuple(center for center, _ in shares),
+        scales=tuple(scale for _, scale in shares),
         reason=f"categorical: one-hot over {len(levels)} levels, standardised"
         + (f" ({len(ordered) - max_levels} rare levels pooled as {OTHER_LEVEL})" if pooled else ""),
     )
-    return _standardised(column, fit_values)
 
 
-def _standardised(column: ColumnEncoding, values: pd.Series) -> ColumnEncoding:
-    """``column`` with the mean and standard deviation of each of its encoded columns on ``values``."""
-    raw = _raw_block(column, values)
-    scales = raw.std(axis=0)
-    return replace(
-        column,
-        centers=tuple(float(c) for c in raw.mean(axis=0)),
-        # a constant encoded column (a level every training row has) stays at zero
-        scales=tuple(float(scale) if scale > 0 else 1.0 for scale in scales),
+def _target_encoding(name: str, stats: TargetStats, task: str | None) -> TargetEncoding:
+    """The target's task and encoding from its distinct values (classes) or its moments (regression)."""
+    distinct = (stats.distinct if stats.distinct is not None else pd.Series([], dtype=object)).rename(name)
+    is_number = pd.api.types.is_numeric_dtype(distinct) and not pd.api.types.is_bool_dtype(distinct)
+    if task is None:
+        # more distinct numbers than any class count: a regression target, without listing them all
+        task = "regression" if is_number and stats.overflowed else detect_task(distinct)
+    if task == "regression":
+        if not is_number:
+            raise GlselectError(f"target column '{name}' is not numeric, so it cannot be a regression target", hint="use --task binary or --task multiclass")
+        if stats.non_finite:
+            raise GlselectError(f"target column '{name}' has non-finite values (inf)")
+        if stats.moments.n and stats.moments.m2 == 0:
+            raise GlselectError(f"target column '{name}' has only one distinct value ({plain_value(distinct.iloc[0])!r})", hint="a target must vary to be predicted")
+        return TargetEncoding(name, task, center=stats.moments.mean, scale=_scale(stats.moments.m2 / max(stats.moments.n, 1)))
+    if stats.overflowed:
+        raise GlselectError(f"target column '{name}' has more than {MAX_TARGET_VALUES} classes", hint="use --task regression for a numeric target")
+    return fit_target(distinct, task)
+
+
+def build_encoder_from_stats(
+    stats: StreamStats,
+    target: str,
+    task: str | None,
+    max_levels: int,
+    excluded: frozenset = frozenset(),
+    *,
+    source: str | None = None,
+) -> Encoder:
+    """The fitted ``Encoder`` from merged statistics: the one rule set, in memory and streamed.
+
+    Parameters
+    ----------
+    stats
+        From ``collect_batch_stats`` (merged over batches and ranks).
+    target
+        The target column's name.
+    task
+        ``"regression"``, ``"binary"``, ``"multiclass"``, or None to detect it from the target.
+    max_levels
+        One-hot levels kept per categorical column; rarer levels are pooled.
+    excluded
+        Columns the user left out (``--drop``, ``--features``): recorded as ignored.
+    source
+        The table's name, for messages about a column's values (``column 'x' in 'data.parquet' has ...``);
+        None leaves it out, as the in-memory fit does.
+
+    Raises
+    ------
+    GlselectError
+        The target is unusable, a numeric column has infinities, a text column is numbers with a few bad
+        cells, or no column is usable.
+    """
+    target_encoding = _target_encoding(target, stats.target, task)
+    where = f" in '{source}'" if source else ""
+    columns = tuple(
+        ColumnEncoding(str(name), "ignored", reason=LEFT_OUT)
+        if name in excluded
+        else _column_encoding(str(name), column_stats, max_levels, where)
+        for name, column_stats in stats.columns.items()
     )
+    if not any(column.output_names for column in columns):
+        raise GlselectError("the table has no usable feature columns besides the target")
+    return Encoder(columns=columns, target=target_encoding)
 
 
 def fit_encoder(
@@ -221,6 +321,9 @@ def fit_encoder(
 ) -> Encoder:
     """Fit the encoding: feature statistics on the training rows, the target's classes on all rows.
 
+    The table is one batch of the statistics pass a Parquet stream makes (``glselect.data.stats``),
+    and the same rules decide each column's kind, so a table is encoded alike in memory and streamed.
+
     Parameters
     ----------
     df
@@ -230,9 +333,10 @@ def fit_encoder(
     task
         ``"regression"``, ``"binary"``, ``"multiclass"``, or None to detect it from the target.
     fit_rows
-        Row positions whose feature statistics (means, scales, levels) are used; None: all rows.
+        Row positions whose feature statistics (means, scales, levels) are used, as a set (order
+        and repeats do not matter); None: all rows.
         Held-out rows must not shape the encoding they are scored with; a column's kind (and any
-        error about its values) is decided on all rows.
+        error about its values) is decided on all rows. Messages name rows by position + 1.
     max_levels
         One-hot levels kept per categorical column; rarer levels are pooled.
     excluded
@@ -243,21 +347,12 @@ def fit_encoder(
     Raises
     ------
     GlselectError
-        The target is unusable (one value, wrong type for the task) or a column has infinities.
+        The target is unusable (one value, wrong type for the task), a numeric column has
+        infinities, a text column is numbers with a few bad cells, or no column is usable.
     """
-    task = task or detect_task(df[target])
-    target_encoding = fit_target(df[target], task)
-    fit_df = df if fit_rows is None else df.iloc[fit_rows]
-    columns = tuple(
-        ColumnEncoding(str(name), "ignored", reason="left out by the user (--drop / --features)")
-        if name in excluded
-        else _fit_column(df[name], fit_df[name], max_levels, name in categorical)
-        for name in df.columns
-        if name != target
-    )
-    if not any(column.output_names for column in columns):
-        raise GlselectError("the table has no usable feature columns besides the target")
-    return Encoder(columns=columns, target=target_encoding)
+    kinds = frame_kinds(df, [name for name in df.columns if name != target], excluded, categorical)
+    stats = collect_batch_stats([(df, np.arange(len(df)))], training_part(len(df), fit_rows), target, kinds)
+    return build_encoder_from_stats(stats, target, task, max_levels, excluded)
 
 
 def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
@@ -273,7 +368,7 @@ def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
         missing = np.isnan(as_float)
         parts = [np.where(missing, column.centers[0], as_float)]  # missing cells take the training mean
     else:
-        labels = values.astype("string").fillna(MISSING_LEVEL).to_numpy(dtype=object)
+        labels = category_labels(values).to_numpy(dtype=object)
         known = {level: index for index, level in enumerate(column.levels)}
         fallback = known.get(OTHER_LEVEL, -1)  # unseen levels join the pooled level, or encode to zeros
         codes = np.array([known.get(label, fallback) for label in labels], dtype=np.int64)
@@ -319,3 +414,12 @@ def encode(encoder: Encoder, df: pd.DataFrame) -> Design:
         feature_names=tuple(encoder.feature_names),
         sources=tuple(encoder.sources),
     )
+
+
+def build_encoder(
+    stats: StreamStats, source: Source, target: str, task: str | None, max_levels: int, excluded: frozenset[str], categorical: frozenset[str]
+) -> Encoder:
+    """``build_encoder_from_stats`` for the streaming fit (the same class and file format as in memory);
+    messages about a column's values name ``source``'s path."""
+    del categorical  # already in the kinds the statistics were collected with; kept so the caller's line stays
+    return build_encoder_from_stats(stats, target, task, max_levels, excluded, source=str(source.path))

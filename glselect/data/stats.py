@@ -1,9 +1,15 @@
-"""One streaming pass of statistics that gives the same ``Encoder`` the in-memory fit builds.
+"""Mergeable column statistics: one pass over record batches, for the in-memory and the streamed fit.
 
-Means and variances of numeric columns (merged exactly across batches and processes), 0/1
-shares of booleans and missing cells, and level counts of categorical columns are collected on
-the training rows; a column's kind comes from its Parquet type. ``predict`` therefore works
-unchanged on a streamed fit.
+``collect_batch_stats`` counts, per column, what every encoding rule needs: missing cells, the
+smallest and largest number and the first value (constant columns), infinite cells, moments of the
+training rows, level counts up to a cap (distinctness, kept levels), how many text values do not
+parse as numbers, and the total text length. These merge exactly across batches and torchrun ranks;
+``glselect.data.encoder.build_encoder_from_stats`` then decides every column from them alone.
+
+Column kinds start from the type (``column_kinds`` for a Parquet schema, ``frame_kinds`` for a
+DataFrame, one mapping for both). ``fit_encoder`` runs the pass over its table as one batch and
+``collect_stats`` over Parquet row groups, so a table gets the same kinds, ignored columns, reasons
+and errors in memory and streamed, and ``predict`` works unchanged on a streamed fit.
 """
 
 from __future__ import annotations
@@ -11,22 +17,25 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from glselect.data.encoder import MIN_ROWS_FOR_ID, MISSING_LEVEL, OTHER_LEVEL, ColumnEncoding, Encoder
-from glselect.errors import GlselectError
 from glselect.data.parquet import RowGroup, Source, iter_batches
-from glselect.data.split import TRAIN, split_of
-from glselect.data.target import TargetEncoding, detect_task, fit_target, plain_value
+from glselect.data.split import TRAIN, VAL, split_of
+from glselect.data.target import plain_value
 
 MAX_TRACKED_LEVELS = 100_000  # a text column with more distinct values is an ID or free text, not a category
 MAX_TARGET_VALUES = 1_000  # distinct target values remembered to detect the task and the classes
+MISSING_LEVEL = "<missing>"  # the label of a missing cell in a categorical column
+
+LEFT_OUT = "left out by the user (--drop / --features)"
+DATE_TIME = "date/time column: not used as-is (derive numeric features from it)"
+
+Batch = Union[pa.RecordBatch, pd.DataFrame]
+First = Union[tuple[int, Any], None]  # (global row position, value) of the earliest row with some property
 
 
 @dataclass
@@ -39,10 +48,14 @@ class Moments:
 
     def add(self, values: np.ndarray) -> None:
         if values.size:
-            self.merge(Moments(int(values.size), float(values.mean()), float(((values - values.mean()) ** 2).sum())))
+            mean = values.mean()
+            self.merge(Moments(int(values.size), float(mean), float(((values - mean) ** 2).sum())))
 
     def merge(self, other: Moments) -> None:
         if other.n == 0:
+            return
+        if self.n == 0:  # a copy, not the formula: one batch then gives numpy's own mean and std
+            self.n, self.mean, self.m2 = other.n, other.mean, other.m2
             return
         n = self.n + other.n
         delta = other.mean - self.mean
@@ -51,33 +64,57 @@ class Moments:
         self.n = n
 
 
+def _earliest(first: First, other: First) -> First:
+    if first is None or (other is not None and other[0] < first[0]):
+        return other
+    return first
+
+
 @dataclass
 class ColumnStats:
-    """What one streaming pass learns about a column: counts over all rows, statistics over training rows."""
+    """What one pass learns about a column: counts over all rows, statistics over training rows.
 
-    kind: str  # "numeric", "boolean", "categorical" or "ignored", from the Arrow type
+    ``kind`` comes from the column's type before the pass (``column_kinds`` / ``frame_kinds``):
+    "numeric", "boolean", "text", "categorical" (named by ``--categorical``) or "ignored".
+    """
+
+    kind: str
     reason: str = ""  # for "ignored"
     n_rows: int = 0  # all rows with a target
     n_missing: int = 0
-    low: float = math.inf  # numeric and boolean: smallest and largest present value (constant test)
-    high: float = -math.inf
     n_train: int = 0
     n_missing_train: int = 0
-    moments: Moments = field(default_factory=Moments)  # numeric: present training values; boolean: 0/1
-    levels_all: Counter = field(default_factory=Counter)  # categorical: every row (distinctness)
-    levels_train: Counter = field(default_factory=Counter)  # categorical: training rows (the kept levels)
-    too_many_levels: bool = False
+    first: First = None  # the first present value: what a constant column holds
+    low: float = math.inf  # numeric and boolean: smallest and largest present value (constant test)
+    high: float = -math.inf
+    n_infinite: int = 0  # numeric: infinite cells, and the first of them
+    first_infinite: First = None
+    moments: Moments = field(default_factory=Moments)  # numeric: finite training values; boolean: 0/1 training values
+    levels_all: Counter = field(default_factory=Counter)  # text, categorical: present values of every row (distinctness)
+    levels_train: Counter = field(default_factory=Counter)  # text, categorical: training rows, <missing> included
+    too_many_levels: bool = False  # more than MAX_TRACKED_LEVELS distinct values: the level counts were dropped
+    n_not_numbers: int = 0  # text: present values that do not parse as numbers, and the first of them
+    first_not_number: First = None
+    text_length: int = 0  # text: characters in all present values
 
     def merge(self, other: ColumnStats) -> None:
         self.n_rows += other.n_rows
         self.n_missing += other.n_missing
-        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
         self.n_train += other.n_train
         self.n_missing_train += other.n_missing_train
+        self.first = _earliest(self.first, other.first)
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
+        self.n_infinite += other.n_infinite
+        self.first_infinite = _earliest(self.first_infinite, other.first_infinite)
         self.moments.merge(other.moments)
-        self.levels_all.update(other.levels_all)
-        self.levels_train.update(other.levels_train)
-        self.too_many_levels = self.too_many_levels or other.too_many_levels or len(self.levels_all) > MAX_TRACKED_LEVELS
+        self.n_not_numbers += other.n_not_numbers
+        self.first_not_number = _earliest(self.first_not_number, other.first_not_number)
+        self.text_length += other.text_length
+        self.too_many_levels = self.too_many_levels or other.too_many_levels
+        if not self.too_many_levels:
+            self.levels_all.update(other.levels_all)
+            self.levels_train.update(other.levels_train)
+            self.too_many_levels = len(self.levels_all) > MAX_TRACKED_LEVELS
         if self.too_many_levels:
             self.levels_all.clear()
             self.levels_train.clear()
@@ -87,9 +124,9 @@ class ColumnStats:
 class TargetStats:
     n_rows: int = 0
     n_missing: int = 0
-    moments: Moments = field(default_factory=Moments)
-    values: set = field(default_factory=set)  # distinct values, up to MAX_TARGET_VALUES
-    overflowed: bool = False
+    moments: Moments = field(default_factory=Moments)  # numeric targets: finite values
+    distinct: pd.Series | None = None  # distinct values in order of appearance (their dtype too), up to the cap
+    overflowed: bool = False  # more than MAX_TARGET_VALUES distinct values
     non_finite: bool = False
 
     def merge(self, other: TargetStats) -> None:
@@ -97,10 +134,16 @@ class TargetStats:
         self.n_missing += other.n_missing
         self.moments.merge(other.moments)
         self.non_finite = self.non_finite or other.non_finite
-        self.values |= other.values
-        self.overflowed = self.overflowed or other.overflowed or len(self.values) > MAX_TARGET_VALUES
-        if self.overflowed:
-            self.values = set(list(sorted(self.values, key=repr))[: MAX_TARGET_VALUES + 1])
+        self.overflowed = self.overflowed or other.overflowed
+        self._add_distinct(other.distinct)
+
+    def _add_distinct(self, values: pd.Series | None) -> None:
+        if values is None:
+            return
+        if self.distinct is not None:
+            values = pd.concat([self.distinct, values], ignore_index=True).drop_duplicates()
+        self.overflowed = self.overflowed or len(values) > MAX_TARGET_VALUES
+        self.distinct = values.iloc[: MAX_TARGET_VALUES + 1].reset_index(drop=True)
 
 
 @dataclass
@@ -124,78 +167,217 @@ def kind_of_type(arrow_type: pa.DataType) -> tuple[str, str]:
         return "boolean", ""
     if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
         return "numeric", ""
-    if pa.types.is_decimal(arrow_type):
-        return "ignored", "decimal column: cast it to float64 in the Parquet file to use it"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_dictionary(arrow_type):
-        return "categorical", ""
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return "text", ""
+    if pa.types.is_dictionary(arrow_type):
+        return "text", ""
     if pa.types.is_temporal(arrow_type):
-        return "ignored", "date/time column: not used as-is (derive numeric features from it)"
+        return "ignored", DATE_TIME
+    if pa.types.is_decimal(arrow_type):
+        return "ignored", "decimal column: cast it to float64 to use it"
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        return "ignored", "list column: not a number, boolean or text"
+    if pa.types.is_struct(arrow_type) or pa.types.is_map(arrow_type):
+        return "ignored", f"{'struct' if pa.types.is_struct(arrow_type) else 'map'} column: not a number, boolean or text"
     return "ignored", f"type {arrow_type} is not a number, boolean or text"
 
 
-def _labels(array: pa.Array) -> pd.Series:
-    """Category labels exactly as ``encoding`` makes them (pandas text; missing cells are the level <missing>),
-    so a number forced to a category by --categorical gets the same label here as at encoding time."""
-    return pd.Series(array.to_pandas(date_as_object=False)).astype("string").fillna(MISSING_LEVEL)
+def _is_boolean(values: pd.Series) -> bool:
+    """A bool column, or an object column (a bool column with missing cells) holding only booleans."""
+    if pd.api.types.is_bool_dtype(values):
+        return True
+    if values.dtype != object:
+        return False
+    present = values.dropna()
+    return len(present) > 0 and all(isinstance(value, (bool, np.bool_)) for value in present)
 
 
-def _count_levels(labels: pd.Series) -> Counter:
-    return Counter({str(level): int(count) for level, count in labels.value_counts(sort=False).items()})
+def kind_of_series(values: pd.Series) -> tuple[str, str]:
+    """The column kind a pandas column allows: the same answer ``kind_of_type`` gives for the Arrow type it
+    was read from (a Parquet date, decimal or list arrives in pandas as objects of that type)."""
+    if pd.api.types.is_datetime64_any_dtype(values) or pd.api.types.is_timedelta64_dtype(values):
+        return "ignored", DATE_TIME
+    if _is_boolean(values):
+        return "boolean", ""
+    if pd.api.types.is_numeric_dtype(values):
+        return "numeric", ""
+    if values.dtype == object:
+        try:
+            inferred = pa.infer_type(values.dropna().to_numpy())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            inferred = pa.string()  # mixed types: text, as each value's str() is its label
+        kind = kind_of_type(inferred)
+        # objects that are all numbers (or all strings) stay text: their labels are their str()
+        if kind[0] == "ignored":
+            return kind
+    return "text", ""
 
 
-def _float_values(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """float64 values and a missing mask."""
-    values = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    return values, np.isnan(values)
+def _kind(name: Any, type_kind: tuple[str, str], excluded: frozenset[str], categorical: frozenset[str]) -> tuple[str, str]:
+    if name in excluded:
+        return "ignored", LEFT_OUT
+    if type_kind[1] == DATE_TIME:  # a date stays a date even when named by --categorical
+        return type_kind
+    if name in categorical:
+        return "categorical", ""
+    return type_kind
 
 
-def _update_column(stats: ColumnStats, name: str, array: pa.Array, is_train: np.ndarray, source: Path) -> None:
-    missing_mask = array.is_null().to_numpy(zero_copy_only=False)
-    stats.n_rows += len(array)
+def column_kinds(source: Source, columns: list[str], excluded: frozenset[str], categorical: frozenset[str]) -> dict[str, tuple[str, str]]:
+    """``{column: (kind, reason)}`` from the Parquet schema, before the statistics pass."""
+    return {name: _kind(name, kind_of_type(source.schema.field(name).type), excluded, categorical) for name in columns}
+
+
+def frame_kinds(df: pd.DataFrame, columns: list, excluded: frozenset[str], categorical: frozenset[str]) -> dict[Any, tuple[str, str]]:
+    """``{column: (kind, reason)}`` from a DataFrame's dtypes: the in-memory twin of ``column_kinds``."""
+    return {name: _kind(name, kind_of_series(df[name]), excluded, categorical) for name in columns}
+
+
+def _column_of(batch: Batch, name: Any) -> pa.Array | pd.Series:
+    return batch.column(name) if isinstance(batch, pa.RecordBatch) else batch[name]
+
+
+def _as_series(column: pa.Array | pd.Series) -> pd.Series:
+    # every statistic is taken on pandas values, as encoding sees them: a label is spelt the same here and there,
+    # and a DataFrame column of mixed Python objects (which Arrow cannot hold) needs no conversion
+    return column.to_pandas(date_as_object=False) if isinstance(column, pa.Array) else column
+
+
+def category_labels(values: pd.Series) -> pd.Series:
+    """A categorical column's labels, as the pass counts them and encoding reads them: pandas text, missing cells
+    as ``MISSING_LEVEL`` (a number forced to categories by --categorical is spelt as pandas spells it, "2.0")."""
+    return values.astype("string").fillna(MISSING_LEVEL)
+
+
+def _first(positions: np.ndarray, rows: np.ndarray, values: pd.Series, as_value: Callable[[Any], Any] = plain_value) -> First:
+    """(position, value) of the earliest of ``rows`` (indices into the batch), or None when there are none."""
+    if rows.size == 0:
+        return None
+    row = int(rows[np.argmin(positions[rows])])
+    return int(positions[row]), as_value(values.iloc[row])
+
+
+def _update_column(stats: ColumnStats, column: pa.Array | pd.Series, positions: np.ndarray, is_train: np.ndarray) -> None:
+    stats.n_rows += len(column)
     stats.n_train += int(is_train.sum())
-    if stats.kind == "categorical":
-        stats.n_missing += int(missing_mask.sum())
-        stats.n_missing_train += int((missing_mask & is_train).sum())
-        if stats.too_many_levels:
-            return
-        labels = _labels(array)
-        stats.levels_all.update(_count_levels(labels))
-        stats.levels_train.update(_count_levels(labels[is_train]))
-        if len(stats.levels_all) > MAX_TRACKED_LEVELS:
-            stats.too_many_levels = True
-            stats.levels_all.clear()
-            stats.levels_train.clear()
+    if stats.kind == "ignored":  # only whether it is all missing matters
+        stats.n_missing += column.null_count if isinstance(column, pa.Array) else int(column.isna().sum())
         return
-    values, missing = _float_values(array)
-    missing |= missing_mask
-    if stats.kind == "numeric" and np.isinf(values).any():
-        raise GlselectError(
-            f"column '{name}' in '{source}' has non-finite values ({int(np.isinf(values).sum())})",
-            hint="replace infinities with a number or leave the cell empty",
-        )
+    values = _as_series(column)
+    missing = values.isna().to_numpy(dtype=bool)
     stats.n_missing += int(missing.sum())
     stats.n_missing_train += int((missing & is_train).sum())
-    present = values[~missing]
-    if present.size:
-        stats.low, stats.high = min(stats.low, float(present.min())), max(stats.high, float(present.max()))
+    present_rows = np.flatnonzero(~missing)
+    stats.first = _earliest(stats.first, _first(positions, present_rows, values))
     if stats.kind == "numeric":
-        stats.moments.add(values[is_train & ~missing])
-    else:  # boolean: the 0/1 column, missing cells as 0
-        stats.moments.add(np.where(missing, 0.0, values)[is_train])
+        as_float = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(as_float)
+        stats.n_infinite += int(infinite.sum())
+        stats.first_infinite = _earliest(stats.first_infinite, _first(positions, np.flatnonzero(infinite), values, float))
+        stats.moments.add(as_float[is_train & ~missing & ~infinite])
+    elif stats.kind == "boolean":  # the 0/1 column, missing cells as 0
+        as_float = np.where(missing, 0.0, values.fillna(False).astype("float64").to_numpy())
+        stats.moments.add(as_float[is_train])
+    else:
+        _update_levels(stats, values, missing, positions, is_train)
+        return
+    if present_rows.size:
+        present = as_float[present_rows]
+        stats.low, stats.high = min(stats.low, float(present.min())), max(stats.high, float(present.max()))
 
 
-def _update_target(stats: TargetStats, array: pa.Array) -> None:
-    stats.n_rows += len(array)
-    stats.n_missing += array.null_count
-    present = array.drop_null()
-    if pa.types.is_integer(array.type) or pa.types.is_floating(array.type):
-        values = present.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        stats.non_finite = stats.non_finite or bool(np.isinf(values).any())
-        stats.moments.add(values[np.isfinite(values)])
+def _update_levels(stats: ColumnStats, values: pd.Series, missing: np.ndarray, positions: np.ndarray, is_train: np.ndarray) -> None:
+    """Text and categorical columns: level counts (as encoding spells the labels), and for text the number and
+    length facts the free-text and numbers-in-text rules need."""
+    labels = values[~missing].astype("string")
+    codes, uniques = pd.factorize(labels)
+    counts = np.bincount(codes, minlength=len(uniques))
+    if stats.kind == "text":
+        # parsed once per distinct label, not per cell: a category column has few labels and many rows
+        distinct = pd.Series(uniques)
+        not_numbers = pd.to_numeric(distinct, errors="coerce").isna().to_numpy(dtype=bool)
+        stats.n_not_numbers += int(counts[not_numbers].sum())
+        rows = np.flatnonzero(not_numbers[codes])
+        stats.first_not_number = _earliest(stats.first_not_number, _first(positions[~missing], rows, labels, str))
+        stats.text_length += int((distinct.str.len().to_numpy(dtype=np.int64) * counts).sum())
+    if stats.too_many_levels:
+        return
+    if len(uniques) > MAX_TRACKED_LEVELS:
+        stats.too_many_levels = True
+    else:
+        stats.levels_all.update(dict(zip(uniques.tolist(), counts.tolist())))
+        train_counts = category_labels(values[is_train]).value_counts(sort=False)
+        stats.levels_train.update(dict(zip(train_counts.index, train_counts.to_numpy().tolist())))
+        stats.too_many_levels = len(stats.levels_all) > MAX_TRACKED_LEVELS
+    if stats.too_many_levels:
+        stats.levels_all.clear()
+        stats.levels_train.clear()
+
+
+def _update_target(stats: TargetStats, values: pd.Series) -> None:
+    missing = values.isna().to_numpy(dtype=bool)
+    stats.n_rows += len(values)
+    stats.n_missing += int(missing.sum())
+    present = values[~missing]
+    if pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present):
+        as_float = present.to_numpy(dtype=np.float64)
+        finite = np.isfinite(as_float)
+        stats.non_finite = stats.non_finite or not finite.all()
+        stats.moments.add(as_float[finite])
     if not stats.overflowed:
-        stats.values.update(pc.unique(present).to_pylist())
-        if len(stats.values) > MAX_TARGET_VALUES:
-            stats.overflowed = True
+        stats._add_distinct(present.drop_duplicates())
+
+
+def collect_batch_stats(
+    batches: Iterable[tuple[Batch, np.ndarray]],
+    part_of: Callable[[np.ndarray], np.ndarray],
+    target: str,
+    kinds: dict[Any, tuple[str, str]],
+    on_batch: Callable[[Batch, np.ndarray, np.ndarray], None] | None = None,
+) -> StreamStats:
+    """One pass over record batches: statistics of every column (kinds decided by the rules later) and of the target.
+
+    Parameters
+    ----------
+    batches
+        ``(batch, positions)`` pairs: a ``pyarrow.RecordBatch`` or a ``pandas.DataFrame`` holding the columns of
+        ``kinds`` and the target, and the global row position of each of its rows, shape (n_rows,). Parquet row
+        groups, slices of an in-memory table, or one whole table.
+    part_of
+        Maps positions to an int array of ``TRAIN``, ``VAL`` or ``TEST``; levels and moments come from ``TRAIN`` rows.
+    target
+        The target column: its rows with a missing value are left out of every column's statistics.
+    kinds
+        ``{column: (kind, reason)}`` from ``column_kinds`` or ``frame_kinds``.
+    on_batch
+        Called as ``on_batch(batch, positions, parts)`` for each batch (rows with a target only), e.g. to keep a
+        bounded sample of held-out rows.
+
+    Returns
+    -------
+    StreamStats
+        Mergeable with the statistics of other batches (``StreamStats.merge``), e.g. from other torchrun ranks.
+    """
+    stats = StreamStats(
+        columns={name: ColumnStats(*kind) for name, kind in kinds.items()},
+        target=TargetStats(),
+        n_rows_by_part=[0, 0, 0],
+    )
+    for batch, positions in batches:
+        target_values = _as_series(_column_of(batch, target))
+        _update_target(stats.target, target_values)
+        has_target = ~target_values.isna().to_numpy(dtype=bool)
+        if not has_target.all():
+            batch = batch.filter(pa.array(has_target)) if isinstance(batch, pa.RecordBatch) else batch[has_target]
+            positions = positions[has_target]
+        parts = np.asarray(part_of(positions))
+        stats.n_rows_by_part = [n + int((parts == part).sum()) for part, n in enumerate(stats.n_rows_by_part)]
+        is_train = parts == TRAIN
+        for name, column_stats in stats.columns.items():
+            _update_column(column_stats, _column_of(batch, name), positions, is_train)
+        if on_batch is not None:
+            on_batch(batch, positions, parts)
+    return stats
 
 
 def collect_stats(
@@ -209,143 +391,24 @@ def collect_stats(
     test_fraction: float,
     on_batch: Callable[[pa.RecordBatch, np.ndarray, np.ndarray], None] | None = None,
 ) -> StreamStats:
-    """One pass over ``row_groups``: statistics of every column (training rows) and of the target (all rows).
+    """``collect_batch_stats`` over Parquet row groups of ``source``, split by the row hash (``split_of``).
 
-    ``on_batch(batch, positions, parts)`` sees each batch (rows with a target only), e.g. to keep
-    a bounded sample of held-out rows.
+    ``on_batch(batch, positions, parts)`` sees each record batch (rows with a target only).
     """
-    stats = StreamStats(
-        columns={name: ColumnStats(*kinds[name]) for name in columns},
-        target=TargetStats(),
-        n_rows_by_part=[0, 0, 0],
-    )
-    for batch, positions in iter_batches(row_groups, [*columns, target]):
-        target_array = batch.column(batch.num_columns - 1)
-        _update_target(stats.target, target_array)
-        has_target = ~target_array.is_null().to_numpy(zero_copy_only=False)
-        if not has_target.all():
-            batch, positions = batch.filter(pa.array(has_target)), positions[has_target]
-        parts = split_of(positions, seed, val_fraction, test_fraction)
-        stats.n_rows_by_part = [n + int((parts == part).sum()) for part, n in enumerate(stats.n_rows_by_part)]
-        is_train = parts == TRAIN
-        for index, name in enumerate(columns):
-            if stats.columns[name].kind != "ignored":
-                _update_column(stats.columns[name], name, batch.column(index), is_train, source.path)
-        if on_batch is not None:
-            on_batch(batch, positions, parts)
-    return stats
-
-
-def _scale(variance: float) -> float:
-    # a constant encoded column (a level every training row has) stays at zero
-    return math.sqrt(variance) if variance > 0 else 1.0
-
-
-def _indicator(stats: ColumnStats) -> tuple[float, float]:
-    p = stats.n_missing_train / stats.n_train if stats.n_train else 0.0
-    return p, _scale(p * (1 - p))
-
-
-def _column_encoding(name: str, stats: ColumnStats, max_levels: int) -> ColumnEncoding:
-    """The ``ColumnEncoding`` the in-memory ``fit_encoder`` would build, from streamed statistics."""
-    if stats.kind == "ignored":
-        return ColumnEncoding(name, "ignored", reason=stats.reason)
-    if stats.n_missing == stats.n_rows:
-        return ColumnEncoding(name, "ignored", reason="every value is missing")
-    if stats.kind in ("numeric", "boolean") and stats.low == stats.high and stats.n_missing == 0:
-        value = stats.low if stats.kind == "numeric" else bool(stats.low)
-        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {value!r}")
-    flagged = stats.n_missing > 0
-    if stats.kind == "boolean":
-        m = stats.moments.mean
-        centers, scales = [m], [_scale(m * (1 - m))]
-        reason = "boolean: 0/1, standardised" + ("; missing cells set to 0 and flagged" if flagged else "")
-    elif stats.kind == "numeric":
-        if stats.moments.n == 0:
-            return ColumnEncoding(name, "ignored", reason="every value in the training rows is missing")
-        # missing cells take the mean, so they add nothing to the squared deviations but count as rows
-        centers, scales = [stats.moments.mean], [_scale(stats.moments.m2 / max(stats.n_train, 1))]
-        reason = "numeric: standardised" + ("; missing cells imputed with the mean and flagged" if flagged else "")
-    else:
-        if stats.too_many_levels:
-            return ColumnEncoding(name, "ignored", reason=f"more than {MAX_TRACKED_LEVELS} distinct values: an ID or free text")
-        n_present = stats.n_rows - stats.n_missing
-        n_distinct = len(stats.levels_all) - (MISSING_LEVEL in stats.levels_all)
-        if n_distinct == 1 and stats.n_missing == 0:
-            return ColumnEncoding(name, "ignored", reason=f"constant: every value is {next(iter(stats.levels_all))!r}")
-        if n_distinct == n_present and n_present >= MIN_ROWS_FOR_ID:
-            return ColumnEncoding(name, "ignored", reason="ID-like: every value is unique")
-        ordered = sorted(stats.levels_train.items(), key=lambda item: (-item[1], item[0]))
-        kept = [str(level) for level, _ in ordered[:max_levels]]
-        pooled = len(ordered) > max_levels
-        levels = tuple(sorted(kept)) + ((OTHER_LEVEL,) if pooled else ())
-        n = max(stats.n_train, 1)
-        share = {level: stats.levels_train[level] / n for level in kept}
-        if pooled:
-            share[OTHER_LEVEL] = 1.0 - sum(share.values())
-        return ColumnEncoding(
-            name,
-            "categorical",
-            levels=levels,
-            centers=tuple(share[level] for level in levels),
-            scales=tuple(_scale(share[level] * (1 - share[level])) for level in levels),
-            reason=f"categorical: one-hot over {len(levels)} levels, standardised"
-            + (f" ({len(ordered) - max_levels} rare levels pooled as {OTHER_LEVEL})" if pooled else ""),
-        )
-    if flagged:
-        p, scale = _indicator(stats)
-        centers, scales = [*centers, p], [*scales, scale]
-    return ColumnEncoding(
-        name, stats.kind, missing_indicator=flagged, centers=tuple(centers), scales=tuple(scales), reason=reason
+    del source  # the row groups know where they are read from; kept so the streaming fit's call stays as it is
+    return collect_batch_stats(
+        iter_batches(row_groups, [*columns, target]),
+        lambda positions: split_of(positions, seed, val_fraction, test_fraction),
+        target,
+        {name: kinds[name] for name in columns},
+        on_batch,
     )
 
 
-def _target_encoding(name: str, stats: TargetStats, arrow_type: pa.DataType, task: str | None) -> TargetEncoding:
-    """The target's task and encoding from its distinct values (classes) or its moments (regression)."""
-    values = sorted(stats.values, key=lambda value: (str(type(value)), value))
-    is_number = pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type)
-    distinct = pd.Series(pa.array(values, type=arrow_type).to_pandas(), name=name)
-    if task is None:
-        # more distinct numbers than any class count: a regression target, without listing them all
-        task = "regression" if is_number and stats.overflowed else detect_task(distinct)
-    if task == "regression":
-        if not is_number:
-            raise GlselectError(f"target column '{name}' is not numeric, so it cannot be a regression target", hint="use --task binary or --task multiclass")
-        if stats.non_finite:
-            raise GlselectError(f"target column '{name}' has non-finite values (inf)")
-        if stats.moments.n and stats.moments.m2 == 0:
-            raise GlselectError(f"target column '{name}' has only one distinct value ({plain_value(values[0])!r})", hint="a target must vary to be predicted")
-        return TargetEncoding(name, task, center=stats.moments.mean, scale=_scale(stats.moments.m2 / max(stats.moments.n, 1)))
-    if stats.overflowed:
-        raise GlselectError(f"target column '{name}' has more than {MAX_TARGET_VALUES} classes", hint="use --task regression for a numeric target")
-    return fit_target(distinct, task)
-
-
-def build_encoder(
-    stats: StreamStats, source: Source, target: str, task: str | None, max_levels: int, excluded: frozenset[str], categorical: frozenset[str]
-) -> Encoder:
-    """The fitted ``Encoder`` from merged statistics (the same class and file format as in memory)."""
-    del categorical  # already applied to the kinds before the pass
-    columns = tuple(
-        ColumnEncoding(name, "ignored", reason="left out by the user (--drop / --features)")
-        if name in excluded
-        else _column_encoding(name, column_stats, max_levels)
-        for name, column_stats in stats.columns.items()
-    )
-    if not any(column.output_names for column in columns):
-        raise GlselectError("the table has no usable feature columns besides the target")
-    return Encoder(columns=columns, target=_target_encoding(target, stats.target, source.schema.field(target).type, task))
-
-
-def column_kinds(source: Source, columns: list[str], excluded: frozenset[str], categorical: frozenset[str]) -> dict[str, tuple[str, str]]:
-    kinds = {}
-    for name in columns:
-        if name in excluded:
-            kinds[name] = ("ignored", "left out by the user (--drop / --features)")
-        elif name in categorical:
-            kinds[name] = ("categorical", "")
-        else:
-            kinds[name] = kind_of_type(source.schema.field(name).type)
-    return kinds
-
-
+def training_part(n_rows: int, fit_rows: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
+    """``part_of`` for an in-memory table: rows in ``fit_rows`` (None: all) are ``TRAIN``, the others ``VAL``."""
+    is_train = np.ones(n_rows, dtype=bool)
+    if fit_rows is not None:
+        is_train[:] = False
+        is_train[np.asarray(fit_rows, dtype=np.int64)] = True
+    return lambda positions: np.where(is_train[positions], TRAIN, VAL).astype(np.int8)

@@ -29,13 +29,13 @@ import torch
 
 from glselect import distributed
 from glselect.config import RunConfig
-from glselect.data.encoder import Encoder, check_named_columns, columns_left_out, encode
+from glselect.data.encoder import Encoder, build_encoder, check_named_columns, columns_left_out, encode
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
 from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, iter_batches, open_source, row_groups_of_rank, slice_table
 from glselect.data.source import MIN_ROWS, Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
-from glselect.data.stats import build_encoder, collect_stats, column_kinds
+from glselect.data.stats import collect_stats, column_kinds
 from glselect.errors import GlselectError
 
 # row groups read side by side and shuffled together in the training stream: up to 4, as many as
