@@ -26,7 +26,7 @@ from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import GroupPenalty, Objective, make_penalty
 from glselect.model.prox import group_norms
 from glselect.solve.fista import ProximalGradient, SolveResult
-from glselect.solve.screening import gradient_group_norms, solve_screened
+from glselect.solve.screening import gradient_group_norms, solve_screened, too_many_departures
 from glselect.solve.sgd import ProximalSGD
 from glselect.solve.train import Budget, Solver, TrainResult, train_early_stopped
 
@@ -202,7 +202,8 @@ class Problem:
             )
         solver = ProximalSGD(model, self.rows, Objective(self.loss_fn, penalty, self.settings.model.max_norm), self.settings.stream, key)
         solver.set_lambda(lam)
-        return solver.run(self.budget("lambda").max_iters, self.settings.path.tol), step
+        stop = too_many_departures(penalty, working, max_departures)
+        return solver.run(self.budget("lambda").max_iters, self.settings.path.tol, stop=stop), step
 
     def training_loss(self, model: GroupLassoMLP) -> float:
         """Mean training loss: exact in memory; NaN for a stream (a step's record carries its run's mean)."""

@@ -80,9 +80,10 @@ def _write_back(model: GroupLassoMLP, small: GroupLassoMLP, columns: torch.Tenso
         target.load_state_dict(source.state_dict())
 
 
-def _too_many_zero(
+def too_many_departures(
     penalty: GroupPenalty, was_active: np.ndarray, max_departures: int | None
 ) -> Callable[[torch.Tensor], bool] | None:
+    """A stop test for a solver: more than ``max_departures`` of the ``was_active`` groups are zero (None: never stop)."""
     if max_departures is None:
         return None
     was_active_tensor = torch.as_tensor(was_active, device=penalty.weights.device)
@@ -125,12 +126,12 @@ def solve_screened(
         keep = working[group_ids]
         if keep.all():
             solver = ProximalGradient(model, X, y, loss_fn, penalty, max_norm, step=step)
-            stop = _too_many_zero(penalty, working, max_departures)
+            stop = too_many_departures(penalty, working, max_departures)
         else:
             columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=X.device)
             small, small_penalty = _restricted(model, keep, group_ids, penalty)
             solver = ProximalGradient(small, X[:, columns], y, loss_fn, small_penalty, max_norm, step=step)
-            stop = _too_many_zero(small_penalty, np.ones(small_penalty.n_groups, dtype=bool), max_departures)
+            stop = too_many_departures(small_penalty, np.ones(small_penalty.n_groups, dtype=bool), max_departures)
         solver.set_lambda(lam)
         result = solver.run(max_iters, tol, stop=stop)
         if keep.all():

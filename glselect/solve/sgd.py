@@ -10,6 +10,7 @@ same on every rank, so the ranks keep identical weights.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -19,6 +20,8 @@ from glselect.data.stream import MiniBatches
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective, neuron_prox
 from glselect.solve.fista import SolveResult
+
+STOP_CHECKS = 16  # looks at the caller's stop test per run: each is a host read of the group norms
 
 
 class ProximalSGD:
@@ -45,12 +48,14 @@ class ProximalSGD:
     def set_lambda(self, lam: float) -> None:
         self.lam = lam
 
-    def run(self, max_iters: int, tol: float, stop: object = None) -> SolveResult:
+    def run(self, max_iters: int, tol: float, stop: Callable[[torch.Tensor], bool] | None = None) -> SolveResult:
         """``max_iters`` mini-batch steps. Converged: the second half's mean loss is within
         ``max(100 tol, 1%)`` of the first half's (stochastic steps never settle exactly).
-        ``stop`` is not looked at: a mini-batch is too noisy to stop on."""
-        del stop
+        ``stop(first_layer_weight)`` is looked at every ``STOP_CHECKS``-th of the run (a host
+        read each time): a lambda the walker will undo need not run to the end."""
         parts = self.objective_parts
+        check_every = max(1, max_iters // STOP_CHECKS)
+        stopped = False
         device = self.model.first_weight.device
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # all steps, second half; read once at the end
         for step in range(max_iters):
@@ -69,6 +74,10 @@ class ProximalSGD:
                 sums[0] += loss.detach()
                 if 2 * step >= max_iters:
                     sums[1] += loss.detach()
+            if stop is not None and (step + 1) % check_every == 0 and stop(self.model.first_weight.detach()):
+                stopped = True  # the same decision on every rank: the weights are identical
+                max_iters = step + 1
+                break
         total, late = (distributed.all_reduce_sum(sums.cpu(), self.context) / self.context.world_size).tolist()
         n_late = max_iters - (max_iters + 1) // 2
         n_early = max_iters - n_late
@@ -81,6 +90,6 @@ class ProximalSGD:
             n_iters=max_iters,
             converged=bool(early - late_mean <= max(tol * 100, 0.01) * abs(early)),
             objective=mean + penalty if math.isfinite(mean) else math.nan,
-            stopped=False,
+            stopped=stopped,
             loss=mean,
         )
