@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("sklearn")
@@ -16,8 +18,9 @@ from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
 import glselect  # noqa: E402
 from glselect._synthetic import make_mixed_table  # noqa: E402
+from glselect.options import OPTIONS, SELECTOR_OPTIONS  # noqa: E402
 from glselect.sklearn import GroupLassoSelector  # noqa: E402
-from tests.test_cli import invoke  # noqa: E402
+from tests.test_cli import SAMPLES, config_value, invoke  # noqa: E402
 
 # Checks the selector does not pass, and why (also listed in the README):
 EXPECTED_FAILED_CHECKS = {
@@ -38,6 +41,58 @@ def test_passes_scikit_learns_estimator_checks():
     assert failed == [], failed
     xfailed = {result["check_name"] for result in results if result["status"] == "xfail"}
     assert xfailed == set(EXPECTED_FAILED_CHECKS)  # the listed failures are real, and the only ones
+
+
+def test_parameters_are_the_selector_options_with_the_config_defaults():
+    params = GroupLassoSelector().get_params()
+    assert set(params) == {option.name for option in SELECTOR_OPTIONS}
+    assert params == {option.name: option.default for option in SELECTOR_OPTIONS}
+    signature = inspect.signature(GroupLassoSelector)
+    assert all(parameter.kind is parameter.KEYWORD_ONLY for parameter in signature.parameters.values())
+
+
+def test_options_the_selector_cannot_use_are_not_parameters():
+    for option in OPTIONS:
+        if not option.in_selector:
+            with pytest.raises(TypeError, match=f"unexpected keyword argument '{option.name}'"):
+                GroupLassoSelector(**{option.name: SAMPLES[option.name][1]})
+
+
+class _Stop(Exception):
+    """Raised instead of fitting: these tests look only at what the selector hands to fit_frame."""
+
+
+@pytest.fixture
+def fit_frame_calls(monkeypatch):
+    calls = []
+
+    def fit_frame(table, config, group_map):
+        calls.append((config, group_map))
+        raise _Stop
+
+    monkeypatch.setattr("glselect.sklearn.fit_frame", fit_frame)
+    return calls
+
+
+def test_every_selector_option_reaches_the_config_as_from_the_command_line(fit_frame_calls, tmp_path):
+    group_map = tmp_path / "map.csv"
+    group_map.write_text("feature,group\na,g\nb,g\n")
+    params = {option.name: SAMPLES[option.name][1] for option in SELECTOR_OPTIONS} | {"groups": str(group_map)}
+    X = pd.DataFrame({name: np.arange(30.0) for name in "abcde"})
+    with pytest.raises(_Stop):
+        GroupLassoSelector(**params).fit(X, np.arange(30) % 2)
+    [(config, read_map)] = fit_frame_calls
+    assert config.groups == group_map and read_map == {"a": "g", "b": "g"}
+    for option in SELECTOR_OPTIONS:
+        if option.name != "groups":
+            assert config_value(config, option.field) == SAMPLES[option.name][1], option.name
+
+
+def test_groups_as_a_dict_is_the_group_map(fit_frame_calls):
+    with pytest.raises(_Stop):
+        GroupLassoSelector(groups={"x0": "pair", "x1": "pair"}).fit(np.ones((30, 3)), np.arange(30.0))
+    [(config, group_map)] = fit_frame_calls
+    assert config.groups is None and group_map == {"x0": "pair", "x1": "pair"}
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +142,7 @@ def test_save_and_load_use_the_cli_artifacts(linear_data, tmp_path):
     shown = json.loads(invoke("show", tmp_path / "out", "--json").stdout)
     assert shown["selected_features"] == list(selector.get_feature_names_out())
     loaded = glselect.load(tmp_path / "out")
+    assert loaded.get_params() == selector.get_params()
     assert list(loaded.get_feature_names_out()) == list(selector.get_feature_names_out())
     assert np.allclose(loaded.predict(X), selector.predict(X), atol=1e-5)
     assert np.array_equal(loaded.transform(X.to_numpy()), selector.transform(X.to_numpy()))
