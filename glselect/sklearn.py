@@ -1,14 +1,17 @@
 """``GroupLassoSelector``: glselect as a scikit-learn feature selector (``pip install glselect[sklearn]``).
 
-The estimator only stores its arguments in ``__init__``; ``fit`` builds the same ``RunConfig``
-the command line builds and calls the same ``api.fit_frame``, so the two cannot drift.
+The estimator's parameters are the fit options of ``glselect.options`` that an in-memory fit can
+use, and it only stores them in ``__init__``; ``fit`` builds the ``RunConfig`` from them with the
+same ``config_from`` the command line uses and calls the same ``pipeline.fit_frame``, so the two
+cannot drift.
 ``save`` writes the same out dir as ``glselect fit``, and ``glselect.load`` reads one back.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,9 +22,11 @@ from sklearn.utils.validation import _check_feature_names, _check_n_features, ch
 
 from glselect.pipeline import MIN_ROWS, fit_frame, save_result
 from glselect.outputs.artifacts import LoadedModel, load_model, load_results
-from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
+from glselect.config import RunConfig
 from glselect.data.encoder import Encoder
+from glselect.data.io import read_group_map
 from glselect.errors import GlselectError
+from glselect.options import SELECTOR_OPTIONS, config_from
 from glselect.outputs.predict import predict_table
 
 TARGET = "__target__"  # the name y takes inside the table; no user column is called this
@@ -55,72 +60,30 @@ def _as_frame(X: Any, names: list[str]) -> pd.DataFrame:
 class GroupLassoSelector(SelectorMixin, BaseEstimator):
     """Select the columns a neural network needs, by a group-lasso path (see the README).
 
-    Parameters mirror ``glselect fit``'s options. ``groups`` maps a column name (or a glob
-    pattern) to its group. After ``fit``: ``support_`` (bool per input column),
+    The parameters are ``glselect fit``'s options (``glselect.options.SELECTOR_OPTIONS``), with
+    the same defaults; all are keyword-only. ``groups`` is a group-map file as for ``--groups``,
+    or a dict ``{column or pattern: group}``. After ``fit``: ``support_`` (bool per input column),
     ``feature_importances_`` (path survival per column), ``path_`` (one row per lambda),
     ``summary_`` (``summary.json``), and ``predict``/``predict_proba`` through the refit model.
     """
 
-    def __init__(
-        self,
-        hidden: tuple[int, ...] = (32,),
-        *,
-        task: str | None = None,
-        groups: dict[str, str] | None = None,
-        rule: str = "1se",
-        max_features: int | None = None,
-        cv: int = 0,
-        confirm: float = 3.0,
-        class_weight: str = "none",
-        permutation_repeats: int = 5,
-        stability: int = 0,
-        stability_threshold: float = 0.8,
-        neuron_penalty: float = 0.0,
-        max_levels: int = 20,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-        max_iters_per_lambda: int = 50,
-        seed: int = 0,
-        threads: int | None = None,
-    ) -> None:
-        self.hidden = hidden
-        self.task = task
-        self.groups = groups
-        self.rule = rule
-        self.max_features = max_features
-        self.cv = cv
-        self.confirm = confirm
-        self.class_weight = class_weight
-        self.permutation_repeats = permutation_repeats
-        self.stability = stability
-        self.stability_threshold = stability_threshold
-        self.neuron_penalty = neuron_penalty
-        self.max_levels = max_levels
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.max_iters_per_lambda = max_iters_per_lambda
-        self.seed = seed
-        self.threads = threads
+    def __init__(self, **params: Any) -> None:
+        # scikit-learn's rule: store the arguments, nothing else (validation happens in fit);
+        # get_params reads their names and defaults from the signature set below the class
+        arguments = _INIT_SIGNATURE.bind(self, **params)
+        arguments.apply_defaults()
+        for name, value in arguments.arguments.items():
+            if name != "self":
+                setattr(self, name, value)
 
-    def _config(self) -> RunConfig:
-        return RunConfig(
-            table=Path("<X>"),
-            target=TARGET,
-            seed=self.seed,
-            threads=self.threads,
-            data=DataConfig(
-                task=self.task, val_fraction=self.val_fraction, test_fraction=self.test_fraction, max_levels=self.max_levels,
-                class_weight=self.class_weight,
-            ),
-            model=ModelConfig(hidden=tuple(self.hidden), neuron_penalty=self.neuron_penalty),
-            path=PathConfig(max_iters_per_lambda=self.max_iters_per_lambda),
-            selection=SelectionConfig(rule=self.rule, max_features=self.max_features, cv=self.cv, confirm=self.confirm),
-            importance=ImportanceConfig(
-                permutation_repeats=self.permutation_repeats,
-                stability_pairs=self.stability,
-                stability_threshold=self.stability_threshold,
-            ),
-        )
+    def _config(self) -> tuple[RunConfig, dict[str, str] | None]:
+        """The run's config and group map, built from the parameters as the CLI builds it from its options."""
+        values = {option.name: getattr(self, option.name) for option in SELECTOR_OPTIONS}
+        groups = values.pop("groups")
+        if groups is None or isinstance(groups, Mapping):
+            return config_from(values, table=Path("<X>"), target=TARGET), None if groups is None else dict(groups)
+        config = config_from({**values, "groups": Path(groups)}, table=Path("<X>"), target=TARGET)
+        return config, read_group_map(Path(groups))
 
     def _names(self, n_columns: int) -> list[str]:
         names = getattr(self, "feature_names_in_", None)
@@ -138,7 +101,8 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         if target.ndim != 1 or len(target) != len(frame):
             raise GlselectError(f"y must be 1-dimensional with one value per row of X, got shape {target.shape}")
         frame[TARGET] = target
-        result = fit_frame(frame, self._config(), self.groups)
+        config, group_map = self._config()
+        result = fit_frame(frame, config, group_map)
         self._set_result(result.summary, result.importances.features, result.path_scalars, self._names(frame.shape[1] - 1))
         self.result_ = result
         self.model_ = LoadedModel(
@@ -199,6 +163,47 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         return tags
 
 
+_INIT_SIGNATURE = inspect.Signature(
+    [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *(
+            inspect.Parameter(
+                option.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=option.default,
+                annotation=dict[str, str] | str | Path | None if option.name == "groups" else option.type,
+            )
+            for option in SELECTOR_OPTIONS
+        ),
+    ],
+    return_annotation=None,
+)
+GroupLassoSelector.__init__.__signature__ = _INIT_SIGNATURE  # type: ignore[attr-defined]
+
+
+def _parameters_doc() -> str:
+    """The numpydoc Parameters section, from the options' help texts."""
+    lines = ["", "    Parameters", "    ----------"]
+    for option in SELECTOR_OPTIONS:
+        parameter = _INIT_SIGNATURE.parameters[option.name]
+        lines.append(f"    {option.name} : {inspect.formatannotation(parameter.annotation)}, default {parameter.default!r}")
+        lines.append(f"        {option.help}")
+    return "\n".join(lines) + "\n"
+
+
+GroupLassoSelector.__doc__ = (GroupLassoSelector.__doc__ or "").rstrip() + "\n" + _parameters_doc()
+
+
+def _saved_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The selector's parameters as a saved run's config (``summary.json``) records them; defaults for any it lacks."""
+    params = {}
+    for option in SELECTOR_OPTIONS:
+        section, _, name = option.field.rpartition(".")
+        values = config.get(section, {}) if section else config
+        params[option.name] = option.parse(values[name]) if name in values else option.default
+    return params
+
+
 def load(out_dir: str | Path) -> GroupLassoSelector:
     """A fitted ``GroupLassoSelector`` from an out dir written by ``glselect fit`` or ``save``.
 
@@ -208,7 +213,7 @@ def load(out_dir: str | Path) -> GroupLassoSelector:
         ``out_dir`` is not a glselect output, or its model files are missing or invalid.
     """
     results = load_results(Path(out_dir))
-    selector = GroupLassoSelector(hidden=tuple(results.summary["config"]["model"]["hidden"]))
+    selector = GroupLassoSelector(**_saved_params(results.summary["config"]))
     names = [name for name in results.summary["columns"]]
     selector.feature_names_in_ = np.array(names, dtype=object)
     selector.n_features_in_ = len(names)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
+from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from glselect.cli.app import app
+from glselect.config import RunConfig
+from glselect.options import FIELDS_WITHOUT_OPTION, OPTIONS
 
 FAST = ["--hidden", "8", "--max-iters-per-lambda", "40", "--quiet"]
 ARTIFACTS = {"summary.json", "importances.csv", "groups.csv", "path.csv", "path_norms.parquet", "model.safetensors", "model.json"}
@@ -22,6 +28,101 @@ def assert_user_error(result, message: str) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     assert result.stderr.splitlines()[0] == f"error: {message}"
+
+
+# One value per option, none of them the default: (command-line arguments, the config value they must give).
+# Adding an option to glselect.options.OPTIONS needs a line here, and then the CLI and the selector are tested with it.
+SAMPLES: dict[str, tuple[list[str], object]] = {
+    "target": (["-t", "label"], "label"),
+    "groups": (["--groups", "map.csv"], Path("map.csv")),
+    "out": (["-o", "elsewhere"], Path("elsewhere")),
+    "task": (["--task", "binary"], "binary"),
+    "features": (["--features", "a", "--features", "b"], ("a", "b")),
+    "drop": (["--drop", "d", "--exclude", "e"], ("d", "e")),
+    "categorical": (["--categorical", "c"], ("c",)),
+    "max_levels": (["--max-levels", "5"], 5),
+    "hidden": (["--hidden", "8,4"], (8, 4)),
+    "neuron_penalty": (["--neuron-penalty", "0.01"], 0.01),
+    "rule": (["--rule", "min"], "min"),
+    "max_features": (["--max-features", "2"], 2),
+    "cv": (["--cv", "3"], 3),
+    "confirm": (["--confirm", "2"], 2.0),
+    "class_weight": (["--class-weight", "balanced"], "balanced"),
+    "permutation_repeats": (["--permutation-repeats", "2"], 2),
+    "stability": (["--stability", "2"], 2),
+    "stability_threshold": (["--stability-threshold", "0.9"], 0.9),
+    "stability_q": (["--stability-q", "3"], 3),
+    "min_features": (["--min-features", "1"], 1),
+    "lambda_step": (["--lambda-step", "1.5"], 1.5),
+    "lambda_start": (["--lambda-start", "0.01"], 0.01),
+    "max_iters_per_lambda": (["--max-iters-per-lambda", "20"], 20),
+    "max_steps": (["--max-steps", "30"], 30),
+    "relax_iters": (["--relax-iters", "20"], 20),
+    "max_iters": (["--max-iters", "200"], 200),
+    "val_fraction": (["--val-fraction", "0.25"], 0.25),
+    "test_fraction": (["--test-fraction", "0.15"], 0.15),
+    "seed": (["--seed", "7"], 7),
+    "threads": (["--threads", "2"], 2),
+    "force": (["--force"], True),
+    "resume": (["--resume"], True),
+    "device": (["--device", "cpu"], "cpu"),
+    "stream": (["--no-stream"], False),
+    "memory_budget": (["--memory-budget", "2GB"], 2 << 30),
+    "batch_size": (["--batch-size", "64"], 64),
+    "learning_rate": (["--learning-rate", "0.05"], 0.05),
+    "epochs_per_lambda": (["--epochs-per-lambda", "0.5"], 0.5),
+    "max_epochs": (["--max-epochs", "2"], 2.0),
+}
+
+
+def config_value(config: RunConfig, field: str) -> object:
+    value: object = config
+    for name in field.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def config_fields(config_type: type = RunConfig, prefix: str = "") -> set[str]:
+    """Every leaf field of a config dataclass, as 'seed' or 'path.lambda_step'."""
+    types = typing.get_type_hints(config_type)
+    fields = set()
+    for spec in dataclasses.fields(config_type):
+        inner = types[spec.name]
+        if dataclasses.is_dataclass(inner):
+            fields |= config_fields(inner, f"{prefix}{spec.name}.")
+        else:
+            fields.add(prefix + spec.name)
+    return fields
+
+
+def test_every_option_of_the_table_reaches_the_config_from_the_command_line(monkeypatch):
+    assert set(SAMPLES) == {option.name for option in OPTIONS}
+    seen = []
+    monkeypatch.setattr("glselect.cli.fit.run", lambda config, **callbacks: seen.append(config) or SimpleNamespace(out_dir=None))
+    result = invoke("fit", "data.csv", *(arg for args, _ in SAMPLES.values() for arg in args))
+    assert result.exit_code == 0, result.output
+    [config] = seen
+    assert config.table == Path("data.csv")
+    for option in OPTIONS:
+        assert config_value(config, option.field) == SAMPLES[option.name][1], option.name
+
+
+def test_defaults_on_the_command_line_are_the_config_defaults(monkeypatch):
+    seen = []
+    monkeypatch.setattr("glselect.cli.fit.run", lambda config, **callbacks: seen.append(config) or SimpleNamespace(out_dir=None))
+    assert invoke("fit", "data.csv", "-t", "y").exit_code == 0
+    assert seen == [RunConfig(table=Path("data.csv"), target="y")]
+
+
+def test_every_config_field_has_an_option_or_is_listed_without_one():
+    with_option = {option.field for option in OPTIONS}
+    assert with_option <= config_fields()
+    assert config_fields() - with_option - FIELDS_WITHOUT_OPTION == set()
+
+
+def test_a_removed_option_is_a_usage_error(tmp_path):
+    result = invoke("fit", tmp_path / "data.csv", "-t", "y", "--n-lambdas", "5")
+    assert result.exit_code == 2 and "No such option: --n-lambdas" in result.output
 
 
 @pytest.mark.slow

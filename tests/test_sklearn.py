@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("sklearn")
@@ -16,8 +18,9 @@ from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
 import glselect  # noqa: E402
 from glselect._synthetic import make_mixed_table  # noqa: E402
+from glselect.options import OPTIONS, SELECTOR_OPTIONS  # noqa: E402
 from glselect.sklearn import GroupLassoSelector  # noqa: E402
-from tests.test_cli import invoke  # noqa: E402
+from tests.test_cli import SAMPLES, config_value, invoke  # noqa: E402
 
 # Checks the selector does not pass, and why (also listed in the README):
 EXPECTED_FAILED_CHECKS = {
@@ -26,10 +29,21 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
+# scikit-learn's checks test the estimator's contract, not its selections: the smallest fits that still
+# walk a path (a few coarse lambdas), refit and score: about 0.3 s a fit instead of 18 s on average
+TINY = dict(
+    hidden=(4,), max_iters=30, max_iters_per_lambda=10, relax_iters=10, lambda_step=2.0, max_steps=8,
+    confirm=0, permutation_repeats=0,
+)
+# fits whose selections the tests check: a coarser path than the default, still resolving the planted columns
+QUICK = dict(hidden=(4,), lambda_step=1.5, max_iters_per_lambda=20, relax_iters=30)
+QUICK_FLAGS = ["--hidden", "4", "--lambda-step", "1.5", "--max-iters-per-lambda", "20", "--relax-iters", "30"]
+
+
 @pytest.mark.slow
 def test_passes_scikit_learns_estimator_checks():
     results = check_estimator(
-        GroupLassoSelector(hidden=(4,), max_iters_per_lambda=10),
+        GroupLassoSelector(**TINY),
         expected_failed_checks=EXPECTED_FAILED_CHECKS,
         on_skip=None,
         on_fail=None,
@@ -38,6 +52,58 @@ def test_passes_scikit_learns_estimator_checks():
     assert failed == [], failed
     xfailed = {result["check_name"] for result in results if result["status"] == "xfail"}
     assert xfailed == set(EXPECTED_FAILED_CHECKS)  # the listed failures are real, and the only ones
+
+
+def test_parameters_are_the_selector_options_with_the_config_defaults():
+    params = GroupLassoSelector().get_params()
+    assert set(params) == {option.name for option in SELECTOR_OPTIONS}
+    assert params == {option.name: option.default for option in SELECTOR_OPTIONS}
+    signature = inspect.signature(GroupLassoSelector)
+    assert all(parameter.kind is parameter.KEYWORD_ONLY for parameter in signature.parameters.values())
+
+
+def test_options_the_selector_cannot_use_are_not_parameters():
+    for option in OPTIONS:
+        if not option.in_selector:
+            with pytest.raises(TypeError, match=f"unexpected keyword argument '{option.name}'"):
+                GroupLassoSelector(**{option.name: SAMPLES[option.name][1]})
+
+
+class _Stop(Exception):
+    """Raised instead of fitting: these tests look only at what the selector hands to fit_frame."""
+
+
+@pytest.fixture
+def fit_frame_calls(monkeypatch):
+    calls = []
+
+    def fit_frame(table, config, group_map):
+        calls.append((config, group_map))
+        raise _Stop
+
+    monkeypatch.setattr("glselect.sklearn.fit_frame", fit_frame)
+    return calls
+
+
+def test_every_selector_option_reaches_the_config_as_from_the_command_line(fit_frame_calls, tmp_path):
+    group_map = tmp_path / "map.csv"
+    group_map.write_text("feature,group\na,g\nb,g\n")
+    params = {option.name: SAMPLES[option.name][1] for option in SELECTOR_OPTIONS} | {"groups": str(group_map)}
+    X = pd.DataFrame({name: np.arange(30.0) for name in "abcde"})
+    with pytest.raises(_Stop):
+        GroupLassoSelector(**params).fit(X, np.arange(30) % 2)
+    [(config, read_map)] = fit_frame_calls
+    assert config.groups == group_map and read_map == {"a": "g", "b": "g"}
+    for option in SELECTOR_OPTIONS:
+        if option.name != "groups":
+            assert config_value(config, option.field) == SAMPLES[option.name][1], option.name
+
+
+def test_groups_as_a_dict_is_the_group_map(fit_frame_calls):
+    with pytest.raises(_Stop):
+        GroupLassoSelector(groups={"x0": "pair", "x1": "pair"}).fit(np.ones((30, 3)), np.arange(30.0))
+    [(config, group_map)] = fit_frame_calls
+    assert config.groups is None and group_map == {"x0": "pair", "x1": "pair"}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +129,7 @@ def test_selector_contract_on_a_dataframe(linear_data):
 def test_mixed_types_and_classification_with_probabilities():
     table = make_mixed_table(400, seed=3)
     y = np.where(table.pop("y") > 0, "high", "low")
-    selector = GroupLassoSelector(hidden=(4,)).fit(table, y)
+    selector = GroupLassoSelector(**QUICK).fit(table, y)
     assert "colour" in selector.get_feature_names_out()
     probabilities = selector.predict_proba(table)
     assert probabilities.shape == (400, 2) and np.allclose(probabilities.sum(axis=1), 1)
@@ -82,11 +148,12 @@ def test_pipeline_and_grid_search(linear_data):
 
 def test_save_and_load_use_the_cli_artifacts(linear_data, tmp_path):
     X, y = linear_data
-    selector = GroupLassoSelector(hidden=(4,)).fit(X, y)
+    selector = GroupLassoSelector(**QUICK).fit(X, y)
     selector.save(tmp_path / "out")
     shown = json.loads(invoke("show", tmp_path / "out", "--json").stdout)
     assert shown["selected_features"] == list(selector.get_feature_names_out())
     loaded = glselect.load(tmp_path / "out")
+    assert loaded.get_params() == selector.get_params()
     assert list(loaded.get_feature_names_out()) == list(selector.get_feature_names_out())
     assert np.allclose(loaded.predict(X), selector.predict(X), atol=1e-5)
     assert np.array_equal(loaded.transform(X.to_numpy()), selector.transform(X.to_numpy()))
@@ -95,13 +162,13 @@ def test_save_and_load_use_the_cli_artifacts(linear_data, tmp_path):
 def test_api_and_cli_select_the_same_columns(tmp_path):
     table = make_mixed_table(400, seed=4)
     table.to_csv(tmp_path / "t.csv", index=False)
-    cli = invoke("fit", tmp_path / "t.csv", "-t", "y", "--hidden", "4", "--json", "-q", "--out", tmp_path / "o")
+    cli = invoke("fit", tmp_path / "t.csv", "-t", "y", *QUICK_FLAGS, "--json", "-q", "--out", tmp_path / "o")
     assert cli.exit_code == 0, cli.output
     from glselect.data.io import read_table
 
     frame = read_table(tmp_path / "t.csv")  # the same typed table the CLI read
     y = frame.pop("y")
-    selector = GroupLassoSelector(hidden=(4,)).fit(frame, y)
+    selector = GroupLassoSelector(**QUICK).fit(frame, y)
     assert list(selector.get_feature_names_out()) == json.loads(cli.stdout)["selected_features"]
 
 
