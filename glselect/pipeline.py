@@ -279,16 +279,8 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
             path, selection, group_index, encoder, dense_column_norms, by_group, by_column,
             None if stability is None else stability.frequency,
         )
-        train_rows, val_rows, test_rows = data.n_rows_by_part
         summary = summary_document(
-            config, encoder, group_index, path, selection, {"dense": dense_metrics, "pruned": pruned_metrics},
-            {
-                "rows": train_rows + val_rows + test_rows,
-                "rows_dropped_missing_target": data.n_missing_target,
-                "train_rows": train_rows,
-                "val_rows": val_rows,
-                "test_rows": test_rows,
-            },
+            config, data, path, selection, {"dense": dense_metrics, "pruned": pruned_metrics},
             scored_by=cross_validation.scores().source if cross_validation is not None else (
                 "validation" if selection_config.max_features is None else "max_features"
             ),

@@ -26,6 +26,7 @@ from glselect import __version__
 from glselect.config import RunConfig
 from glselect.select.crossval import CrossValidation
 from glselect.data.encoder import Encoder
+from glselect.data.source import Dataset
 from glselect.errors import GlselectError
 from glselect.data.groups import GroupIndex
 from glselect.select.importance import Importances
@@ -152,12 +153,10 @@ def path_tables(
 
 def summary_document(
     config: RunConfig,
-    encoder: Encoder,
-    group_index: GroupIndex,
+    data: Dataset,
     path: LambdaPath,
     selection: Selection,
     metrics: dict[str, dict[str, float]],
-    row_counts: dict[str, int],
     *,
     scored_by: str,
     class_weights: np.ndarray | None = None,
@@ -166,10 +165,18 @@ def summary_document(
 ) -> dict[str, Any]:
     """``summary.json`` for a fit in memory or streamed: the selection, how it was chosen, metrics, sizes.
 
-    ``metrics``: ``{"dense": ..., "pruned": ...}`` on the test rows. ``row_counts``: ``rows``,
-    ``rows_dropped_missing_target``, ``train_rows``, ``val_rows``, ``test_rows``. Timings are
-    filled in by the caller once everything is done.
+    ``metrics``: ``{"dense": ..., "pruned": ...}`` on the test rows. Row counts, the encoder and
+    the groups come from ``data``. Timings are filled in by the caller once everything is done.
     """
+    encoder, group_index = data.encoder, data.group_index
+    train_rows, val_rows, test_rows = data.n_rows_by_part
+    row_counts = {
+        "rows": train_rows + val_rows + test_rows,
+        "rows_dropped_missing_target": data.n_missing_target,
+        "train_rows": train_rows,
+        "val_rows": val_rows,
+        "test_rows": test_rows,
+    }
     task = encoder.target.task
     selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
     chosen = set(selected_groups)

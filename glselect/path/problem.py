@@ -195,11 +195,9 @@ class Problem:
         penalty = self.penalty(model.first_weight.shape[0])
         if isinstance(self.rows, FullBatch):
             rows = self.rows.rows
-            return solve_screened(
-                model, (rows.X, rows.y), self.loss_fn, penalty, self.group_ids, working, lam, step,
-                self.settings.model.max_norm, self.settings.path.max_iters_per_lambda, self.settings.path.tol,
-                max_departures=max_departures,
-            )
+            limits = (self.settings.path.max_iters_per_lambda, self.settings.path.tol)
+            objective = Objective(self.loss_fn, penalty, self.settings.model.max_norm)
+            return solve_screened(model, (rows.X, rows.y), objective, working, lam, step, limits, max_departures)
         solver = ProximalSGD(model, self.rows, Objective(self.loss_fn, penalty, self.settings.model.max_norm), self.settings.stream, key)
         solver.set_lambda(lam)
         stop = too_many_departures(penalty, working, max_departures)

@@ -18,7 +18,7 @@ import torch
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
 from glselect.model.prox import group_norms
-from glselect.model.objective import GroupPenalty
+from glselect.model.objective import GroupPenalty, Objective
 from glselect.solve.fista import ProximalGradient, SolveResult
 
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
@@ -98,18 +98,17 @@ def too_many_departures(
 def solve_screened(
     model: GroupLassoMLP,
     train: tuple[torch.Tensor, torch.Tensor],
-    loss_fn: LossFunction,
-    penalty: GroupPenalty,
-    group_ids: np.ndarray,
+    objective: Objective,
     working: np.ndarray,
     lam: float,
     step: float,
-    max_norm: float,
-    max_iters: int,
-    tol: float,
+    limits: tuple[int, float],
     max_departures: int | None = None,
 ) -> tuple[SolveResult, float]:
     """Solve at ``lam`` in place on ``model``, starting from the groups in ``working`` (bool, (n_groups,)).
+
+    ``objective`` carries the loss, the group penalty and the norm bound; ``limits`` is
+    ``(max_iters, tol)`` for each solve.
 
     ``max_departures``: stop early (``result.stopped``) once more than this many of the groups in
     ``working`` are zero, since the caller will undo such a lambda anyway: a rejected lambda then
@@ -121,6 +120,9 @@ def solve_screened(
         The solve's result and the line-search step to carry to the next lambda.
     """
     X, y = train
+    loss_fn, penalty, max_norm = objective.loss_fn, objective.penalty, objective.max_norm
+    group_ids = penalty.group_ids.cpu().numpy()
+    max_iters, tol = limits
     working = working.copy()
     while True:
         keep = working[group_ids]
