@@ -30,9 +30,9 @@ EXPECTED_FAILED_CHECKS = {
 
 
 # scikit-learn's checks test the estimator's contract, not its selections: the smallest fits that still
-# walk a path (a few coarse lambdas), refit and score: about 0.3 s a fit instead of 18 s on average
+# walk a path (a few coarse lambdas), refit and score: about 0.25 s a fit instead of 18 s on average
 TINY = dict(
-    hidden=(4,), max_iters=30, max_iters_per_lambda=10, relax_iters=10, lambda_step=2.0, max_steps=8,
+    hidden=(4,), max_iters=20, max_iters_per_lambda=5, relax_iters=5, lambda_step=2.0, max_steps=5,
     confirm=0, permutation_repeats=0,
 )
 # fits whose selections the tests check: a coarser path than the default, still resolving the planted columns
