@@ -122,8 +122,8 @@ def hash_split(positions: np.ndarray, seed: int, val_fraction: float, test_fract
 class InMemoryData:
     """A table encoded whole and moved to the device once; the full-batch solver reads it directly."""
 
-    encoder: Encoder
-    group_index: GroupIndex
+    encoder: Encoder | None  # None: rows already encoded by the caller (``Problem.from_arrays``)
+    group_index: GroupIndex | None
     X: np.ndarray  # float32 (n_rows, n_features): every row with a target
     y: np.ndarray
     positions: np.ndarray  # int64 (n_rows,): each row's position in the file (the split's hash key)
