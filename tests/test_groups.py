@@ -4,7 +4,7 @@ import torch
 
 from glselect.errors import GlselectError
 from glselect.data.groups import build_group_index
-from glselect.path.walk import make_penalty
+from glselect.model.objective import make_penalty
 
 COLUMNS = ["age", "city", "x", "y"]
 

@@ -13,7 +13,8 @@ from glselect.select.importance import survival
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.problem import Problem, Settings
-from glselect.path.walk import fit_path, make_penalty
+from glselect.model.objective import make_penalty
+from glselect.path.walk import fit_path
 from glselect.solve.fista import ProximalGradient
 
 

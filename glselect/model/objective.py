@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from glselect.model.metrics import LossFunction
-from glselect.model.prox import group_norms, group_soft_threshold, project_column_norms
+from glselect.model.prox import group_norms, group_soft_threshold
 
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
 
@@ -41,13 +41,13 @@ class GroupPenalty:
         """Prox of ``threshold_scale * value``: each group's norm shrinks by ``threshold_scale * sqrt(d_g)``."""
         return group_soft_threshold(W, self.group_ids, threshold_scale * self.weights)
 
-    def kkt_excess(self, gradient: torch.Tensor, lam: float) -> torch.Tensor:
-        """Per group, how far ``||grad_g||`` lies beyond ``lam * sqrt(d_g)`` (0 inside the ball), shape (n_groups,).
+    def kkt_excess(self, gradient_norms: torch.Tensor, lam: float) -> torch.Tensor:
+        """Per group, how far ``||grad_g||`` (``gradient_norms``, shape (n_groups,)) lies beyond
+        ``lam * sqrt(d_g)`` (0 inside the ball).
 
         A zero group with a positive excess violates its KKT condition and must enter the working set.
         """
-        norms = group_norms(gradient, self.group_ids, self.n_groups)
-        return torch.clamp(norms - lam * self.weights * (1 + KKT_SLACK), min=0.0)
+        return torch.clamp(gradient_norms - lam * self.weights * (1 + KKT_SLACK), min=0.0)
 
 
 def make_penalty(
@@ -82,4 +82,4 @@ def neuron_prox(W2: torch.Tensor, threshold: float) -> torch.Tensor:
     return group_soft_threshold(W2, columns, thresholds)
 
 
-__all__ = ["GroupPenalty", "Objective", "make_penalty", "neuron_prox", "project_column_norms", "KKT_SLACK"]
+__all__ = ["GroupPenalty", "Objective", "make_penalty", "neuron_prox", "KKT_SLACK"]

@@ -21,7 +21,6 @@ from glselect.data.source import Rows
 from glselect.errors import GlselectError
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
-from glselect.model.objective import make_penalty  # noqa: F401 - re-exported for the tests
 from glselect.path.problem import Problem
 from glselect.solve.train import TrainResult
 

@@ -21,9 +21,6 @@ from glselect.model.prox import group_norms
 from glselect.model.objective import GroupPenalty, Objective
 from glselect.solve.fista import ProximalGradient, SolveResult
 
-KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
-
-
 def gradient_group_norms(
     model: GroupLassoMLP,
     X: torch.Tensor,
@@ -55,7 +52,7 @@ def kkt_violators(
 ) -> np.ndarray:
     """Bool (n_groups,): zero groups whose gradient norm exceeds ``lam * sqrt(d_g)`` leave their KKT ball."""
     gradient_norms = gradient_group_norms(model, X, y, loss_fn, penalty, Z)
-    return (gradient_norms > lam * penalty.weights * (1 + KKT_SLACK)).cpu().numpy()
+    return (penalty.kkt_excess(gradient_norms, lam) > 0).cpu().numpy()
 
 
 def _restricted(
