@@ -46,10 +46,6 @@ class Rows:
         """The same rows, reading only ``columns`` (int64 indices; None: all)."""
         return self if columns is None else Rows(self.X.index_select(1, columns.to(self.X.device)), self.y)
 
-    def take(self, index: np.ndarray) -> Rows:
-        rows = torch.as_tensor(index, dtype=torch.int64, device=self.X.device)
-        return Rows(self.X.index_select(0, rows), self.y.index_select(0, rows))
-
 
 @dataclass(frozen=True)
 class FullBatch:

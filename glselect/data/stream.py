@@ -36,6 +36,7 @@ from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated
 from glselect.data.source import MIN_ROWS, Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.data.stats import collect_stats, column_kinds
+from glselect.data.target import encode_target
 from glselect.errors import GlselectError
 
 # row groups read side by side and shuffled together in the training stream: up to 4, as many as
@@ -167,9 +168,14 @@ class StreamData:
         )
 
     # ----- the rows of a RowSet ---------------------------------------------------------------
-    def _rows_of(self, rows: RowSet, pieces: tuple | None = None) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-        """This rank's record batches restricted to ``rows`` (and to rows with a target), with positions."""
-        for batch, positions in iter_batches(self.pieces if pieces is None else pieces, self.columns):
+    def _rows_of(
+        self, rows: RowSet, pieces: tuple | None = None, columns: list[str] | None = None
+    ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        """This rank's record batches restricted to ``rows`` (and to rows with a target), with positions.
+
+        ``columns``: what to read (default: the used features and the target); the target must be last.
+        """
+        for batch, positions in iter_batches(self.pieces if pieces is None else pieces, columns or self.columns):
             has_target = ~batch.column(batch.num_columns - 1).is_null().to_numpy(zero_copy_only=False)
             parts = split_of(positions, self.seed, self.val_fraction, self.test_fraction)
             keep = has_target & rows.mask(parts, positions, self.seed)
@@ -183,7 +189,8 @@ class StreamData:
     def count(self, rows: RowSet) -> int:
         """Rows of ``rows`` on this rank (one pass over the target column, remembered)."""
         if rows not in self._counts:
-            self._counts[rows] = sum(len(positions) for _, positions in self._rows_of(rows))
+            target_only = self.columns[-1:]  # counting needs no feature column
+            self._counts[rows] = sum(len(positions) for _, positions in self._rows_of(rows, columns=target_only))
         return self._counts[rows]
 
     def training(self, rows: RowSet) -> MiniBatches:
@@ -219,8 +226,9 @@ class StreamData:
     def class_counts(self, rows: RowSet) -> np.ndarray:
         n_classes = len(self.encoder.target.classes)
         counts = np.zeros(n_classes, dtype=np.int64)
-        for batch, _ in self._rows_of(rows):
-            counts += np.bincount(self._encoded(batch)[1].astype(np.int64), minlength=n_classes)
+        for batch, _ in self._rows_of(rows, columns=self.columns[-1:]):  # the target column alone
+            labels = encode_target(self.encoder.target, batch.column(0).to_pandas())
+            counts += np.bincount(labels, minlength=n_classes)
         return distributed.all_reduce_sum(torch.from_numpy(counts), self.context).numpy()
 
     def fingerprint(self) -> str:

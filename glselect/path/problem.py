@@ -198,7 +198,7 @@ class Problem:
             limits = (self.settings.path.max_iters_per_lambda, self.settings.path.tol)
             objective = Objective(self.loss_fn, penalty, self.settings.model.max_norm)
             return solve_screened(model, (rows.X, rows.y), objective, working, lam, step, limits, max_departures)
-        solver = ProximalSGD(model, self.rows, Objective(self.loss_fn, penalty, self.settings.model.max_norm), self.settings.stream, key)
+        solver = self.solver(model, Objective(self.loss_fn, penalty, self.settings.model.max_norm), key)
         solver.set_lambda(lam)
         stop = too_many_departures(penalty, working, max_departures)
         return solver.run(self.budget("lambda").max_iters, self.settings.path.tol, stop=stop), step

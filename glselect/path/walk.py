@@ -22,7 +22,7 @@ from glselect.errors import GlselectError
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
 from glselect.path.problem import Problem
-from glselect.solve.train import TrainResult
+from glselect.solve.train import TrainResult, mean_loss
 
 MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
 MIN_RATIO_FRACTION = 1 / 64  # the smallest step is the base step / 64; below that, ties are accepted
@@ -118,8 +118,7 @@ def _record(
 ) -> PathStep:
     penalty = problem.penalty(model.first_weight.shape[0])
     norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().cpu().numpy()
-    with torch.no_grad():
-        val_loss = float(problem.loss_fn(model(problem.val.X), problem.val.y)) if len(problem.val) else math.nan
+    val_loss = mean_loss(model, problem.val, problem.loss_fn)
     return PathStep(
         lam=lam,
         n_selected=int(np.count_nonzero(norms)),
