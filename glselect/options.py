@@ -14,7 +14,6 @@ import inspect
 import numbers
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from glselect.config import TASKS, RunConfig

@@ -8,7 +8,6 @@ decided once, when the dataset is opened; every stage after that is the same cod
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from glselect.data.encoder import Encoder, check_named_columns, columns_left_out
 from glselect.data.groups import build_group_index
 from glselect.data.io import read_group_map, read_table
 from glselect.data.source import MIN_ROWS, Dataset, InMemoryData, Rows, frame_positions, hash_split
-from glselect.data.split import MODEL_ROWS, TEST_ROWS, TRAIN, TRAINING_ROWS, VALIDATION_ROWS
+from glselect.data.split import TEST_ROWS, TRAIN, TRAINING_ROWS, VALIDATION_ROWS
 from glselect.data.stream import StreamData, local_cores, wants_streaming
 from glselect.data.target import drop_missing_target
 from glselect.devices import resolve_device

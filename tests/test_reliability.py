@@ -16,7 +16,6 @@ import torch
 from glselect._synthetic import make_friedman1
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.errors import GlselectError
-from glselect.model.mlp import GroupLassoMLP
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
 from tests.test_cli import ARTIFACTS, invoke

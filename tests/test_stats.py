@@ -17,7 +17,8 @@ from glselect.data import encoder as encoder_module
 from glselect.data import stats as stats_module
 from glselect.data.encoder import Encoder, build_encoder_from_stats, fit_encoder
 from glselect.data.io import read_table
-from glselect.data.parquet import TRAIN, open_source, row_groups_of_rank, split_of
+from glselect.data.parquet import open_source, row_groups_of_rank
+from glselect.data.split import TRAIN, split_of
 from glselect.data.encoder import build_encoder
 from glselect.data.stats import Moments, collect_batch_stats, collect_stats, column_kinds, frame_kinds, training_part
 from glselect.errors import GlselectError

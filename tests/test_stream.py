@@ -14,10 +14,12 @@ import torch
 from typer.testing import CliRunner
 
 from glselect._synthetic import make_mixed_table
-from glselect.cli.app import app, parse_size
+from glselect.cli.app import app
+from glselect.options import parse_size
 from glselect.data.encoder import fit_encoder
 from glselect.errors import GlselectError
-from glselect.data.parquet import TEST, TRAIN, VAL, open_source, row_groups_of_rank, split_of
+from glselect.data.parquet import open_source, row_groups_of_rank
+from glselect.data.split import TEST, TRAIN, VAL, split_of
 from glselect.data.encoder import build_encoder
 from glselect.data.stats import collect_stats, column_kinds
 

@@ -13,7 +13,6 @@ import typer
 from glselect import __version__
 from glselect.cli import commands
 from glselect.cli.fit import fit
-from glselect.options import parse_size  # noqa: F401 - importable from here, as before the table of options
 
 app = typer.Typer(
     add_completion=False,

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from glselect.data.split import TEST, TRAIN, VAL, row_hash, split_of  # noqa: F401 - re-exported
 from glselect.errors import GlselectError
 
 READ_ROWS = 65_536  # rows per record batch read from disk

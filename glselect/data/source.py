@@ -16,7 +16,7 @@ stability halves get their rows whatever the source.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -52,7 +52,6 @@ class FullBatch:
     """Every training row at once: the exact full-batch solver's input (one process, in memory)."""
 
     rows: Rows
-    full_batch: bool = field(default=True, init=False)
 
     @property
     def n_features(self) -> int:
@@ -68,8 +67,6 @@ class FullBatch:
 
 class TrainingRows(Protocol):
     """What a solver reads: ``FullBatch`` or ``stream.MiniBatches``."""
-
-    full_batch: bool
 
     @property
     def n_features(self) -> int: ...

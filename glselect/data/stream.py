@@ -326,7 +326,6 @@ class MiniBatches:
     rows: RowSet
     steps_per_epoch: int
     column_index: torch.Tensor | None = None
-    full_batch: bool = field(default=False, init=False)
 
     @property
     def n_features(self) -> int:

@@ -100,6 +100,11 @@ class Problem:
         return self.rows.n_features
 
     @property
+    def exact(self) -> bool:
+        """Full-batch rows: each solve is exact. Mini-batches: each solve carries mini-batch noise."""
+        return isinstance(self.rows, FullBatch)
+
+    @property
     def val_fraction(self) -> float:
         return self.settings.val_fraction
 
@@ -155,7 +160,7 @@ class Problem:
     # ----- solvers: the one place that looks at the kind of rows ------------------------------
     def solver(self, model: GroupLassoMLP, objective: Objective, key: int = 0, step: float = 1.0) -> Solver:
         """Full-batch FISTA for rows in memory, proximal SGD for a stream."""
-        if isinstance(self.rows, FullBatch):
+        if self.exact:
             rows = self.rows.rows
             return ProximalGradient(
                 model, rows.X, rows.y, objective.loss_fn, objective.penalty, objective.max_norm, step=step,
@@ -166,7 +171,7 @@ class Problem:
     def budget(self, kind: str) -> Budget:
         """Iterations for ``kind``: "train" (dense fit, refit), "lambda" (one path step) or "relax" (a relaxed score)."""
         train, path = self.settings.train, self.settings.path
-        if isinstance(self.rows, FullBatch):
+        if self.exact:
             max_iters = {"train": train.max_iters, "lambda": path.max_iters_per_lambda, "relax": path.relax_iters}[kind]
             return Budget(max_iters, train.check_every, train.patience)
         per_epoch = self.rows.steps_per_epoch
@@ -193,7 +198,7 @@ class Problem:
         ``working`` groups (stopping once more than ``max_departures`` leave); streamed: one
         budget of SGD steps. Returns the result and the line-search step to carry on."""
         penalty = self.penalty(model.first_weight.shape[0])
-        if isinstance(self.rows, FullBatch):
+        if self.exact:
             rows = self.rows.rows
             limits = (self.settings.path.max_iters_per_lambda, self.settings.path.tol)
             objective = Objective(self.loss_fn, penalty, self.settings.model.max_norm)
@@ -205,7 +210,7 @@ class Problem:
 
     def training_loss(self, model: GroupLassoMLP) -> float:
         """Mean training loss: exact in memory; NaN for a stream (a step's record carries its run's mean)."""
-        if isinstance(self.rows, FullBatch):
+        if self.exact:
             with torch.no_grad():
                 return float(self.loss_fn(model(self.rows.rows.X), self.rows.rows.y))
         return float("nan")
@@ -221,7 +226,7 @@ class Problem:
         with torch.no_grad():
             probe.first_weight.zero_()
         penalty = self.penalty(model.first_weight.shape[0])
-        if isinstance(self.rows, FullBatch):
+        if self.exact:
             norms = gradient_group_norms(probe, self.rows.rows.X, self.rows.rows.y, self.loss_fn, penalty)
         else:
             n_batches = min(self.rows.steps_per_epoch, MAX_PROBE_BATCHES)

@@ -192,7 +192,7 @@ def fit_path(
     dense_model = copy.deepcopy(model)
     dense_model.load_state_dict(state.dense_state)
     base_log_ratio = math.log(path_config.lambda_step)
-    exact = problem.rows.full_batch
+    exact = problem.exact
 
     def walking() -> bool:
         if grid is not None:
@@ -239,7 +239,7 @@ def fit_path(
             continue
         wanted = None if score_step is None else score_step(len(state.steps))
         relaxed = _relaxed_score(problem, state, model, now_active, wanted, key)
-        train_loss = problem.training_loss(model) if problem.rows.full_batch else result.loss  # a stream: its run's mean
+        train_loss = problem.training_loss(model) if exact else result.loss  # a stream: its run's mean
         step = _record(problem, model, lam, train_loss, result.n_iters, result.converged, relaxed)
         state.steps.append(step)
         if n_left == 0:
@@ -277,7 +277,7 @@ def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
     first = _record(
         problem, model, 0.0, problem.training_loss(model), dense_training.n_iters, dense_training.stopped_early, dense_val
     )
-    if not math.isfinite(first.train_loss) and problem.rows.full_batch:
+    if not math.isfinite(first.train_loss) and problem.exact:
         raise GlselectError(
             "training diverged: the loss of the dense model is not finite",
             hint="check the table for extreme values",

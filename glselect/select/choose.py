@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
