@@ -54,8 +54,13 @@ class ModelConfig:
     hidden: tuple[int, ...] = (32,)  # hidden layer widths; () is the linear/logistic model
     max_norm: float = 1.0  # bound on each later-layer column norm: the input penalty cannot be dodged
     neuron_penalty: float = 0.0  # refit: penalty on each hidden unit's outgoing weights, to prune units
+    l1_ratio: float = 0.0  # sparse group lasso: share of the penalty on each encoded column (0: group lasso)
 
     def __post_init__(self) -> None:
+        _require(
+            0 <= self.l1_ratio <= 1,
+            f"l1_ratio must be between 0 (group lasso) and 1 (lasso on the encoded columns), got {self.l1_ratio}",
+        )
         _require(self.neuron_penalty >= 0, f"neuron_penalty must be >= 0, got {self.neuron_penalty}")
         _require(
             all(width > 0 for width in self.hidden),

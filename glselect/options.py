@@ -136,6 +136,10 @@ OPTIONS: tuple[Option, ...] = (
         "Penalty on each hidden unit's outgoing weights in the refit: units it zeroes are pruned from the saved model.",
     ),
     Option(
+        "l1_ratio", "model.l1_ratio",
+        "Sparse group lasso: share of the penalty on each encoded column inside its group (0: group lasso, whole groups in or out; 1: lasso on the columns).",
+    ),
+    Option(
         "rule", "selection.rule",
         "How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) or 'min' (best validation loss).",
     ),

@@ -65,3 +65,52 @@ def project_column_norms(W: torch.Tensor, max_norm: float) -> torch.Tensor:
     """
     norms = torch.linalg.vector_norm(W, dim=0, keepdim=True)
     return W * torch.clamp(max_norm / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), max=1.0)
+
+
+def column_soft_threshold(W: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Proximal operator of ``sum_j thresholds[j] * ||W[:, j]||``: shrink each column's norm by its threshold.
+
+    Parameters
+    ----------
+    W
+        Shape (fan_out, n_features).
+    thresholds
+        Shape (n_features,) or a 0-d tensor, non-negative.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``W``; a column whose norm is at most its threshold is exactly zero.
+    """
+    norms = torch.linalg.vector_norm(W, dim=0)
+    # a zero column stays zero: clamping the denominator avoids 0/0 in the shrink factor
+    factor = torch.clamp(1.0 - thresholds / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), min=0.0)
+    return W * factor
+
+
+def sparse_group_soft_threshold(
+    W: torch.Tensor, group_ids: torch.Tensor, column_thresholds: torch.Tensor, group_thresholds: torch.Tensor
+) -> torch.Tensor:
+    """Proximal operator of ``sum_j column_thresholds[j] ||W[:, j]|| + sum_g group_thresholds[g] ||W_g||``.
+
+    The columns nest inside the groups, so the prox of the sum is the composition of the two
+    proxes, the finer one first (Jenatton et al. 2011, tree-structured norms): soft-threshold
+    every column, then every group. No loop over groups or columns.
+
+    Parameters
+    ----------
+    W
+        Shape (fan_out, n_features).
+    group_ids
+        int64, shape (n_features,).
+    column_thresholds
+        Shape (n_features,) or 0-d.
+    group_thresholds
+        Shape (n_groups,).
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``W``.
+    """
+    return group_soft_threshold(column_soft_threshold(W, column_thresholds), group_ids, group_thresholds)

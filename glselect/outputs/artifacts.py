@@ -179,10 +179,12 @@ def summary_document(
     }
     task = encoder.target.task
     selected_groups = [name for name, keep in zip(group_index.names, selection.group_mask) if keep]
-    chosen = set(selected_groups)
-    selected_features = [
-        column.name for column in encoder.columns if column.kind != "ignored" and group_index.group_of(column.name) in chosen
-    ]
+    # a table column is selected when the refit reads any of its encoded columns (with --l1-ratio a
+    # kept group may leave some columns, or some one-hot levels, out: those are listed apart)
+    read = {source for source, keep in zip(encoder.sources, selection.feature_mask) if keep}
+    selected_features = [column.name for column in encoder.columns if column.name in read]
+    in_kept_groups = selection.group_mask[group_index.group_ids] & ~selection.feature_mask
+    dropped_within_groups = [name for name, dropped in zip(encoder.feature_names, in_kept_groups) if dropped]
     return {
         "format": OUTPUT_FORMAT,
         "version": __version__,
@@ -193,6 +195,7 @@ def summary_document(
         "selected_groups": selected_groups,
         "n_selected_features": len(selected_features),
         "n_selected_groups": len(selected_groups),
+        "dropped_within_groups": dropped_within_groups,
         "lambda": selection.lam,
         "rule": selection.rule,
         "step": selection.step_index,
@@ -368,6 +371,9 @@ def load_model(out_dir: Path) -> LoadedModel:
     found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
     if expected != found or len(inputs) != model.n_inputs:
         raise GlselectError(f"'{weights_path}' does not match the architecture in '{meta_path.name}'")
+    unknown = sorted(set(inputs) - set(encoder.feature_names))
+    if unknown:
+        raise GlselectError(f"'{meta_path}' is malformed: its inputs {unknown[:3]} are not columns of its encoder")
     model.load_state_dict(tensors)
     model.eval()
     return LoadedModel(model=model, encoder=encoder, inputs=inputs, meta=meta)

@@ -28,6 +28,11 @@ def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:
         A column the model reads is missing or has the wrong type.
     """
     X = torch.from_numpy(encode_features(loaded.encoder, table))
+    if list(loaded.inputs) != loaded.encoder.feature_names:
+        # the sparse group lasso may leave some of a column's encoded parts (one-hot levels, the
+        # missing indicator) out of the model: keep the ones it reads, in its order
+        position = {name: j for j, name in enumerate(loaded.encoder.feature_names)}
+        X = X[:, [position[name] for name in loaded.inputs]]
     with torch.no_grad():
         out = loaded.model(X).double()
     target = loaded.encoder.target

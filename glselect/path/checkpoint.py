@@ -53,6 +53,8 @@ def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> 
     tensors |= {f"dense.{name}": tensor.detach().cpu().clone().contiguous() for name, tensor in state.dense_state.items()}
     tensors["norms"] = torch.from_numpy(np.stack([step.group_norms for step in state.steps]).astype(np.float64))
     tensors["active"] = torch.from_numpy(state.active.astype(np.uint8))
+    if state.steps[0].column_support is not None:  # the sparse group lasso records it at every step, the dense one too
+        tensors["column_support"] = torch.from_numpy(np.stack([step.column_support for step in state.steps]))
     tensor_file = f"tensors-{n_steps}.safetensors"
     save_file(tensors, str(directory / tensor_file))
     document = {
@@ -103,7 +105,11 @@ def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
             hint="run without --resume to start afresh (the checkpoint is then replaced)",
         )
     norms = tensors["norms"].numpy()
-    steps = [PathStep(group_norms=norms[index], **raw) for index, raw in enumerate(document["steps"])]
+    columns = tensors["column_support"].numpy() if "column_support" in tensors else None
+    steps = [
+        PathStep(group_norms=norms[index], column_support=None if columns is None else columns[index].copy(), **raw)
+        for index, raw in enumerate(document["steps"])
+    ]
     n_iters, best_val_loss, stopped_early = document["dense_training"]
     return PathState(
         steps=steps,

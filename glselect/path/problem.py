@@ -24,9 +24,8 @@ from glselect.data.split import TRAIN, TRAINING_ROWS, VAL, VALIDATION_ROWS, RowS
 from glselect.model.metrics import LossFunction, loss_function, row_loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import GroupPenalty, Objective, make_penalty
-from glselect.model.prox import group_norms
 from glselect.solve.fista import ProximalGradient, SolveResult
-from glselect.solve.screening import gradient_group_norms, solve_screened, too_many_departures
+from glselect.solve.screening import first_layer_gradient, solve_screened, too_many_departures
 from glselect.solve.sgd import ProximalSGD
 from glselect.solve.train import Budget, Solver, TrainResult, train_early_stopped
 
@@ -129,7 +128,9 @@ class Problem:
         return row_loss_function(self.task, self.class_weights)
 
     def penalty(self, fan_out: int) -> GroupPenalty:
-        return make_penalty(self.group_ids, self.n_encoded, fan_out, self.val.X.dtype, self.device)
+        return make_penalty(
+            self.group_ids, self.n_encoded, fan_out, self.val.X.dtype, self.device, self.settings.model.l1_ratio
+        )
 
     def new_model(self, seed: int | None = None) -> GroupLassoMLP:
         """A freshly initialised network on this problem's columns, seeded (default: the problem's seed)."""
@@ -218,7 +219,8 @@ class Problem:
     def zero_kkt_lambdas(self, model: GroupLassoMLP) -> np.ndarray:
         """For each group, the smallest lambda at which an all-zero first layer meets its KKT condition.
 
-        ``||grad_g|| / sqrt(d_g)`` at ``W = 0`` with the other layers as in ``model``: the largest is
+        ``||grad_g|| / sqrt(d_g)`` at ``W = 0`` with the other layers as in ``model`` (sparse group
+        lasso: ``GroupPenalty.zero_lambdas``): the largest is
         about where the last group leaves, the small ones are about where noise groups leave.
         A stream averages the gradient over up to ``MAX_PROBE_BATCHES`` mini-batches and all ranks.
         """
@@ -227,7 +229,7 @@ class Problem:
             probe.first_weight.zero_()
         penalty = self.penalty(model.first_weight.shape[0])
         if self.exact:
-            norms = gradient_group_norms(probe, self.rows.rows.X, self.rows.rows.y, self.loss_fn, penalty)
+            gradient = first_layer_gradient(probe, self.rows.rows.X, self.rows.rows.y, self.loss_fn)
         else:
             n_batches = min(self.rows.steps_per_epoch, MAX_PROBE_BATCHES)
             batches = self.rows.stream(key=PROBE_KEY)
@@ -238,5 +240,5 @@ class Problem:
                 self.loss_fn(probe(X), y).backward()
                 gradient += probe.first_weight.grad
             gradient = distributed.all_reduce_sum(gradient.cpu(), self.context) / (n_batches * self.context.world_size)
-            norms = group_norms(gradient.to(self.device), penalty.group_ids, penalty.n_groups)
-        return (norms / penalty.weights).double().cpu().numpy()
+            gradient = gradient.to(self.device)
+        return penalty.zero_lambdas(gradient).double().cpu().numpy()

@@ -53,6 +53,16 @@ class PathStep:
     converged: bool
     relaxed_val_loss: float  # validation loss after briefly refitting this step's support without penalty (NaN: not scored)
     relaxed_val_se: float  # its standard error over validation rows
+    # sparse group lasso: np.packbits of the non-zero encoded columns (a column can be zero inside a
+    # non-zero group); None: the group lasso, where every column of a non-zero group is in
+    column_support: np.ndarray | None = None
+
+    def column_mask(self, group_ids: np.ndarray) -> np.ndarray:
+        """Bool (n_features,): the encoded columns with non-zero first-layer weights at this step."""
+        in_group = self.group_norms[group_ids] > 0
+        if self.column_support is None:
+            return in_group
+        return np.unpackbits(self.column_support, count=group_ids.size).astype(bool) & in_group
 
 
 @dataclass
@@ -119,17 +129,24 @@ def _record(
     penalty = problem.penalty(model.first_weight.shape[0])
     norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().cpu().numpy()
     val_loss = mean_loss(model, problem.val, problem.loss_fn)
+    penalty_value = float((penalty.weights.double().cpu().numpy() * norms).sum())
+    column_support = None
+    if penalty.is_sparse_group:
+        column_norms = torch.linalg.vector_norm(model.first_weight.detach(), dim=0).double().cpu().numpy()
+        column_support = np.packbits(column_norms > 0)
+        penalty_value = (1.0 - penalty.l1_ratio) * penalty_value + penalty.l1_ratio * penalty.column_weight * float(column_norms.sum())
     return PathStep(
         lam=lam,
         n_selected=int(np.count_nonzero(norms)),
         group_norms=norms,
         train_loss=train_loss,
         val_loss=val_loss,
-        objective=train_loss + lam * float((penalty.weights.double().cpu().numpy() * norms).sum()),
+        objective=train_loss + lam * penalty_value,
         n_iters=n_iters,
         converged=converged,
         relaxed_val_loss=relaxed[0],
         relaxed_val_se=relaxed[1],
+        column_support=column_support,
     )
 
 
@@ -316,12 +333,17 @@ def _relaxed_score(
 
     ``wanted`` None: scored by the size rule (every small support, a ladder of large ones).
     """
-    support_key = np.packbits(now_active).tobytes()
+    keep = now_active[problem.group_ids]
+    support = now_active
+    if problem.settings.model.l1_ratio > 0:
+        # a column can be zero inside a kept group: the support scored is the columns the refit would read
+        keep = keep & (torch.linalg.vector_norm(model.first_weight.detach(), dim=0) > 0).cpu().numpy()
+        support = keep
+    support_key = np.packbits(support).tobytes()
     n_active = int(np.count_nonzero(now_active))
     if wanted is None:
         wanted = n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * state.last_relaxed_size
     if wanted and support_key not in state.relaxed_by_support:
-        keep = now_active[problem.group_ids]
         state.relaxed_by_support[support_key] = (
             relaxed_val_loss(problem, model, keep, key=key + 1)
             if keep.any()

@@ -6,6 +6,13 @@ correlation that outlives a true column with a weak first-order signal (Friedman
 of its inputs it actually relies on: shuffling a noise column leaves its validation loss
 unchanged up to noise, shuffling a real one raises it by many standard errors. The weakest group
 is dropped and the network refitted until every group left passes.
+
+Under the sparse group lasso (``--l1-ratio``) confirmation still tests groups, each with the
+columns the path kept inside it, and not the columns one by one: the columns of a group are
+the ones a user declared to belong together (often correlated channels or one-hot levels), so
+shuffling one of them while its neighbours stay in measures little, and which columns inside a
+group matter is already the within-group penalty's answer; a per-column test would also cost a
+refit for every column it drops.
 """
 
 from __future__ import annotations

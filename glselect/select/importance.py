@@ -2,6 +2,8 @@
 the path, with the other importance measures beside the rank.
 
 - ``importance``: path survival, the largest lambda at which the group is still non-zero;
+  per table column also ``column_importance``, the largest lambda at which any of the column's
+  own encoded weights is non-zero (with ``--l1-ratio`` a column can leave before its group);
 - ``norm``: the group's first-layer norm at the chosen step; ``dense_norm``: in the dense model;
 - ``permutation``: how much the refit model's held-out loss grows when the group's columns are
   shuffled together (mean over repeats, ``permutation_std`` their spread; see ``permutation.py``);
@@ -43,6 +45,17 @@ def survival(path: LambdaPath) -> tuple[np.ndarray, np.ndarray]:
     last = np.where(alive.any(axis=0), len(lams) - 1 - np.argmax(alive[::-1], axis=0), 0)
     columns = np.arange(norms.shape[1])
     return np.where(alive.any(axis=0), lams[last], 0.0), norms[last, columns]
+
+
+def column_survival(path: LambdaPath, group_ids: np.ndarray) -> np.ndarray:
+    """Per encoded column, shape (n_features,): the largest lambda at which its first-layer weights are non-zero.
+
+    One pass over the steps with one row of memory: a wide table's path would not fit as a matrix.
+    """
+    survival = np.zeros(group_ids.size)
+    for step in path.steps:
+        survival = np.where(step.column_mask(group_ids), step.lam, survival)
+    return survival
 
 
 def rank_groups(
@@ -97,27 +110,38 @@ def rank_groups(
     group_rank = dict(zip(groups["group"], groups["rank"]))
     group_row = groups.set_index("group")
 
-    column_norm = pd.Series(dense_column_norms**2).groupby(np.asarray(encoder.sources)).sum() ** 0.5
+    sources = np.asarray(encoder.sources)
+    column_norm = pd.Series(dense_column_norms**2).groupby(sources).sum() ** 0.5
+    # a table column is selected when the refit reads any of its encoded columns: under the sparse
+    # group lasso a kept group can leave some of its columns (or some one-hot levels) out
+    column_selected = pd.Series(selection.feature_mask).groupby(sources).any()
+    column_importance = pd.Series(column_survival(path, group_index.group_ids)).groupby(sources).max()
     rows = []
     for column in encoder.columns:
         if column.kind == "ignored":
-            rows.append((column.name, "", False, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan))
+            rows.append((column.name, "", False, 0.0, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan))
             continue
         group = group_index.group_of(column.name)
         info = group_row.loc[group]
         unread = (0.0, 0.0) if group_permutation else (np.nan, np.nan)
         permutation, permutation_std = column_permutation.get(column.name, unread)
         rows.append(
-            (column.name, group, bool(info["selected"]), float(info["importance"]), float(info["norm"]), column.kind,
+            (column.name, group, bool(column_selected.get(column.name, False)), float(info["importance"]),
+             float(column_importance.get(column.name, 0.0)), float(info["norm"]), column.kind,
              group_rank[group], float(column_norm.get(column.name, 0.0)), permutation, permutation_std,
              float(info["stability"]))
         )
     features = pd.DataFrame(
         rows,
-        columns=["feature", "group", "selected", "importance", "group_norm", "kind", "_group_rank", "dense_norm",
-                 "permutation", "permutation_std", "stability"],
+        columns=["feature", "group", "selected", "importance", "column_importance", "group_norm", "kind", "_group_rank",
+                 "dense_norm", "permutation", "permutation_std", "stability"],
     )
-    features = features.sort_values(["_group_rank", "dense_norm", "feature"], ascending=[True, False, True], kind="mergesort")
+    # within a group: the columns the refit reads first, then those that stayed longest on the path
+    # (the group lasso keeps or drops a group whole, so there this falls back to the dense norm)
+    features = features.sort_values(
+        ["_group_rank", "selected", "column_importance", "dense_norm", "feature"],
+        ascending=[True, False, False, False, True], kind="mergesort",
+    )
     features = features.drop(columns="_group_rank").reset_index(drop=True)
     features.insert(0, "rank", np.arange(1, len(features) + 1))
     return Importances(groups=groups, features=features)

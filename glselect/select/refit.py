@@ -18,11 +18,15 @@ def refit(problem: Problem, path: LambdaPath, step_index: int, rule: str, group_
     ``group_mask`` (bool, (n_groups,)): refit on these groups instead, a subset of the step's
     (what confirmation kept); the others are marked ``unconfirmed``. With a neuron penalty the
     hidden units it zeroes are pruned and the smaller network is fitted again without it.
+    With ``--l1-ratio`` the refit reads only the step's non-zero encoded columns of those groups.
     """
     step = path.steps[step_index]
     in_step = step.group_norms > 0
     group_mask = in_step if group_mask is None else group_mask
     feature_mask = group_mask[problem.group_ids]
+    if step.column_support is not None:
+        # sparse group lasso: the columns the penalty zeroed inside a kept group stay out of the refit
+        feature_mask = feature_mask & step.column_mask(problem.group_ids)
     narrow = problem.restrict(feature_mask)
     model = narrow.new_model()
     neuron_penalty = problem.settings.model.neuron_penalty

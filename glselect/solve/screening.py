@@ -1,7 +1,8 @@
 """Solve one lambda on only the groups that can be non-zero, then prove the rest are zero.
 
 Along the path most groups are exactly zero, and a zero group whose gradient is inside its KKT
-ball (``||grad_g|| <= lam * sqrt(d_g)``) stays zero: its columns need not enter the forward and
+ball (``||grad_g|| <= lam * sqrt(d_g)``; for the sparse group lasso see
+``GroupPenalty.kkt_excess``) stays zero: its columns need not enter the forward and
 backward passes at all. The solve runs on the previously active groups only (the first layer
 shrinks as the path advances); afterwards one full gradient checks every excluded group, and
 any that violates its condition joins the working set and the lambda is solved again. The
@@ -10,6 +11,7 @@ result is the same solution as an unscreened solve, found at the cost of the act
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -21,15 +23,14 @@ from glselect.model.prox import group_norms
 from glselect.model.objective import GroupPenalty, Objective
 from glselect.solve.fista import ProximalGradient, SolveResult
 
-def gradient_group_norms(
+def first_layer_gradient(
     model: GroupLassoMLP,
     X: torch.Tensor,
     y: torch.Tensor,
     loss_fn: LossFunction,
-    penalty: GroupPenalty,
     Z: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``||dL/dW_g||`` for every group at the model's weights, shape (n_groups,).
+    """``dL/dW1`` at the model's weights, shape (fan_out, n_features).
 
     ``Z``: the first layer's pre-activations, when already known (from the working set alone,
     since the other columns are zero): then only the gradient ``dL/dZ^T X`` is computed here.
@@ -37,8 +38,7 @@ def gradient_group_norms(
     Z = (model.layers[0](X) if Z is None else Z).detach().requires_grad_(True)
     loss = loss_fn(model.forward_from_first(Z), y)
     (delta,) = torch.autograd.grad(loss, [Z])
-    grad = delta.T @ X  # dL/dW1, shape (fan_out, n_features)
-    return group_norms(grad, penalty.group_ids, penalty.n_groups)
+    return delta.T @ X
 
 
 def kkt_violators(
@@ -50,9 +50,9 @@ def kkt_violators(
     lam: float,
     Z: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """Bool (n_groups,): zero groups whose gradient norm exceeds ``lam * sqrt(d_g)`` leave their KKT ball."""
-    gradient_norms = gradient_group_norms(model, X, y, loss_fn, penalty, Z)
-    return (penalty.kkt_excess(gradient_norms, lam) > 0).cpu().numpy()
+    """Bool (n_groups,): groups whose gradient leaves the ball a zero group can absorb (``penalty.kkt_excess``)."""
+    gradient = first_layer_gradient(model, X, y, loss_fn, Z)
+    return (penalty.kkt_excess(gradient, lam) > 0).cpu().numpy()
 
 
 def _restricted(
@@ -62,7 +62,8 @@ def _restricted(
     kept_ids = group_ids[keep]
     present, compact = np.unique(kept_ids, return_inverse=True)
     small = restrict_inputs(model, keep)
-    return small, GroupPenalty(
+    return small, dataclasses.replace(
+        penalty,
         group_ids=torch.as_tensor(compact, dtype=torch.int64, device=penalty.weights.device),
         weights=penalty.weights[torch.as_tensor(present, device=penalty.weights.device)],
     )
