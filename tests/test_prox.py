@@ -56,3 +56,66 @@ def test_column_projection_bounds_only_long_columns():
     out = project_column_norms(W, 1.0)
     assert torch.linalg.vector_norm(out, dim=0).tolist() == pytest.approx([1.0, 0.5])
     assert torch.allclose(out[:, 1], W[:, 1])
+
+
+def _sparse_group_prox_residual(V, out, group_ids, column_t, group_t):
+    """How far ``out`` is from meeting the optimality condition of the sparse group prox of ``V``:
+    ``V - out`` must be a subgradient of ``column_t sum_j ||out_j|| + sum_g group_t[g] ||out_g||``."""
+    worst = 0.0
+    for g in range(len(group_t)):
+        columns = (group_ids == g).nonzero().flatten()
+        out_g, V_g = out[:, columns], V[:, columns]
+        group_norm = float(torch.linalg.vector_norm(out_g))
+        if group_norm == 0:
+            # zero group: the column-thresholded V_g lies in the group's ball
+            shrunk = torch.clamp(torch.linalg.vector_norm(V_g, dim=0) - column_t, min=0.0)
+            worst = max(worst, float(torch.linalg.vector_norm(shrunk)) - group_t[g])
+            continue
+        for k in range(len(columns)):
+            v, o = V_g[:, k], out_g[:, k]
+            o_norm = float(torch.linalg.vector_norm(o))
+            if o_norm == 0:
+                worst = max(worst, float(torch.linalg.vector_norm(v)) - column_t)  # the column's own ball
+            else:
+                subgradient = column_t * o / o_norm + group_t[g] * o / group_norm
+                worst = max(worst, float(torch.linalg.vector_norm(v - o - subgradient)))
+    return worst
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float64, (3, 6), elements=st.floats(-5, 5)), st.floats(0, 3), st.lists(st.floats(0, 4), min_size=3, max_size=3))
+def test_sparse_group_prox_meets_the_optimality_conditions_of_the_combined_penalty(V, column_t, group_t):
+    from glselect.model.prox import sparse_group_soft_threshold
+
+    V = torch.from_numpy(V)
+    group_ids = torch.tensor([0, 0, 0, 1, 1, 2])
+    out = sparse_group_soft_threshold(V, group_ids, torch.tensor(column_t, dtype=torch.float64), torch.tensor(group_t, dtype=torch.float64))
+    assert _sparse_group_prox_residual(V, out, group_ids, column_t, group_t) < 1e-9
+
+
+def test_l1_ratio_1_with_one_column_per_group_is_the_group_lasso_on_those_columns():
+    """A group of one column weighs sqrt(fan_out), the columns' own weight: with no user groups the
+    lasso on columns (A = 1) and the group lasso (A = 0) are the same penalty."""
+    from glselect.model.objective import make_penalty
+
+    W = torch.randn(4, 5, dtype=torch.float64)
+    ones = np.ones(5, dtype=np.int64)
+    lasso = make_penalty(np.arange(5), ones, 4, torch.float64, l1_ratio=1.0)
+    group = make_penalty(np.arange(5), ones, 4, torch.float64, l1_ratio=0.0)
+    assert float(lasso.value(W)) == pytest.approx(float(group.value(W)), rel=1e-12)
+    assert torch.allclose(lasso.prox(W, 0.3), group.prox(W, 0.3), rtol=0, atol=1e-12)
+    gradient = torch.randn(4, 5, dtype=torch.float64)
+    assert torch.allclose(lasso.zero_lambdas(gradient), group.zero_lambdas(gradient), rtol=1e-12)
+    assert torch.allclose(lasso.kkt_excess(gradient, 0.2), group.kkt_excess(gradient, 0.2), atol=1e-12)
+
+
+def test_zero_lambda_is_where_a_zero_group_starts_to_meet_its_kkt_condition():
+    from glselect.model.objective import make_penalty
+
+    group_ids = np.array([0, 0, 0, 1, 1, 2])
+    penalty = make_penalty(group_ids, np.bincount(group_ids), 3, torch.float64, l1_ratio=0.4)
+    gradient = torch.randn(3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    lams = penalty.zero_lambdas(gradient)
+    for g, lam in enumerate(lams.tolist()):
+        assert penalty.kkt_excess(gradient, lam * (1 + 1e-7))[g] == 0
+        assert penalty.kkt_excess(gradient, lam * (1 - 1e-3))[g] > 0

@@ -104,3 +104,63 @@ def test_path_steps_meet_kkt_conditions(linear_table):
         fresh_norms = fresh.group_norms(penalty.group_ids, penalty.n_groups).numpy()
         assert np.array_equal(fresh_norms > 0, step.group_norms > 0)
         assert fresh_norms == pytest.approx(step.group_norms, rel=1e-3, abs=1e-4 * step.group_norms.max())
+
+
+def sparse_group_kkt_violations(model, X, y, loss_fn, lam, penalty):
+    """Relative KKT violations of the sparse group lasso, one per group and one per column, and
+    which branch each column met: 'group' (its group is zero), 'column' (zero in a non-zero
+    group) or 'active'."""
+    loss = loss_fn(model(X), y)
+    (grad_W,) = torch.autograd.grad(loss, [model.first_weight])
+    W = model.first_weight.detach()
+    A, v = penalty.l1_ratio, penalty.column_weight
+    column_ball = lam * A * v
+    violations, branches = [], []
+    for g in range(penalty.n_groups):
+        columns = (penalty.group_ids == g).nonzero().flatten()
+        group_ball = lam * (1 - A) * float(penalty.weights[g])
+        group_norm = float(torch.linalg.vector_norm(W[:, columns]))
+        if group_norm == 0:
+            # zero group: || S_col(grad_g, lam A v) || <= lam (1 - A) sqrt(d_g)
+            shrunk = torch.clamp(torch.linalg.vector_norm(grad_W[:, columns], dim=0) - column_ball, min=0.0)
+            violations.append(max(0.0, float(torch.linalg.vector_norm(shrunk)) - group_ball) / group_ball)
+            branches += ["group"] * len(columns)
+            continue
+        for j in columns.tolist():
+            column_norm = float(torch.linalg.vector_norm(W[:, j]))
+            if column_norm == 0:
+                # zero column in a non-zero group: ||grad_j|| <= lam A v
+                violations.append(max(0.0, float(torch.linalg.vector_norm(grad_W[:, j])) - column_ball) / column_ball)
+                branches.append("column")
+            else:
+                # grad_j = -lam (A v W_j / ||W_j|| + (1 - A) sqrt(d_g) W_j / ||W_g||)
+                residual = grad_W[:, j] + column_ball * W[:, j] / column_norm + group_ball * W[:, j] / group_norm
+                violations.append(float(torch.linalg.vector_norm(residual)) / (column_ball + group_ball))
+                branches.append("active")
+    return np.array(violations), set(branches)
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_solutions_meet_sparse_group_lasso_kkt_conditions(linear_table, task):
+    """--l1-ratio 0.5 at several lambdas: zero groups, zero columns inside kept groups (the noise
+    column n1 beside a in group a+n1) and active columns all meet their conditions, and screening
+    (which admits groups by the combined condition) reaches the same solution."""
+    X, y = _problem(linear_table, task)
+    loss_fn = loss_function(task)
+    settings = Settings(ModelConfig(hidden=(), l1_ratio=0.5), path=PathConfig(max_iters_per_lambda=20000, tol=1e-13))
+    problem = Problem.from_arrays((X, y), (X, y), GROUP_IDS, N_COLUMNS, task, settings)
+    model = problem.new_model()
+    lambda_max = float(problem.zero_kkt_lambdas(model).max())
+    penalty = problem.penalty(1)
+    branches_seen = set()
+    for fraction in (0.05, 0.2, 0.5):
+        lam = fraction * lambda_max
+        working = model.group_norms(penalty.group_ids, penalty.n_groups).numpy() > 0  # screened: only the live groups
+        problem.solve_lambda(model, lam, working, step=1.0, max_departures=None, key=0)
+        violations, branches = sparse_group_kkt_violations(model, X, y, loss_fn, lam, penalty)
+        assert violations.max() < 1e-3, (fraction, violations)
+        branches_seen |= branches
+    assert branches_seen == {"group", "column", "active"}  # every KKT branch was checked
+    # past lambda_max every group is zero and meets its condition: the estimate is where the last leaves
+    problem.solve_lambda(model, 1.01 * lambda_max, np.ones(penalty.n_groups, dtype=bool), step=1.0, max_departures=None, key=0)
+    assert torch.count_nonzero(model.first_weight) == 0
