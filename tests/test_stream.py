@@ -108,6 +108,7 @@ def test_streamed_fit_recovers_the_true_columns_and_the_out_dir_works(tmp_path: 
     out = tmp_path / "out"
     summary = _fit([str(path), "--target", "y", "--stream", "--out", str(out)])
     assert summary["streaming"]["processes"] == 1
+    assert summary["config"]["model"]["l1_ratio"] == 0.3 and summary["dropped_within_groups"] == []  # one column per group
     assert {"a", "b", "c"} <= set(summary["selected_features"])
     assert len(summary["selected_features"]) <= 4
     assert summary["metrics"]["pruned"]["r2"] > 0.9
@@ -226,20 +227,21 @@ def test_parse_size() -> None:
 
 @pytest.mark.slow
 def test_a_streamed_fit_takes_every_selection_option(tmp_path: Path) -> None:
-    """CV, stability, confirmation, permutation importance, class weights, neuron pruning and a
-    resumed run: the same command line works streamed as in memory."""
+    """CV, stability, confirmation, permutation importance, class weights, neuron pruning, the
+    sparse group lasso and a resumed run: the same command line works streamed as in memory."""
     rng = np.random.default_rng(0)
     df = pd.DataFrame({name: rng.standard_normal(1500) for name in ["a", "b", "n1", "n2", "n3"]})
     df["label"] = np.where(2 * df["a"] - df["b"] + 0.3 * rng.standard_normal(1500) > 1.2, "rare", "common")
     path = write_parquet(df, tmp_path / "labels.parquet", row_group_size=300)
     options = ["--cv", "2", "--stability", "1", "--class-weight", "balanced", "--neuron-penalty", "0.01",
-               "--permutation-repeats", "2", "--hidden", "8", "--epochs-per-lambda", "0.5"]
+               "--permutation-repeats", "2", "--hidden", "8", "--epochs-per-lambda", "0.5", "--l1-ratio", "0.3"]
     out = tmp_path / "out"
     summary = _fit([str(path), "--target", "label", "--stream", "--out", str(out), "--resume", *options])
     assert {"a", "b"} <= set(summary["selected_features"]) and not {"n1", "n2", "n3"} & set(summary["selected_features"])
     assert summary["scored_by"] == "cv2" and summary["stability"]["pairs"] == 1
     assert summary["class_weights"]["rare"] > 1 > summary["class_weights"]["common"]
     assert summary["streaming"]["processes"] == 1
+    assert summary["config"]["model"]["l1_ratio"] == 0.3 and summary["dropped_within_groups"] == []  # one column per group
     groups = pd.read_csv(out / "groups.csv").set_index("group")
     assert groups.loc["a", "permutation"] > 0 and groups.loc["n1", "permutation"] == 0
     assert {"cv_loss", "cv_se"} <= set(pd.read_csv(out / "path.csv").columns)
