@@ -43,6 +43,7 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "max_levels": (["--max-levels", "5"], 5),
     "hidden": (["--hidden", "8,4"], (8, 4)),
     "neuron_penalty": (["--neuron-penalty", "0.01"], 0.01),
+    "l1_ratio": (["--l1-ratio", "0.5"], 0.5),
     "rule": (["--rule", "min"], "min"),
     "max_features": (["--max-features", "2"], 2),
     "cv": (["--cv", "3"], 3),

@@ -108,7 +108,6 @@ def test_streamed_fit_recovers_the_true_columns_and_the_out_dir_works(tmp_path: 
     out = tmp_path / "out"
     summary = _fit([str(path), "--target", "y", "--stream", "--out", str(out)])
     assert summary["streaming"]["processes"] == 1
-    assert summary["config"]["model"]["l1_ratio"] == 0.3 and summary["dropped_within_groups"] == []  # one column per group
     assert {"a", "b", "c"} <= set(summary["selected_features"])
     assert len(summary["selected_features"]) <= 4
     assert summary["metrics"]["pruned"]["r2"] > 0.9
