@@ -125,6 +125,8 @@ def path_tables(
             "step": np.arange(len(path.steps)),
             "lambda": [step.lam for step in path.steps],
             "n_selected": [step.n_selected for step in path.steps],
+            # encoded columns with non-zero weights: below the selected groups' width under --l1-ratio
+            "n_selected_columns": [int(step.column_mask(group_index.group_ids).sum()) for step in path.steps],
             "train_loss": [step.train_loss for step in path.steps],
             "val_loss": [step.val_loss for step in path.steps],
             "relaxed_val_loss": [step.relaxed_val_loss for step in path.steps],
