@@ -16,7 +16,8 @@ columns per true group and its column precision is at most 0.2); group-level F1 
 groups against the 3 true groups; the refit model's held-out test metric (R2, or ROC AUC for
 the label); columns selected; seconds for the whole fit.
 
-Run time: about 8 minutes on the shared 2-core machine (2 tasks x 3 seeds x 4 ratios = 24 fits).
+Run time: 17 minutes on the shared 2-core machine while the test suite ran beside it (2 tasks x
+5 seeds x 4 ratios = 40 fits; the `seconds` column is inflated by that load several times).
 Prints one markdown table per task (mean +- std over seeds) and writes them to `--out`, with the
 per-seed numbers beside it (suffix `.json`).
 """
