@@ -95,3 +95,26 @@ def test_column_support_round_trips_through_a_checkpoint_and_a_resumed_path_ends
         assert np.array_equal(a.column_support, b.column_support) and np.array_equal(a.group_norms, b.group_norms)
     # some step has a column out inside a kept group: the support is not the groups' alone
     assert any((step.column_mask(GROUP_IDS) != (step.group_norms[GROUP_IDS] > 0)).any() for step in full.steps)
+
+
+def test_a_streamed_sparse_group_fit_writes_consistent_artifacts(tmp_path: Path) -> None:
+    """Streamed (proximal SGD through the same penalty object): the true groups are kept, and what
+    the artifacts call selected is exactly what the saved model reads, which predict can apply."""
+    data, groups, out = tmp_path / "data.parquet", tmp_path / "groups.json", tmp_path / "out"
+    _grouped_table(1200).to_parquet(data, index=False, row_group_size=300)
+    groups.write_text(json.dumps(GROUPS))
+    result = runner.invoke(app, ["fit", str(data), "--target", "y", "--groups", str(groups), "--hidden", "0", "--stream",
+                                 "--l1-ratio", "0.5", "--batch-size", "256", "--max-epochs", "2", "--max-steps", "20", "--permutation-repeats", "0",
+                                 "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["streaming"]["processes"] == 1
+    assert {"ga", "gb", "colour"} <= set(summary["selected_groups"])
+    importances = pd.read_csv(out / "importances.csv")
+    inputs = json.loads((out / "model.json").read_text())["inputs"]
+    read = {name.split("=")[0] for name in inputs}
+    assert set(importances.loc[importances["selected"], "feature"]) == read == set(summary["selected_features"])
+    dropped = set(summary["dropped_within_groups"])
+    assert not dropped & set(inputs)
+    predicted = runner.invoke(app, ["predict", str(out), str(data), "--out", str(tmp_path / "predicted.csv")])
+    assert predicted.exit_code == 0, predicted.output
