@@ -61,9 +61,9 @@ class GroupPenalty:
         (sparse group lasso: each column's first, by its share of the threshold, then each group's)."""
         if not self.is_sparse_group:
             return group_soft_threshold(W, self.group_ids, threshold_scale * self.weights)
-        column_threshold = torch.tensor(threshold_scale * self.l1_ratio * self.column_weight, dtype=W.dtype, device=W.device)
         return sparse_group_soft_threshold(
-            W, self.group_ids, column_threshold, threshold_scale * (1.0 - self.l1_ratio) * self.weights
+            W, self.group_ids, threshold_scale * self.l1_ratio * self.column_weight,
+            threshold_scale * (1.0 - self.l1_ratio) * self.weights,
         )
 
     def kkt_excess(self, gradient: torch.Tensor, lam: float) -> torch.Tensor:
@@ -77,7 +77,7 @@ class GroupPenalty:
         """
         if self.is_sparse_group:
             column_ball = lam * self.l1_ratio * self.column_weight * (1 + KKT_SLACK)
-            gradient = column_soft_threshold(gradient, torch.tensor(column_ball, dtype=gradient.dtype, device=gradient.device))
+            gradient = column_soft_threshold(gradient, column_ball)
         gradient_norms = group_norms(gradient, self.group_ids, self.n_groups)
         return torch.clamp(gradient_norms - lam * (1.0 - self.l1_ratio) * self.weights * (1 + KKT_SLACK), min=0.0)
 

@@ -67,7 +67,7 @@ def project_column_norms(W: torch.Tensor, max_norm: float) -> torch.Tensor:
     return W * torch.clamp(max_norm / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), max=1.0)
 
 
-def column_soft_threshold(W: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+def column_soft_threshold(W: torch.Tensor, thresholds: torch.Tensor | float) -> torch.Tensor:
     """Proximal operator of ``sum_j thresholds[j] * ||W[:, j]||``: shrink each column's norm by its threshold.
 
     Parameters
@@ -75,7 +75,7 @@ def column_soft_threshold(W: torch.Tensor, thresholds: torch.Tensor) -> torch.Te
     W
         Shape (fan_out, n_features).
     thresholds
-        Shape (n_features,) or a 0-d tensor, non-negative.
+        Shape (n_features,), or one number for every column (a float: no host-to-device copy), non-negative.
 
     Returns
     -------
@@ -89,7 +89,7 @@ def column_soft_threshold(W: torch.Tensor, thresholds: torch.Tensor) -> torch.Te
 
 
 def sparse_group_soft_threshold(
-    W: torch.Tensor, group_ids: torch.Tensor, column_thresholds: torch.Tensor, group_thresholds: torch.Tensor
+    W: torch.Tensor, group_ids: torch.Tensor, column_thresholds: torch.Tensor | float, group_thresholds: torch.Tensor
 ) -> torch.Tensor:
     """Proximal operator of ``sum_j column_thresholds[j] ||W[:, j]|| + sum_g group_thresholds[g] ||W_g||``.
 
@@ -104,7 +104,7 @@ def sparse_group_soft_threshold(
     group_ids
         int64, shape (n_features,).
     column_thresholds
-        Shape (n_features,) or 0-d.
+        Shape (n_features,), or one number for every column.
     group_thresholds
         Shape (n_groups,).
 
