@@ -17,6 +17,8 @@ selected columns against x0..x4.
 - glselect: `glselect fit --task survival --time time --event event`, defaults otherwise (hidden
   width 32, rule 1se, confirmation), in a subprocess as a user runs it; risk scores from
   `glselect predict`.
+- glselect --hidden 0: the same with no hidden layer, i.e. the linear Cox group lasso (one column per
+  group, so the plain Cox lasso) with glselect's path, 1se rule, relaxed refit and confirmation.
 - LassoNet (`lassonet` 0.0.21): `LassoNetCoxRegressor` with Breslow ties, hidden width 32, path
   multiplier 1.05 (as in `methods.py`), its defaults otherwise (10% validation rows); the selected
   set and the model scored are those of the lowest validation loss on its path, as in `methods.py`.
@@ -24,7 +26,7 @@ selected columns against x0..x4.
   5-fold CV of the concordance index over its own alpha path (scikit-survival's user-guide recipe),
   selected set = the non-zero coefficients there.
 
-Run: `python benchmarks/survival.py` (about 10 minutes on 2 shared cores with the defaults); writes
+Run: `python benchmarks/survival.py` (about 15 minutes on 2 shared cores with the defaults); writes
 `benchmarks/results/survival.md` and `.json`.
 """
 
@@ -46,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from glselect._synthetic import make_survival  # noqa: E402
 
 TRUE = {f"x{j}" for j in range(5)}
-METHODS = ["glselect", "LassoNet Cox", "linear Cox lasso"]
+METHODS = ["glselect", "glselect --hidden 0", "LassoNet Cox", "linear Cox lasso"]
 HIDDEN = 32
 
 
@@ -147,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--columns", type=int, default=30)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--glselect-args", default="", help="extra arguments for glselect fit")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "survival")
     args = parser.parse_args()
@@ -165,8 +167,9 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as folder:
                 for method in METHODS:
                     started = time.perf_counter()
-                    if method == "glselect":
-                        selected, risk = run_glselect(fit, test, Path(folder), seed, extra)
+                    if method.startswith("glselect"):
+                        hidden = ["--hidden", "0"] if method.endswith("--hidden 0") else []
+                        selected, risk = run_glselect(fit, test, Path(folder), seed, [*hidden, *extra])
                     elif method == "LassoNet Cox":
                         selected, risk = run_lassonet(fit, test, names, seed)
                     else:
