@@ -26,7 +26,7 @@ selected columns against x0..x4.
   5-fold CV of the concordance index over its own alpha path (scikit-survival's user-guide recipe),
   selected set = the non-zero coefficients there.
 
-Run: `python benchmarks/survival.py` (about 15 minutes on 2 shared cores with the defaults); writes
+Run: `python benchmarks/survival.py` (about 15 minutes on 2 shared cores with the defaults, 3 seeds); writes
 `benchmarks/results/survival.md` and `.json`.
 """
 
@@ -149,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--columns", type=int, default=30)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--glselect-args", default="", help="extra arguments for glselect fit")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "survival")
     args = parser.parse_args()

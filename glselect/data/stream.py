@@ -119,15 +119,15 @@ class StreamData:
             table = read_arrow_table(config.table)
             # several slices per rank, so the shuffled epochs mix rows from across the table
             source = slice_table(config.table, table, max(1, min(READ_ROWS, math.ceil(table.num_rows / (8 * context.world_size)))))
+        table_columns = source.columns
+        if config.is_survival:  # the event column is folded into the time column (the target) as batches are read
+            check_survival_columns(source.columns, config.time, config.event, config.data.features, config.data.drop, str(config.table))
+            table_columns = [name for name in source.columns if name != config.event]
         if config.target not in source.columns:
             raise GlselectError(
                 f"target column '{config.target}' is not in '{config.table}'",
                 hint=f"columns are: {', '.join(source.columns[:20])}" + (" ..." if len(source.columns) > 20 else ""),
             )
-        table_columns = source.columns
-        if config.is_survival:  # the event column is folded into the time column (the target) as batches are read
-            check_survival_columns(source.columns, config.time, config.event, config.data.features, config.data.drop, str(config.table))
-            table_columns = [name for name in source.columns if name != config.event]
         columns = [name for name in table_columns if name != config.target]
         left_out = columns_left_out(table_columns, config.target, config.data.features, config.data.drop, str(config.table))
         check_named_columns(config.data.categorical, table_columns, "--categorical", str(config.table))
