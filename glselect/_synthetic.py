@@ -54,3 +54,42 @@ def make_mixed_table(n_samples: int = 600, seed: int = 0) -> pd.DataFrame:
             "y": effect + 0.8 * dose + 0.3 * rng.normal(size=n_samples),
         }
     )
+
+
+def make_survival(
+    n_samples: int, n_features: int = 8, n_true: int = 3, *, nonlinear: bool = False, censoring: float = 0.3, seed: int = 0
+) -> pd.DataFrame:
+    """Censored times with exponential hazards ``h(t | x) = exp(f(x))`` that depend on ``x0 .. x{n_true-1}`` only.
+
+    Linear: ``f(x) = sum_j b_j x_j`` with ``b = 1, -0.9, 0.8, -0.7, 0.6, ...`` (alternating signs, shrinking).
+    Non-linear (``n_true`` >= 3): ``f(x) = 1.2 x0 x1 + 0.8 (x2^2 - 1)``, plus ``sin(2 x3)`` and the linear
+    terms above for any further true columns: effects a linear Cox model misses or sees only in part.
+    Columns are standard normal. Censoring times are exponential, their rate set so that about
+    ``censoring`` of the rows are censored. Returns the ``x`` columns, ``time`` and ``event`` (1 or 0).
+    """
+    if n_true > n_features or (nonlinear and n_true < 3):
+        raise ValueError("need n_true <= n_features, and n_true >= 3 for the non-linear hazard")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, n_features))
+    coefficients = np.array([(1.0 - 0.1 * j) * (-1) ** j for j in range(n_true)])
+    if nonlinear:
+        log_hazard = 1.2 * X[:, 0] * X[:, 1] + 0.8 * (X[:, 2] ** 2 - 1)
+        if n_true > 3:
+            log_hazard += np.sin(2 * X[:, 3]) + X[:, 4:n_true] @ coefficients[4:]
+    else:
+        log_hazard = X[:, :n_true] @ coefficients
+    event_time = rng.exponential(size=n_samples) / np.exp(log_hazard)
+    unit = rng.exponential(size=n_samples)
+    # the censoring rate that censors about the asked share of these rows, by bisection on its logarithm
+    low, high = -20.0, 20.0
+    for _ in range(60):
+        middle = (low + high) / 2
+        if np.mean(unit / np.exp(middle) < event_time) < censoring:
+            low = middle
+        else:
+            high = middle
+    censor_time = unit / np.exp((low + high) / 2)
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(n_features)])
+    df["time"] = np.minimum(event_time, censor_time)
+    df["event"] = (event_time <= censor_time).astype(np.int64)
+    return df

@@ -13,7 +13,7 @@ from typing import Any
 
 from glselect.errors import GlselectError
 
-TASKS = ("regression", "binary", "multiclass")
+TASKS = ("regression", "binary", "multiclass", "survival")  # survival is never detected: --task survival names it
 SELECTION_RULES = ("1se", "min")
 CLASS_WEIGHTS = ("none", "balanced")
 
@@ -188,10 +188,42 @@ class ImportanceConfig:
         )
 
 
+def _check_target(config: RunConfig) -> None:
+    """What names the target: --target, or with --task survival --time and --event (then ``target`` is the time column).
+
+    A survival target is two columns; the rest of the fit reads one target column, the time column, into
+    which the event is folded as each batch is read (``glselect.data.survival``).
+    """
+    if config.data.task != "survival":
+        _require(
+            config.time is None and config.event is None,
+            "--time and --event name a survival target: add --task survival (or drop them and pass --target)",
+        )
+        _require(config.target is not None, "--target is required: name the column to predict (for a survival target: --task survival --time COL --event COL)")
+        return
+    _require(
+        config.time is not None and config.event is not None,
+        "--task survival needs --time COL (the follow-up time) and --event COL (1 if the event happened, 0 if censored)",
+    )
+    _require(config.time != config.event, f"--time and --event name the same column '{config.time}'")
+    _require(
+        config.target in (None, config.time),
+        f"--target '{config.target}' is not used with --task survival: the target is --time '{config.time}' and --event '{config.event}'; drop --target",
+    )
+    _require(
+        config.data.class_weight == "none",
+        "--class-weight needs a classification target; a survival target has no classes (drop --class-weight)",
+    )
+    object.__setattr__(config, "target", config.time)  # frozen: set once here, as if given
+
+
 @dataclass(frozen=True)
 class RunConfig:
     table: Path
-    target: str
+    # the column to predict; with --task survival it is the time column, which --time names (see __post_init__)
+    target: str | None = None
+    time: str | None = None  # --task survival: follow-up time (>= 0) of each row
+    event: str | None = None  # --task survival: 1/True if the event happened at that time, 0/False if censored
     groups: Path | None = None  # the group-map file given by --groups
     out: Path | None = None  # None: '<table stem>.glselect' next to the table
     force: bool = False  # replace an existing directory that is not a glselect output
@@ -208,6 +240,7 @@ class RunConfig:
     stream: StreamConfig = field(default_factory=StreamConfig)
 
     def __post_init__(self) -> None:
+        _check_target(self)
         _require(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got '{self.device}'")
         _require(self.threads is None or self.threads > 0, f"threads must be positive, got {self.threads}")
         # known before any fitting: a path that stops at min_features can never reach fewer
@@ -215,6 +248,10 @@ class RunConfig:
             self.selection.max_features is None or self.selection.max_features >= self.path.min_features,
             f"max_features ({self.selection.max_features}) must be at least min_features ({self.path.min_features})",
         )
+
+    @property
+    def is_survival(self) -> bool:
+        return self.data.task == "survival"
 
     @property
     def inputs(self) -> tuple[Path, ...]:

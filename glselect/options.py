@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 from glselect.config import TASKS, RunConfig
 from glselect.errors import GlselectError
 
-REQUIRED = inspect.Parameter.empty  # the default of an option that has none (--target)
+REQUIRED = inspect.Parameter.empty  # the default of an option that has none
 SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
 
 
@@ -122,7 +122,13 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("target", "target", "Column to predict.", in_selector=False, aliases=("-t",), show_default=False),
+    Option("target", "target", "Column to predict (required unless --task survival).", in_selector=False, aliases=("-t",), show_default=False),
+    Option("time", "time", "--task survival: the follow-up time column (>= 0).", in_selector=False, show_default=False),
+    # torchrun's own parser takes '--event' for a prefix of its '--event-log-handler': '--event-column' passes through it
+    Option(
+        "event", "event", "--task survival: the event column, 1/True if the event happened at that time, 0/False if censored.",
+        in_selector=False, aliases=("--event-column",), show_default=False,
+    ),
     Option("groups", "groups", "Group map: CSV with header 'feature,group', or JSON {group: [columns]}; names may be globs like 'px_*'."),
     Option("out", "out", "Output directory.", in_selector=False, aliases=("-o",), show_default="DATA's name + .glselect, beside it"),
     Option("task", "data.task", f"One of {', '.join(TASKS)}.", show_default="detected from the target"),

@@ -27,6 +27,7 @@ from glselect.data.io import read_group_map, read_table
 from glselect.data.source import MIN_ROWS, Dataset, InMemoryData, Rows, frame_positions, hash_split
 from glselect.data.split import TEST_ROWS, TRAIN, TRAINING_ROWS, VALIDATION_ROWS
 from glselect.data.stream import StreamData, local_cores, wants_streaming
+from glselect.data.survival import check_survival_columns, fold_batch
 from glselect.data.target import drop_missing_target
 from glselect.devices import resolve_device
 from glselect.errors import GlselectError
@@ -157,6 +158,9 @@ def open_dataset(config: RunConfig, device: torch.device, context: distributed.C
 
 def frame_dataset(table: pd.DataFrame, config: RunConfig, group_map: dict[str, str] | None, device: torch.device) -> InMemoryData:
     """Encode a table in memory: the rows' parts by the one hash split, the encoder fitted on the training rows."""
+    if config.is_survival:  # the event column is folded into the time column, the target from here on
+        check_survival_columns(list(map(str, table.columns)), config.time, config.event, config.data.features, config.data.drop, str(config.table))
+        table = fold_batch(table, config.time, config.event, np.arange(len(table)))
     positions = frame_positions(table, config.target) if config.target in table.columns else np.arange(len(table))
     table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
     parts = hash_split(positions, config.seed, config.data.val_fraction, config.data.test_fraction)
@@ -165,7 +169,7 @@ def frame_dataset(table: pd.DataFrame, config: RunConfig, group_map: dict[str, s
     check_named_columns(config.data.categorical, columns, "--categorical", str(config.table))
     encoder = fit_encoder(
         table, config.target, config.data.task, fit_rows=np.flatnonzero(parts == TRAIN), max_levels=config.data.max_levels,
-        excluded=left_out, categorical=frozenset(config.data.categorical),
+        excluded=left_out, categorical=frozenset(config.data.categorical), event=config.event,
     )
     design = encode(encoder, table)
     group_index = build_group_index(

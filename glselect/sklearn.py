@@ -79,6 +79,11 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
     def _config(self) -> tuple[RunConfig, dict[str, str] | None]:
         """The run's config and group map, built from the parameters as the CLI builds it from its options."""
         values = {option.name: getattr(self, option.name) for option in SELECTOR_OPTIONS}
+        if values["task"] == "survival":  # y is one column here; a survival target is two (time and event)
+            raise GlselectError(
+                "task='survival' is not offered by GroupLassoSelector: its target is two columns (time and event)",
+                hint="use glselect fit DATA --task survival --time COL --event COL",
+            )
         groups = values.pop("groups")
         if groups is None or isinstance(groups, Mapping):
             return config_from(values, table=Path("<X>"), target=TARGET), None if groups is None else dict(groups)

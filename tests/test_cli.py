@@ -34,6 +34,8 @@ def assert_user_error(result, message: str) -> None:
 # Adding an option to glselect.options.OPTIONS needs a line here, and then the CLI and the selector are tested with it.
 SAMPLES: dict[str, tuple[list[str], object]] = {
     "target": (["-t", "label"], "label"),
+    "time": (["--time", "t"], "t"),
+    "event": (["--event-column", "e"], "e"),
     "groups": (["--groups", "map.csv"], Path("map.csv")),
     "out": (["-o", "elsewhere"], Path("elsewhere")),
     "task": (["--task", "binary"], "binary"),
@@ -96,16 +98,24 @@ def config_fields(config_type: type = RunConfig, prefix: str = "") -> set[str]:
     return fields
 
 
+# options that go with --task survival only: their run gives --task survival and leaves --target out
+SURVIVAL_SAMPLES = {"time", "event"}
+
+
 def test_every_option_of_the_table_reaches_the_config_from_the_command_line(monkeypatch):
     assert set(SAMPLES) == {option.name for option in OPTIONS}
     seen = []
     monkeypatch.setattr("glselect.cli.fit.run", lambda config, **callbacks: seen.append(config) or SimpleNamespace(out_dir=None))
-    result = invoke("fit", "data.csv", *(arg for args, _ in SAMPLES.values() for arg in args))
+    result = invoke("fit", "data.csv", *(arg for name, (args, _) in SAMPLES.items() if name not in SURVIVAL_SAMPLES for arg in args))
     assert result.exit_code == 0, result.output
-    [config] = seen
+    survival_args = [arg for name in SURVIVAL_SAMPLES for arg in SAMPLES[name][0]]
+    result = invoke("fit", "data.csv", "--task", "survival", *survival_args)
+    assert result.exit_code == 0, result.output
+    config, survival = seen
     assert config.table == Path("data.csv")
     for option in OPTIONS:
-        assert config_value(config, option.field) == SAMPLES[option.name][1], option.name
+        assert config_value(survival if option.name in SURVIVAL_SAMPLES else config, option.field) == SAMPLES[option.name][1], option.name
+    assert survival.target == SAMPLES["time"][1]  # a survival target is named by --time and --event, not --target
 
 
 def test_defaults_on_the_command_line_are_the_config_defaults(monkeypatch):
@@ -291,7 +301,7 @@ def test_replaces_an_earlier_output_as_a_whole(tmp_path, write_table, linear_tab
     [
         ("--hidden", "64,x", "--hidden must be comma-separated whole numbers like '64' or '64,32', got '64,x'"),
         ("--lambda-step", "1", "lambda_step must be greater than 1, got 1.0"),
-        ("--task", "ranking", "task must be one of regression, binary, multiclass, got 'ranking'"),
+        ("--task", "ranking", "task must be one of regression, binary, multiclass, survival, got 'ranking'"),
         ("--rule", "best", "rule must be one of 1se, min, got 'best'"),
         ("--val-fraction", "0.7", "val_fraction must be between 0 and 0.5, got 0.7"),
     ],

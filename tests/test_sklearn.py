@@ -18,6 +18,7 @@ from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
 import glselect  # noqa: E402
 from glselect._synthetic import make_mixed_table  # noqa: E402
+from glselect.errors import GlselectError  # noqa: E402
 from glselect.options import OPTIONS, SELECTOR_OPTIONS  # noqa: E402
 from glselect.sklearn import GroupLassoSelector  # noqa: E402
 from tests.test_cli import SAMPLES, config_value, invoke  # noqa: E402
@@ -184,3 +185,8 @@ def test_the_cli_does_not_import_scikit_learn():
 
     code = "import sys, glselect, glselect.cli.app; print('sklearn' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_the_selector_refers_survival_to_the_command_line():
+    with pytest.raises(GlselectError, match="task='survival' is not offered by GroupLassoSelector"):
+        GroupLassoSelector(task="survival").fit(np.zeros((30, 2)), np.arange(30.0))

@@ -53,7 +53,7 @@ def select(
     out: Annotated[Path, typer.Option("--out", "-o", help="Reduced table to write (.csv or .parquet).", show_default=False)],
     debug: DEBUG = False,
 ) -> None:
-    """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it)."""
+    """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for survival)."""
     with user_errors(debug):
         results = load_results(out_dir)
         table = read_table(data)
@@ -61,8 +61,9 @@ def select(
         missing = [name for name in selected if name not in table.columns]
         if missing:
             raise GlselectError(f"'{data}' lacks selected column(s): {', '.join(map(repr, missing))}")
-        target = results.summary["target"]
-        write_table(table[selected + ([target] if target in table.columns else [])], out)
+        # a survival target is two columns: the time (summary's target) and the event
+        targets = [name for name in (results.summary["target"], results.summary.get("event")) if name is not None]
+        write_table(table[selected + [name for name in targets if name in table.columns]], out)
         stderr.print(f"wrote {len(selected)} selected columns of {len(table)} rows to {escape(str(out))}", soft_wrap=True)
 
 

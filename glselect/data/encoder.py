@@ -243,8 +243,18 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str)
     )
 
 
-def _target_encoding(name: str, stats: TargetStats, task: str | None) -> TargetEncoding:
-    """The target's task and encoding from its distinct values (classes) or its moments (regression)."""
+def _target_encoding(name: str, stats: TargetStats, task: str | None, event: str | None = None) -> TargetEncoding:
+    """The target's task and encoding from its distinct values (classes) or its moments (regression).
+
+    A survival target arrives folded (``glselect.data.survival``, checked as it was read): its events are the
+    positive values."""
+    if task == "survival":
+        if stats.n_positive == 0:
+            raise GlselectError(
+                f"event column '{event}' has no events: every row is censored",
+                hint="the Cox model learns from the rows whose event happened (event 1 or True)",
+            )
+        return TargetEncoding(name, task, event=event)
     distinct = (stats.distinct if stats.distinct is not None else pd.Series([], dtype=object)).rename(name)
     is_number = pd.api.types.is_numeric_dtype(distinct) and not pd.api.types.is_bool_dtype(distinct)
     if task is None:
@@ -271,6 +281,7 @@ def build_encoder_from_stats(
     excluded: frozenset = frozenset(),
     *,
     source: str | None = None,
+    event: str | None = None,
 ) -> Encoder:
     """The fitted ``Encoder`` from merged statistics: the one rule set, in memory and streamed.
 
@@ -289,6 +300,8 @@ def build_encoder_from_stats(
     source
         The table's name, for messages about a column's values (``column 'x' in 'data.parquet' has ...``);
         None leaves it out, as the in-memory fit does.
+    event
+        With ``task="survival"``: the event column, already folded into ``target`` (the time column).
 
     Raises
     ------
@@ -296,7 +309,7 @@ def build_encoder_from_stats(
         The target is unusable, a numeric column has infinities, a text column is numbers with a few bad
         cells, or no column is usable.
     """
-    target_encoding = _target_encoding(target, stats.target, task)
+    target_encoding = _target_encoding(target, stats.target, task, event)
     where = f" in '{source}'" if source else ""
     columns = tuple(
         ColumnEncoding(str(name), "ignored", reason=LEFT_OUT)
@@ -318,6 +331,7 @@ def fit_encoder(
     max_levels: int = MAX_LEVELS,
     excluded: frozenset[str] = frozenset(),
     categorical: frozenset[str] = frozenset(),
+    event: str | None = None,
 ) -> Encoder:
     """Fit the encoding: feature statistics on the training rows, the target's classes on all rows.
 
@@ -343,6 +357,8 @@ def fit_encoder(
         Columns the user left out (``--drop``, ``--features``): recorded as ignored.
     categorical
         Columns to one-hot encode whatever their type (``--categorical``).
+    event
+        With ``task="survival"``: the event column, already folded into ``target`` (``glselect.data.survival``).
 
     Raises
     ------
@@ -352,7 +368,7 @@ def fit_encoder(
     """
     kinds = frame_kinds(df, [name for name in df.columns if name != target], excluded, categorical)
     stats = collect_batch_stats([(df, np.arange(len(df)))], training_part(len(df), fit_rows), target, kinds)
-    return build_encoder_from_stats(stats, target, task, max_levels, excluded)
+    return build_encoder_from_stats(stats, target, task, max_levels, excluded, event=event)
 
 
 def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
@@ -417,9 +433,10 @@ def encode(encoder: Encoder, df: pd.DataFrame) -> Design:
 
 
 def build_encoder(
-    stats: StreamStats, source: Source, target: str, task: str | None, max_levels: int, excluded: frozenset[str], categorical: frozenset[str]
+    stats: StreamStats, source: Source, target: str, task: str | None, max_levels: int, excluded: frozenset[str], categorical: frozenset[str],
+    event: str | None = None,
 ) -> Encoder:
     """``build_encoder_from_stats`` for the streaming fit (the same class and file format as in memory);
     messages about a column's values name ``source``'s path."""
     del categorical  # already in the kinds the statistics were collected with; kept so the caller's line stays
-    return build_encoder_from_stats(stats, target, task, max_levels, excluded, source=str(source.path))
+    return build_encoder_from_stats(stats, target, task, max_levels, excluded, source=str(source.path), event=event)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from glselect.data.parquet import RowGroup, Source, iter_batches
 from glselect.data.split import TRAIN, VAL, split_of
+from glselect.data.survival import fold_batch
 from glselect.data.target import plain_value
 
 MAX_TRACKED_LEVELS = 100_000  # a text column with more distinct values is an ID or free text, not a category
@@ -128,9 +129,11 @@ class TargetStats:
     distinct: pd.Series | None = None  # distinct values in order of appearance (their dtype too), up to the cap
     overflowed: bool = False  # more than MAX_TARGET_VALUES distinct values
     non_finite: bool = False
+    n_positive: int = 0  # values > 0: with a folded survival target, the rows with an event
 
     def merge(self, other: TargetStats) -> None:
         self.n_rows += other.n_rows
+        self.n_positive += other.n_positive
         self.n_missing += other.n_missing
         self.moments.merge(other.moments)
         self.non_finite = self.non_finite or other.non_finite
@@ -323,6 +326,7 @@ def _update_target(stats: TargetStats, values: pd.Series) -> None:
         as_float = present.to_numpy(dtype=np.float64)
         finite = np.isfinite(as_float)
         stats.non_finite = stats.non_finite or not finite.all()
+        stats.n_positive += int((as_float > 0).sum())
         stats.moments.add(as_float[finite])
     if not stats.overflowed:
         stats._add_distinct(present.drop_duplicates())
@@ -390,19 +394,33 @@ def collect_stats(
     val_fraction: float,
     test_fraction: float,
     on_batch: Callable[[pa.RecordBatch, np.ndarray, np.ndarray], None] | None = None,
+    event: str | None = None,
 ) -> StreamStats:
     """``collect_batch_stats`` over Parquet row groups of ``source``, split by the row hash (``split_of``).
 
-    ``on_batch(batch, positions, parts)`` sees each record batch (rows with a target only).
+    ``on_batch(batch, positions, parts)`` sees each record batch (rows with a target only). ``event``: a
+    survival target's event column, folded into the target (time) column as each batch is read.
     """
     del source  # the row groups know where they are read from; kept so the streaming fit's call stays as it is
     return collect_batch_stats(
-        iter_batches(row_groups, [*columns, target]),
+        read_batches(row_groups, [*columns, target], event),
         lambda positions: split_of(positions, seed, val_fraction, test_fraction),
         target,
         {name: kinds[name] for name in columns},
         on_batch,
     )
+
+
+def read_batches(
+    row_groups: tuple[RowGroup, ...], columns: list[str], event: str | None = None
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+    """``iter_batches`` of ``columns`` (the target last); with a survival ``event`` column, that column is
+    read too and folded into the target (``glselect.data.survival``), so the batches look alike for every task."""
+    if event is None:
+        yield from iter_batches(row_groups, columns)
+        return
+    for batch, positions in iter_batches(row_groups, [*columns, event]):
+        yield fold_batch(batch, columns[-1], event, positions), positions
 
 
 def training_part(n_rows: int, fit_rows: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:

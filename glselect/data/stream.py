@@ -32,10 +32,11 @@ from glselect.config import RunConfig
 from glselect.data.encoder import Encoder, build_encoder, check_named_columns, columns_left_out, encode
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
-from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, iter_batches, open_source, row_groups_of_rank, slice_table
+from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank, slice_table
 from glselect.data.source import MIN_ROWS, Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
-from glselect.data.stats import collect_stats, column_kinds
+from glselect.data.stats import collect_stats, column_kinds, read_batches
+from glselect.data.survival import check_survival_columns
 from glselect.data.target import encode_target
 from glselect.errors import GlselectError
 
@@ -118,14 +119,18 @@ class StreamData:
             table = read_arrow_table(config.table)
             # several slices per rank, so the shuffled epochs mix rows from across the table
             source = slice_table(config.table, table, max(1, min(READ_ROWS, math.ceil(table.num_rows / (8 * context.world_size)))))
+        table_columns = source.columns
+        if config.is_survival:  # the event column is folded into the time column (the target) as batches are read
+            check_survival_columns(source.columns, config.time, config.event, config.data.features, config.data.drop, str(config.table))
+            table_columns = [name for name in source.columns if name != config.event]
         if config.target not in source.columns:
             raise GlselectError(
                 f"target column '{config.target}' is not in '{config.table}'",
                 hint=f"columns are: {', '.join(source.columns[:20])}" + (" ..." if len(source.columns) > 20 else ""),
             )
-        columns = [name for name in source.columns if name != config.target]
-        left_out = columns_left_out(source.columns, config.target, config.data.features, config.data.drop, str(config.table))
-        check_named_columns(config.data.categorical, source.columns, "--categorical", str(config.table))
+        columns = [name for name in table_columns if name != config.target]
+        left_out = columns_left_out(table_columns, config.target, config.data.features, config.data.drop, str(config.table))
+        check_named_columns(config.data.categorical, table_columns, "--categorical", str(config.table))
         categorical = frozenset(config.data.categorical)
         pieces = row_groups_of_rank(source, context.rank, context.world_size)
         if not pieces:
@@ -136,7 +141,8 @@ class StreamData:
         kinds = column_kinds(source, columns, left_out, categorical)
         try:
             stats = collect_stats(
-                pieces, source, config.target, columns, kinds, config.seed, config.data.val_fraction, config.data.test_fraction
+                pieces, source, config.target, columns, kinds, config.seed, config.data.val_fraction, config.data.test_fraction,
+                event=config.event,
             )
         except GlselectError as err:
             stats = err  # every rank must learn of it, or the others would wait for this one forever
@@ -151,10 +157,10 @@ class StreamData:
             raise GlselectError(f"the table has {sum(stats.n_rows_by_part)} usable rows; glselect needs at least {MIN_ROWS}")
         if min(stats.n_rows_by_part) == 0:
             raise GlselectError("too few rows: no training, validation or test rows were drawn", hint="use a larger table")
-        encoder = build_encoder(stats, source, config.target, config.data.task, config.data.max_levels, left_out, categorical)
+        encoder = build_encoder(stats, source, config.target, config.data.task, config.data.max_levels, left_out, categorical, config.event)
         group_map = read_group_map(config.groups) if config.groups is not None else None
         group_index = build_group_index(
-            encoder.sources, group_map, table_columns=source.columns, target=config.target, map_source=str(config.groups)
+            encoder.sources, group_map, table_columns=table_columns, target=config.target, map_source=str(config.groups)
         )
         used = [column.name for column in encoder.columns if column.kind != "ignored"]  # ignored columns are never read again
         largest = max(piece.n_bytes for piece in pieces)
@@ -175,7 +181,7 @@ class StreamData:
 
         ``columns``: what to read (default: the used features and the target); the target must be last.
         """
-        for batch, positions in iter_batches(self.pieces if pieces is None else pieces, columns or self.columns):
+        for batch, positions in read_batches(self.pieces if pieces is None else pieces, columns or self.columns, self.encoder.target.event):
             has_target = ~batch.column(batch.num_columns - 1).is_null().to_numpy(zero_copy_only=False)
             parts = split_of(positions, self.seed, self.val_fraction, self.test_fraction)
             keep = has_target & rows.mask(parts, positions, self.seed)

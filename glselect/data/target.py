@@ -16,10 +16,11 @@ MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with at most this many value
 @dataclass(frozen=True)
 class TargetEncoding:
     name: str
-    task: str  # "regression", "binary" or "multiclass"
+    task: str  # "regression", "binary", "multiclass" or "survival"
     classes: tuple[Any, ...] = ()  # class labels, index = encoded class
     center: float = 0.0  # regression targets are standardised for training
     scale: float = 1.0
+    event: str | None = None  # survival: the event column, folded into this (the time) column as it is read
 
     @property
     def n_outputs(self) -> int:
@@ -90,7 +91,10 @@ def fit_target(values: pd.Series, task: str) -> TargetEncoding:
 
 
 def encode_target(target: TargetEncoding, values: pd.Series) -> np.ndarray:
-    """Standardised float32 targets (regression) or int64 class indices (classification)."""
+    """Standardised float32 targets (regression), int64 class indices (classification), or the folded
+    survival target as float32 (``glselect.data.survival``: never standardised, its sign is the event)."""
+    if target.task == "survival":
+        return values.to_numpy(dtype=np.float32)
     if target.task == "regression":
         return ((values.to_numpy(dtype=np.float64) - target.center) / target.scale).astype(np.float32)
     index = {label: code for code, label in enumerate(target.classes)}

@@ -8,15 +8,57 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from glselect.data.survival import unfold
 from glselect.data.target import TargetEncoding
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # the metric shown in progress and tables; higher is better for each
-PRIMARY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy"}
+PRIMARY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy", "survival": "c_index"}
+
+
+def cox_row_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each row's share of the negative Cox partial log-likelihood (Breslow ties), shape (n_samples,).
+
+    ``out[:, 0]`` is the log-hazard (risk score) eta; ``y`` the folded target (``glselect.data.survival``:
+    the sign is the event, ``|y|`` orders the times). An event row i has the term
+    ``log(sum over j with t_j >= t_i of exp(eta_j)) - eta_i``; censored rows count only inside others'
+    risk sets. Breslow's rule: rows tied in time share one risk set, which holds all of them. The mean
+    over the rows is the Cox loss (``loss_function``).
+
+    Each event row's term has the null model's (eta = 0: ``log |R_i|``) taken off, and the mean of
+    those null terms is added back to every row. The mean stays the Cox loss and the difference between
+    two models stays the same row by row (permutation importance and confirmation read differences), but
+    the spread of the row losses loses the part no model can explain: ``log |R_i|`` runs from log n for
+    the first event to 0 for the last, and left in, it made the standard error of the 1se rule several
+    times the differences between models (the rule then chose far too few columns).
+
+    Vectorised: sort by time, a reversed log-cumsum-exp gives each position's risk set, and each tie
+    group reads it at its first position. No rows, or no event, give zeros, never NaN. The risk sets are
+    those of the rows passed in: a mini-batch's partial likelihood is taken within the batch.
+    """
+    eta = out[:, 0]
+    time, is_event = unfold(y)
+    n = eta.numel()
+    if n == 0:
+        return eta
+    order = torch.argsort(time, stable=True)
+    sorted_time, sorted_eta = time[order], eta[order]
+    # log sum_{m >= k} exp(eta_sorted[m]): the risk set of position k in ascending time order
+    log_risk = torch.logcumsumexp(sorted_eta.flip(0), dim=0).flip(0)
+    first_of_tie = torch.searchsorted(sorted_time, sorted_time, right=False)
+    log_size = torch.log((n - first_of_tie).to(eta.dtype))  # the null model's log-risk: log |R_i|
+    excess = torch.zeros_like(eta)
+    null = torch.zeros_like(eta)
+    excess[order] = log_risk[first_of_tie] - sorted_eta - log_size
+    null[order] = log_size
+    is_event = is_event.to(eta.dtype)
+    return is_event * excess + (is_event * null).sum() / n
 
 
 def _unweighted_row_loss(task: str) -> LossFunction:
+    if task == "survival":
+        return cox_row_loss
     if task == "regression":
         return lambda out, y: F.mse_loss(out[:, 0], y, reduction="none")
     if task == "binary":
@@ -39,7 +81,13 @@ def row_loss_function(task: str, class_weights: np.ndarray | None = None) -> Los
 
 
 def loss_function(task: str, class_weights: np.ndarray | None = None) -> LossFunction:
-    """Mean loss over rows (see ``row_loss_function``)."""
+    """Mean loss over rows (see ``row_loss_function``).
+
+    Survival: the Cox loss summed over event rows and divided by every row (censored rows add 0), as
+    glmnet's Cox model does. Dividing by the rows rather than the events keeps the mean of the row
+    losses equal to the loss, which the 1se rule, confirmation and permutation importance rely on (they
+    take means and spreads of ``row_loss_function``), and a batch without events is 0, not 0/0.
+    """
     row_loss = row_loss_function(task, class_weights)
     return lambda out, y: row_loss(out, y).mean()
 
@@ -75,12 +123,16 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 def evaluate(out: torch.Tensor, y: torch.Tensor, target: TargetEncoding) -> dict[str, float]:
     """Metrics of model outputs ``out`` (n_samples, n_outputs) against encoded targets ``y``.
 
-    Regression: RMSE in the target's own units and R^2. Binary: log-loss, accuracy, balanced
+    Survival: Harrell's concordance index of the risk score ``out[:, 0]`` and the Cox loss (negative
+    partial log-likelihood per row, Breslow ties). Regression: RMSE in the target's own units and R^2. Binary: log-loss, accuracy, balanced
     accuracy (the mean of per-class recalls: 0.5 for a model that always says the majority
     class), AUC. Multiclass: log-loss, accuracy and balanced accuracy. The log-loss is unweighted
     whatever ``--class-weight`` says, so that runs with and without weights compare.
     """
     loss = float(loss_function(target.task)(out, y))
+    if target.task == "survival":
+        time, is_event = (part.double().cpu().numpy() for part in unfold(y))
+        return {"c_index": concordance_index(out[:, 0].double().cpu().numpy(), time, is_event.astype(bool)), "cox_loss": loss}
     if target.task == "regression":
         residual = (out[:, 0] - y).double()
         mse = float((residual**2).mean())
@@ -112,3 +164,60 @@ def _balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
     """Mean recall over the classes present in ``labels``."""
     recalls = [float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)]
     return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def _count_later_smaller(keys: np.ndarray) -> np.ndarray:
+    """For each i, how many j > i have ``keys[j] < keys[i]``; ``keys`` are ints in [0, n).
+
+    Bottom-up merge sort, one vectorised step per level: at width w, each left run counts the
+    elements of its right neighbour run that are smaller (one ``searchsorted``, the runs told apart
+    by adding ``run pair * n``), then the pair is merged by a sort. O(n log^2 n) time, O(n) memory.
+    """
+    n = keys.size
+    counts = np.zeros(n, dtype=np.int64)
+    index, values = np.arange(n), keys.astype(np.int64)
+    width = 1
+    while width < n:
+        position = np.arange(n)
+        pair = position // (2 * width)
+        is_right = (position // width) % 2 == 1
+        offset = pair * n + values  # sorted within each run, and the right runs in order: sorted together
+        right = offset[is_right]
+        left = ~is_right
+        start = np.searchsorted(right, pair[left] * n, side="left")
+        counts[index[left]] += np.searchsorted(right, offset[left], side="left") - start
+        merged = np.argsort(offset, kind="stable")
+        index, values = index[merged], values[merged]
+        width *= 2
+    return counts
+
+
+def concordance_index(risk: np.ndarray, time: np.ndarray, is_event: np.ndarray) -> float:
+    """Harrell's C: the share of comparable pairs that the risk score orders as the times do.
+
+    A pair (i, j) is comparable when row i had its event and ``t_i < t_j`` (j outlived i, whether j's
+    event came or j was censored later); it is concordant when ``risk_i > risk_j`` and counts half when
+    the risks tie. 0.5 is a random score, 1 a perfect one; NaN when no pair is comparable. Counted in
+    O(n log^2 n) time and O(n) memory (no n x n matrix): a 100,000-row holdout takes about a second.
+    """
+    n = time.size
+    if n == 0:
+        return float("nan")
+    _, rank = np.unique(risk, return_inverse=True)  # equal risks, equal ranks
+    rank = rank.reshape(-1)
+    # later rows in time order are the ones outliving; within a tie in time, order them so that they never count:
+    # by ascending risk when counting smaller risks, by descending risk when counting larger ones
+    ascending = np.lexsort((rank, time))
+    descending = np.lexsort((-rank, time))
+    concordant = np.zeros(n, dtype=np.int64)
+    discordant = np.zeros(n, dtype=np.int64)
+    concordant[ascending] = _count_later_smaller(rank[ascending])
+    discordant[descending] = _count_later_smaller(rank.max() - rank[descending])
+    comparable = n - np.searchsorted(np.sort(time), time, side="right")
+    events = np.asarray(is_event, dtype=bool)
+    n_comparable = int(comparable[events].sum())
+    if n_comparable == 0:
+        return float("nan")
+    n_concordant, n_discordant = int(concordant[events].sum()), int(discordant[events].sum())
+    n_tied = n_comparable - n_concordant - n_discordant
+    return (n_concordant + 0.5 * n_tied) / n_comparable

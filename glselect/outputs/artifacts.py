@@ -192,6 +192,7 @@ def summary_document(
         "version": __version__,
         "task": task,
         "target": config.target,
+        "event": encoder.target.event,  # survival: the event column; the target is then the time column
         "classes": list(encoder.target.classes),
         "selected_features": selected_features,
         "selected_groups": selected_groups,
@@ -259,6 +260,7 @@ def model_document(
         "glselect_version": version,
         "task": encoder.target.task,
         "target": encoder.target.name,
+        "event": encoder.target.event,
         "hidden": list(model.hidden),
         "n_inputs": model.n_inputs,
         "n_outputs": model.n_outputs,

@@ -19,7 +19,9 @@ def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Regression: ``prediction`` in the target's units. Classification: ``prediction`` (the
+        Survival: ``risk_score``, the model's log-hazard (higher: the event comes sooner; only its
+        order and differences mean something, as in any Cox model). Regression: ``prediction`` in the
+        target's units. Classification: ``prediction`` (the
         class label) and one ``probability_<label>`` column per class.
 
     Raises
@@ -36,6 +38,8 @@ def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:
     with torch.no_grad():
         out = loaded.model(X).double()
     target = loaded.encoder.target
+    if target.task == "survival":
+        return pd.DataFrame({"risk_score": out[:, 0].numpy()}, index=table.index)
     if target.task == "regression":
         return pd.DataFrame({"prediction": out[:, 0].numpy() * target.scale + target.center}, index=table.index)
     if target.task == "binary":
