@@ -19,11 +19,14 @@ $(STAMP): pyproject.toml constraints.txt
 run: install
 	$(BIN)/glselect fit sample_data/friedman.csv --target y --groups sample_data/groups.csv --out sample_data/friedman.glselect
 
+# one worker per core (at most 4), each test file whole on one worker: module fixtures are built once
+XDIST := -n auto --maxprocesses 4 --dist loadfile
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(XDIST) -m "not slow"
 
 sample-data: install
 	$(BIN)/python sample_data/make_sample_data.py
