@@ -5,12 +5,16 @@ the path, with the other importance measures beside the rank.
 - ``norm``: the group's first-layer norm at the chosen step; ``dense_norm``: in the dense model;
 - ``permutation``: how much the refit model's held-out loss grows when the group's columns are
   shuffled together (mean over repeats, ``permutation_std`` their spread; see ``permutation.py``);
-- ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``).
+- ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``);
+- ``knockoff_statistic``: W = survival(group) - survival(its knockoff copy), averaged over the
+  knockoff draws, with ``knockoff_e_value`` (averaged e-value) and ``knockoff_frequency`` (share
+  of draws whose own threshold selects the group) (``--fdr``; see ``knockoffs.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +24,9 @@ from glselect.data.groups import GroupIndex
 from glselect.select.permutation import PermutationScores
 from glselect.path.walk import LambdaPath
 from glselect.select.choose import Selection
+
+if TYPE_CHECKING:  # knockoffs.py reads survival from here
+    from glselect.select.knockoffs import KnockoffSelection
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,15 @@ def survival(path: LambdaPath) -> tuple[np.ndarray, np.ndarray]:
     return np.where(alive.any(axis=0), lams[last], 0.0), norms[last, columns]
 
 
+KNOCKOFF_COLUMNS = ("knockoff_statistic", "knockoff_e_value", "knockoff_frequency")
+
+
+def _knockoff_columns(knockoffs: KnockoffSelection | None, n_groups: int) -> dict[str, np.ndarray]:
+    if knockoffs is None:
+        return {name: np.full(n_groups, np.nan) for name in KNOCKOFF_COLUMNS}
+    return dict(zip(KNOCKOFF_COLUMNS, (knockoffs.statistic, knockoffs.e_values, knockoffs.frequency)))
+
+
 def rank_groups(
     path: LambdaPath,
     selection: Selection,
@@ -54,6 +70,7 @@ def rank_groups(
     group_permutation: PermutationScores | None,
     column_permutation: dict[str, tuple[float, float]],
     stability: np.ndarray | None = None,
+    knockoffs: KnockoffSelection | None = None,
 ) -> Importances:
     """Rank the selected groups first, then by path survival (ties: norm where last alive, then name); columns within.
 
@@ -68,6 +85,8 @@ def rank_groups(
         ``{table column: (mean, std)}`` for the columns the refit model reads; others score 0.
     stability
         Per group: selection frequency under stability selection, or None when it was not run.
+    knockoffs
+        The knockoff selection (``--fdr``), or None.
     """
     importance, last_norm = survival(path)
     chosen_norms = path.steps[selection.step_index].group_norms
@@ -84,6 +103,7 @@ def rank_groups(
             "permutation": group_permutation.mean if group_permutation else np.full(group_index.n_groups, np.nan),
             "permutation_std": group_permutation.std if group_permutation else np.full(group_index.n_groups, np.nan),
             "stability": stability if stability is not None else np.full(group_index.n_groups, np.nan),
+            **_knockoff_columns(knockoffs, group_index.n_groups),
             "_last_norm": last_norm,
         }
     )
@@ -101,7 +121,7 @@ def rank_groups(
     rows = []
     for column in encoder.columns:
         if column.kind == "ignored":
-            rows.append((column.name, "", False, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan))
+            rows.append((column.name, "", False, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan, *[np.nan] * len(KNOCKOFF_COLUMNS)))
             continue
         group = group_index.group_of(column.name)
         info = group_row.loc[group]
@@ -110,12 +130,12 @@ def rank_groups(
         rows.append(
             (column.name, group, bool(info["selected"]), float(info["importance"]), float(info["norm"]), column.kind,
              group_rank[group], float(column_norm.get(column.name, 0.0)), permutation, permutation_std,
-             float(info["stability"]))
+             float(info["stability"]), *(float(info[name]) for name in KNOCKOFF_COLUMNS))
         )
     features = pd.DataFrame(
         rows,
         columns=["feature", "group", "selected", "importance", "group_norm", "kind", "_group_rank", "dense_norm",
-                 "permutation", "permutation_std", "stability"],
+                 "permutation", "permutation_std", "stability", *KNOCKOFF_COLUMNS],
     )
     features = features.sort_values(["_group_rank", "dense_norm", "feature"], ascending=[True, False, True], kind="mergesort")
     features = features.drop(columns="_group_rank").reset_index(drop=True)
