@@ -127,14 +127,6 @@ class SelectionConfig:
         _require(self.confirm >= 0, f"confirm must be >= 0, got {self.confirm}")
         _require(self.fdr is None or 0 < self.fdr < 1, f"fdr must be in (0, 1), got {self.fdr}")
         _require(self.knockoff_draws >= 1, f"knockoff_draws must be at least 1, got {self.knockoff_draws}")
-        _require(
-            self.fdr is None or self.max_features is None,
-            "--fdr and --max-features both choose the selected set: give one of them",
-        )
-        _require(
-            self.fdr is None or self.cv == 0,
-            "--fdr selects by knockoffs, which use no cross-validation scores: drop --cv",
-        )
         _require(self.cv == 0 or self.cv >= 2, f"cv must be 0 (one validation split) or at least 2 folds, got {self.cv}")
         _require(
             self.rule in SELECTION_RULES,

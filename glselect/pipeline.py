@@ -39,7 +39,7 @@ from glselect.select.choose import Selection, choose_step
 from glselect.select.confirm import confirm, group_permutation
 from glselect.select.crossval import CrossValidation, cross_validate
 from glselect.select.importance import Importances, rank_groups
-from glselect.select.knockoffs import KnockoffSelection, knockoff_selection, sparsest_step_with
+from glselect.select.knockoffs import KnockoffSelection, check_fdr_options, knockoff_selection, sparsest_step_with
 from glselect.select.permutation import permutation_importance
 from glselect.select.refit import refit
 from glselect.select.stability import Stability, stability_selection
@@ -235,6 +235,7 @@ def make_problem(data: Dataset, config: RunConfig) -> Problem:
 
 def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) -> FitResult:
     """The one fit: path, choice, refit, confirmation, CV, stability, importances, documents."""
+    check_fdr_options(config.selection)
     problem = make_problem(data, config)
     test = data.holdout(TEST_ROWS)
     read_seconds = time.perf_counter() - started

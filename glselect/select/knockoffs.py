@@ -28,7 +28,9 @@ from typing import Callable
 
 import numpy as np
 
+from glselect.config import SelectionConfig
 from glselect.data.knockoffs import GaussianKnockoffs, gaussian_knockoffs
+from glselect.errors import GlselectError
 from glselect.data.split import TRAINING_ROWS, VALIDATION_ROWS
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath, fit_path
@@ -103,6 +105,20 @@ def e_bh(e_values: np.ndarray, q: float) -> np.ndarray:
     if passing.size == 0:
         return np.zeros(n, dtype=bool)
     return e_values >= n / (q * (passing.max() + 1))
+
+
+def check_fdr_options(config: SelectionConfig) -> None:
+    """``--fdr`` replaces the rule: the options that choose a set or a lambda by another rule are errors with it.
+
+    Checked when a fit starts, not in ``SelectionConfig``, so that every option can still be given
+    on its own to the config (the CLI's option table is tested that way).
+    """
+    if config.fdr is None:
+        return
+    if config.max_features is not None:
+        raise GlselectError("--fdr and --max-features both choose the selected set: give one of them")
+    if config.cv:
+        raise GlselectError("--fdr selects by knockoffs, which use no cross-validation scores: drop --cv")
 
 
 def knockoff_problem(problem: Problem, sampler: GaussianKnockoffs, draw: int) -> Problem:
