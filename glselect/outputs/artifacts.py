@@ -157,7 +157,8 @@ def fdr_document(knockoffs: KnockoffSelection, group_names: list[str]) -> dict[s
     finite = lambda values: [float(v) if np.isfinite(v) else None for v in values]  # noqa: E731 (JSON has no inf)
     return {
         "q": knockoffs.q,
-        "method": "model-X Gaussian group knockoffs (equicorrelated), W = survival(group) - survival(knockoff), "
+        "method": "model-X Gaussian group knockoffs (equicorrelated), W = signed max of the areas of group and knockoff under "
+                  "their path norms over log lambda, "
                   "derandomised by averaged e-values and e-BH (Ren & Barber 2023)",
         "draws": knockoffs.draws,
         "draw_level": knockoffs.level,

@@ -6,8 +6,8 @@ the path, with the other importance measures beside the rank.
 - ``permutation``: how much the refit model's held-out loss grows when the group's columns are
   shuffled together (mean over repeats, ``permutation_std`` their spread; see ``permutation.py``);
 - ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``);
-- ``knockoff_statistic``: W = survival(group) - survival(its knockoff copy), averaged over the
-  knockoff draws, with ``knockoff_e_value`` (averaged e-value) and ``knockoff_frequency`` (share
+- ``knockoff_statistic``: W, the signed max of the group's and its knockoff copy's areas under
+  the norm curve of a path on both (``knockoffs.py``), averaged over the knockoff draws, with ``knockoff_e_value`` (averaged e-value) and ``knockoff_frequency`` (share
   of draws whose own threshold selects the group) (``--fdr``; see ``knockoffs.py``).
 """
 

@@ -1,14 +1,27 @@
 """Selection with a false discovery rate: model-X group knockoffs and derandomised e-values.
 
 For each of ``draws`` knockoff draws, the path is walked on ``[X, X~]`` with each group's copy
-as a group of its own (the same walker, solver and penalty as the fit itself), and each group
-gets the statistic
+as a group of its own (the same walker, solver and penalty as the fit itself), on the training
+and validation rows together (the statistic reads no held-out score, and more rows are more
+power). Each of the 2G groups gets its area under the path,
 
-    W_g = survival(g) - survival(g~)
+    A_g = integral of ||theta_g(lambda)|| / sqrt(d_g) d log(lambda)
 
-(survival: the largest lambda at which the group is non-zero on the path). Swapping a group with
-its copy flips the sign of its W, so a null group's W is as likely negative as positive; the
-knockoff+ threshold ``T`` at level ``alpha`` is the smallest ``t > 0`` with
+(its first-layer norm, divided by its penalty weight, over the path's steps with lambda > 0,
+trapezoids in log lambda), and each group the signed-max statistic of Barber & Candès (2015)
+
+    W_g = max(A_g, A_g~) * sign(A_g - A_g~).
+
+The area counts how long a group stays in and how strongly: on simulated tables (600 x 40, 12
+true; see the README) it gave about twice the power at Q = 0.1 of the survival difference
+``survival(g) - survival(g~)`` (survival alone is the entry lambda: a single noisy point of the
+path) at the same controlled FDR, and more than the norm difference at the lambda of least
+validation loss (which needs held-out rows the path could have been fit on). The path on
+``[X, X~]`` swapped at any set of groups is the same path with those groups' norms swapped
+(the walker, the penalty and the random start treat every column alike), so swapping a group
+with its copy flips the sign of its W and leaves the others: the flip-sign property the
+knockoff guarantee needs. A null group's W is as likely negative as positive; the knockoff+
+threshold ``T`` at level ``alpha`` is the smallest ``t > 0`` with
 ``(1 + #{W <= -t}) / max(1, #{W >= t}) <= alpha``.
 
 One draw is a lottery: rerun with another seed and the set can change. The draws are combined by
@@ -31,10 +44,9 @@ import numpy as np
 from glselect.config import SelectionConfig
 from glselect.data.knockoffs import GaussianKnockoffs, gaussian_knockoffs
 from glselect.errors import GlselectError
-from glselect.data.split import TRAINING_ROWS, VALIDATION_ROWS
+from glselect.data.split import MODEL_ROWS, VALIDATION_ROWS
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath, fit_path
-from glselect.select.importance import survival
 
 # each draw's threshold is taken at q * LEVEL_FRACTION. Ren & Barber recommend alpha_kn = alpha / 2, but
 # knockoff+ cannot select fewer than 1 / alpha_kn groups, so at q = 0.1 that needs 20 discoveries
@@ -71,9 +83,21 @@ class KnockoffSelection:
         return (self.statistics >= self.thresholds[:, None]).mean(axis=0)
 
 
-def knockoff_statistic(path_survival: np.ndarray, n_groups: int) -> np.ndarray:
-    """W per group from the survival of the 2G groups of a path on ``[X, X~]`` (originals first)."""
-    return path_survival[:n_groups] - path_survival[n_groups : 2 * n_groups]
+def path_areas(path: LambdaPath, n_encoded: np.ndarray) -> np.ndarray:
+    """Per group: the area under its norm curve, ``integral ||theta_g|| / sqrt(d_g) d log(lambda)``
+    over the steps with lambda > 0 (the dense step, at 0, has no log)."""
+    lams = np.array([step.lam for step in path.steps])
+    norms = np.stack([step.group_norms for step in path.steps]) / np.sqrt(n_encoded)
+    positive = lams > 0
+    if positive.sum() < 2:  # a path of one penalised step has no width: its norms alone rank the groups
+        return norms[positive].sum(axis=0)
+    return np.trapezoid(norms[positive], np.log(lams[positive]), axis=0)
+
+
+def knockoff_statistic(areas: np.ndarray, n_groups: int) -> np.ndarray:
+    """Signed max per group from the areas of the 2G groups of a path on ``[X, X~]`` (originals first)."""
+    original, copy = areas[:n_groups], areas[n_groups : 2 * n_groups]
+    return np.maximum(original, copy) * np.sign(original - copy)
 
 
 def knockoff_threshold(W: np.ndarray, level: float) -> float:
@@ -122,13 +146,15 @@ def check_fdr_options(config: SelectionConfig) -> None:
 
 
 def knockoff_problem(problem: Problem, sampler: GaussianKnockoffs, draw: int) -> Problem:
-    """``problem`` on ``[X, X~]``: group g's copy is group ``g + G`` of the same size; its path runs to all-zero."""
+    """``problem`` on ``[X, X~]``: group g's copy is group ``g + G`` of the same size; its path runs to
+    all-zero, fitted on the training and validation rows (the validation rows still early-stop the
+    dense fit; no score of the path is read)."""
     data = problem.data.with_knockoffs(sampler, draw)
     n_groups = problem.n_groups
     doubled = dataclasses.replace(
         problem,
         data=data,
-        rows=data.training(TRAINING_ROWS),
+        rows=data.training(MODEL_ROWS),
         val=data.holdout(VALIDATION_ROWS),
         group_ids=np.concatenate([problem.group_ids, problem.group_ids + n_groups]),
         n_encoded=np.concatenate([problem.n_encoded, problem.n_encoded]),
@@ -142,20 +168,21 @@ def knockoff_selection(
 ) -> KnockoffSelection:
     """Select groups at false discovery rate ``q`` from ``draws`` knockoff paths (see the module docstring).
 
-    The second moments come from the problem's training rows (one pass over a stream); each
+    The second moments come from the rows the paths are fit on (one pass over a stream); each
     draw's copies are generated from the seed and each row's position.
     """
     if problem.column_index is not None:
         raise ValueError("knockoff_selection is for the full problem, not a restricted one")
-    sampler = gaussian_knockoffs(problem.data.moments(TRAINING_ROWS), problem.group_ids, problem.seed)
+    sampler = gaussian_knockoffs(problem.data.moments(MODEL_ROWS), problem.group_ids, problem.seed)
     level = q * LEVEL_FRACTION
     statistics, thresholds, e_values = [], [], np.zeros(problem.n_groups)
     for draw in range(draws):
         if on_draw is not None:
             on_draw(draw)
-        # only the groups' survival is read: no relaxed scores, no selection, no refit
-        path = fit_path(knockoff_problem(problem, sampler, draw), score_step=lambda i: False)
-        W = knockoff_statistic(survival(path)[0], problem.n_groups)
+        # only the groups' norms along the path are read: no relaxed scores, no selection, no refit
+        doubled = knockoff_problem(problem, sampler, draw)
+        path = fit_path(doubled, score_step=lambda i: False)
+        W = knockoff_statistic(path_areas(path, doubled.n_encoded), problem.n_groups)
         e, threshold = knockoff_e_values(W, level)
         statistics.append(W)
         thresholds.append(threshold)
