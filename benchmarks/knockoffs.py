@@ -20,8 +20,9 @@ Methods (the same table for each):
   knockoff+ at Q with glselect's statistic, the signed max of the group's and its copy's areas
   under their norm curves over log lambda) and `--lambda-step 1.1` (the defaults otherwise).
   One draw, not the default 5, and a coarser lambda grid than the default 1.05 to fit the time
-  budget: at 3 draws a seed (4 tables) took about 100 s on the shared 2-core machine, 42 minutes
-  for 100 tables; `--draws 3` runs that configuration. One fit per table gives the selection at one Q; each
+  budget: 100 tables at one draw took 14 minutes on the shared 2-core machine, 6 tables per
+  family at 5 draws (`--tables 6 --draws 5`, the README's multi-draw subset) about 12 minutes.
+  One fit per table gives the selection at one Q; each
   draw's statistics are kept, so the selection at the other Q (and at the other per-draw level,
   the ablation below) is recomputed from them exactly as the fit does.
 - lasso knockoffs: one draw of the same Gaussian knockoff sampler (`data/knockoffs.py`) on all
