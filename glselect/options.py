@@ -155,6 +155,12 @@ OPTIONS: tuple[Option, ...] = (
         "confirm", "selection.confirm",
         "Keep a chosen group only if shuffling it raises the refit model's validation loss by this many standard errors; 0 keeps the whole step.",
     ),
+    Option(
+        "fdr", "selection.fdr",
+        "Select by model-X knockoffs at this false discovery rate (in (0, 1)) instead of --rule; --confirm is not applied.",
+        show_default="off",
+    ),
+    Option("knockoff_draws", "selection.knockoff_draws", "Knockoff draws for --fdr (one extra path each, on twice the columns), combined by e-values."),
     Option("class_weight", "data.class_weight", "'balanced' weighs each class equally in the loss, however rare; 'none' weighs rows equally."),
     Option("permutation_repeats", "importance.permutation_repeats", "Shuffles per group for permutation importance on the test rows; 0 skips it."),
     # the flag predates the field name; renaming it would break scripts and fitted pipelines' parameters

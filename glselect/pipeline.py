@@ -40,6 +40,7 @@ from glselect.select.choose import Selection, choose_step
 from glselect.select.confirm import confirm, group_permutation
 from glselect.select.crossval import CrossValidation, cross_validate
 from glselect.select.importance import Importances, rank_groups
+from glselect.select.knockoffs import KnockoffSelection, check_fdr_options, knockoff_selection, sparsest_step_with
 from glselect.select.permutation import permutation_importance
 from glselect.select.refit import refit
 from glselect.select.stability import Stability, stability_selection
@@ -65,6 +66,7 @@ class FitResult:
     selection: Selection
     cross_validation: CrossValidation | None  # None: chosen on the validation rows
     stability: Stability | None  # None: --stability not asked for
+    knockoffs: KnockoffSelection | None  # None: --fdr not asked for
     path_scalars: pd.DataFrame  # path.csv
     path_norms: pd.DataFrame  # path_norms.parquet
     model_meta: dict[str, Any]  # model.json
@@ -237,6 +239,7 @@ def make_problem(data: Dataset, config: RunConfig) -> Problem:
 
 def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) -> FitResult:
     """The one fit: path, choice, refit, confirmation, CV, stability, importances, documents."""
+    check_fdr_options(config.selection)
     problem = make_problem(data, config)
     test = data.holdout(TEST_ROWS)
     read_seconds = time.perf_counter() - started
@@ -256,10 +259,21 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         cross_validation = None
         if selection_config.cv and selection_config.max_features is None:
             cross_validation = cross_validate(problem, path, selection_config.cv, on_fold=_stage(hooks.on_stage, "cv fold", selection_config.cv))
-        step_index, rule = choose_step(path, selection_config, cross_validation and cross_validation.scores())
-        selection = refit(problem, path, step_index, rule)
-        if selection_config.confirm > 0 and selection_config.max_features is None:
-            selection = confirm(problem, path, selection, selection_config.confirm)
+        knockoffs = None
+        if selection_config.fdr is not None:
+            # the knockoff selection replaces the rule and the confirmation; the refit is on its groups
+            knockoffs = knockoff_selection(
+                problem, selection_config.fdr, selection_config.knockoff_draws,
+                on_draw=_stage(hooks.on_stage, "knockoff draw", selection_config.knockoff_draws),
+            )
+            step_index = sparsest_step_with(path, knockoffs.selected)
+            selection = refit(problem, path, step_index, f"fdr={selection_config.fdr:g}", group_mask=knockoffs.selected)
+            selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(knockoffs.selected))
+        else:
+            step_index, rule = choose_step(path, selection_config, cross_validation and cross_validation.scores())
+            selection = refit(problem, path, step_index, rule)
+            if selection_config.confirm > 0 and selection_config.max_features is None:
+                selection = confirm(problem, path, selection, selection_config.confirm)
         distributed.check_same_weights(selection.model, data.context)
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None
@@ -281,14 +295,16 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         importances = rank_groups(
             path, selection, group_index, encoder, dense_column_norms, by_group, by_column,
             None if stability is None else stability.frequency,
+            knockoffs,
         )
         summary = summary_document(
             config, data, path, selection, {"dense": dense_metrics, "pruned": pruned_metrics},
             scored_by=cross_validation.scores().source if cross_validation is not None else (
-                "validation" if selection_config.max_features is None else "max_features"
+                "knockoffs" if knockoffs is not None else "validation" if selection_config.max_features is None else "max_features"
             ),
             class_weights=problem.class_weights,
             stability=stability,
+            knockoffs=knockoffs,
             resumed_from_step=None if resume is None else len(resume.steps) - 1,
         )
         streaming = data.describe()
@@ -311,7 +327,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         }
     return FitResult(
         summary=summary, encoder=encoder, importances=importances, path=path, selection=selection,
-        cross_validation=cross_validation, stability=stability, path_scalars=path_scalars, path_norms=path_norms,
+        cross_validation=cross_validation, stability=stability, knockoffs=knockoffs, path_scalars=path_scalars, path_norms=path_norms,
         model_meta=model_meta, out_dir=None, files=[],
     )
 

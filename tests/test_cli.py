@@ -50,6 +50,8 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "max_features": (["--max-features", "2"], 2),
     "cv": (["--cv", "3"], 3),
     "confirm": (["--confirm", "2"], 2.0),
+    "fdr": (["--fdr", "0.1"], 0.1),
+    "knockoff_draws": (["--knockoff-draws", "3"], 3),
     "class_weight": (["--class-weight", "balanced"], "balanced"),
     "permutation_repeats": (["--permutation-repeats", "2"], 2),
     "stability": (["--stability", "2"], 2),

@@ -15,6 +15,7 @@ stability halves get their rows whatever the source.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +27,7 @@ import torch
 from glselect import distributed
 from glselect.data.encoder import Encoder
 from glselect.data.groups import GroupIndex
+from glselect.data.knockoffs import GaussianKnockoffs, Moments
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.errors import GlselectError
 
@@ -96,6 +98,10 @@ class Dataset(Protocol):
 
     def describe(self) -> dict[str, Any] | None: ...
 
+    def moments(self, rows: RowSet) -> Moments: ...
+
+    def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> Dataset: ...
+
 
 def hash_split(positions: np.ndarray, seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
     """``split_of`` for a table whose every row is known: a part left empty by chance on a tiny
@@ -157,6 +163,14 @@ class InMemoryData:
 
     def describe(self) -> None:
         return None
+
+    def moments(self, rows: RowSet) -> Moments:
+        """Mean and covariance of the encoded columns over ``rows`` (what knockoffs are built from)."""
+        return Moments.of(self.X[rows.mask(self.parts, self.positions, self.seed)])
+
+    def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> InMemoryData:
+        """The same rows with their knockoff copies (draw ``draw``) appended as columns: ``[X, X~]``."""
+        return dataclasses.replace(self, X=np.hstack([self.X, sampler.draw(self.X, self.positions, draw)]))
 
 
 def frame_positions(table: pd.DataFrame, target: str) -> np.ndarray:

@@ -16,6 +16,7 @@ Memory holds a few record batches, the model and the holdout samples, whatever t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -32,6 +33,7 @@ from glselect.config import RunConfig
 from glselect.data.encoder import Encoder, build_encoder, check_named_columns, columns_left_out, encode
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
+from glselect.data.knockoffs import GaussianKnockoffs, MomentSums, Moments
 from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank, slice_table
 from glselect.data.source import MIN_ROWS, Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
@@ -102,6 +104,8 @@ class StreamData:
     max_holdout_rows: int
     n_mixed: int
     _counts: dict[RowSet, int] = field(default_factory=dict)
+    # (sampler, draw): every encoded batch gets its rows' knockoff copies appended (``with_knockoffs``)
+    knockoffs: tuple[GaussianKnockoffs, int] | None = None
 
     # ----- opening: one statistics pass -------------------------------------------------------
     @classmethod
@@ -188,9 +192,32 @@ class StreamData:
             if keep.any():
                 yield batch.filter(pa.array(keep)), positions[keep]
 
-    def _encoded(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+    def _encoded(self, batch: pa.RecordBatch, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         design = encode(self.encoder, batch.to_pandas(date_as_object=False))
-        return design.X, design.y
+        if self.knockoffs is None:
+            return design.X, design.y
+        # a row's copy is a function of its position alone: the same in every epoch, batch and rank
+        sampler, draw = self.knockoffs
+        return np.hstack([design.X, sampler.draw(design.X, positions, draw)]), design.y
+
+    @property
+    def n_features(self) -> int:
+        """Encoded columns served (twice the encoder's with knockoff copies appended)."""
+        return len(self.encoder.feature_names) * (1 if self.knockoffs is None else 2)
+
+    def moments(self, rows: RowSet) -> Moments:
+        """Mean and covariance of the encoded columns over ``rows``: one pass, summed over ranks."""
+        sums = MomentSums.empty(len(self.encoder.feature_names))
+        for batch, positions in self._rows_of(rows):
+            sums.add(encode(self.encoder, batch.to_pandas(date_as_object=False)).X)
+        n_rows = distributed.all_reduce_sum(torch.tensor([float(sums.n_rows)], dtype=torch.float64), self.context)
+        total = distributed.all_reduce_sum(torch.from_numpy(sums.total), self.context)
+        cross = distributed.all_reduce_sum(torch.from_numpy(sums.cross), self.context)
+        return MomentSums(int(n_rows.item()), total.numpy(), cross.numpy()).moments()
+
+    def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> StreamData:
+        """The same stream serving ``[X, X~]``: each batch's knockoff copies (draw ``draw``) appended as columns."""
+        return dataclasses.replace(self, knockoffs=(sampler, draw))
 
     def count(self, rows: RowSet) -> int:
         """Rows of ``rows`` on this rank (one pass over the target column, remembered)."""
@@ -214,7 +241,7 @@ class StreamData:
         kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, X, y)
         n_kept = 0
         for batch, positions in self._rows_of(rows):
-            X, y = self._encoded(batch)
+            X, y = self._encoded(batch, positions)
             kept.append((positions, X, y))
             n_kept += len(positions)
             if n_kept > 2 * cap:
@@ -223,7 +250,7 @@ class StreamData:
         local = _smallest_hashes(kept, cap, self.seed) if kept else None
         gathered = [part for part in distributed.all_gather_objects(local, self.context) if part is not None]
         if not gathered:
-            n_features = len(self.encoder.feature_names)
+            n_features = self.n_features
             return Rows(torch.zeros((0, n_features), device=self.device), torch.zeros(0, device=self.device))
         positions, X, y = _smallest_hashes(gathered, cap, self.seed)
         order = np.argsort(positions, kind="stable")
@@ -301,7 +328,7 @@ class StreamData:
                     if piece is None:
                         readers.remove(reader)
                     else:
-                        pieces.append(self._encoded(piece[0]))
+                        pieces.append(self._encoded(*piece))
                 if not pieces:
                     continue
                 X_host = np.concatenate([piece[0] for piece in pieces])
@@ -335,7 +362,7 @@ class MiniBatches:
 
     @property
     def n_features(self) -> int:
-        return len(self.data.encoder.feature_names) if self.column_index is None else int(self.column_index.numel())
+        return self.data.n_features if self.column_index is None else int(self.column_index.numel())
 
     @property
     def context(self) -> distributed.Context:

@@ -34,6 +34,7 @@ from glselect.model.metrics import PRIMARY_METRIC
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.walk import LambdaPath
 from glselect.select.choose import Selection
+from glselect.select.knockoffs import KnockoffSelection
 from glselect.select.stability import Stability
 
 OUTPUT_FORMAT = "glselect-output"
@@ -153,6 +154,26 @@ def path_tables(
     return scalars, long
 
 
+def fdr_document(knockoffs: KnockoffSelection, group_names: list[str]) -> dict[str, Any]:
+    """``summary.json``'s ``fdr`` block: the level, the method and every draw's statistics."""
+    finite = lambda values: [float(v) if np.isfinite(v) else None for v in values]  # noqa: E731 (JSON has no inf)
+    return {
+        "q": knockoffs.q,
+        "method": "model-X Gaussian group knockoffs (equicorrelated), W = signed max of the areas of group and knockoff under "
+                  "their path norms over log lambda, "
+                  "derandomised by averaged e-values and e-BH (Ren & Barber 2023)",
+        "draws": knockoffs.draws,
+        "draw_level": knockoffs.level,
+        "thresholds": finite(knockoffs.thresholds),
+        "e_bh_threshold": len(group_names) / (knockoffs.q * max(1, int(knockoffs.selected.sum()))),
+        "gamma": knockoffs.gamma,
+        "selected_groups": [name for name, keep in zip(group_names, knockoffs.selected) if keep],
+        "statistic": dict(zip(group_names, knockoffs.statistic.tolist())),
+        "statistics_by_draw": {name: knockoffs.statistics[:, g].tolist() for g, name in enumerate(group_names)},
+        "e_value": dict(zip(group_names, knockoffs.e_values.tolist())),
+    }
+
+
 def summary_document(
     config: RunConfig,
     data: Dataset,
@@ -163,6 +184,7 @@ def summary_document(
     scored_by: str,
     class_weights: np.ndarray | None = None,
     stability: Stability | None = None,
+    knockoffs: KnockoffSelection | None = None,
     resumed_from_step: int | None = None,
 ) -> dict[str, Any]:
     """``summary.json`` for a fit in memory or streamed: the selection, how it was chosen, metrics, sizes.
@@ -214,6 +236,7 @@ def summary_document(
             "stable_groups": [name for name, keep in zip(group_index.names, stability.stable) if keep],
             "expected_false_bound": stability.expected_false_bound,
         },
+        "fdr": None if knockoffs is None else fdr_document(knockoffs, group_index.names),
         "primary_metric": PRIMARY_METRIC[task],
         "metrics": metrics,
         "sizes": {

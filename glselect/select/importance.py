@@ -7,12 +7,16 @@ the path, with the other importance measures beside the rank.
 - ``norm``: the group's first-layer norm at the chosen step; ``dense_norm``: in the dense model;
 - ``permutation``: how much the refit model's held-out loss grows when the group's columns are
   shuffled together (mean over repeats, ``permutation_std`` their spread; see ``permutation.py``);
-- ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``).
+- ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``);
+- ``knockoff_statistic``: W, the signed max of the group's and its knockoff copy's areas under
+  the norm curve of a path on both (``knockoffs.py``), averaged over the knockoff draws, with ``knockoff_e_value`` (averaged e-value) and ``knockoff_frequency`` (share
+  of draws whose own threshold selects the group) (``--fdr``; see ``knockoffs.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +26,9 @@ from glselect.data.groups import GroupIndex
 from glselect.select.permutation import PermutationScores
 from glselect.path.walk import LambdaPath
 from glselect.select.choose import Selection
+
+if TYPE_CHECKING:  # knockoffs.py reads survival from here
+    from glselect.select.knockoffs import KnockoffSelection
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,15 @@ def column_survival(path: LambdaPath, group_ids: np.ndarray) -> np.ndarray:
     return survival
 
 
+KNOCKOFF_COLUMNS = ("knockoff_statistic", "knockoff_e_value", "knockoff_frequency")
+
+
+def _knockoff_columns(knockoffs: KnockoffSelection | None, n_groups: int) -> dict[str, np.ndarray]:
+    if knockoffs is None:
+        return {name: np.full(n_groups, np.nan) for name in KNOCKOFF_COLUMNS}
+    return dict(zip(KNOCKOFF_COLUMNS, (knockoffs.statistic, knockoffs.e_values, knockoffs.frequency)))
+
+
 def rank_groups(
     path: LambdaPath,
     selection: Selection,
@@ -67,6 +83,7 @@ def rank_groups(
     group_permutation: PermutationScores | None,
     column_permutation: dict[str, tuple[float, float]],
     stability: np.ndarray | None = None,
+    knockoffs: KnockoffSelection | None = None,
 ) -> Importances:
     """Rank the selected groups first, then by path survival (ties: norm where last alive, then name); columns within.
 
@@ -81,6 +98,8 @@ def rank_groups(
         ``{table column: (mean, std)}`` for the columns the refit model reads; others score 0.
     stability
         Per group: selection frequency under stability selection, or None when it was not run.
+    knockoffs
+        The knockoff selection (``--fdr``), or None.
     """
     importance, last_norm = survival(path)
     chosen_norms = path.steps[selection.step_index].group_norms
@@ -97,6 +116,7 @@ def rank_groups(
             "permutation": group_permutation.mean if group_permutation else np.full(group_index.n_groups, np.nan),
             "permutation_std": group_permutation.std if group_permutation else np.full(group_index.n_groups, np.nan),
             "stability": stability if stability is not None else np.full(group_index.n_groups, np.nan),
+            **_knockoff_columns(knockoffs, group_index.n_groups),
             "_last_norm": last_norm,
         }
     )
@@ -119,7 +139,7 @@ def rank_groups(
     rows = []
     for column in encoder.columns:
         if column.kind == "ignored":
-            rows.append((column.name, "", False, 0.0, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan))
+            rows.append((column.name, "", False, 0.0, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan, *[np.nan] * len(KNOCKOFF_COLUMNS)))
             continue
         group = group_index.group_of(column.name)
         info = group_row.loc[group]
@@ -129,12 +149,12 @@ def rank_groups(
             (column.name, group, bool(column_selected.get(column.name, False)), float(info["importance"]),
              float(column_importance.get(column.name, 0.0)), float(info["norm"]), column.kind,
              group_rank[group], float(column_norm.get(column.name, 0.0)), permutation, permutation_std,
-             float(info["stability"]))
+             float(info["stability"]), *(float(info[name]) for name in KNOCKOFF_COLUMNS))
         )
     features = pd.DataFrame(
         rows,
         columns=["feature", "group", "selected", "importance", "column_importance", "group_norm", "kind", "_group_rank",
-                 "dense_norm", "permutation", "permutation_std", "stability"],
+                 "dense_norm", "permutation", "permutation_std", "stability", *KNOCKOFF_COLUMNS],
     )
     # within a group: the columns the refit reads first, then those that stayed longest on the path
     # (the group lasso keeps or drops a group whole, so there this falls back to the dense norm)
