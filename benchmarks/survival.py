@@ -151,12 +151,15 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--glselect-args", default="", help="extra arguments for glselect fit")
+    parser.add_argument("--hazards", default="linear,non-linear", help="comma-separated: linear, non-linear")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "survival")
     args = parser.parse_args()
     extra = args.glselect_args.split()
     rows: list[dict] = []
     sections = []
-    for hazard in ("linear", "non-linear"):
+    methods = [name.strip() for name in args.methods.split(",")]
+    for hazard in args.hazards.split(","):
         hazard_rows = []
         for seed in range(args.seeds):
             table = make_survival(args.rows, args.columns, 5, nonlinear=hazard == "non-linear", censoring=0.3, seed=seed)
@@ -165,7 +168,7 @@ def main() -> None:
             fit, test = table.iloc[order[:cut]].reset_index(drop=True), table.iloc[order[cut:]].reset_index(drop=True)
             names = [name for name in table.columns if name.startswith("x")]
             with tempfile.TemporaryDirectory() as folder:
-                for method in METHODS:
+                for method in methods:
                     started = time.perf_counter()
                     if method.startswith("glselect"):
                         hidden = ["--hidden", "0"] if method.endswith("--hidden 0") else []
