@@ -120,3 +120,28 @@ def test_weight_check_catches_ranks_that_drift_apart(tmp_path: Path) -> None:
     # (the torchrun test above covers the other side: identical ranks pass the same check)
     torch.multiprocessing.spawn(_compare_weights, args=(str(tmp_path / "init"), True, str(tmp_path)), nprocs=2)
     assert [(tmp_path / f"rank{rank}").read_text() for rank in range(2)] == ["different", "different"]
+
+
+@pytest.mark.slow
+def test_torchrun_fits_a_survival_target_with_the_sparse_group_lasso_and_knockoffs(tmp_path: Path) -> None:
+    # the three options that change the target, the penalty and the selection, together on two ranks:
+    # each rank folds its own rows' events, applies the same combined prox and draws the same copies
+    from glselect._synthetic import make_survival
+
+    data = write_parquet(make_survival(2000, 8, 3, seed=4), tmp_path / "data.parquet", row_group_size=250)
+    groups = tmp_path / "groups.csv"
+    groups.write_text("feature,group\nx0,first\nx5,first\nx1,second\nx6,second\n")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = [str(data), "--task", "survival", "--time", "time", "--event-column", "event", "--groups", str(groups),
+            "--hidden", "0", "--l1-ratio", "0.5", "--fdr", "0.5", "--out", str(tmp_path / "multi")]
+    multi = _glselect(torchrun, args, tmp_path)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+
+    summary = json.loads((tmp_path / "multi" / "summary.json").read_text())
+    assert summary["task"] == "survival" and summary["event"] == "event"
+    assert summary["streaming"]["processes"] == 2
+    assert summary["rule"] == "fdr=0.5" and summary["fdr"]["draws"] == 1
+    assert summary["config"]["model"]["l1_ratio"] == 0.5
+    # the true columns x0, x1, x2 beat their copies (with 6 groups knockoff+ needs 1/Q = 2 selections, hence Q = 0.5)
+    assert {"x0", "x1", "x2"} <= set(summary["selected_features"])
+    assert summary["metrics"]["pruned"]["c_index"] > 0.65
