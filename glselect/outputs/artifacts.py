@@ -262,6 +262,8 @@ def summary_document(
         "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
         "seed": config.seed,
         "config": config.to_dict(),
+        # what glselect chose where config says null or auto (the fit has set torch's threads by now)
+        "resolved": {"threads": torch.get_num_threads(), "device": str(data.device)},
         "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "timings": {},
     }
