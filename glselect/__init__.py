@@ -5,14 +5,6 @@ Group-lasso feature selection for multilayer perceptrons, with an exact proximal
 
 __version__ = "0.1.0"
 
-from glselect.config import (  # noqa: E402
-    DataConfig,
-    ModelConfig,
-    PathConfig,
-    RunConfig,
-    SelectionConfig,
-    TrainConfig,
-)
 from glselect.errors import ExitCode, GlselectError  # noqa: E402
 
 
@@ -20,6 +12,7 @@ from glselect.errors import ExitCode, GlselectError  # noqa: E402
 # where each lazily imported name lives: torch (seconds to load) and scikit-learn (an optional extra)
 # load only when one of these is used, so 'glselect --version' and '--help' answer at once
 _LAZY = {
+    **dict.fromkeys(("DataConfig", "ModelConfig", "PathConfig", "RunConfig", "SelectionConfig", "TrainConfig"), "glselect.config"),
     "FitResult": "glselect.pipeline",
     "run": "glselect.pipeline",
     "LoadedModel": "glselect.outputs.artifacts",

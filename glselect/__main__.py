@@ -1,11 +1,9 @@
 """``python -m glselect``: the command line, also as ``torchrun -m glselect fit ...``."""
 
-import sys
+from glselect.cli.interrupt import exit_at_once_on_ctrl_c
 
-try:
-    from glselect.cli.app import app
-except KeyboardInterrupt:  # Ctrl-C while the command line itself loads: one line, no traceback
-    sys.stderr.write("interrupted: nothing was written\n")
-    sys.exit(130)
+exit_at_once_on_ctrl_c()  # until a command starts, Ctrl-C is one line and exit 130 (see interrupt.py)
+
+from glselect.cli.app import app  # noqa: E402
 
 app()

@@ -17,6 +17,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 from glselect import __version__
 from glselect.cli import commands
 from glselect.cli.console import report_interrupted
+from glselect.cli.interrupt import unwind_on_ctrl_c
 from glselect.cli.fit import fit
 
 
@@ -49,6 +50,7 @@ class Command(TyperCommand):
     def invoke(self, ctx: Any) -> Any:
         # Ctrl-C anywhere in a command (importing torch takes seconds) is one line and exit 130, not
         # click's 'Aborted!' and exit 1; fit says more itself (what was kept for --resume)
+        unwind_on_ctrl_c()
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:

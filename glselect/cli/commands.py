@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from glselect.cli.console import DEBUG, plural, stderr, stdout_console, user_errors
+from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, GlselectError
 
 OUT_DIR = Annotated[Path, typer.Argument(metavar="OUT_DIR", help="The --out directory of a glselect fit.", show_default=False)]
@@ -68,11 +69,12 @@ def predict(
     with user_errors(debug):
         if out is not None:
             check_writable_file(out)
-        import pandas as pd
+        with loading():
+            import pandas as pd
 
-        from glselect.data.io import read_table
-        from glselect.outputs.artifacts import load_model
-        from glselect.outputs.predict import predict_table
+            from glselect.data.io import read_table
+            from glselect.outputs.artifacts import load_model
+            from glselect.outputs.predict import predict_table
 
         loaded = load_model(out_dir)
         table = read_table(data)
@@ -100,8 +102,9 @@ def select(
     """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for survival)."""
     with user_errors(debug):
         check_writable_file(out)
-        from glselect.data.io import read_table
-        from glselect.outputs.artifacts import load_results
+        with loading():
+            from glselect.data.io import read_table
+            from glselect.outputs.artifacts import load_results
 
         results = load_results(out_dir)
         table = read_table(data)
@@ -123,8 +126,9 @@ def show(
 ) -> None:
     """Show the result in OUT_DIR: the ranked columns and the dense-vs-pruned metrics."""
     with user_errors(debug):
-        from glselect.outputs.artifacts import dump_json, load_results
-        from glselect.outputs.report import metrics_lines, top_features_table
+        with loading():
+            from glselect.outputs.artifacts import dump_json, load_results
+            from glselect.outputs.report import metrics_lines, top_features_table
 
         results = load_results(out_dir)
         if json_output:
@@ -147,8 +151,9 @@ def report(
 ) -> None:
     """Draw path.png and write a self-contained report.html into OUT_DIR."""
     with user_errors(debug):
-        from glselect.outputs.artifacts import load_results
-        from glselect.outputs.plots import write_report  # matplotlib loads only for this command
+        with loading():
+            from glselect.outputs.artifacts import load_results
+            from glselect.outputs.plots import write_report  # matplotlib loads only for this command
 
         written = write_report(load_results(out_dir), top=top)
     for path in written:
@@ -173,8 +178,9 @@ def check(
 ) -> None:
     """Gate a CI job on OUT_DIR: exit 0 when every rule holds, 3 when one fails."""
     with user_errors(debug):
-        from glselect.outputs.artifacts import dump_json, load_results
-        from glselect.outputs.checks import run_checks
+        with loading():
+            from glselect.outputs.artifacts import dump_json, load_results
+            from glselect.outputs.checks import run_checks
 
         outcomes = run_checks(
             load_results(out_dir),

@@ -58,3 +58,4 @@ def stdout_console() -> Console:
         return console
     return Console(width=100_000, soft_wrap=True)
 
+

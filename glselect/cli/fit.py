@@ -27,6 +27,7 @@ from rich.progress import (
 
 from glselect.cli.console import DEBUG, plural, report_interrupted, stderr, stdout_console, user_errors
 from glselect.config import RunConfig
+from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, Terminated
 from glselect.options import OPTIONS, REQUIRED, Option, config_from
 
@@ -165,9 +166,9 @@ def fit(
     with user_errors(debug):
         try:
             config = config_from(options, table=data)
-            # imported here, inside the Ctrl-C handler: torch takes seconds to load
-            from glselect.distributed import is_main_process
-            from glselect.pipeline import run
+            with loading():  # torch takes seconds to load: imported here, not when the command line starts
+                from glselect.distributed import is_main_process
+                from glselect.pipeline import run
 
             progress = Progress(
                 SpinnerColumn(),
