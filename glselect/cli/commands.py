@@ -196,7 +196,7 @@ def check(
     else:
         table = Table(title=f"glselect check {escape(str(out_dir))}", title_justify="left")
         for header in ("rule", "result", "detail"):
-            table.add_column(header)
+            table.add_column(header, overflow="fold")  # column names in a rule wrap, never end in '…'
         for outcome in outcomes:
             table.add_row(escape(outcome.rule), "[green]pass[/]" if outcome.passed else "[bold red]FAIL[/]", escape(outcome.detail))
         stdout_console().print(table)
