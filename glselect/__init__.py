@@ -5,26 +5,28 @@ Group-lasso feature selection for multilayer perceptrons, with an exact proximal
 
 __version__ = "0.1.0"
 
-from glselect.pipeline import FitResult, run  # noqa: E402
-from glselect.outputs.artifacts import LoadedModel, load_model  # noqa: E402
-from glselect.config import (  # noqa: E402
-    DataConfig,
-    ModelConfig,
-    PathConfig,
-    RunConfig,
-    SelectionConfig,
-    TrainConfig,
-)
 from glselect.errors import ExitCode, GlselectError  # noqa: E402
 
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module-level lazy attribute
-    # scikit-learn is an optional extra: import the wrapper only when it is asked for
-    if name in ("GroupLassoSelector", "load"):
-        from glselect import sklearn as wrapper
+# where each lazily imported name lives: torch (seconds to load) and scikit-learn (an optional extra)
+# load only when one of these is used, so 'glselect --version' and '--help' answer at once
+_LAZY = {
+    **dict.fromkeys(("DataConfig", "ModelConfig", "PathConfig", "RunConfig", "SelectionConfig", "TrainConfig"), "glselect.config"),
+    "FitResult": "glselect.pipeline",
+    "run": "glselect.pipeline",
+    "LoadedModel": "glselect.outputs.artifacts",
+    "load_model": "glselect.outputs.artifacts",
+    "GroupLassoSelector": "glselect.sklearn",
+    "load": "glselect.sklearn",
+}
 
-        return getattr(wrapper, name)
+
+def __getattr__(name: str):  # noqa: ANN202 - module-level lazy attribute
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'glselect' has no attribute {name!r}")
 
 

@@ -1,5 +1,5 @@
 """``python -m glselect``: the command line, also as ``torchrun -m glselect fit ...``."""
 
-from glselect.cli.app import app
+from glselect.cli import main
 
-app()
+main()

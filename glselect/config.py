@@ -250,6 +250,7 @@ class RunConfig:
         _check_target(self)
         _require(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got '{self.device}'")
         _require(self.threads is None or self.threads > 0, f"threads must be positive, got {self.threads}")
+        _require(self.seed >= 0, f"seed must be 0 or a positive whole number, got {self.seed}")
         # known before any fitting: a path that stops at min_features can never reach fewer
         _require(
             self.selection.max_features is None or self.selection.max_features >= self.path.min_features,

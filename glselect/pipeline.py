@@ -32,7 +32,7 @@ from glselect.data.target import drop_missing_target
 from glselect.devices import resolve_device
 from glselect.errors import GlselectError
 from glselect.model.metrics import balanced_class_weights, evaluate
-from glselect.outputs.artifacts import check_out_dir, model_document, path_tables, summary_document, write_artifacts
+from glselect.outputs.artifacts import OutDirLock, check_out_dir, model_document, path_tables, summary_document, write_artifacts
 from glselect.path.checkpoint import Checkpointer, checkpoint_dir, fingerprint, load_checkpoint
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import LambdaPath, PathStep, fit_path
@@ -111,7 +111,8 @@ def run(
     on_step
         Called after each lambda of the path with its ``PathStep`` (for progress display).
     on_stage
-        Called as each cross-validation fold or stability subsample starts (for progress display).
+        Called as each stage starts (dense fit, refit, confirmation, permutation importance, writing) and
+        as each cross-validation fold, knockoff draw or stability subsample starts (for progress display).
 
     Returns
     -------
@@ -127,26 +128,46 @@ def run(
     threads = torch.get_num_threads()
     device = resolve_device(config.device)
     context = distributed.start(device)
+    lock: OutDirLock | None = None
+    files: list[Path] = []
     try:
         device = distributed.rank_device(device, context)
         out_dir = config.out_dir
         check_out_dir(out_dir, config.force, protected=config.inputs)
+        lock = _lock_out_dir(out_dir, context)
         checkpoints = checkpoint_dir(out_dir)
         hooks = Hooks(on_step, on_stage, checkpoints)
         started = time.perf_counter()
         with _checkpoint_dropped_on_user_error(checkpoints if context.is_main else None):
             data = open_dataset(config, device, context)
         result = fit_dataset(data, config, hooks, started)
-        files: list[Path] = []
         if context.is_main:
             with _checkpoint_dropped_on_user_error(checkpoints):
+                _announce(hooks, "writing")
                 files = save_result(result, out_dir, force=config.force, protected=config.inputs)
             shutil.rmtree(checkpoints, ignore_errors=True)  # the out dir is whole: nothing left to resume
         distributed.barrier(context)
         return dataclasses.replace(result, out_dir=out_dir if context.is_main else None, files=files)
     finally:
+        if lock is not None:
+            lock.release(written=bool(files))
         torch.set_num_threads(threads)  # the thread count suits this table only: leave the caller's as it was
         distributed.stop(context)
+
+
+def _lock_out_dir(out_dir: Path, context: distributed.Context) -> OutDirLock | None:
+    """Rank 0 takes the out dir's lock (the rank that writes); every rank learns whether it did,
+    so that under torchrun all of them stop with the same message instead of waiting for rank 0."""
+    lock, refusal = None, None
+    if context.is_main:
+        try:
+            lock = OutDirLock(out_dir).acquire()
+        except GlselectError as err:
+            refusal = (str(err), err.hint)
+    refusal = distributed.all_gather_objects(refusal, context)[0]
+    if refusal is not None:
+        raise GlselectError(refusal[0], hint=refusal[1])
+    return lock
 
 
 def open_dataset(config: RunConfig, device: torch.device, context: distributed.Context) -> Dataset:
@@ -253,6 +274,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         # every rank holds the same state: rank 0 alone writes it
         on_checkpoint = Checkpointer(checkpoints, run_fingerprint) if data.context.is_main else None
     with _checkpoint_dropped_on_user_error(checkpoints if data.context.is_main else None):
+        _announce(hooks, "dense fit")  # the path's first step; its steps report themselves through on_step
         path = fit_path(problem, on_step=hooks.on_step, resume=resume, on_checkpoint=on_checkpoint)
         path_seconds = time.perf_counter() - started - read_seconds
         selection_config = config.selection
@@ -267,12 +289,15 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
                 on_draw=_stage(hooks.on_stage, "knockoff draw", selection_config.knockoff_draws),
             )
             step_index = sparsest_step_with(path, knockoffs.selected)
+            _announce(hooks, "refit")
             selection = refit(problem, path, step_index, f"fdr={selection_config.fdr:g}", group_mask=knockoffs.selected)
             selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(knockoffs.selected))
         else:
             step_index, rule = choose_step(path, selection_config, cross_validation and cross_validation.scores())
+            _announce(hooks, "refit")
             selection = refit(problem, path, step_index, rule)
             if selection_config.confirm > 0 and selection_config.max_features is None:
+                _announce(hooks, "confirmation")
                 selection = confirm(problem, path, selection, selection_config.confirm)
         distributed.check_same_weights(selection.model, data.context)
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
@@ -290,6 +315,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
             dense_metrics = evaluate(path.dense_model(test.X), test.y, encoder.target)
             pruned_metrics = evaluate(selection.model(test.X.index_select(1, columns)), test.y, encoder.target)
             dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().cpu().numpy()
+        _announce(hooks, "permutation importance")
         by_group, by_column = _permutation_importances(problem, selection, test, importance_config.permutation_repeats)
         path.dense_model.cpu(), selection.model.cpu()  # saved and returned from the host
         importances = rank_groups(
@@ -347,6 +373,12 @@ def _class_weights(setting: str, data: Dataset) -> np.ndarray | None:
         raise GlselectError(f"--class-weight {setting} needs a classification target; this one is numeric (regression)")
     counts = data.class_counts(TRAINING_ROWS)
     return balanced_class_weights(np.repeat(np.arange(len(counts)), counts), len(target.classes))
+
+
+def _announce(hooks: Hooks, stage: str) -> None:
+    """Tell the progress display that ``stage``, one piece of work, starts."""
+    if hooks.on_stage is not None:
+        hooks.on_stage(stage, 0, 1)
 
 
 def _stage(on_stage: StageCallback | None, name: str, total: int) -> Callable[[int], None] | None:

@@ -107,7 +107,7 @@ SURVIVAL_SAMPLES = {"time", "event"}
 def test_every_option_of_the_table_reaches_the_config_from_the_command_line(monkeypatch):
     assert set(SAMPLES) == {option.name for option in OPTIONS}
     seen = []
-    monkeypatch.setattr("glselect.cli.fit.run", lambda config, **callbacks: seen.append(config) or SimpleNamespace(out_dir=None))
+    monkeypatch.setattr("glselect.pipeline.run", lambda config, **callbacks: seen.append(config) or SimpleNamespace(out_dir=None))
     result = invoke("fit", "data.csv", *(arg for name, (args, _) in SAMPLES.items() if name not in SURVIVAL_SAMPLES for arg in args))
     assert result.exit_code == 0, result.output
     survival_args = [arg for name in SURVIVAL_SAMPLES for arg in SAMPLES[name][0]]
@@ -122,7 +122,7 @@ def test_every_option_of_the_table_reaches_the_config_from_the_command_line(monk
 
 def test_defaults_on_the_command_line_are_the_config_defaults(monkeypatch):
     seen = []
-    monkeypatch.setattr("glselect.cli.fit.run", lambda config, **callbacks: seen.append(config) or SimpleNamespace(out_dir=None))
+    monkeypatch.setattr("glselect.pipeline.run", lambda config, **callbacks: seen.append(config) or SimpleNamespace(out_dir=None))
     assert invoke("fit", "data.csv", "-t", "y").exit_code == 0
     assert seen == [RunConfig(table=Path("data.csv"), target="y")]
 

@@ -1,37 +1,81 @@
-"""The commands that read an out dir: ``predict``, ``select``, ``show``, ``report`` and ``check``."""
+"""The commands that read an out dir: ``predict``, ``select``, ``show``, ``report`` and ``check``.
+
+Each imports the pipeline's modules when it runs, not when the command line loads: torch and
+pandas take seconds, and ``--help`` should not wait for them.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import pandas as pd
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from glselect.cli.console import DEBUG, stderr, user_errors
-from glselect.data.io import read_table, write_table
+from glselect.cli.console import DEBUG, plural, stderr, stdout_console, user_errors
+from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, GlselectError
-from glselect.outputs.artifacts import dump_json, load_model, load_results
-from glselect.outputs.checks import run_checks
-from glselect.outputs.predict import predict_table
-from glselect.outputs.report import metrics_lines, top_features_table
 
-OUT_DIR = Annotated[Path, typer.Argument(help="The --out directory of a glselect fit.", show_default=False)]
+OUT_DIR = Annotated[Path, typer.Argument(metavar="OUT_DIR", help="The --out directory of a glselect fit.", show_default=False)]
+
+
+def check_writable_file(path: Path, option: str = "--out") -> None:
+    """Refuse, before any work, an output file that could not be written.
+
+    The nearest existing folder on the way to ``path`` must be a directory this process may
+    write into (missing folders below it are created when the file is written).
+
+    Raises
+    ------
+    GlselectError
+        ``path`` is a directory, or something on its way is a file or a folder without write permission.
+    """
+    if path.is_dir():
+        raise GlselectError(f"{option} '{path}' is a directory", hint="name a file, e.g. predictions.csv")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise GlselectError(f"cannot write {option} '{path}': '{folder}' is not a directory", hint=f"choose another {option}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GlselectError(f"cannot write {option} '{path}': no permission to write in '{folder}'", hint=f"choose another {option}")
+
+
+def _write(table: object, path: Path) -> None:
+    from glselect.data.io import write_table
+
+    try:
+        write_table(table, path)  # type: ignore[arg-type]
+    except OSError as err:  # e.g. the disk filled up after the check above
+        raise GlselectError(f"cannot write --out '{path}': {err}") from err
 
 
 def predict(
     out_dir: OUT_DIR,
-    data: Annotated[Path, typer.Argument(help="Table to predict: needs only the columns the model reads.", show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write predictions here (.csv or .parquet).", show_default="CSV on stdout")] = None,
-    keep: Annotated[Optional[list[str]], typer.Option(help="Copy this column of DATA into the output, e.g. an ID (repeatable).")] = None,
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Table to predict: needs only the columns the model reads.", show_default=False)],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", metavar="FILE", help="Write predictions here (.csv or .parquet).", show_default="CSV on stdout"),
+    ] = None,
+    keep: Annotated[
+        Optional[list[str]], typer.Option(metavar="COLUMN", help="Copy this column of DATA into the output, e.g. an ID (repeatable).")
+    ] = None,
     debug: DEBUG = False,
 ) -> None:
     """Predict DATA with the pruned model of OUT_DIR, through the encoding saved at fit time."""
     with user_errors(debug):
+        if out is not None:
+            check_writable_file(out)
+        with loading():
+            import pandas as pd
+
+            from glselect.data.io import read_table
+            from glselect.outputs.artifacts import load_model
+            from glselect.outputs.predict import predict_table
+
         loaded = load_model(out_dir)
         table = read_table(data)
         missing = [name for name in keep or () if name not in table.columns]
@@ -43,18 +87,25 @@ def predict(
         if out is None:
             sys.stdout.write(predictions.to_csv(index=False))
         else:
-            write_table(predictions, out)
-            stderr.print(f"wrote {len(predictions)} predictions to {escape(str(out))}", soft_wrap=True)
+            _write(predictions, out)
+            stderr.print(f"wrote {plural(len(predictions), 'prediction')} to {escape(str(out))}", soft_wrap=True)
 
 
 def select(
     out_dir: OUT_DIR,
-    data: Annotated[Path, typer.Argument(help="Table to reduce.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Reduced table to write (.csv or .parquet).", show_default=False)],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Table to reduce.", show_default=False)],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", metavar="FILE", help="Reduced table to write (.csv or .parquet).", show_default=False)
+    ],
     debug: DEBUG = False,
 ) -> None:
     """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for survival)."""
     with user_errors(debug):
+        check_writable_file(out)
+        with loading():
+            from glselect.data.io import read_table
+            from glselect.outputs.artifacts import load_results
+
         results = load_results(out_dir)
         table = read_table(data)
         selected = list(results.summary["selected_features"])
@@ -63,37 +114,46 @@ def select(
             raise GlselectError(f"'{data}' lacks selected column(s): {', '.join(map(repr, missing))}")
         # a survival target is two columns: the time (summary's target) and the event
         targets = [name for name in (results.summary["target"], results.summary.get("event")) if name is not None]
-        write_table(table[selected + [name for name in targets if name in table.columns]], out)
-        stderr.print(f"wrote {len(selected)} selected columns of {len(table)} rows to {escape(str(out))}", soft_wrap=True)
+        _write(table[selected + [name for name in targets if name in table.columns]], out)
+        stderr.print(f"wrote {plural(len(selected), 'selected column')} of {plural(len(table), 'row')} to {escape(str(out))}", soft_wrap=True)
 
 
 def show(
     out_dir: OUT_DIR,
-    top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 15,
+    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table.")] = 15,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary and the ranked columns as JSON.")] = False,
     debug: DEBUG = False,
 ) -> None:
     """Show the result in OUT_DIR: the ranked columns and the dense-vs-pruned metrics."""
     with user_errors(debug):
+        with loading():
+            from glselect.outputs.artifacts import dump_json, load_results
+            from glselect.outputs.report import metrics_lines, top_features_table
+
         results = load_results(out_dir)
-    if json_output:
-        ranked = results.features.head(top).to_dict(orient="records")
-        sys.stdout.write(dump_json({**results.summary, "top_features": ranked}))
-        return
-    console = Console()
-    console.print(top_features_table(results.features, top))
-    for line in metrics_lines(results.summary):
+        if json_output:
+            ranked = results.features.head(top).to_dict(orient="records")
+            sys.stdout.write(dump_json({**results.summary, "top_features": ranked}))
+            return
+        # built before printing: a summary.json missing a part is one error line, not half a table
+        table = top_features_table(results.features, top)
+        lines = metrics_lines(results.summary)
+    console = stdout_console()
+    console.print(table)
+    for line in lines:
         console.print(escape(line))
 
 
 def report(
     out_dir: OUT_DIR,
-    top: Annotated[int, typer.Option(help="Groups named in the plot.")] = 8,
+    top: Annotated[int, typer.Option(min=0, metavar="N", help="Groups named in the plot.")] = 8,
     debug: DEBUG = False,
 ) -> None:
     """Draw path.png and write a self-contained report.html into OUT_DIR."""
     with user_errors(debug):
-        from glselect.outputs.plots import write_report  # matplotlib loads only for this command
+        with loading():
+            from glselect.outputs.artifacts import load_results
+            from glselect.outputs.plots import write_report  # matplotlib loads only for this command
 
         written = write_report(load_results(out_dir), top=top)
     for path in written:
@@ -102,16 +162,26 @@ def report(
 
 def check(
     out_dir: OUT_DIR,
-    expect: Annotated[Optional[list[str]], typer.Option(help="This column must be selected (repeatable).")] = None,
-    forbid: Annotated[Optional[list[str]], typer.Option(help="This column must not be selected, e.g. an ID (repeatable).")] = None,
-    max_share: Annotated[Optional[float], typer.Option(help="No group may carry more than this share of the total importance.")] = None,
-    baseline: Annotated[Optional[Path], typer.Option(help="An earlier out dir to compare the selection with.")] = None,
-    min_overlap: Annotated[Optional[float], typer.Option(help="Least Jaccard overlap of the selected columns with --baseline.")] = None,
+    expect: Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="This column must be selected (repeatable).")] = None,
+    forbid: Annotated[
+        Optional[list[str]], typer.Option(metavar="COLUMN", help="This column must not be selected, e.g. an ID (repeatable).")
+    ] = None,
+    max_share: Annotated[
+        Optional[float], typer.Option(metavar="SHARE", help="No group may carry more than this share of the total importance.")
+    ] = None,
+    baseline: Annotated[Optional[Path], typer.Option(metavar="DIR", help="An earlier out dir to compare the selection with.")] = None,
+    min_overlap: Annotated[
+        Optional[float], typer.Option(metavar="SHARE", help="Least Jaccard overlap of the selected columns with --baseline.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rule results as JSON.")] = False,
     debug: DEBUG = False,
 ) -> None:
     """Gate a CI job on OUT_DIR: exit 0 when every rule holds, 3 when one fails."""
     with user_errors(debug):
+        with loading():
+            from glselect.outputs.artifacts import dump_json, load_results
+            from glselect.outputs.checks import run_checks
+
         outcomes = run_checks(
             load_results(out_dir),
             expect=list(expect or ()),
@@ -126,9 +196,9 @@ def check(
     else:
         table = Table(title=f"glselect check {escape(str(out_dir))}", title_justify="left")
         for header in ("rule", "result", "detail"):
-            table.add_column(header)
+            table.add_column(header, overflow="fold")  # column names in a rule wrap, never end in '…'
         for outcome in outcomes:
             table.add_row(escape(outcome.rule), "[green]pass[/]" if outcome.passed else "[bold red]FAIL[/]", escape(outcome.detail))
-        Console().print(table)
+        stdout_console().print(table)
     if not passed:
         raise typer.Exit(ExitCode.CHECK_FAILED)

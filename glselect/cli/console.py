@@ -10,9 +10,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from glselect.errors import ExitCode, GlselectError
+from glselect.text import plural  # noqa: F401 - the commands' wording helper
 
 stderr = Console(stderr=True)
-DEBUG = Annotated[bool, typer.Option(help="Show tracebacks for user errors too.")]
+DEBUG = Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")]
 
 
 def one_line(text: str) -> str:
@@ -37,3 +38,24 @@ def user_errors(debug: bool) -> Iterator[None]:
         yield
     except GlselectError as err:
         _report_user_error(err, debug)
+
+
+def report_interrupted(message: str, code: int = ExitCode.INTERRUPTED) -> NoReturn:
+    """Ctrl-C (or SIGTERM): one line on stderr saying what became of the output, and exit 130 (143)."""
+    stderr.print(f"[bold red]interrupted:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
+def stdout_console() -> Console:
+    """Where a command's human-readable result goes.
+
+    In a terminal it wraps to the window. Piped or redirected, nothing is hard-wrapped (a line cut
+    at column 80 would split a metric from its value for grep and awk) and tables take the width
+    their cells need.
+    """
+    console = Console()
+    if console.is_terminal:
+        return console
+    return Console(width=100_000, soft_wrap=True)
+
+

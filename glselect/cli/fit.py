@@ -11,10 +11,9 @@ import inspect
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -26,16 +25,48 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from glselect.cli.console import DEBUG, stderr, user_errors
+from glselect.cli.console import DEBUG, plural, report_interrupted, stderr, stdout_console, user_errors
 from glselect.config import RunConfig
-from glselect.distributed import is_main_process
+from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, Terminated
 from glselect.options import OPTIONS, REQUIRED, Option, config_from
-from glselect.outputs.artifacts import dump_json
-from glselect.outputs.report import metrics_lines, top_features_table
-from glselect.path.checkpoint import checkpoint_dir
-from glselect.path.walk import PathStep
-from glselect.pipeline import run
+
+if TYPE_CHECKING:  # torch loads only when a fit runs: --help and --version stay fast
+    from glselect.path.walk import PathStep
+
+# --help groups the table's options by the config section they set, in this order
+PANELS = {
+    "": "Input and output",
+    "data": "Columns and target",
+    "model": "Model",
+    "selection": "Choosing the model",
+    "importance": "Importance",
+    "path": "Path",
+    "train": "Path",
+    "stream": "Streaming (Parquet)",
+}
+RUN_OPTIONS = frozenset({"seed", "threads", "device", "force", "resume"})  # top-level fields that are not input/output
+# what a value looks like, in --help's type column, instead of typer's '<str>' or '<list[str]>'
+METAVARS = {
+    "target": "COLUMN", "time": "COLUMN", "event": "COLUMN", "groups": "FILE", "out": "DIR", "task": "TASK",
+    "features": "COLUMN", "drop": "COLUMN", "categorical": "COLUMN", "hidden": "WIDTHS", "rule": "RULE",
+    "class_weight": "WEIGHTS", "device": "DEVICE", "memory_budget": "SIZE",
+}
+
+
+def _panel(option: Option) -> str:
+    section = option.field.rpartition(".")[0]
+    if not section and option.name in RUN_OPTIONS:
+        return "Run"
+    return PANELS.get(section, "Other")
+
+
+def _metavar(option: Option, cli_type: Any) -> str:
+    if cli_type is bool or cli_type == (bool | None):
+        return ""  # a flag takes no value: no '<bool>'
+    if option.name in METAVARS:
+        return METAVARS[option.name]
+    return "INT" if cli_type in (int, int | None) else "NUMBER" if cli_type in (float, float | None) else "TEXT"
 
 
 def typer_parameter(option: Option) -> inspect.Parameter:
@@ -44,9 +75,15 @@ def typer_parameter(option: Option) -> inspect.Parameter:
     default = option.default
     if option.text is not None and default is not REQUIRED:
         default = option.text.show(default)
-    # no declarations unless there are aliases: typer then names the flag itself, '--force/--no-force' for a bool
-    declarations = (option.flag, *option.aliases) if option.aliases else ()
-    info = typer.Option(*declarations, help=option.help, show_default=option.show_default)
+    # a bool that is off by default is a plain flag ('--force'): a '--no-force' twin would only widen --help;
+    # one whose default is 'automatic' (None) keeps both ('--stream/--no-stream')
+    flag = f"{option.flag}/--no-{option.flag[2:]}" if cli_type == (bool | None) else option.flag
+    declarations = (flag, *option.aliases)
+    info = typer.Option(
+        # escaped: rich would read '{group: [columns]}' as markup and print '{group: }'
+        *declarations, help=escape(option.help), show_default=option.show_default,
+        metavar=_metavar(option, cli_type), rich_help_panel=_panel(option),
+    )
     return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[cli_type, info])
 
 
@@ -72,23 +109,53 @@ def _raise_terminated(signum: int, frame: object) -> None:
 def _progress_callback(progress: Progress, task_id: TaskID) -> Callable[[PathStep], None]:
     def on_step(step: PathStep) -> None:
         total = len(step.group_norms)
-        progress.update(task_id, completed=total - step.n_selected, total=total, lam=step.lam, selected=step.n_selected)
+        progress.update(
+            task_id, description="path", completed=total - step.n_selected, total=total,
+            detail=f"groups dropped · λ={step.lam:.3g} · {step.n_selected} left",
+        )
 
     return on_step
 
 
 def _stage_callback(progress: Progress, task_id: TaskID) -> Callable[[str, int, int], None]:
     def on_stage(stage: str, done: int, total: int) -> None:
-        progress.update(task_id, description=f"{stage} {done + 1}/{total}")
+        # a stage of one piece of work (the dense fit, the refit) shows a spinner and the time, not '0/1'
+        progress.update(
+            task_id, description=stage if total == 1 else f"{stage} {done + 1}/{total}",
+            completed=done, total=None if total == 1 else total, detail="",
+        )
 
     return on_stage
 
 
+def fit_warnings(summary: dict[str, Any]) -> list[str]:
+    """What the user should know about how the fit went, beyond its result: one line each."""
+    warnings = []
+    path = summary.get("path") or {}
+    n_unconverged, n_steps = path.get("n_unconverged_steps") or 0, (path.get("n_steps") or 1) - 1
+    if n_unconverged:
+        config = summary.get("config") or {}
+        if summary.get("streaming"):
+            budget = f"{config.get('stream', {}).get('epochs_per_lambda')} epochs per lambda"
+            remedy = "raise --epochs-per-lambda"
+        else:
+            budget = f"max iterations {config.get('path', {}).get('max_iters_per_lambda')} per lambda"
+            remedy = "raise --max-iters-per-lambda"
+        warnings.append(
+            f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({budget}); {remedy}, or lower "
+            "--lambda-step towards 1 so each step starts nearer its solution; the ranking of groups that left "
+            "at those steps is less certain"
+        )
+    return warnings
+
+
 @with_options
 def fit(
-    data: Annotated[Path, typer.Argument(help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)],
+    data: Annotated[
+        Path, typer.Argument(metavar="DATA", help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)
+    ],
     *,
-    top: Annotated[int, typer.Option(help="Rows of the ranked table printed at the end.")] = 15,
+    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table printed at the end.")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else goes to stdout).")] = False,
     debug: DEBUG = False,
@@ -99,12 +166,16 @@ def fit(
     with user_errors(debug):
         try:
             config = config_from(options, table=data)
+            with loading():  # torch takes seconds to load: imported here, not when the command line starts
+                from glselect.distributed import is_main_process
+                from glselect.pipeline import run
+
             progress = Progress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.description}[/]"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("groups dropped · λ={task.fields[lam]:.3g} · {task.fields[selected]} left"),
+                TextColumn("{task.fields[detail]}"),
                 TimeElapsedColumn(),
                 console=stderr,
                 transient=True,
@@ -113,34 +184,40 @@ def fit(
             previous_handler = signal.signal(signal.SIGTERM, _raise_terminated)
             try:
                 with progress:
-                    task_id = progress.add_task("path", total=None, lam=0.0, selected="all")
+                    task_id = progress.add_task("reading", total=None, detail="")
                     result = run(config, on_step=_progress_callback(progress, task_id), on_stage=_stage_callback(progress, task_id))
             finally:
                 signal.signal(signal.SIGTERM, previous_handler)
         except KeyboardInterrupt as interruption:
             message = "nothing was written"
             if config is not None:
+                from glselect.path.checkpoint import checkpoint_dir
+
                 checkpoint = checkpoint_dir(config.out_dir)
                 message = f"{config.out_dir} was not written" + (
                     f"; rerun with --resume to continue from the checkpoint in {checkpoint}" if checkpoint.exists() else ""
                 )
-            stderr.print(f"[bold red]interrupted:[/] {escape(message)}", soft_wrap=True)
             code = ExitCode.TERMINATED if isinstance(interruption, Terminated) else ExitCode.INTERRUPTED
-            raise typer.Exit(code) from None
+            report_interrupted(message, code)
 
     if result.out_dir is None:
         return  # another rank of a torchrun job: rank 0 writes and reports
+    from glselect.outputs.artifacts import dump_json
+    from glselect.outputs.report import metrics_lines, top_features_table
+
     if not result.path.complete:
         stderr.print(
-            f"[yellow]warning:[/] the path stopped after {len(result.path.steps) - 1} lambdas with groups still "
+            f"[yellow]warning:[/] the path stopped after {plural(len(result.path.steps) - 1, 'lambda')} with groups still "
             "non-zero; the ranking of those groups is unresolved",
             soft_wrap=True,
         )
+    for warning in fit_warnings(result.summary):
+        stderr.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if json_output:
         sys.stdout.write(dump_json({**result.summary, "out_dir": str(result.out_dir)}))
     if not quiet:
         # the ranked table is the human result: stdout, unless stdout is reserved for JSON
-        console = stderr if json_output else Console()
+        console = stderr if json_output else stdout_console()
         console.print(top_features_table(result.importances.features, top))
         for line in metrics_lines(result.summary):
             console.print(escape(line))

@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,110 @@ def check_out_dir(out_dir: Path, force: bool, protected: tuple[Path, ...] = ()) 
         f"output directory '{out_dir}' exists and is not a glselect output",
         hint="choose another --out, or pass --force to replace it",
     )
+
+
+class OutDirLock:
+    """The claim of one fit on its out dir: a lock file beside it, ``.<name>.lock``, naming the owner.
+
+    Two fits writing one ``--out`` would both report success while the later rename silently
+    replaces the earlier result; with the lock the second stops at once with exit 2. Taking the
+    lock also proves, before any work, that the out dir's folder can be written. A lock left by a
+    process that died (killed, the machine lost power) is taken over when its pid is gone on this
+    host; one from another host is left alone, since its process cannot be checked from here.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.path = out_dir.parent / f".{out_dir.name}.lock"
+        self._created: list[Path] = []  # folders made for the out dir, removed again if it is never written
+        self._held = False
+
+    def acquire(self) -> OutDirLock:
+        """Take the lock, or raise ``GlselectError`` naming the run that holds it or why it cannot be written."""
+        self._make_parents()
+        owner = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):  # a second try after removing a dead owner's lock
+            try:
+                self._create(owner)
+                self._held = True
+                return self
+            except FileExistsError:
+                holder = self._holder()
+                if not self._is_dead(holder):
+                    self._drop_created()
+                    pid, host = holder.get("pid", "?"), holder.get("host", "?")
+                    raise GlselectError(
+                        f"output directory '{self.out_dir}' is being written by another glselect run "
+                        f"(pid {pid} on {host}; lock file '{self.path}')",
+                        hint="wait for that run to finish or choose another --out; if no such run exists, delete the lock file",
+                    ) from None
+                self.path.unlink(missing_ok=True)
+            except OSError as err:
+                self._drop_created()
+                raise GlselectError(f"cannot write output directory '{self.out_dir}': {err}", hint="choose another --out") from err
+        raise GlselectError(f"cannot take the lock file '{self.path}': another run keeps replacing it", hint="choose another --out")
+
+    def release(self, *, written: bool = True) -> None:
+        """Give the lock up; without ``written``, also remove the folders made only for the out dir."""
+        if self._held:
+            self.path.unlink(missing_ok=True)
+            self._held = False
+        if not written:
+            self._drop_created()
+
+    def _make_parents(self) -> None:
+        folder = self.out_dir.parent
+        missing = []
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        if not folder.is_dir():
+            raise GlselectError(f"cannot write output directory '{self.out_dir}': '{folder}' is not a directory", hint="choose another --out")
+        for path in reversed(missing):
+            try:
+                path.mkdir()
+            except OSError as err:
+                self._drop_created()
+                raise GlselectError(f"cannot write output directory '{self.out_dir}': {err}", hint="choose another --out") from err
+            self._created.append(path)
+
+    def _create(self, owner: dict[str, Any]) -> None:
+        # written whole under a private name, then linked into place: a reader never sees half an owner,
+        # and os.link fails if the lock exists, so two runs cannot both take it
+        staging = self.path.with_name(f"{self.path.name}-{os.getpid()}")
+        try:
+            staging.write_text(json.dumps(owner), encoding="utf-8")
+            os.link(staging, self.path)
+        finally:
+            staging.unlink(missing_ok=True)
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            holder = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return holder if isinstance(holder, dict) else {}
+
+    @staticmethod
+    def _is_dead(holder: dict[str, Any]) -> bool:
+        pid = holder.get("pid")
+        if not isinstance(pid, int) or holder.get("host") != socket.gethostname():
+            return not holder  # unreadable: not a lock we wrote; another host's: cannot be checked, assume alive
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, under another user
+        return False
+
+    def _drop_created(self) -> None:
+        for path in reversed(self._created):
+            try:
+                path.rmdir()
+            except OSError:
+                break  # something else was put there meanwhile: keep it
+        self._created = []
 
 
 def _json_ready(value: Any) -> Any:

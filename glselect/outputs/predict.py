@@ -7,7 +7,8 @@ import pandas as pd
 import torch
 
 from glselect.outputs.artifacts import LoadedModel
-from glselect.data.encoder import encode_features
+from glselect.data.encoder import Encoder, encode_features
+from glselect.errors import GlselectError
 
 
 def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +30,10 @@ def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:
     GlselectError
         A column the model reads is missing or has the wrong type.
     """
-    X = torch.from_numpy(encode_features(loaded.encoder, table))
+    try:
+        X = torch.from_numpy(encode_features(loaded.encoder, table))
+    except GlselectError as err:
+        raise _with_row(err, loaded.encoder, table) from err
     if list(loaded.inputs) != loaded.encoder.feature_names:
         # the sparse group lasso may leave some of a column's encoded parts (one-hot levels, the
         # missing indicator) out of the model: keep the ones it reads, in its order
@@ -52,3 +56,21 @@ def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:
     for index, label in enumerate(target.classes):
         frame[f"probability_{label}"] = probabilities[:, index]
     return frame
+
+
+def _with_row(err: GlselectError, encoder: Encoder, table: pd.DataFrame) -> GlselectError:
+    """``err``, naming the first row whose cell a numeric column cannot read, when there is one:
+    in a table of a million rows 'not numeric' alone does not say where to look."""
+    for column in encoder.columns:
+        if column.kind != "numeric" or column.name not in table.columns:
+            continue
+        values = table[column.name]
+        unreadable = np.flatnonzero((pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy())
+        if len(unreadable):
+            row = int(unreadable[0])
+            return GlselectError(
+                f"column '{column.name}' was numeric when the model was fitted, but data row {row + 1} holds "
+                f"{values.iloc[row]!r} ({len(unreadable)} unreadable cell{'s' if len(unreadable) != 1 else ''} in all)",
+                hint="give that column numbers (or leave cells empty for missing values)",
+            )
+    return err

@@ -9,16 +9,19 @@ import pandas as pd
 from rich.markup import escape
 from rich.table import Table
 
+from glselect.text import plural
+
 
 def _fmt(value: float) -> str:
-    return f"{value:.4g}" if value == value else "n/a"  # NaN (e.g. R^2 of a constant) prints as n/a
+    # NaN (e.g. R^2 of a constant) and null (summary.json's NaN, e.g. the AUC of one class) print as n/a
+    return f"{value:.4g}" if isinstance(value, (int, float)) and value == value else "n/a"
 
 
 def top_features_table(features: pd.DataFrame, top: int) -> Table:
     """The ``top`` highest-ranked columns: rank, name, group (when there are groups), selected,
     path survival, dense norm, permutation importance ± its spread and, when stability selection
     ran, the selection frequency. Kept narrow enough for an 80-column terminal (a CI log)."""
-    table = Table(title=f"Top {min(top, len(features))} of {len(features)} columns", title_justify="left")
+    table = Table(title=f"Top {min(top, len(features))} of {plural(len(features), 'column')}", title_justify="left")
     shown = features.head(top)
     has_groups = bool((shown["group"] != shown["feature"]).any())
     # out dirs written before a measure existed lack its column: show what is there
@@ -35,7 +38,9 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
     columns += [("perm ±sd", "right")] if has_permutation else []
     columns += [("stab", "right")] if has_stability else []
     for header, justify in columns:
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+        # names wrap rather than end in '…': 'customer_lifetime_value_2023' and '..._2024' must stay apart
+        overflow = "fold" if header in ("feature", "group") else "ellipsis"
+        table.add_column(header, justify=justify, overflow=overflow)  # type: ignore[arg-type]
     for row, mean, spread, frequency in zip(shown.itertuples(index=False), permutation, permutation_std, stability):
         cells = [str(row.rank), escape(str(row.feature))]
         if has_groups:
@@ -58,8 +63,8 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
     # a streamed fit scores a bounded sample of its test rows
     n_scored = summary.get("streaming", {}).get("test_rows_scored", sizes["test_rows"])
     lines = [
-        f"selected {summary['n_selected_features']} of {sizes['columns']} columns "
-        f"({summary['n_selected_groups']} of {sizes['groups']} groups) by rule {summary['rule']} "
+        f"selected {summary['n_selected_features']} of {plural(sizes['columns'], 'column')} "
+        f"({summary['n_selected_groups']} of {plural(sizes['groups'], 'group')}) by rule {summary['rule']} "
         f"({scored_by}) at λ={summary['lambda']:.3g}",
         f"held-out test rows ({n_scored}), dense → pruned: {pairs}",
     ]
@@ -73,7 +78,7 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
     if stability:
         lines.append(
             f"stability ({2 * stability['pairs']} half-samples, q={stability['q']}): "
-            f"{len(stability['stable_groups'])} groups selected in at least {stability['threshold']:.0%} of them; "
+            f"{plural(len(stability['stable_groups']), 'group')} selected in at least {stability['threshold']:.0%} of them; "
             f"expected false selections among them <= {stability['expected_false_bound']:.3g}"
         )
     return lines

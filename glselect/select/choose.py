@@ -11,6 +11,7 @@ from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.walk import LambdaPath
+from glselect.text import plural
 from glselect.solve.train import TrainResult
 
 
@@ -75,7 +76,7 @@ def choose_step(path: LambdaPath, config: SelectionConfig, scores: StepScores | 
         within = [i for i, step in enumerate(steps) if step.n_selected <= config.max_features]
         if not within:
             raise GlselectError(
-                f"no step of the path has at most {config.max_features} groups "
+                f"no step of the path has at most {plural(config.max_features, 'group')} "
                 f"(the sparsest has {min(step.n_selected for step in steps)})",
                 hint="lower --min-features or raise --max-features",
             )
