@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from glselect.cli.console import DEBUG, stderr, user_errors
+from glselect.cli.reading import print_reading
 from glselect.config import RunConfig
 from glselect.distributed import is_main_process
 from glselect.errors import ExitCode, Terminated
@@ -130,6 +131,7 @@ def fit(
 
     if result.out_dir is None:
         return  # another rank of a torchrun job: rank 0 writes and reports
+    print_reading(result.summary, quiet)
     if not result.path.complete:
         stderr.print(
             f"[yellow]warning:[/] the path stopped after {len(result.path.steps) - 1} lambdas with groups still "

@@ -284,6 +284,8 @@ def _target_encoding(name: str, stats: TargetStats, task: str | None, event: str
     if task is None:
         # more distinct numbers than any class count: a regression target, without listing them all
         task = "regression" if is_number and stats.overflowed else detect_task(distinct)
+        if task == "multiclass" and is_number and len(distinct) > (stats.n_rows - stats.n_missing) / MIN_CLASS_ROWS:
+            task = "regression"  # a few whole numbers, hardly any repeated: amounts, not class labels
     if task == "regression":
         if not is_number:
             raise GlselectError(f"target column '{name}' is not numeric, so it cannot be a regression target", hint="use --task binary or --task multiclass")
@@ -415,9 +417,26 @@ def fit_encoder(
         The target is unusable (one value, wrong type for the task), a numeric column has
         infinities, a text column is numbers with a few bad cells, or no column is usable.
     """
+    return fit_encoder_and_stats(
+        df, target, task, fit_rows, max_levels=max_levels, excluded=excluded, categorical=categorical, event=event
+    )[0]
+
+
+def fit_encoder_and_stats(
+    df: pd.DataFrame,
+    target: str,
+    task: str | None = None,
+    fit_rows: np.ndarray | None = None,
+    *,
+    max_levels: int = MAX_LEVELS,
+    excluded: frozenset[str] = frozenset(),
+    categorical: frozenset[str] = frozenset(),
+    event: str | None = None,
+) -> tuple[Encoder, StreamStats]:
+    """``fit_encoder``, and the column statistics it was fitted from (what ``data.reading`` reports on)."""
     kinds = frame_kinds(df, [name for name in df.columns if name != target], excluded, categorical)
     stats = collect_batch_stats([(df, np.arange(len(df)))], training_part(len(df), fit_rows), target, kinds)
-    return build_encoder_from_stats(stats, target, task, max_levels, excluded, event=event)
+    return build_encoder_from_stats(stats, target, task, max_levels, excluded, event=event), stats
 
 
 def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:

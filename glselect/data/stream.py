@@ -34,6 +34,7 @@ from glselect.data.encoder import Encoder, build_encoder, check_named_columns, c
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
 from glselect.data.knockoffs import GaussianKnockoffs, MomentSums, Moments
+from glselect.data.reading import ReadReport, read_report
 from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank, slice_table
 from glselect.data.source import MIN_ROWS, Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
@@ -48,6 +49,13 @@ from glselect.errors import GlselectError
 MAX_MIX_ROW_GROUPS = 4
 MIX_BYTES = 384 << 20
 HOLDOUT_SALT = 7  # the sample of a large holdout: the rows with the smallest hash under this salt
+# --batch-size not given: DEFAULT_BATCH_SIZE rows a step, fewer on a small table so that a pass over the
+# training rows makes MIN_STEPS_PER_EPOCH steps (measured: a 2,000-row table at 1,024 rows a step made 2
+# steps an epoch and a model that predicted one class; at 38 rows a step, balanced accuracy 0.81)
+DEFAULT_BATCH_SIZE = 1024
+MIN_STEPS_PER_EPOCH = 32
+MIN_BATCH_SIZE = 32  # below this, a step's gradient is mostly noise
+FEW_DENSE_STEPS = 100  # a dense fit of fewer optimiser steps is likely far from converged: say so
 
 
 def wants_streaming(config: RunConfig) -> bool:
@@ -78,6 +86,25 @@ def wants_streaming(config: RunConfig) -> bool:
     return estimated_bytes(open_source(table), config.target) > budget
 
 
+def choose_batch_size(asked: int | None, n_train: int) -> int:
+    """``--batch-size`` when given, else up to ``DEFAULT_BATCH_SIZE`` rows, so an epoch makes ``MIN_STEPS_PER_EPOCH`` steps."""
+    if asked is not None:
+        return asked
+    return max(MIN_BATCH_SIZE, min(DEFAULT_BATCH_SIZE, math.ceil(n_train / MIN_STEPS_PER_EPOCH)))
+
+
+def few_steps_warning(n_train: int, batch_size: int, max_epochs: float) -> str | None:
+    """A warning when the dense fit's mini-batch SGD would take fewer than ``FEW_DENSE_STEPS`` steps."""
+    steps = max(1, math.ceil(n_train / batch_size)) * max_epochs
+    if steps >= FEW_DENSE_STEPS:
+        return None
+    return (
+        f"the streamed fit makes about {steps:.0f} optimiser steps for the dense model ({n_train} training rows, "
+        f"{batch_size} a step, --max-epochs {max_epochs:g}): too few to converge; lower --batch-size, raise --max-epochs, "
+        "or fit a table this small in memory (without --stream)"
+    )
+
+
 def local_batch_size(batch_size: int, world_size: int) -> int:
     """Each rank's share of a mini-batch: DDP averages the ranks' gradients, so the global batch
     (and the statistics of each step) is ``--batch-size`` whatever the number of processes."""
@@ -106,6 +133,7 @@ class StreamData:
     _counts: dict[RowSet, int] = field(default_factory=dict)
     # (sampler, draw): every encoded batch gets its rows' knockoff copies appended (``with_knockoffs``)
     knockoffs: tuple[GaussianKnockoffs, int] | None = None
+    reading: ReadReport | None = None  # what the statistics pass found (the same on every rank)
 
     # ----- opening: one statistics pass -------------------------------------------------------
     @classmethod
@@ -168,13 +196,19 @@ class StreamData:
         )
         used = [column.name for column in encoder.columns if column.kind != "ignored"]  # ignored columns are never read again
         largest = max(piece.n_bytes for piece in pieces)
+        n_train = stats.n_rows_by_part[TRAIN]
+        batch_size = choose_batch_size(config.stream.batch_size, n_train)
+        reading = read_report(stats, encoder, stats.target.n_missing)
+        warning = few_steps_warning(n_train, batch_size, config.stream.max_epochs)
+        if warning is not None:
+            reading = reading.with_warning(warning)
         return cls(
             encoder=encoder, group_index=group_index, device=device, context=context,
             n_rows_by_part=tuple(stats.n_rows_by_part), n_missing_target=stats.target.n_missing,
             source=source, pieces=pieces, columns=[*used, config.target], seed=config.seed,
             val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction,
-            batch_size=config.stream.batch_size, max_holdout_rows=config.stream.max_holdout_rows,
-            n_mixed=max(1, min(MAX_MIX_ROW_GROUPS, MIX_BYTES // max(largest, 1))),
+            batch_size=batch_size, max_holdout_rows=config.stream.max_holdout_rows,
+            n_mixed=max(1, min(MAX_MIX_ROW_GROUPS, MIX_BYTES // max(largest, 1))), reading=reading,
         )
 
     # ----- the rows of a RowSet ---------------------------------------------------------------
@@ -277,6 +311,7 @@ class StreamData:
             "device": str(self.device),
             "row_groups": len(self.source.row_groups),
             "row_groups_mixed": self.n_mixed,
+            "batch_size": self.batch_size,
         }
 
     # ----- mini-batches -----------------------------------------------------------------------
