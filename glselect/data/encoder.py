@@ -302,7 +302,7 @@ def _target_encoding(name: str, stats: TargetStats, task: str | None, event: str
 
 
 def _check_class_sizes(name: str, encoding: TargetEncoding, stats: TargetStats) -> None:
-    """Every class needs rows to learn from and rows to be scored on; a label on (nearly) every row is no class."""
+    """At least two classes need rows to learn from and rows to be scored on; a label on (nearly) every row is no class."""
     n_rows = stats.n_rows - stats.n_missing
     sizes = {label: stats.counts[label] for label in encoding.classes}
     n_classes = len(sizes)
@@ -314,7 +314,7 @@ def _check_class_sizes(name: str, encoding: TargetEncoding, stats: TargetStats) 
             hint="choose another target column" + (", or pass --task regression for a numeric target" if is_number else ""),
         )
     tiny = [label for label, size in sizes.items() if size < MIN_CLASS_ROWS]
-    if tiny:
+    if n_classes - len(tiny) < 2:  # a multiclass target keeps its other classes (data.reading warns of the tiny ones)
         listed = ", ".join(repr(plain_value(label)) for label in tiny[:5]) + (" ..." if len(tiny) > 5 else "")
         raise GlselectError(
             f"target column '{name}' has {'a class' if len(tiny) == 1 else f'{len(tiny)} classes'} with a single row ({listed}): "

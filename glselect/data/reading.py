@@ -73,7 +73,7 @@ def _small_class_warning(encoder: Encoder, stats: StreamStats) -> str | None:
     small = [(label, stats.target.counts[label]) for label in target.classes if stats.target.counts[label] < SMALL_CLASS_ROWS]
     if not small:
         return None
-    listed = ", ".join(f"{plain_value(label)!r}: {count} rows" for label, count in small[:LISTED]) + (" ..." if len(small) > LISTED else "")
+    listed = ", ".join(f"{plain_value(label)!r}: {count} row{'s' if count != 1 else ''}" for label, count in small[:LISTED]) + (" ..." if len(small) > LISTED else "")
     return (
         f"target '{target.name}' has small classes ({listed}): their metrics rest on a few held-out rows; "
         "collect more rows of them or merge them into other classes"
