@@ -207,3 +207,32 @@ def test_the_fit_prints_the_reading_report_and_keeps_it_in_the_summary(tmp_path,
     print_reading(summary, quiet=True)  # --quiet: the warnings still show, the facts do not
     printed = capsys.readouterr().err
     assert "read 240 rows" not in printed and "warning: target 'label' has small classes" in printed
+
+
+# ----- the streamed epoch's background reader -----------------------------------------------------------------
+
+def test_the_background_reader_keeps_order_raises_errors_and_stops_with_its_reader():
+    import threading
+
+    from glselect.data.prefetch import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+    produced = []
+
+    def counting():
+        for item in range(1_000):
+            produced.append(item)
+            yield item
+
+    reader = prefetched(counting(), depth=2)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()  # the solver stopped mid-epoch: the producer stops a bounded number of items ahead
+    assert len(produced) <= 3 + 2 + 2
+    assert not any(thread.name == "glselect-reader" for thread in threading.enumerate())
+
+    def failing():
+        yield 1
+        raise GlselectError("cannot read 'part-7.parquet': truncated")
+
+    with pytest.raises(GlselectError, match="truncated"):
+        list(prefetched(failing()))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from glselect.data.parquet import RowGroup, Source, iter_batches
+from glselect.data.parquet import READ_ROWS, RowGroup, Source, iter_batches
 from glselect.data.split import TRAIN, VAL, split_of
 from glselect.data.survival import fold_batch
 from glselect.data.target import plain_value
@@ -446,14 +446,14 @@ def collect_stats(
 
 
 def read_batches(
-    row_groups: tuple[RowGroup, ...], columns: list[str], event: str | None = None
+    row_groups: tuple[RowGroup, ...], columns: list[str], event: str | None = None, batch_rows: int = READ_ROWS
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """``iter_batches`` of ``columns`` (the target last); with a survival ``event`` column, that column is
     read too and folded into the target (``glselect.data.survival``), so the batches look alike for every task."""
     if event is None:
-        yield from iter_batches(row_groups, columns)
+        yield from iter_batches(row_groups, columns, batch_rows)
         return
-    for batch, positions in iter_batches(row_groups, [*columns, event]):
+    for batch, positions in iter_batches(row_groups, [*columns, event], batch_rows):
         yield fold_batch(batch, columns[-1], event, positions), positions
 
 

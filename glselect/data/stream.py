@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -35,6 +36,7 @@ from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
 from glselect.data.knockoffs import GaussianKnockoffs, MomentSums, Moments
 from glselect.data.reading import ReadReport, read_report
+from glselect.data.prefetch import prefetched
 from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank, slice_table
 from glselect.data.source import MIN_ROWS, Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
@@ -134,6 +136,7 @@ class StreamData:
     # (sampler, draw): every encoded batch gets its rows' knockoff copies appended (``with_knockoffs``)
     knockoffs: tuple[GaussianKnockoffs, int] | None = None
     reading: ReadReport | None = None  # what the statistics pass found (the same on every rank)
+    _epoch_speeds: list[float] = field(default_factory=list)  # rows per second of each whole training epoch
 
     # ----- opening: one statistics pass -------------------------------------------------------
     @classmethod
@@ -213,13 +216,15 @@ class StreamData:
 
     # ----- the rows of a RowSet ---------------------------------------------------------------
     def _rows_of(
-        self, rows: RowSet, pieces: tuple | None = None, columns: list[str] | None = None
+        self, rows: RowSet, pieces: tuple | None = None, columns: list[str] | None = None, batch_rows: int = READ_ROWS
     ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-        """This rank's record batches restricted to ``rows`` (and to rows with a target), with positions.
+        """This rank's record batches (of up to ``batch_rows`` rows as read) restricted to ``rows`` (and to rows
+        with a target), with positions.
 
         ``columns``: what to read (default: the used features and the target); the target must be last.
         """
-        for batch, positions in read_batches(self.pieces if pieces is None else pieces, columns or self.columns, self.encoder.target.event):
+        pieces = self.pieces if pieces is None else pieces
+        for batch, positions in read_batches(pieces, columns or self.columns, self.encoder.target.event, batch_rows):
             has_target = ~batch.column(batch.num_columns - 1).is_null().to_numpy(zero_copy_only=False)
             parts = split_of(positions, self.seed, self.val_fraction, self.test_fraction)
             keep = has_target & rows.mask(parts, positions, self.seed)
@@ -278,7 +283,7 @@ class StreamData:
             X, y = self._encoded(batch, positions)
             kept.append((positions, X, y))
             n_kept += len(positions)
-            if n_kept > 2 * cap:
+            if n_kept > cap + READ_ROWS:  # compact often: what is kept beyond the cap is memory a large holdout costs
                 kept = [_smallest_hashes(kept, cap, self.seed)]
                 n_kept = cap
         local = _smallest_hashes(kept, cap, self.seed) if kept else None
@@ -312,6 +317,12 @@ class StreamData:
             "row_groups": len(self.source.row_groups),
             "row_groups_mixed": self.n_mixed,
             "batch_size": self.batch_size,
+            "epochs_timed": len(self._epoch_speeds),
+            "rows_per_second_per_epoch": None if not self._epoch_speeds else {
+                "median": round(float(np.median(self._epoch_speeds))),
+                "min": round(min(self._epoch_speeds)),
+                "max": round(max(self._epoch_speeds)),
+            },
         }
 
     # ----- mini-batches -----------------------------------------------------------------------
@@ -319,7 +330,12 @@ class StreamData:
         """Endless shuffled mini-batches of ``rows``, exactly ``steps_per_epoch`` an epoch, fixed by ``key``."""
         epoch = 0
         while True:
-            yield from self._epoch(rows, steps_per_epoch, np.random.default_rng([self.seed, key, epoch]))
+            started, n_rows = time.perf_counter(), 0
+            for X, y in self._epoch(rows, steps_per_epoch, np.random.default_rng([self.seed, key, epoch])):
+                n_rows += len(y)
+                yield X, y
+            # a whole epoch, reading and computing: what a user waits for (epochs left mid-way are not counted)
+            self._epoch_speeds.append(n_rows / max(time.perf_counter() - started, 1e-9))
             epoch += 1
 
     def _epoch(self, rows: RowSet, steps_per_epoch: int, rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -327,7 +343,7 @@ class StreamData:
         order = rng.permutation(len(self.pieces))
         n_yielded = 0
         carry: tuple[torch.Tensor, torch.Tensor] | None = None
-        for X, y in self._mixed_chunks(rows, order, rng):
+        for X, y in prefetched(self._mixed_chunks(rows, order, rng)):
             if carry is not None:
                 X, y = torch.cat([carry[0], X]), torch.cat([carry[1], y])
                 carry = None
@@ -355,7 +371,10 @@ class StreamData:
         the memory of ``n_mixed`` row groups.
         """
         for first in range(0, len(order), self.n_mixed):
-            readers = [self._rows_of(rows, (self.pieces[i],)) for i in order[first : first + self.n_mixed]]
+            # each reader reads its share of READ_ROWS at a time: a chunk holds about READ_ROWS rows however
+            # many row groups are mixed, so memory does not grow with the number of row groups
+            batch_rows = max(1, READ_ROWS // self.n_mixed)
+            readers = [self._rows_of(rows, (self.pieces[i],), batch_rows=batch_rows) for i in order[first : first + self.n_mixed]]
             while readers:
                 pieces = []
                 for reader in list(readers):
@@ -369,8 +388,11 @@ class StreamData:
                 X_host = np.concatenate([piece[0] for piece in pieces])
                 y_host = np.concatenate([piece[1] for piece in pieces])
                 # one host-to-device copy per chunk; mini-batches are slices on the device
-                X = torch.from_numpy(X_host).to(self.device, non_blocking=True)
-                y = torch.from_numpy(y_host).to(self.device, non_blocking=True)
+                X, y = torch.from_numpy(X_host), torch.from_numpy(y_host)
+                if self.device.type == "cuda":  # page-locked, so the copy runs beside the solver's kernels
+                    X, y = X.pin_memory(), y.pin_memory()
+                X = X.to(self.device, non_blocking=True)
+                y = y.to(self.device, non_blocking=True)
                 permutation = torch.from_numpy(rng.permutation(len(y_host))).to(self.device)
                 yield X[permutation], y[permutation]
 
