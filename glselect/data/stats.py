@@ -305,10 +305,10 @@ def _update_column(stats: ColumnStats, column: pa.Array | pd.Series, positions: 
         stats.moments.add(as_float[is_train & ~missing & ~infinite])
         if stats.whole_values is not None:
             present = as_float[~missing]
-            whole = np.unique(present)
-            if not np.all(np.isfinite(whole)) or np.any(whole != np.round(whole)):
+            if not np.all(np.isfinite(present)) or np.any(present != np.round(present)):  # O(n): most columns stop here
                 stats.whole_values = None
             else:
+                whole = np.unique(present)
                 stats._add_whole(whole, len(whole) < len(present))
     elif stats.kind == "boolean":  # the 0/1 column, missing cells as 0
         as_float = np.where(missing, 0.0, values.fillna(False).astype("float64").to_numpy())
