@@ -146,6 +146,9 @@ def test_a_small_streamed_classification_learns_both_classes(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["streaming"]["steps_per_epoch"] >= 32
+    assert summary["streaming"]["batch_size"] == -(-summary["sizes"]["train_rows"] // 32)
+    speeds = summary["streaming"]["rows_per_second_per_epoch"]  # whole epochs of the dense fit and the refit, timed
+    assert summary["streaming"]["epochs_timed"] >= 2 and 0 < speeds["min"] <= speeds["median"] <= speeds["max"]
     assert summary["metrics"]["pruned"]["balanced_accuracy"] > 0.7  # one class for every row scores 0.5
     assert summary["reading"]["warnings"] == []
 
