@@ -4,9 +4,12 @@ Each dataset is Friedman #1 with 50 float32 columns (only x0..x4 matter), writte
 group with a streaming writer so that generating it stays low-memory too. Each fit runs in its
 own process; its peak resident memory comes from ``os.wait4`` (that child's own ``ru_maxrss``).
 
-    .venv/bin/python benchmarks/streaming.py --rows 1000000 10000000 --dir /tmp/glselect-bench
+    .venv/bin/python benchmarks/streaming.py --rows 300000 10000000 --hidden 16 --dir /tmp/glselect-bench --keep
 
-Each dataset is deleted once it is fitted, and ``--dir`` at the end unless ``--keep`` is given.
+Each dataset is deleted once it is fitted, and ``--dir`` at the end unless ``--keep`` is given; with
+``--keep`` a dataset already in ``--dir`` (same name, same row count) is reused rather than written again.
+The last lines compare each size's peak resident memory with the smallest size's (issue 18: a 10,000,000-row
+fit should peak below 500 MB and within 25% of a 300,000-row fit).
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ def main() -> None:
     parser.add_argument("--steps-per-lambda", type=int, default=586, help="optimizer steps at each lambda, whatever the size")
     parser.add_argument("--dense-steps", type=int, default=1758, help="most steps of the dense fit and of the refit")
     parser.add_argument("--fit-options", default="--max-steps 60", help="more options passed to glselect fit")
+    parser.add_argument("--hidden", default="16", help="--hidden of the fits")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -90,12 +94,13 @@ def main() -> None:
         for n_rows in args.rows:
             data = args.dir / f"friedman_{n_rows}.parquet"
             started = time.perf_counter()
-            generate(data, n_rows, args.columns, args.seed)
+            if not (args.keep and data.exists() and pq.ParquetFile(data).metadata.num_rows == n_rows):
+                generate(data, n_rows, args.columns, args.seed)
             generated = time.perf_counter() - started
             # the same optimizer steps at every size: a larger table is seen in a smaller share of an epoch
             steps_per_epoch = 0.6 * n_rows / args.batch_size
             options = [
-                "--batch-size", str(args.batch_size),
+                "--batch-size", str(args.batch_size), "--hidden", args.hidden,
                 "--epochs-per-lambda", f"{args.steps_per_lambda / steps_per_epoch:.6g}",
                 "--max-epochs", f"{args.dense_steps / steps_per_epoch:.6g}",
                 *args.fit_options.split(),
@@ -104,7 +109,8 @@ def main() -> None:
             result["options"] = " ".join(options)
             result.update(generate_seconds=generated, file_mb=data.stat().st_size / 2**20)
             rows.append(result)
-            data.unlink()
+            if not args.keep:
+                data.unlink()
             print(json.dumps(result), flush=True)
     finally:
         if not args.keep:
@@ -118,6 +124,10 @@ def main() -> None:
             f"{result['peak_rss_mb']:,.0f} | {result['lambdas']} | {', '.join(result['selected'])} | {result['f1']:.2f} | "
             f"{result['pruned_r2']:.3f} |"
         )
+    if len(rows) > 1:
+        base = rows[0]["peak_rss_mb"]
+        for result in rows[1:]:
+            print(f"peak RSS at {result['rows']:,} rows: {result['peak_rss_mb']:,.0f} MB, {result['peak_rss_mb'] / base:.2f}x the {rows[0]['rows']:,}-row fit's {base:,.0f} MB")
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ class StreamConfig:
 
     stream: bool | None = None  # True: always stream; None: when the table would not fit memory_budget
     memory_budget: int | None = None  # bytes; None: a quarter of the memory available at start
-    batch_size: int = 1024  # rows per optimizer step
+    batch_size: int | None = None  # rows per optimizer step; None: up to 1024, fewer on a small table (data/stream.py)
     learning_rate: float = 0.01  # SGD step; the prox threshold is lr / (1 - momentum) * lam * sqrt(d_g)
     momentum: float = 0.9
     max_epochs: float = 5.0  # dense fit and refit: most passes over the training rows (early-stopped)
@@ -163,7 +163,7 @@ class StreamConfig:
 
     def __post_init__(self) -> None:
         _require(self.memory_budget is None or self.memory_budget > 0, f"memory_budget must be positive, got {self.memory_budget}")
-        _require(self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
+        _require(self.batch_size is None or self.batch_size > 0, f"batch_size must be positive, got {self.batch_size}")
         _require(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         _require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         _require(self.max_epochs > 0, f"max_epochs must be positive, got {self.max_epochs}")

@@ -189,7 +189,10 @@ OPTIONS: tuple[Option, ...] = (
         "memory_budget", "stream.memory_budget", "Memory the in-memory fit may use, e.g. '8GB'; larger Parquet tables stream.",
         in_selector=False, text=SIZE, show_default="a quarter of the available memory",
     ),
-    Option("batch_size", "stream.batch_size", "Streaming: rows per optimizer step.", in_selector=False),
+    Option(
+        "batch_size", "stream.batch_size", "Streaming: rows per optimizer step.", in_selector=False,
+        show_default="1024, fewer when a pass over the training rows would make under 32 steps",
+    ),
     Option("learning_rate", "stream.learning_rate", "Streaming: SGD learning rate (momentum 0.9).", in_selector=False),
     Option("epochs_per_lambda", "stream.epochs_per_lambda", "Streaming: passes over the training rows at each lambda (fractions allowed).", in_selector=False),
     Option("max_epochs", "stream.max_epochs", "Streaming: most passes for the dense fit and the refit (early-stopped).", in_selector=False),

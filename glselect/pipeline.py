@@ -21,9 +21,10 @@ import torch
 
 from glselect import __version__, distributed
 from glselect.config import RunConfig
-from glselect.data.encoder import Encoder, check_named_columns, columns_left_out, encode, fit_encoder
+from glselect.data.encoder import Encoder, check_named_columns, columns_left_out, encode, fit_encoder_and_stats
 from glselect.data.groups import build_group_index
 from glselect.data.io import read_group_map, read_table
+from glselect.data.reading import read_report
 from glselect.data.source import MIN_ROWS, Dataset, InMemoryData, Rows, frame_positions, hash_split
 from glselect.data.split import TEST_ROWS, TRAIN, TRAINING_ROWS, VALIDATION_ROWS
 from glselect.data.stream import StreamData, local_cores, wants_streaming
@@ -190,7 +191,7 @@ def frame_dataset(table: pd.DataFrame, config: RunConfig, group_map: dict[str, s
     columns = [str(name) for name in table.columns]
     left_out = columns_left_out(columns, config.target, config.data.features, config.data.drop, str(config.table))
     check_named_columns(config.data.categorical, columns, "--categorical", str(config.table))
-    encoder = fit_encoder(
+    encoder, stats = fit_encoder_and_stats(
         table, config.target, config.data.task, fit_rows=np.flatnonzero(parts == TRAIN), max_levels=config.data.max_levels,
         excluded=left_out, categorical=frozenset(config.data.categorical), event=config.event,
     )
@@ -201,6 +202,7 @@ def frame_dataset(table: pd.DataFrame, config: RunConfig, group_map: dict[str, s
     return InMemoryData(
         encoder=encoder, group_index=group_index, X=design.X, y=design.y, positions=positions, parts=parts,
         seed=config.seed, device=device, n_missing_target=n_missing_target,
+        reading=read_report(stats, encoder, n_missing_target),
     )
 
 

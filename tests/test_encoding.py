@@ -110,7 +110,7 @@ def test_rows_with_missing_targets_are_dropped_and_counted():
 
 
 def test_a_class_missing_from_the_fitted_target_is_named():
-    encoder = fit_encoder(pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": ["u", "v", "u"]}), "y")
+    encoder = fit_encoder(pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": ["u", "v", "u", "v"]}), "y")  # every class on 2 rows
     with pytest.raises(GlselectError, match="has a class not seen in training: 'w'"):
         encode(encoder, pd.DataFrame({"a": [1.0], "y": ["w"]}))
 

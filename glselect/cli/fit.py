@@ -26,6 +26,7 @@ from rich.progress import (
 )
 
 from glselect.cli.console import DEBUG, plural, report_interrupted, stderr, stdout_console, user_errors
+from glselect.cli.reading import print_reading
 from glselect.config import RunConfig
 from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, Terminated
@@ -205,6 +206,7 @@ def fit(
     from glselect.outputs.artifacts import dump_json
     from glselect.outputs.report import metrics_lines, top_features_table
 
+    print_reading(result.summary, quiet)
     if not result.path.complete:
         stderr.print(
             f"[yellow]warning:[/] the path stopped after {plural(len(result.path.steps) - 1, 'lambda')} with groups still "

@@ -37,6 +37,7 @@ OTHER_LEVEL = "<other>"
 MIN_ROWS_FOR_ID = 20  # with fewer rows, all-distinct values say little about a column being an ID
 FREE_TEXT_LENGTH = 40  # mean characters per value above which a mostly-distinct column is free text
 NUMERIC_TEXT_SHARE_BAD = 0.1  # a text column whose values are >= 90% numbers is a numeric column with bad cells
+MIN_CLASS_ROWS = 2  # a class with fewer rows cannot be both learned from and scored
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,27 @@ def _check_not_numbers_in_text(name: str, stats: ColumnStats, where: str) -> Non
         )
 
 
+def _check_numbers_mixed_with_text(name: str, stats: ColumnStats, max_levels: int, where: str) -> None:
+    """A text column that is mostly numbers, with more distinct numbers than one-hot levels are kept, is a
+    numeric column whose other cells mean something (missing, a bound, a unit): one-hot encoding would pool
+    most numbers into one level, and reading the text as missing would guess. The user says which."""
+    n_present = stats.n_rows - stats.n_missing
+    n_numbers = n_present - stats.n_not_numbers
+    if not 0 < stats.n_not_numbers < n_numbers:
+        return
+    if not stats.too_many_levels:
+        labels = pd.Series(list(stats.levels_all), dtype=object)
+        if int(pd.to_numeric(labels, errors="coerce").notna().sum()) <= max_levels:
+            return  # a few number labels beside text ones ("0", "1", "2", "3+"): categories, each kept
+    position, value = stats.first_not_number
+    raise GlselectError(
+        f"column '{name}'{where} mixes numbers and text: {n_numbers} of {n_present} values are numbers, "
+        f"{stats.n_not_numbers} are not (first at data row {position + 1}: {value!r})",
+        hint=f"to use it as numbers, leave the unknown cells empty; to one-hot encode its values, pass --categorical '{name}'; "
+        f"to leave it out, --drop '{name}'",
+    )
+
+
 def _check_finite(name: str, stats: ColumnStats, where: str) -> None:
     if stats.n_infinite:
         position, value = stats.first_infinite
@@ -187,6 +209,8 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str)
         return ColumnEncoding(name, "ignored", reason="every value is missing")
     if stats.kind == "ignored":
         return ColumnEncoding(name, "ignored", reason=stats.reason)
+    if stats.kind == "numeric":  # before the constant test: a column of infinities is as wrong as one infinite cell
+        _check_finite(name, stats, where)
     if _is_constant(stats):
         return ColumnEncoding(name, "ignored", reason=f"constant: every value is {stats.first[1]!r}")
     flagged = stats.n_missing > 0
@@ -203,7 +227,6 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str)
     if stats.kind == "numeric":
         if stats.moments.n == 0:
             return ColumnEncoding(name, "ignored", reason="every value in the training rows is missing")
-        _check_finite(name, stats, where)
         # missing cells take the mean: they add nothing to the squared deviations but count as rows
         column = ColumnEncoding(
             name,
@@ -216,6 +239,7 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str)
         return _with_indicator(column, stats)
     if stats.kind == "text":
         _check_not_numbers_in_text(name, stats, where)
+        _check_numbers_mixed_with_text(name, stats, max_levels, where)
     if stats.too_many_levels:
         return ColumnEncoding(name, "ignored", reason=f"more than {MAX_TRACKED_LEVELS} distinct values: an ID or free text")
     if stats.kind == "text":
@@ -260,6 +284,8 @@ def _target_encoding(name: str, stats: TargetStats, task: str | None, event: str
     if task is None:
         # more distinct numbers than any class count: a regression target, without listing them all
         task = "regression" if is_number and stats.overflowed else detect_task(distinct)
+        if task == "multiclass" and is_number and len(distinct) > (stats.n_rows - stats.n_missing) / MIN_CLASS_ROWS:
+            task = "regression"  # a few whole numbers, hardly any repeated: amounts, not class labels
     if task == "regression":
         if not is_number:
             raise GlselectError(f"target column '{name}' is not numeric, so it cannot be a regression target", hint="use --task binary or --task multiclass")
@@ -270,7 +296,32 @@ def _target_encoding(name: str, stats: TargetStats, task: str | None, event: str
         return TargetEncoding(name, task, center=stats.moments.mean, scale=_scale(stats.moments.m2 / max(stats.moments.n, 1)))
     if stats.overflowed:
         raise GlselectError(f"target column '{name}' has more than {MAX_TARGET_VALUES} classes", hint="use --task regression for a numeric target")
-    return fit_target(distinct, task)
+    encoding = fit_target(distinct, task)
+    _check_class_sizes(name, encoding, stats)
+    return encoding
+
+
+def _check_class_sizes(name: str, encoding: TargetEncoding, stats: TargetStats) -> None:
+    """At least two classes need rows to learn from and rows to be scored on; a label on (nearly) every row is no class."""
+    n_rows = stats.n_rows - stats.n_missing
+    sizes = {label: stats.counts[label] for label in encoding.classes}
+    n_classes = len(sizes)
+    is_number = pd.api.types.is_numeric_dtype(stats.distinct) and not pd.api.types.is_bool_dtype(stats.distinct)
+    if n_classes > n_rows / MIN_CLASS_ROWS:
+        raise GlselectError(
+            f"target column '{name}' has {n_classes} classes in {n_rows} rows: a class label must repeat to be learned "
+            "(is it an ID or free text?)",
+            hint="choose another target column" + (", or pass --task regression for a numeric target" if is_number else ""),
+        )
+    tiny = [label for label, size in sizes.items() if size < MIN_CLASS_ROWS]
+    if n_classes - len(tiny) < 2:  # a multiclass target keeps its other classes (data.reading warns of the tiny ones)
+        listed = ", ".join(repr(plain_value(label)) for label in tiny[:5]) + (" ..." if len(tiny) > 5 else "")
+        raise GlselectError(
+            f"target column '{name}' has {'a class' if len(tiny) == 1 else f'{len(tiny)} classes'} with a single row ({listed}): "
+            "a class needs rows to learn from and rows to be scored on",
+            hint="drop those rows or merge each such class into another; a class needs at least "
+            f"{MIN_CLASS_ROWS} rows (and dozens to be learned well)",
+        )
 
 
 def build_encoder_from_stats(
@@ -366,9 +417,26 @@ def fit_encoder(
         The target is unusable (one value, wrong type for the task), a numeric column has
         infinities, a text column is numbers with a few bad cells, or no column is usable.
     """
+    return fit_encoder_and_stats(
+        df, target, task, fit_rows, max_levels=max_levels, excluded=excluded, categorical=categorical, event=event
+    )[0]
+
+
+def fit_encoder_and_stats(
+    df: pd.DataFrame,
+    target: str,
+    task: str | None = None,
+    fit_rows: np.ndarray | None = None,
+    *,
+    max_levels: int = MAX_LEVELS,
+    excluded: frozenset[str] = frozenset(),
+    categorical: frozenset[str] = frozenset(),
+    event: str | None = None,
+) -> tuple[Encoder, StreamStats]:
+    """``fit_encoder``, and the column statistics it was fitted from (what ``data.reading`` reports on)."""
     kinds = frame_kinds(df, [name for name in df.columns if name != target], excluded, categorical)
     stats = collect_batch_stats([(df, np.arange(len(df)))], training_part(len(df), fit_rows), target, kinds)
-    return build_encoder_from_stats(stats, target, task, max_levels, excluded, event=event)
+    return build_encoder_from_stats(stats, target, task, max_levels, excluded, event=event), stats
 
 
 def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:

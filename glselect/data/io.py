@@ -6,6 +6,7 @@ pandas/pyarrow failures are turned into ``GlselectError`` here, where the file n
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -21,6 +23,11 @@ from glselect.errors import GlselectError
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+# a number written with thousands separators ("4,676.88"): spreadsheets export these, quoted, into CSV files
+THOUSANDS_NUMBER = r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$"
+PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
+OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 
 
 def _suffix(path: Path) -> str:
@@ -64,6 +71,8 @@ def read_arrow_table(path: Path) -> pa.Table:
         if suffix in CSV_SUFFIXES:
             delimiter = "\t" if suffix == ".tsv" else ","
             table = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=delimiter))
+            _check_delimiter(path, table.column_names, delimiter)
+            table = numbers_with_thousands_separators(table)
         elif suffix in PARQUET_SUFFIXES:
             table = pq.read_table(path)
         else:
@@ -73,7 +82,8 @@ def read_arrow_table(path: Path) -> pa.Table:
             )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise GlselectError(f"cannot read table '{path}': {detail}") from err
+        hint = _delimiter_hint(path, _header_line(path)) if suffix in CSV_SUFFIXES else None
+        raise GlselectError(f"cannot read table '{path}': {detail}", hint=hint) from err
     duplicates = sorted(name for name, count in Counter(table.column_names).items() if count > 1)
     if duplicates:
         raise GlselectError(
@@ -82,6 +92,57 @@ def read_arrow_table(path: Path) -> pa.Table:
         )
     if table.num_rows == 0:
         raise GlselectError(f"table '{path}' has no data rows")
+    return table
+
+
+def _header_line(path: Path) -> str:
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as file:
+            return file.readline()
+    except OSError:
+        return ""
+
+
+def _delimiter_hint(path: Path, header: str) -> str | None:
+    """What to do when a CSV file's header is split by some other character than ',' (or tabs for .tsv)."""
+    counts = {char: header.count(char) for char in OTHER_DELIMITERS if char != ("\t" if path.name.lower().endswith(".tsv") else "")}
+    char = max(counts, key=counts.get) if counts else None
+    if char is None or counts[char] == 0 or counts[char] <= header.count(","):
+        return None
+    return (
+        f"the header looks separated by {OTHER_DELIMITERS[char]}, but glselect reads comma-separated .csv and tab-separated .tsv files; "
+        f"convert it, e.g. pandas: read_csv('{path.name}', sep='{char.encode('unicode_escape').decode()}').to_csv('fixed.csv', index=False)"
+        + (" (with decimal commas add decimal=',')" if char == ";" else "")
+    )
+
+
+def _check_delimiter(path: Path, columns: list[str], delimiter: str) -> None:
+    """A table read as one column whose name holds another separator was split by the wrong character."""
+    if len(columns) != 1:
+        return
+    hint = _delimiter_hint(path, columns[0])
+    if hint is not None:
+        raise GlselectError(f"table '{path}' was read as a single column named {columns[0][:60]!r}", hint=hint)
+
+
+def numbers_with_thousands_separators(table: pa.Table) -> pa.Table:
+    """Text columns whose every present value is a number, some written with thousands separators
+    ("4,676.88"), as float64 columns; empty cells become missing. Only a strict pattern converts
+    (groups of three digits after each comma), so "4,5" or "1,2,3" stay text."""
+    for index, field in enumerate(table.schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        values = pc.utf8_trim_whitespace(table.column(index))
+        with_separators = pc.match_substring_regex(values, THOUSANDS_NUMBER)
+        if not pc.any(with_separators).as_py():
+            continue
+        empty = pc.equal(values, "")
+        number = pc.or_(pc.or_(with_separators, pc.match_substring_regex(values, PLAIN_NUMBER)), empty)
+        if not pc.all(number).as_py():  # nulls are skipped: a missing cell does not stop the conversion
+            continue
+        plain = pc.if_else(empty, pa.scalar(None, pa.string()), pc.replace_substring(values, ",", ""))
+        table = table.set_column(index, field.name, pc.cast(plain, pa.float64()))
     return table
 
 

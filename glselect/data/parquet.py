@@ -33,7 +33,13 @@ class RowGroup:
     n_bytes: int  # uncompressed size, from the file's metadata
 
     def batches(self, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
-        return iter(self.fragment.to_batches(columns=columns, batch_size=batch_rows))
+        # no read-ahead and no pre-buffering: by default Arrow holds the whole row group (decoded batches
+        # queued, compressed column chunks buffered) while a reader is open, and a training epoch keeps
+        # several readers open side by side; memory then grows with the row-group size, not the batch
+        return iter(self.fragment.to_batches(
+            columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1,
+            fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False),
+        ))
 
     @property
     def name(self) -> str:

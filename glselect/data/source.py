@@ -28,6 +28,7 @@ from glselect import distributed
 from glselect.data.encoder import Encoder
 from glselect.data.groups import GroupIndex
 from glselect.data.knockoffs import GaussianKnockoffs, Moments
+from glselect.data.reading import ReadReport
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.errors import GlselectError
 
@@ -87,6 +88,7 @@ class Dataset(Protocol):
     context: distributed.Context
     n_rows_by_part: tuple[int, int, int]  # rows with a target in the training, validation and test parts
     n_missing_target: int
+    reading: ReadReport | None  # what reading the table found; None for rows encoded by the caller
 
     def training(self, rows: RowSet) -> TrainingRows: ...
 
@@ -131,6 +133,7 @@ class InMemoryData:
     device: torch.device
     n_missing_target: int
     context: distributed.Context = distributed.SINGLE
+    reading: ReadReport | None = None  # None: rows encoded by the caller
 
     @property
     def n_rows_by_part(self) -> tuple[int, int, int]:

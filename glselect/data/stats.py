@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from glselect.data.parquet import RowGroup, Source, iter_batches
+from glselect.data.parquet import READ_ROWS, RowGroup, Source, iter_batches
 from glselect.data.split import TRAIN, VAL, split_of
 from glselect.data.survival import fold_batch
 from glselect.data.target import plain_value
@@ -97,6 +97,10 @@ class ColumnStats:
     n_not_numbers: int = 0  # text: present values that do not parse as numbers, and the first of them
     first_not_number: First = None
     text_length: int = 0  # text: characters in all present values
+    # numeric: the distinct values while every present value is a whole number (None once one is not, or once
+    # more than MAX_TRACKED_LEVELS are seen), and whether they repeat: an integer ID shows as whole and unique
+    whole_values: np.ndarray | None = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    whole_repeats: bool = False
 
     def merge(self, other: ColumnStats) -> None:
         self.n_rows += other.n_rows
@@ -111,6 +115,7 @@ class ColumnStats:
         self.n_not_numbers += other.n_not_numbers
         self.first_not_number = _earliest(self.first_not_number, other.first_not_number)
         self.text_length += other.text_length
+        self._add_whole(other.whole_values, other.whole_repeats)
         self.too_many_levels = self.too_many_levels or other.too_many_levels
         if not self.too_many_levels:
             self.levels_all.update(other.levels_all)
@@ -119,6 +124,22 @@ class ColumnStats:
         if self.too_many_levels:
             self.levels_all.clear()
             self.levels_train.clear()
+
+    def _add_whole(self, values: np.ndarray | None, repeats: bool) -> None:
+        """Union in another share's distinct whole values (``values`` None: it had a fraction, or too many)."""
+        if self.whole_values is None:
+            return
+        if values is None:
+            self.whole_values = None
+            return
+        union = np.union1d(self.whole_values, values)
+        self.whole_repeats = self.whole_repeats or repeats or len(union) < len(self.whole_values) + len(values)
+        self.whole_values = union if len(union) <= MAX_TRACKED_LEVELS else None
+
+    @property
+    def is_whole_and_unique(self) -> bool:
+        """Every present value a whole number, none repeated (known for up to MAX_TRACKED_LEVELS values)."""
+        return self.whole_values is not None and not self.whole_repeats and len(self.whole_values) > 0
 
 
 @dataclass
@@ -130,9 +151,11 @@ class TargetStats:
     overflowed: bool = False  # more than MAX_TARGET_VALUES distinct values
     non_finite: bool = False
     n_positive: int = 0  # values > 0: with a folded survival target, the rows with an event
+    counts: Counter = field(default_factory=Counter)  # rows per distinct value (cleared once overflowed): class sizes
 
     def merge(self, other: TargetStats) -> None:
         self.n_rows += other.n_rows
+        self.counts.update(other.counts)
         self.n_positive += other.n_positive
         self.n_missing += other.n_missing
         self.moments.merge(other.moments)
@@ -147,6 +170,8 @@ class TargetStats:
             values = pd.concat([self.distinct, values], ignore_index=True).drop_duplicates()
         self.overflowed = self.overflowed or len(values) > MAX_TARGET_VALUES
         self.distinct = values.iloc[: MAX_TARGET_VALUES + 1].reset_index(drop=True)
+        if self.overflowed:
+            self.counts.clear()
 
 
 @dataclass
@@ -278,6 +303,13 @@ def _update_column(stats: ColumnStats, column: pa.Array | pd.Series, positions: 
         stats.n_infinite += int(infinite.sum())
         stats.first_infinite = _earliest(stats.first_infinite, _first(positions, np.flatnonzero(infinite), values, float))
         stats.moments.add(as_float[is_train & ~missing & ~infinite])
+        if stats.whole_values is not None:
+            present = as_float[~missing]
+            if not np.all(np.isfinite(present)) or np.any(present != np.round(present)):  # O(n): most columns stop here
+                stats.whole_values = None
+            else:
+                whole = np.unique(present)
+                stats._add_whole(whole, len(whole) < len(present))
     elif stats.kind == "boolean":  # the 0/1 column, missing cells as 0
         as_float = np.where(missing, 0.0, values.fillna(False).astype("float64").to_numpy())
         stats.moments.add(as_float[is_train])
@@ -329,6 +361,8 @@ def _update_target(stats: TargetStats, values: pd.Series) -> None:
         stats.n_positive += int((as_float > 0).sum())
         stats.moments.add(as_float[finite])
     if not stats.overflowed:
+        counts = present.value_counts(sort=False)
+        stats.counts.update(dict(zip(counts.index.tolist(), counts.to_numpy().tolist())))
         stats._add_distinct(present.drop_duplicates())
 
 
@@ -412,14 +446,14 @@ def collect_stats(
 
 
 def read_batches(
-    row_groups: tuple[RowGroup, ...], columns: list[str], event: str | None = None
+    row_groups: tuple[RowGroup, ...], columns: list[str], event: str | None = None, batch_rows: int = READ_ROWS
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """``iter_batches`` of ``columns`` (the target last); with a survival ``event`` column, that column is
     read too and folded into the target (``glselect.data.survival``), so the batches look alike for every task."""
     if event is None:
-        yield from iter_batches(row_groups, columns)
+        yield from iter_batches(row_groups, columns, batch_rows)
         return
-    for batch, positions in iter_batches(row_groups, [*columns, event]):
+    for batch, positions in iter_batches(row_groups, [*columns, event], batch_rows):
         yield fold_batch(batch, columns[-1], event, positions), positions
 
 

@@ -365,6 +365,7 @@ def summary_document(
             "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
         },
         "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
+        "reading": None if data.reading is None else data.reading.to_dict(),  # kinds, ignored columns, dropped rows, warnings
         "seed": config.seed,
         "config": config.to_dict(),
         # what glselect chose where config says null or auto (the fit has set torch's threads by now)

@@ -1,0 +1,241 @@
+"""Tables a new user brings, read as they meant them or refused in one line (issue 16), and the
+reading report every fit writes: column kinds, ignored columns, dropped rows, warnings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from glselect import distributed
+from glselect.cli.app import app
+from glselect.cli.reading import print_reading
+from glselect.config import RunConfig, StreamConfig
+from glselect.data.encoder import fit_encoder
+from glselect.data.io import read_table
+from glselect.data.stream import StreamData, choose_batch_size, few_steps_warning
+from glselect.errors import GlselectError
+
+runner = CliRunner()
+
+
+def numbers_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "c"]})
+    df["y"] = 2 * df["a"] + df["b"] + 0.3 * rng.standard_normal(n)
+    return df
+
+
+# ----- numbers written as text -----------------------------------------------------------------------------
+
+def test_numbers_with_thousands_separators_are_read_as_numbers(tmp_path):
+    df = numbers_table()
+    amounts = df["a"] * 3000 + 5000  # most above 1,000: written "5,125.73" (quoted) by a spreadsheet export
+    df["a"] = [f"{value:,.2f}" for value in amounts]
+    df.loc[3, "a"] = ""  # an empty cell is missing, not text
+    df["code"] = ["1,5" if i % 2 else "2,25" for i in range(len(df))]  # not a thousands pattern: stays text
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    table = read_table(path)
+    assert table["a"].dtype == np.float64
+    assert np.isnan(table["a"][3])
+    expected = np.round(amounts, 2).drop(index=3)
+    np.testing.assert_allclose(table["a"].drop(index=3), expected)
+    assert not pd.api.types.is_numeric_dtype(table["code"])
+    encoder = fit_encoder(table, "y")
+    assert {column.name: column.kind for column in encoder.columns}["a"] == "numeric"
+
+
+def test_numbers_mixed_with_text_are_refused_by_name():
+    df = numbers_table()
+    df["a"] = [f"{value:.3f}" if i % 3 else "unknown" for i, value in enumerate(df["a"])]  # 2/3 numbers
+    with pytest.raises(GlselectError, match=r"^column 'a' mixes numbers and text: 200 of 300 values are numbers, 100 are not "
+                       r"\(first at data row 1: 'unknown'\)$") as raised:
+        fit_encoder(df, "y")
+    assert "--categorical 'a'" in raised.value.hint
+    # the same column as categories is what the user asked for
+    assert fit_encoder(df, "y", categorical=frozenset({"a"})).columns[0].kind == "categorical"
+
+
+def test_a_few_number_labels_beside_text_labels_stay_categories():
+    df = numbers_table()
+    df["children"] = [["0", "1", "2", "3+"][i % 4] for i in range(len(df))]  # 3 of 4 labels are numbers
+    encoder = fit_encoder(df, "y")
+    children = next(column for column in encoder.columns if column.name == "children")
+    assert children.kind == "categorical" and children.levels == ("0", "1", "2", "3+")
+
+
+def test_a_column_of_infinities_is_an_error_like_one_infinite_cell():
+    df = numbers_table()
+    df["c"] = np.inf
+    with pytest.raises(GlselectError, match=r"^column 'c' has non-finite values \(300, first at data row 1: inf\)$"):
+        fit_encoder(df, "y")
+    df["c"] = 1.0
+    df.loc[7, "c"] = -np.inf
+    with pytest.raises(GlselectError, match=r"^column 'c' has non-finite values \(1, first at data row 8: -inf\)$"):
+        fit_encoder(df, "y")
+
+
+# ----- targets that cannot be learned ------------------------------------------------------------------------
+
+def test_a_target_with_a_label_per_row_is_refused():
+    df = numbers_table()
+    df["y"] = [f"label{i}" for i in range(len(df))]
+    with pytest.raises(GlselectError, match=r"^target column 'y' has 300 classes in 300 rows: a class label must repeat"):
+        fit_encoder(df, "y")
+
+
+def test_a_class_with_one_row_is_refused_by_name():
+    df = numbers_table()
+    df["y"] = np.where(np.arange(len(df)) == 5, "rare", "common")
+    with pytest.raises(GlselectError, match=r"^target column 'y' has a class with a single row \('rare'\)"):
+        fit_encoder(df, "y")
+    df.loc[6, "y"] = "rare"  # two rows: one to learn from, one to score
+    assert fit_encoder(df, "y").target.classes == ("common", "rare")
+
+
+def test_few_whole_numbers_that_never_repeat_are_a_regression_target():
+    df = pd.DataFrame({"a": np.arange(8.0), "y": [3, 1, 4, 15, 9, 2, 6, 5]})  # would be 8 classes of one row
+    assert fit_encoder(df, "y").target.task == "regression"
+
+
+# ----- files ---------------------------------------------------------------------------------------------
+
+def test_a_semicolon_separated_csv_gets_a_delimiter_hint(tmp_path):
+    path = tmp_path / "semi.csv"
+    numbers_table(30).to_csv(path, index=False, sep=";")
+    with pytest.raises(GlselectError, match=r"^table '.*semi.csv' was read as a single column named 'a;b;c;y'$") as raised:
+        read_table(path)
+    assert "separated by semicolons" in raised.value.hint and "sep=';'" in raised.value.hint
+    # with decimal commas the rows split into more fields than the header: the same hint
+    path.write_text("a;b;y\n1,5;2;3\n2,5;3;4\n")
+    with pytest.raises(GlselectError, match="cannot read table") as raised:
+        read_table(path)
+    assert "separated by semicolons" in raised.value.hint and "decimal=','" in raised.value.hint
+
+
+# ----- streaming: enough optimiser steps ----------------------------------------------------------------------
+
+def test_the_streamed_batch_size_gives_an_epoch_enough_steps():
+    assert choose_batch_size(None, 1_000_000) == 1024
+    assert choose_batch_size(None, 1_400) == 44  # 32 steps a pass
+    assert choose_batch_size(None, 300) == 32  # never fewer rows than 32 a step
+    assert choose_batch_size(500, 1_400) == 500  # --batch-size is obeyed
+    assert few_steps_warning(1_400, 44, 5.0) is None
+    assert few_steps_warning(1_400, 1024, 5.0).startswith("the streamed fit makes about 10 optimiser steps")
+
+
+def test_a_small_streamed_classification_learns_both_classes(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 2000
+    X = rng.standard_normal((n, 4))
+    probability = 1 / (1 + np.exp(-(2.5 * X[:, 0] + 1.5 * X[:, 1] - 1.5)))  # about 30% positives
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(y=(rng.random(n) < probability).astype(int))
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path, index=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit", str(path), "--target", "y", "--stream", "--out", str(out), "--quiet", "--hidden", "0",
+                                 "--max-steps", "3", "--epochs-per-lambda", "0.25", "--permutation-repeats", "0", "--confirm", "0"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["streaming"]["steps_per_epoch"] >= 32
+    assert summary["streaming"]["batch_size"] == -(-summary["sizes"]["train_rows"] // 32)
+    speeds = summary["streaming"]["rows_per_second_per_epoch"]  # whole epochs of the dense fit and the refit, timed
+    assert summary["streaming"]["epochs_timed"] >= 2 and 0 < speeds["min"] <= speeds["median"] <= speeds["max"]
+    assert summary["metrics"]["pruned"]["balanced_accuracy"] > 0.7  # one class for every row scores 0.5
+    assert summary["reading"]["warnings"] == []
+
+
+# ----- the reading report ------------------------------------------------------------------------------------
+
+def report_table(n: int = 240) -> pd.DataFrame:
+    df = numbers_table(n, seed=2)
+    df["row_id"] = np.arange(1000, 1000 + n)  # an integer ID used as a number
+    df["note"] = "same"  # constant: ignored
+    df["kind"] = np.where(np.arange(n) % 2 == 0, "u", "v")
+    df.loc[[4, 9, 11], "y"] = np.nan  # three rows without a target
+    return df
+
+
+def test_the_reading_report_is_the_same_in_memory_and_streamed(tmp_path):
+    df = report_table()
+    csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
+    df.to_csv(csv, index=False)
+    pq.write_table(pa.Table.from_pandas(read_table(csv), preserve_index=False), parquet, row_group_size=60)  # four row groups: the statistics merge
+    device = torch.device("cpu")
+
+    def config(table: Path, **stream) -> RunConfig:
+        return RunConfig(table=table, target="y", stream=StreamConfig(**stream), out=tmp_path / "out")
+
+    from glselect.pipeline import open_dataset
+
+    in_memory = open_dataset(config(csv), device, distributed.SINGLE).reading.to_dict()
+    streamed = StreamData.open(config(parquet, stream=True), device, distributed.SINGLE).reading.to_dict()
+    assert in_memory["rows"] == 237 and in_memory["rows_dropped_missing_target"] == 3
+    assert in_memory["kinds"] == {"numeric": 4, "ignored": 1, "categorical": 1}
+    assert in_memory["ignored"] == {"note": "constant: every value is 'same'"}
+    assert len(in_memory["warnings"]) == 1 and in_memory["warnings"][0].startswith("column(s) 'row_id' look like integer IDs")
+    # streamed, 237 rows make fewer than 100 steps of 32 in 5 epochs: one more warning
+    assert streamed["warnings"][:1] == in_memory["warnings"]
+    assert streamed["warnings"][1].startswith("the streamed fit makes about")
+    assert {key: value for key, value in streamed.items() if key != "warnings"} == {
+        key: value for key, value in in_memory.items() if key != "warnings"
+    }
+
+
+def test_the_fit_prints_the_reading_report_and_keeps_it_in_the_summary(tmp_path, capsys):
+    df = report_table()
+    df["label"] = np.where(df["a"] > 0, "pos", "neg")
+    df.loc[[0, 1, 2], "label"] = "odd"  # a class of 3 rows
+    df = df.drop(columns=["y"]).dropna()
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["fit", str(path), "--target", "label", "--out", str(out), "--hidden", "0", "--max-steps", "4",
+                                 "--permutation-repeats", "0", "--confirm", "0"])
+    assert result.exit_code == 0, result.output
+    assert "read 240 rows; columns: 4 numeric, 1 ignored, 1 categorical" in result.stderr
+    assert "ignored 'note': constant: every value is 'same'" in result.stderr
+    assert "warning: target 'label' has small classes ('odd': 3 rows)" in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reading"]["warnings"][0].startswith("target 'label' has small classes ('odd': 3 rows)")
+    assert summary["reading"]["ignored"] == {"note": "constant: every value is 'same'"}
+    print_reading(summary, quiet=True)  # --quiet: the warnings still show, the facts do not
+    printed = capsys.readouterr().err
+    assert "read 240 rows" not in printed and "warning: target 'label' has small classes" in printed
+
+
+# ----- the streamed epoch's background reader -----------------------------------------------------------------
+
+def test_the_background_reader_keeps_order_raises_errors_and_stops_with_its_reader():
+    import threading
+
+    from glselect.data.prefetch import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+    produced = []
+
+    def counting():
+        for item in range(1_000):
+            produced.append(item)
+            yield item
+
+    reader = prefetched(counting(), depth=2)
+    assert [next(reader) for _ in range(3)] == [0, 1, 2]
+    reader.close()  # the solver stopped mid-epoch: the producer stops a bounded number of items ahead
+    assert len(produced) <= 3 + 2 + 2
+    assert not any(thread.name == "glselect-reader" for thread in threading.enumerate())
+
+    def failing():
+        yield 1
+        raise GlselectError("cannot read 'part-7.parquet': truncated")
+
+    with pytest.raises(GlselectError, match="truncated"):
+        list(prefetched(failing()))
