@@ -7,13 +7,14 @@ from typing import Any
 from rich.markup import escape
 
 from glselect.cli.console import one_line, stderr
-from glselect.data.reading import report_lines
 
 MAX_FACT_LINES = 12  # a wide table's ignored columns are listed in summary.json, not all on the terminal
 
 
 def print_reading(summary: dict[str, Any], quiet: bool) -> None:
     """Facts unless ``quiet``; warnings always (as the path's own warning is)."""
+    from glselect.data.reading import report_lines  # after a fit only: --help stays free of pandas and torch
+
     report = summary.get("reading")
     if not report:
         return
