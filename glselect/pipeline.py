@@ -38,10 +38,11 @@ from glselect.path.problem import Problem, Settings
 from glselect.path.walk import LambdaPath, PathStep, fit_path
 from glselect.select.choose import Selection, choose_step
 from glselect.select.confirm import confirm, group_permutation
-from glselect.select.crossval import CrossValidation, cross_validate
+from glselect.select.crossval import CrossValidation, cross_validate, folds_for
 from glselect.select.importance import Importances, rank_groups
 from glselect.select.knockoffs import KnockoffSelection, check_fdr_options, knockoff_selection, sparsest_step_with
 from glselect.select.permutation import permutation_importance
+from glselect.select.redundancy import redundancy_aware_top_k
 from glselect.select.refit import refit
 from glselect.select.stability import Stability, stability_selection
 
@@ -257,8 +258,9 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         path_seconds = time.perf_counter() - started - read_seconds
         selection_config = config.selection
         cross_validation = None
-        if selection_config.cv and selection_config.max_features is None:
-            cross_validation = cross_validate(problem, path, selection_config.cv, on_fold=_stage(hooks.on_stage, "cv fold", selection_config.cv))
+        n_folds = folds_for(selection_config.cv, len(problem.val))
+        if n_folds and selection_config.max_features is None:
+            cross_validation = cross_validate(problem, path, n_folds, on_fold=_stage(hooks.on_stage, "cv fold", n_folds))
         knockoffs = None
         if selection_config.fdr is not None:
             # the knockoff selection replaces the rule and the confirmation; the refit is on its groups
@@ -271,7 +273,12 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
             selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(knockoffs.selected))
         else:
             step_index, rule = choose_step(path, selection_config, cross_validation and cross_validation.scores())
-            selection = refit(problem, path, step_index, rule)
+            if selection_config.max_features is not None and selection_config.max_correlation < 1:
+                top_k = redundancy_aware_top_k(path, problem, selection_config.max_features, selection_config.max_correlation)
+                selection = refit(problem, path, sparsest_step_with(path, top_k), rule, group_mask=top_k)
+                selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(top_k))
+            else:
+                selection = refit(problem, path, step_index, rule)
             if selection_config.confirm > 0 and selection_config.max_features is None:
                 selection = confirm(problem, path, selection, selection_config.confirm)
         distributed.check_same_weights(selection.model, data.context)
