@@ -116,6 +116,9 @@ class PathConfig:
         _require(self.relax_iters > 0, f"relax_iters must be positive, got {self.relax_iters}")
 
 
+GOALS = ("minimal", "all-relevant")
+
+
 @dataclass(frozen=True)
 class SelectionConfig:
     rule: str = "1se"  # sparsest step within one standard error of the lowest validation loss
@@ -123,6 +126,9 @@ class SelectionConfig:
     # with max_features: walk the path's ranking and skip a group correlated above this with one
     # already taken (select/redundancy.py); 1: off, the path's own K survivors
     max_correlation: float = 0.7
+    # "minimal": the fewest groups that predict as well as the model can (redundant copies left out);
+    # "all-relevant": those and every group the dense model needs, copies included (select/relevant.py)
+    goal: str = "minimal"
     # K >= 2: score the path's lambdas by K-fold cross-validation; 0: by the validation rows;
     # "auto": cross-validation when the validation rows are few (see crossval.folds_for)
     cv: int | str = 0
@@ -137,6 +143,7 @@ class SelectionConfig:
 
     def __post_init__(self) -> None:
         _require(self.confirm >= 0, f"confirm must be >= 0, got {self.confirm}")
+        _require(self.goal in GOALS, f"goal must be one of {', '.join(GOALS)}, got '{self.goal}'")
         _require(0 < self.max_correlation <= 1, f"max_correlation must be in (0, 1] (1: off), got {self.max_correlation}")
         _require(self.fdr is None or 0 < self.fdr < 1, f"fdr must be in (0, 1), got {self.fdr}")
         _require(self.knockoff_draws >= 1, f"knockoff_draws must be at least 1, got {self.knockoff_draws}")

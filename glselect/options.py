@@ -165,6 +165,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("max_features", "selection.max_features", "Choose the least-penalised model with at most this many groups (overrides --rule)."),
     Option(
+        "goal", "selection.goal",
+        "'minimal': the fewest groups that predict as well as the model can (a redundant copy is left out); "
+        "'all-relevant': also every group the dense model needs, copies included (a permutation test on the validation rows).",
+    ),
+    Option(
         "max_correlation", "selection.max_correlation",
         "With --max-features: walk the path's ranking and skip a group whose absolute correlation with one already "
         "taken exceeds this (on the validation rows); 1 takes the path's own K survivors.",

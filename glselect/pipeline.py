@@ -44,6 +44,7 @@ from glselect.select.knockoffs import KnockoffSelection, check_fdr_options, knoc
 from glselect.select.permutation import permutation_importance
 from glselect.select.redundancy import redundancy_aware_top_k
 from glselect.select.refit import refit
+from glselect.select.relevant import all_relevant, check_goal_options
 from glselect.select.stability import Stability, stability_selection
 
 __all__ = ["FitResult", "MIN_ROWS", "fit_frame", "run", "save_result"]
@@ -241,6 +242,7 @@ def make_problem(data: Dataset, config: RunConfig) -> Problem:
 def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) -> FitResult:
     """The one fit: path, choice, refit, confirmation, CV, stability, importances, documents."""
     check_fdr_options(config.selection)
+    check_goal_options(config.selection)
     problem = make_problem(data, config)
     test = data.holdout(TEST_ROWS)
     read_seconds = time.perf_counter() - started
@@ -281,6 +283,10 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
                 selection = refit(problem, path, step_index, rule)
             if selection_config.confirm > 0 and selection_config.max_features is None:
                 selection = confirm(problem, path, selection, selection_config.confirm)
+            if selection_config.goal == "all-relevant":
+                relevant = all_relevant(problem, path, selection.group_mask)
+                selection = refit(problem, path, sparsest_step_with(path, relevant), f"{rule}, all-relevant", group_mask=relevant)
+                selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(relevant))
         distributed.check_same_weights(selection.model, data.context)
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None

@@ -49,6 +49,7 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "rule": (["--rule", "min"], "min"),
     "max_features": (["--max-features", "2"], 2),
     "max_correlation": (["--max-correlation", "0.9"], 0.9),
+    "goal": (["--goal", "all-relevant"], "all-relevant"),
     "cv": (["--cv", "3"], 3),
     "confirm": (["--confirm", "2"], 2.0),
     "fdr": (["--fdr", "0.1"], 0.1),

@@ -104,3 +104,27 @@ def _selected(args: list[str]) -> set[str]:
     result = runner.invoke(app, ["fit", *args])
     assert result.exit_code == 0, result.output
     return set(json.loads(result.stdout)["selected_features"])
+
+
+# --- --goal -----------------------------------------------------------------------------------
+
+def _redundant(n: int = 500, seed: int = 1) -> pd.DataFrame:
+    """y = a + b + c + noise; r = a + b exactly (make_classification's redundant kind); n1..n4 noise."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "c", "n1", "n2", "n3", "n4"]})
+    df["r"] = df["a"] + df["b"]
+    df["y"] = df["a"] + df["b"] + df["c"] + 0.5 * rng.standard_normal(n)
+    return df
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
+    table = _redundant()
+    data = tmp_path / ("data.parquet" if stream else "data.csv")
+    table.to_parquet(data, index=False) if stream else table.to_csv(data, index=False)
+    common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"] + (["--stream", *STREAM_FAST] if stream else [])
+    relevant = _selected(common + ["--goal", "all-relevant", "--out", str(tmp_path / "all")])
+    assert relevant == {"a", "b", "c", "r"}
+    if not stream:
+        minimal = _selected(common + ["--out", str(tmp_path / "minimal")])
+        assert "c" in minimal and len(minimal) < 4  # a redundant one of a, b, r is left out
