@@ -13,7 +13,7 @@ from glselect.path.walk import LambdaPath, PathStep
 from glselect.select.choose import StepScores, choose_step
 
 runner = CliRunner()
-STREAM_FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40"]
+STREAM_FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "2", "--max-steps", "25"]
 
 
 def _path_with_rows(counts, rows):

@@ -33,8 +33,9 @@ def redundancy_aware_top_k(path: LambdaPath, problem: Problem, k: int, max_corre
 
     A group is a near-copy when some column of it correlates with some column of a group already
     taken by more than ``max_correlation`` in absolute value, on the validation rows. Groups the
-    path never kept (zero even in the dense model) are not taken. Fewer than ``k`` groups come
-    back only when the ranking runs out.
+    path never kept (zero even in the dense model) are not taken. When the ranking runs out of
+    groups that are not near-copies before ``k`` are taken, the skipped ones fill the places left
+    in ranking order: fewer than ``k`` come back only when the path kept fewer groups.
     """
     X = problem.val.X
     centred = X - X.mean(dim=0, keepdim=True)
@@ -44,18 +45,23 @@ def redundancy_aware_top_k(path: LambdaPath, problem: Problem, k: int, max_corre
     taken = np.zeros(problem.n_groups, dtype=bool)
     taken_columns: list[int] = []
     ever_alive = np.stack([step.group_norms for step in path.steps]).max(axis=0) > 0
-    for group in ranked_groups(path):
+    ranking = [group for group in ranked_groups(path) if ever_alive[group]]
+    skipped = []
+    for group in ranking:
         if taken.sum() >= k:
             break
-        if not ever_alive[group]:
-            continue
         columns = np.flatnonzero(problem.group_ids == group)
         if taken_columns and len(X) > 1:
             index = torch.as_tensor(columns, dtype=torch.int64, device=X.device)
             chosen = torch.as_tensor(taken_columns, dtype=torch.int64, device=X.device)
             correlation = unit.index_select(1, index).T @ unit.index_select(1, chosen)
             if float(correlation.abs().max()) > max_correlation:
+                skipped.append(group)
                 continue
         taken[group] = True
         taken_columns.extend(columns.tolist())
+    # when every group left is a near-copy, the places still free go to the best of the skipped:
+    # a copy adds less than new information, but more than an empty place
+    for group in skipped[: max(0, k - int(taken.sum()))]:
+        taken[group] = True
     return taken
