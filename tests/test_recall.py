@@ -87,17 +87,15 @@ def _near_copies(n: int = 400, seed: int = 0) -> pd.DataFrame:
     return df
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_max_features_skips_a_near_copy_of_a_column_taken(tmp_path, stream):
-    table = _near_copies()
-    data = tmp_path / ("data.parquet" if stream else "data.csv")
-    table.to_parquet(data, index=False) if stream else table.to_csv(data, index=False)
+def test_max_features_skips_a_near_copy_of_a_column_taken(tmp_path):
+    # streamed and under torchrun: tests/test_distributed.py (both runs there take --max-correlation)
+    data = tmp_path / "data.csv"
+    _near_copies().to_csv(data, index=False)
     common = [str(data), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q"]
-    common += ["--stream", *STREAM_FAST] if stream else []
     taken = _selected(common + ["--out", str(tmp_path / "skip")])
     assert len(taken) == 2 and "b" in taken and len({"a", "a2"} & taken) == 1
-    if not stream:  # the path's own two survivors: both copies (what the walk avoids)
-        assert _selected(common + ["--max-correlation", "1", "--out", str(tmp_path / "own")]) == {"a", "a2"}
+    # the path's own two survivors: both copies (what the walk avoids)
+    assert _selected(common + ["--max-correlation", "1", "--out", str(tmp_path / "own")]) == {"a", "a2"}
 
 
 def _selected(args: list[str]) -> set[str]:
