@@ -27,6 +27,16 @@ being broken in table order):
   columns over the rank of all true columns (1.0: they span the informative subspace). On the
   other problems the true columns are independent and it equals recall.
 
+- wide (p >> n): 600 rows x 2,000 standard normal columns; y = six linear terms (x0..x5) +
+  0.7 (x6^2 - 1) + 0.7 sin(2 x7) + noise; true = x0..x7.
+- weak_linear: y = 2 x0 x1 + 0.4 x2 + noise, 2,000 x 50; true = x0, x1, x2 (a weak linear column
+  beside a strong interaction).
+- grouped_multiclass: 4 classes, 20 groups of 4 correlated columns, class scores from groups
+  g0..g3 (two linear, one |z|, one negative linear); scored by group like `grouped`.
+- xor_wide: the XOR of `xor` among 500 columns.
+The Boruta-style baseline is described in `methods.py`. With 2 loaded cores the wide problem's
+glselect fit alone took 50 minutes (load average above 10): run it with `--seeds 1` there.
+
 Scores per method and seed: precision, recall and F1 of the selected set; top-|T| hits (the
 share of the |T| best-ranked columns that are true, |T| = number of true columns); average
 precision of the full ranking; number selected; noise selected (false positives); seconds
