@@ -27,6 +27,16 @@ being broken in table order):
   columns over the rank of all true columns (1.0: they span the informative subspace). On the
   other problems the true columns are independent and it equals recall.
 
+- wide (p >> n): 600 rows x 2,000 standard normal columns; y = six linear terms (x0..x5) +
+  0.7 (x6^2 - 1) + 0.7 sin(2 x7) + noise; true = x0..x7.
+- weak_linear: y = 2 x0 x1 + 0.4 x2 + noise, 2,000 x 50; true = x0, x1, x2 (a weak linear column
+  beside a strong interaction).
+- grouped_multiclass: 4 classes, 20 groups of 4 correlated columns, class scores from groups
+  g0..g3 (two linear, one |z|, one negative linear); scored by group like `grouped`.
+- xor_wide: the XOR of `xor` among 500 columns.
+The Boruta-style baseline is described in `methods.py`. With 2 loaded cores the wide problem's
+glselect fit alone took 50 minutes (load average above 10): run it with `--seeds 1` there.
+
 Scores per method and seed: precision, recall and F1 of the selected set; top-|T| hits (the
 share of the |T| best-ranked columns that are true, |T| = number of true columns); average
 precision of the full ranking; number selected; noise selected (false positives); seconds
@@ -108,6 +118,41 @@ def make_informative_redundant(seed: int) -> Problem:
     return Problem(_table(X, y, np.random.default_rng(seed)), {f"x{j}" for j in range(10)}, "classification")
 
 
+def make_wide(seed: int) -> Problem:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((600, 2000))
+    coef = np.array([1.0, -0.9, 0.8, -0.7, 0.6, 0.5])
+    y = X[:, :6] @ coef + 0.7 * (X[:, 6] ** 2 - 1) + 0.7 * np.sin(2 * X[:, 7]) + rng.standard_normal(600)
+    return Problem(_table(X, y, rng), {f"x{j}" for j in range(8)}, "regression")
+
+
+def make_weak_linear(seed: int) -> Problem:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2000, 50))
+    y = 2.0 * X[:, 0] * X[:, 1] + 0.4 * X[:, 2] + rng.standard_normal(2000)
+    return Problem(_table(X, y, rng), {"x0", "x1", "x2"}, "regression")
+
+
+def make_grouped_multiclass(seed: int) -> Problem:
+    rng = np.random.default_rng(seed)
+    n_groups, group_size = 20, 4
+    latent = rng.standard_normal((2000, n_groups))
+    X = np.repeat(latent, group_size, axis=1) + 0.5 * rng.standard_normal((2000, n_groups * group_size))
+    # four active groups, each moving a different class's score
+    scores = np.stack([1.5 * latent[:, 0], 1.5 * latent[:, 1], 1.5 * np.abs(latent[:, 2]) - 1.2, -1.5 * latent[:, 3]], axis=1)
+    label = np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)
+    group_of = {f"x{j}": f"g{j // group_size}" for j in range(X.shape[1])}
+    return Problem(_table(X, label, rng), {"g0", "g1", "g2", "g3"}, "classification", group_of)
+
+
+def make_xor_wide(seed: int) -> Problem:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((2000, 500))
+    label = (X[:, 0] > 0) ^ (X[:, 1] > 0)
+    flipped = rng.random(len(label)) < 0.05
+    return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1"}, "classification")
+
+
 PROBLEMS = {
     "friedman": ("Friedman #1, 2,000 x 100; true x0..x4", make_friedman),
     "xor": ("XOR of two signs, binary, 2,000 x 30; true x0, x1", make_xor),
@@ -115,6 +160,10 @@ PROBLEMS = {
     "make_classification": (
         "make_classification, 2,000 x 210: 5 informative + 5 redundant + 200 noise; true = the 10", make_informative_redundant
     ),
+    "wide": ("p >> n: 600 x 2,000, 6 linear + a U-shape + a wave; true x0..x7", make_wide),
+    "weak_linear": ("weak linear x2 (0.4) beside a strong interaction 2 x0 x1, 2,000 x 50; true x0..x2", make_weak_linear),
+    "grouped_multiclass": ("4 classes, 20 correlated groups of 4, 4 active, 2,000 x 80; scored by group", make_grouped_multiclass),
+    "xor_wide": ("XOR of two signs among 500 columns, binary, 2,000 x 500; true x0, x1", make_xor_wide),
 }
 
 

@@ -116,11 +116,22 @@ class PathConfig:
         _require(self.relax_iters > 0, f"relax_iters must be positive, got {self.relax_iters}")
 
 
+GOALS = ("minimal", "all-relevant")
+
+
 @dataclass(frozen=True)
 class SelectionConfig:
     rule: str = "1se"  # sparsest step within one standard error of the lowest validation loss
     max_features: int | None = None  # overrides the rule: the least-penalised step with <= K groups
-    cv: int = 0  # K >= 2: score the path's lambdas by K-fold cross-validation; 0: by the validation rows
+    # with max_features: walk the path's ranking and skip a group correlated above this with one
+    # already taken (select/redundancy.py); 1: off, the path's own K survivors
+    max_correlation: float = 0.7
+    # "minimal": the fewest groups that predict as well as the model can (redundant copies left out);
+    # "all-relevant": those and every group the dense model needs, copies included (select/relevant.py)
+    goal: str = "minimal"
+    # K >= 2: score the path's lambdas by K-fold cross-validation; 0: by the validation rows;
+    # "auto": cross-validation when the validation rows are few (see crossval.folds_for)
+    cv: int | str = 0
     # keep a chosen group only if shuffling it raises the refit model's validation loss by this
     # many standard errors (0: keep the whole step); not applied with max_features
     confirm: float = 3.0
@@ -132,9 +143,14 @@ class SelectionConfig:
 
     def __post_init__(self) -> None:
         _require(self.confirm >= 0, f"confirm must be >= 0, got {self.confirm}")
+        _require(self.goal in GOALS, f"goal must be one of {', '.join(GOALS)}, got '{self.goal}'")
+        _require(0 < self.max_correlation <= 1, f"max_correlation must be in (0, 1] (1: off), got {self.max_correlation}")
         _require(self.fdr is None or 0 < self.fdr < 1, f"fdr must be in (0, 1), got {self.fdr}")
         _require(self.knockoff_draws >= 1, f"knockoff_draws must be at least 1, got {self.knockoff_draws}")
-        _require(self.cv == 0 or self.cv >= 2, f"cv must be 0 (one validation split) or at least 2 folds, got {self.cv}")
+        _require(
+            self.cv == "auto" or (isinstance(self.cv, int) and (self.cv == 0 or self.cv >= 2)),
+            f"cv must be 0 (one validation split), at least 2 folds, or 'auto', got {self.cv!r}",
+        )
         _require(
             self.rule in SELECTION_RULES,
             f"rule must be one of {', '.join(SELECTION_RULES)}, got '{self.rule}'",

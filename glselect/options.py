@@ -56,6 +56,19 @@ def _widths(value: Any) -> tuple[int, ...]:
     return () if widths == (0,) else widths
 
 
+def parse_folds(value: Any) -> int | str:
+    """'auto' stays 'auto'; '5' or 5 -> 5 (the config checks the range)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            return int(text)
+        except ValueError:
+            raise GlselectError(f"--cv must be a whole number of folds (0: off) or 'auto', got '{value}'") from None
+    return value
+
+
 def _size(value: Any) -> int | None:
     return parse_size(value) if isinstance(value, str) else value
 
@@ -76,6 +89,7 @@ class Text:
 
 WIDTHS = Text(str, _widths, lambda widths: ",".join(map(str, widths)) or "0")
 SIZE = Text(str | None, _size, lambda size: size)
+FOLDS = Text(str, parse_folds, str)
 # repeatable column options: typer gives None when the option is absent
 SOME_COLUMNS = Text(list[str] | None, lambda value: None if value is None else _names(value), lambda columns: None)
 NO_COLUMNS = Text(list[str] | None, lambda value: () if value is None else _names(value), lambda columns: None)
@@ -150,7 +164,22 @@ OPTIONS: tuple[Option, ...] = (
         "How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) or 'min' (best validation loss).",
     ),
     Option("max_features", "selection.max_features", "Choose the least-penalised model with at most this many groups (overrides --rule)."),
-    Option("cv", "selection.cv", "Score the path's lambdas by K-fold cross-validation (K >= 2); 0 scores them on one validation split."),
+    Option(
+        "goal", "selection.goal",
+        "'minimal': the fewest groups that predict as well as the model can (a redundant copy is left out); "
+        "'all-relevant': also every group the dense model needs, copies included (a permutation test on the validation rows).",
+    ),
+    Option(
+        "max_correlation", "selection.max_correlation",
+        "With --max-features: walk the path's ranking and skip a group whose absolute correlation with one already "
+        "taken exceeds this (on the validation rows); 1 takes the path's own K survivors.",
+    ),
+    Option(
+        "cv", "selection.cv",
+        "Score the path's lambdas by K-fold cross-validation (K >= 2); 0 scores them on one validation split; "
+        "'auto': 5 folds when the validation split has fewer than 250 rows, else the split.",
+        text=FOLDS,
+    ),
     Option(
         "confirm", "selection.confirm",
         "Keep a chosen group only if shuffling it raises the refit model's validation loss by this many standard errors; 0 keeps the whole step.",

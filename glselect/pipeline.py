@@ -39,11 +39,13 @@ from glselect.path.problem import Problem, Settings
 from glselect.path.walk import LambdaPath, PathStep, fit_path
 from glselect.select.choose import Selection, choose_step
 from glselect.select.confirm import confirm, group_permutation
-from glselect.select.crossval import CrossValidation, cross_validate
+from glselect.select.crossval import CrossValidation, cross_validate, folds_for
 from glselect.select.importance import Importances, rank_groups
 from glselect.select.knockoffs import KnockoffSelection, check_fdr_options, knockoff_selection, sparsest_step_with
 from glselect.select.permutation import permutation_importance
+from glselect.select.redundancy import redundancy_aware_top_k
 from glselect.select.refit import refit
+from glselect.select.relevant import all_relevant, check_goal_options
 from glselect.select.stability import Stability, stability_selection
 
 __all__ = ["FitResult", "MIN_ROWS", "fit_frame", "run", "save_result"]
@@ -263,6 +265,7 @@ def make_problem(data: Dataset, config: RunConfig) -> Problem:
 def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) -> FitResult:
     """The one fit: path, choice, refit, confirmation, CV, stability, importances, documents."""
     check_fdr_options(config.selection)
+    check_goal_options(config.selection)
     problem = make_problem(data, config)
     test = data.holdout(TEST_ROWS)
     read_seconds = time.perf_counter() - started
@@ -281,8 +284,9 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         path_seconds = time.perf_counter() - started - read_seconds
         selection_config = config.selection
         cross_validation = None
-        if selection_config.cv and selection_config.max_features is None:
-            cross_validation = cross_validate(problem, path, selection_config.cv, on_fold=_stage(hooks.on_stage, "cv fold", selection_config.cv))
+        n_folds = folds_for(selection_config.cv, len(problem.val))
+        if n_folds and selection_config.max_features is None:
+            cross_validation = cross_validate(problem, path, n_folds, on_fold=_stage(hooks.on_stage, "cv fold", n_folds))
         knockoffs = None
         if selection_config.fdr is not None:
             # the knockoff selection replaces the rule and the confirmation; the refit is on its groups
@@ -297,10 +301,20 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         else:
             step_index, rule = choose_step(path, selection_config, cross_validation and cross_validation.scores())
             _announce(hooks, "refit")
-            selection = refit(problem, path, step_index, rule)
+            if selection_config.max_features is not None and selection_config.max_correlation < 1:
+                top_k = redundancy_aware_top_k(path, problem, selection_config.max_features, selection_config.max_correlation)
+                selection = refit(problem, path, sparsest_step_with(path, top_k), rule, group_mask=top_k)
+                selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(top_k))
+            else:
+                selection = refit(problem, path, step_index, rule)
             if selection_config.confirm > 0 and selection_config.max_features is None:
                 _announce(hooks, "confirmation")
                 selection = confirm(problem, path, selection, selection_config.confirm)
+            if selection_config.goal == "all-relevant":
+                _announce(hooks, "all-relevant test")
+                relevant = all_relevant(problem, path, selection.group_mask)
+                selection = refit(problem, path, sparsest_step_with(path, relevant), f"{rule}, all-relevant", group_mask=relevant)
+                selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(relevant))
         distributed.check_same_weights(selection.model, data.context)
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None

@@ -48,6 +48,8 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "l1_ratio": (["--l1-ratio", "0.5"], 0.5),
     "rule": (["--rule", "min"], "min"),
     "max_features": (["--max-features", "2"], 2),
+    "max_correlation": (["--max-correlation", "0.9"], 0.9),
+    "goal": (["--goal", "all-relevant"], "all-relevant"),
     "cv": (["--cv", "3"], 3),
     "confirm": (["--confirm", "2"], 2.0),
     "fdr": (["--fdr", "0.1"], 0.1),

@@ -48,9 +48,11 @@ def test_two_torchrun_processes_select_what_one_process_selects(tmp_path: Path) 
     runs = tmp_path / "runs"
     runs.mkdir()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    multi = _glselect(torchrun, [str(data), "--target", "y", "--out", str(runs / "multi")], tmp_path)
+    # the redundancy-aware top k reads the validation rows, which every rank holds alike
+    top_k = ["--max-features", "3", "--max-correlation", "0.7"]
+    multi = _glselect(torchrun, [str(data), "--target", "y", *top_k, "--out", str(runs / "multi")], tmp_path)
     assert multi.returncode == 0, multi.stderr[-3000:]
-    single = _glselect([sys.executable], [str(data), "--target", "y", "--stream", "--out", str(tmp_path / "single")], tmp_path)
+    single = _glselect([sys.executable], [str(data), "--target", "y", *top_k, "--stream", "--out", str(tmp_path / "single")], tmp_path)
     assert single.returncode == 0, single.stderr[-3000:]
 
     # (each rank checks at the end that all ranks hold identical weights, else the run fails with exit 1)
@@ -70,7 +72,7 @@ def test_torchrun_on_a_csv_selects_what_one_process_selects(tmp_path: Path) -> N
     data = tmp_path / "data.csv"
     strong_linear_table(1000).to_csv(data, index=False)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    options = ["--target", "y", "--cv", "2"]
+    options = ["--target", "y", "--cv", "2", "--goal", "all-relevant"]  # the relevance test too: no noise column passes
     multi = _glselect(torchrun, [str(data), *options, "--out", str(tmp_path / "multi")], tmp_path)
     assert multi.returncode == 0, multi.stderr[-3000:]
     # one process, no torchrun: the same command line fits the CSV in memory

@@ -188,7 +188,7 @@ def test_balanced_class_weights_lift_the_rare_class(rng):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--cv", "1"], "cv must be 0 (one validation split) or at least 2 folds, got 1"),
+        (["--cv", "1"], "cv must be 0 (one validation split), at least 2 folds, or 'auto', got 1"),
         (["--stability-threshold", "0.5"], "stability_threshold must be in (0.5, 1], got 0.5"),
         (["--stability", "-1"], "stability pairs must be >= 0, got -1"),
         (["--class-weight", "heavy"], "class_weight must be one of none, balanced, got 'heavy'"),

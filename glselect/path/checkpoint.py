@@ -23,7 +23,7 @@ from glselect.errors import GlselectError
 from glselect.path.walk import PathState, PathStep
 from glselect.solve.train import TrainResult
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: per-row relaxed losses
 STATE_FILE = "state.json"
 # settings that change how the result is computed; the out dir, --force, threads and resume do not
 IRRELEVANT_SETTINGS = ("out", "force", "threads", "resume", "table", "groups")
@@ -55,6 +55,9 @@ def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> 
     tensors["active"] = torch.from_numpy(state.active.astype(np.uint8))
     if state.steps[0].column_support is not None:  # the sparse group lasso records it at every step, the dense one too
         tensors["column_support"] = torch.from_numpy(np.stack([step.column_support for step in state.steps]))
+    # per-row relaxed losses (the paired 1se rule reads them): one row per step, one per scored support
+    tensors["step_rows"] = torch.from_numpy(_stack_rows([step.relaxed_val_rows for step in state.steps]))
+    tensors["support_rows"] = torch.from_numpy(_stack_rows([rows for _, _, rows in state.relaxed_by_support.values()]))
     tensor_file = f"tensors-{n_steps}.safetensors"
     save_file(tensors, str(directory / tensor_file))
     document = {
@@ -68,7 +71,7 @@ def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> 
         "n_rejected": state.n_rejected,
         "first_step_retries": state.first_step_retries,
         "last_relaxed_size": state.last_relaxed_size,
-        "relaxed": [[key.hex(), loss, se] for key, (loss, se) in state.relaxed_by_support.items()],
+        "relaxed": [[key.hex(), loss, se] for key, (loss, se, _) in state.relaxed_by_support.items()],
         "lambda_max_estimate": state.lambda_max_estimate,
         "solver_step": state.solver_step,
         "dense_training": [state.dense_training.n_iters, state.dense_training.best_val_loss, state.dense_training.stopped_early],
@@ -106,8 +109,13 @@ def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
         )
     norms = tensors["norms"].numpy()
     columns = tensors["column_support"].numpy() if "column_support" in tensors else None
+    step_rows = _unstack_rows(tensors["step_rows"].numpy())
+    support_rows = _unstack_rows(tensors["support_rows"].numpy())
     steps = [
-        PathStep(group_norms=norms[index], column_support=None if columns is None else columns[index].copy(), **raw)
+        PathStep(
+            group_norms=norms[index], column_support=None if columns is None else columns[index].copy(),
+            relaxed_val_rows=step_rows[index], **raw,
+        )
         for index, raw in enumerate(document["steps"])
     ]
     n_iters, best_val_loss, stopped_early = document["dense_training"]
@@ -120,13 +128,30 @@ def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
         n_rejected=document["n_rejected"],
         first_step_retries=document["first_step_retries"],
         last_relaxed_size=document["last_relaxed_size"],
-        relaxed_by_support={bytes.fromhex(key): (loss, se) for key, loss, se in document["relaxed"]},
+        relaxed_by_support={
+            bytes.fromhex(key): (loss, se, rows) for (key, loss, se), rows in zip(document["relaxed"], support_rows)
+        },
         lambda_max_estimate=document["lambda_max_estimate"],
         solver_step=document["solver_step"],
         model_state={name[6:]: tensor for name, tensor in tensors.items() if name.startswith("model.")},
         dense_state={name[6:]: tensor for name, tensor in tensors.items() if name.startswith("dense.")},
         dense_training=TrainResult(n_iters=n_iters, best_val_loss=best_val_loss, stopped_early=stopped_early),
     )
+
+
+def _stack_rows(rows: list[np.ndarray | None]) -> np.ndarray:
+    """(len(rows), n validation rows) float32; an unscored entry (None) is a row of NaN."""
+    width = max((r.size for r in rows if r is not None), default=0)
+    stacked = np.full((len(rows), width), np.nan, dtype=np.float32)
+    for index, r in enumerate(rows):
+        if r is not None:
+            stacked[index] = r
+    return stacked
+
+
+def _unstack_rows(stacked: np.ndarray) -> list[np.ndarray | None]:
+    # a row's losses are finite once scored (a diverged support's NaN loss is never chosen either way)
+    return [r.copy() if r.size and np.isfinite(r).any() else None for r in stacked]
 
 
 class Checkpointer:

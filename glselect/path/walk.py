@@ -56,6 +56,9 @@ class PathStep:
     # sparse group lasso: np.packbits of the non-zero encoded columns (a column can be zero inside a
     # non-zero group); None: the group lasso, where every column of a non-zero group is in
     column_support: np.ndarray | None = None
+    # float32 (n validation rows,): each validation row's relaxed loss, so that two steps can be
+    # compared row by row (the paired 1se rule); None: not scored
+    relaxed_val_rows: np.ndarray | None = None
 
     def column_mask(self, group_ids: np.ndarray) -> np.ndarray:
         """Bool (n_features,): the encoded columns with non-zero first-layer weights at this step."""
@@ -77,7 +80,7 @@ class PathState:
     n_rejected: int
     first_step_retries: int
     last_relaxed_size: int
-    relaxed_by_support: dict[bytes, tuple[float, float]]  # packed support mask -> relaxed (loss, se)
+    relaxed_by_support: dict[bytes, Scored]  # packed support mask -> relaxed (loss, se, per-row losses)
     lambda_max_estimate: float
     solver_step: float
     model_state: dict[str, torch.Tensor]
@@ -98,11 +101,14 @@ class LambdaPath:
     final_model: GroupLassoMLP | None = None  # the walk's last (emptiest) model
 
 
+# a validation score: mean loss, its standard error, and the per-row losses (None: not scored)
+Scored = tuple[float, float, np.ndarray | None]
+
 DENSE_KEY, REFIT_KEY = 0, 2  # stream keys: which shuffles a solver run reads (see data/stream.py)
 
 
-def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, key: int = 3) -> tuple[float, float]:
-    """Validation loss (and its standard error over rows) of a support once the penalty's shrinkage is undone.
+def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, key: int = 3) -> Scored:
+    """Validation loss (its standard error over rows, and each row's loss) of a support once the penalty's shrinkage is undone.
 
     The penalised model's own validation loss mixes two things: which columns it uses and how
     much the penalty shrinks them. Briefly refitting the support without penalty (warm-started,
@@ -115,16 +121,17 @@ def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, k
 
 
 @torch.no_grad()
-def _mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) -> tuple[float, float]:
+def _mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) -> Scored:
     if len(rows) == 0:
-        return math.nan, math.nan
+        return math.nan, math.nan, None
     losses = row_loss_fn(model(rows.X), rows.y).double()
-    return float(losses.mean()), float(losses.std() / math.sqrt(max(losses.numel(), 1))) if losses.numel() > 1 else 0.0
+    se = float(losses.std() / math.sqrt(max(losses.numel(), 1))) if losses.numel() > 1 else 0.0
+    return float(losses.mean()), se, losses.float().cpu().numpy()
 
 
 def _record(
     problem: Problem, model: GroupLassoMLP, lam: float, train_loss: float, n_iters: int, converged: bool,
-    relaxed: tuple[float, float],
+    relaxed: Scored,
 ) -> PathStep:
     penalty = problem.penalty(model.first_weight.shape[0])
     norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().cpu().numpy()
@@ -147,6 +154,7 @@ def _record(
         relaxed_val_loss=relaxed[0],
         relaxed_val_se=relaxed[1],
         column_support=column_support,
+        relaxed_val_rows=relaxed[2],
     )
 
 
@@ -328,7 +336,7 @@ def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
 
 def _relaxed_score(
     problem: Problem, state: PathState, model: GroupLassoMLP, now_active: np.ndarray, wanted: bool | None, key: int
-) -> tuple[float, float]:
+) -> Scored:
     """The relaxed validation score of this support, computed once per support (NaN when not scored).
 
     ``wanted`` None: scored by the size rule (every small support, a ladder of large ones).
@@ -350,4 +358,4 @@ def _relaxed_score(
             else _mean_and_se(model, problem.val, problem.row_loss_fn)
         )
         state.last_relaxed_size = n_active
-    return state.relaxed_by_support.get(support_key, (math.nan, math.nan))
+    return state.relaxed_by_support.get(support_key, (math.nan, math.nan, None))

@@ -39,20 +39,56 @@ class StepScores:
     """A loss per path step to choose by (NaN: not scored) and its standard error.
 
     From the validation rows (``validation_scores``), or the mean over cross-validation folds.
+    ``rows`` (float, (n_steps, n_rows), NaN where a step is not scored) holds every scored row's
+    loss at every step, the same rows in the same order for each step, so that two steps can be
+    compared row by row; None: not kept (the unpaired ``se`` is used instead).
     """
 
     loss: np.ndarray
     se: np.ndarray
     source: str  # "validation" or "cv<K>"
+    rows: np.ndarray | None = None
+
+    def paired_se(self, best: int) -> np.ndarray:
+        """Per step, the standard error of its mean per-row loss difference to step ``best``.
+
+        The rows that are hard for one support are hard for every support, so the difference
+        of two steps' losses varies far less than either loss: this is the yardstick for "as
+        good as the best", where each loss's own standard error (``se``) is far too lenient.
+        Steps without per-row losses fall back to ``se[best]``.
+        """
+        fallback = np.full(self.loss.shape, np.nan_to_num(self.se[best]))
+        if self.rows is None or not np.isfinite(self.rows[best]).all():
+            return fallback
+        differences = self.rows - self.rows[best]
+        n_rows = differences.shape[1]
+        if n_rows < 2:
+            return fallback
+        with np.errstate(invalid="ignore"):
+            se = differences.std(axis=1, ddof=1) / np.sqrt(n_rows)
+        return np.where(np.isfinite(se), se, fallback)
 
 
 def validation_scores(path: LambdaPath) -> StepScores:
-    """The path's own relaxed validation losses, their standard errors taken over validation rows."""
+    """The path's own relaxed validation losses, their standard errors and per-row losses over validation rows."""
     return StepScores(
         loss=np.array([step.relaxed_val_loss for step in path.steps]),
         se=np.array([step.relaxed_val_se for step in path.steps]),
         source="validation",
+        rows=stack_row_losses([step.relaxed_val_rows for step in path.steps]),
     )
+
+
+def stack_row_losses(rows: list[np.ndarray | None]) -> np.ndarray | None:
+    """(n_steps, n_rows) float64 with NaN for unscored steps; None when no step kept per-row losses."""
+    width = max((r.size for r in rows if r is not None), default=0)
+    if width == 0:
+        return None
+    stacked = np.full((len(rows), width), np.nan)
+    for index, r in enumerate(rows):
+        if r is not None and r.size == width:
+            stacked[index] = r
+    return stacked
 
 
 def choose_step(path: LambdaPath, config: SelectionConfig, scores: StepScores | None = None) -> tuple[int, str]:
@@ -62,7 +98,9 @@ def choose_step(path: LambdaPath, config: SelectionConfig, scores: StepScores | 
       survive longest, when groups leave one at a time).
     - ``min``: the lowest relaxed loss.
     - ``1se``: the sparsest (largest-lambda) step whose relaxed loss is within one standard
-      error of the lowest.
+      error of the lowest, the standard error being that of the paired per-row difference
+      between the step and the best step (``StepScores.paired_se``). So the empty model is
+      chosen only when no step beats it by more than one paired standard error.
 
     ``scores`` defaults to the validation rows' (``validation_scores``).
 
@@ -87,5 +125,5 @@ def choose_step(path: LambdaPath, config: SelectionConfig, scores: StepScores | 
     best = int(len(losses) - 1 - np.argmin(losses[::-1]))
     if config.rule == "min":
         return best, "min"
-    threshold = losses[best] + np.nan_to_num(scores.se[best])
-    return int(np.flatnonzero(losses <= threshold).max()), "1se"
+    within = losses - losses[best] <= scores.paired_se(best)
+    return int(np.flatnonzero(within).max()), "1se"

@@ -1,0 +1,128 @@
+"""Recall without losing precision: the paired 1se rule, --cv auto, --goal, the redundancy-aware top k."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from glselect.cli.app import app
+from glselect.config import SelectionConfig
+from glselect.path.walk import LambdaPath, PathStep
+from glselect.select.choose import StepScores, choose_step
+
+runner = CliRunner()
+STREAM_FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "2", "--max-steps", "25"]
+
+
+def _path_with_rows(counts, rows):
+    steps = tuple(
+        PathStep(
+            lam=0.1 * i, n_selected=n, group_norms=np.r_[np.ones(n), np.zeros(4 - n)], train_loss=0.0,
+            val_loss=float(r.mean()), objective=0.0, n_iters=1, converged=True, relaxed_val_loss=float(r.mean()),
+            relaxed_val_se=float(r.std(ddof=1) / np.sqrt(r.size)), relaxed_val_rows=r.astype(np.float32),
+        )
+        for i, (n, r) in enumerate(zip(counts, rows))
+    )
+    return LambdaPath(steps=steps, dense_model=None, dense_training=None, lambda_max_estimate=1.0, n_rejected=0, complete=True)
+
+
+def test_1se_measures_a_step_against_the_best_row_by_row():
+    rng = np.random.default_rng(0)
+    hard = rng.exponential(1.0, 400)  # rows hard for every support: each loss alone has a wide standard error
+    # step 1 (3 groups) is the best; step 2 (2 groups) is worse on every row by 0.05, far under the
+    # unpaired standard error (~0.05) but many paired ones; step 3 (1 group) differs only by row noise
+    rows = [hard + 0.3, hard, hard + 0.05 + 0.01 * rng.standard_normal(400), hard + 0.02 * rng.standard_normal(400)]
+    path = _path_with_rows([4, 3, 2, 1], rows)
+    unpaired = StepScores(loss=np.array([r.mean() for r in rows]), se=np.array([r.std() / 20 for r in rows]), source="validation")
+    assert choose_step(path, SelectionConfig(rule="1se"), unpaired)[0] == 3  # the old rule: anything within 0.05
+    rows[3] = hard + 0.1 + 0.02 * rng.standard_normal(400)
+    path = _path_with_rows([4, 3, 2, 1], rows)
+    assert choose_step(path, SelectionConfig(rule="1se")) == (1, "1se")
+    rows[2] = hard + 0.01 * rng.standard_normal(400)  # now no worse than the best, row by row: the sparser step wins
+    path = _path_with_rows([4, 3, 2, 1], rows)
+    assert choose_step(path, SelectionConfig(rule="1se")) == (2, "1se")
+
+
+def test_paired_standard_error_is_that_of_the_row_differences():
+    rows = np.array([[1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.0, 5.0]])
+    scores = StepScores(loss=rows.mean(axis=1), se=np.array([9.0, 9.0]), source="validation", rows=rows)
+    np.testing.assert_allclose(scores.paired_se(0), [0.0, np.std([0.5, 0.5, 0.0, 1.0], ddof=1) / 2])
+    assert scores.paired_se(0)[1] < rows[1].std(ddof=1) / 2
+
+
+# --- --cv auto --------------------------------------------------------------------------------
+
+def test_cv_auto_cross_validates_only_when_validation_rows_are_few():
+    from glselect.select.crossval import AUTO_CV_BELOW_ROWS, AUTO_FOLDS, folds_for
+
+    assert folds_for("auto", AUTO_CV_BELOW_ROWS - 1) == AUTO_FOLDS
+    assert folds_for("auto", AUTO_CV_BELOW_ROWS) == 0
+    assert folds_for(3, 10) == 3 and folds_for(0, 10) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cv", "many"], "--cv must be a whole number of folds (0: off) or 'auto', got 'many'"),
+        (["--max-correlation", "0"], "max_correlation must be in (0, 1] (1: off), got 0.0"),
+        (["--max-correlation", "1.5"], "max_correlation must be in (0, 1] (1: off), got 1.5"),
+        (["--fdr", "0.2", "--cv", "auto"], "--fdr selects by knockoffs, which use no cross-validation scores: drop --cv"),
+    ],
+)
+def test_bad_recall_options_exit_2_with_one_line(write_table, linear_table, args, message):
+    result = runner.invoke(app, ["fit", str(write_table(linear_table)), "-t", "y", *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.splitlines()[0] == f"error: {message}"
+
+
+def _near_copies(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """y leans on a and its near-copy a2 (correlation 0.96) and, less, on b: the path's last two
+    survivors are the copies, a redundancy-aware top 2 is one copy and b."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "n1", "n2", "n3"]})
+    df["a2"] = df["a"] + 0.3 * rng.standard_normal(n)
+    df["y"] = 2 * (df["a"] + df["a2"]) + 1.0 * df["b"] + 0.5 * rng.standard_normal(n)
+    return df
+
+
+def test_max_features_skips_a_near_copy_of_a_column_taken(tmp_path):
+    # streamed and under torchrun: tests/test_distributed.py (both runs there take --max-correlation)
+    data = tmp_path / "data.csv"
+    _near_copies().to_csv(data, index=False)
+    common = [str(data), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q"]
+    taken = _selected(common + ["--out", str(tmp_path / "skip")])
+    assert len(taken) == 2 and "b" in taken and len({"a", "a2"} & taken) == 1
+    # the path's own two survivors: both copies (what the walk avoids)
+    assert _selected(common + ["--max-correlation", "1", "--out", str(tmp_path / "own")]) == {"a", "a2"}
+
+
+def _selected(args: list[str]) -> set[str]:
+    result = runner.invoke(app, ["fit", *args])
+    assert result.exit_code == 0, result.output
+    return set(json.loads(result.stdout)["selected_features"])
+
+
+# --- --goal -----------------------------------------------------------------------------------
+
+def _redundant(n: int = 500, seed: int = 1) -> pd.DataFrame:
+    """y = a + b + c + noise; r = a + b exactly (make_classification's redundant kind); n1..n4 noise."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "c", "n1", "n2", "n3", "n4"]})
+    df["r"] = df["a"] + df["b"]
+    df["y"] = df["a"] + df["b"] + df["c"] + 0.5 * rng.standard_normal(n)
+    return df
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
+    table = _redundant()
+    data = tmp_path / ("data.parquet" if stream else "data.csv")
+    table.to_parquet(data, index=False) if stream else table.to_csv(data, index=False)
+    common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"] + (["--stream", *STREAM_FAST] if stream else [])
+    relevant = _selected(common + ["--goal", "all-relevant", "--out", str(tmp_path / "all")])
+    assert relevant == {"a", "b", "c", "r"}
+    if not stream:
+        minimal = _selected(common + ["--out", str(tmp_path / "minimal")])
+        assert "c" in minimal and len(minimal) < 4  # a redundant one of a, b, r is left out
