@@ -218,7 +218,13 @@ def load(out_dir: str | Path) -> GroupLassoSelector:
         ``out_dir`` is not a glselect output, or its model files are missing or invalid.
     """
     results = load_results(Path(out_dir))
-    selector = GroupLassoSelector(**_saved_params(results.summary["config"]))
+    try:
+        params = _saved_params(results.summary["config"])
+    except (TypeError, AttributeError, ValueError) as err:  # an edited summary.json: name it, as the loaders do
+        if isinstance(err, GlselectError):
+            raise
+        raise GlselectError(f"'{Path(out_dir) / 'summary.json'}' is malformed: its 'config' does not parse ({err})") from err
+    selector = GroupLassoSelector(**params)
     names = [name for name in results.summary["columns"]]
     selector.feature_names_in_ = np.array(names, dtype=object)
     selector.n_features_in_ = len(names)

@@ -10,8 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if value == value else "n/a"  # NaN (e.g. R^2 of a constant) prints as n/a
+def _fmt(value: float | None) -> str:
+    # NaN (e.g. R^2 of a constant, AUC of one class) is written to summary.json as null: both print as n/a
+    return f"{value:.4g}" if value is not None and value == value else "n/a"
 
 
 def top_features_table(features: pd.DataFrame, top: int) -> Table:
@@ -52,7 +53,7 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
 def metrics_lines(summary: dict[str, Any]) -> list[str]:
     """One line each for the selection and the dense-vs-pruned held-out metrics."""
     dense, pruned = summary["metrics"]["dense"], summary["metrics"]["pruned"]
-    pairs = ", ".join(f"{name} {_fmt(dense[name])} → {_fmt(pruned[name])}" for name in dense)
+    pairs = ", ".join(f"{name} {_fmt(dense[name])} → {_fmt(pruned.get(name))}" for name in dense)
     sizes = summary["sizes"]
     scored_by = summary.get("scored_by", "validation")
     # a streamed fit scores a bounded sample of its test rows
