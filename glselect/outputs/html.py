@@ -25,7 +25,9 @@ def fmt(value: Any) -> str:
     """A number in 4 significant digits; None and non-finite values as n/a."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
-    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else f"{value:.4g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)  # a fact an older or edited summary.json records as something else
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
 
 
 def table(header: list[str] | None, rows: list[list[Any]], css_id: str | None = None) -> str:
