@@ -78,7 +78,7 @@ class _Stop(Exception):
 def fit_frame_calls(monkeypatch):
     calls = []
 
-    def fit_frame(table, config, group_map):
+    def fit_frame(table, config, group_map, min_rows):
         calls.append((config, group_map))
         raise _Stop
 
