@@ -182,14 +182,16 @@ def open_dataset(config: RunConfig, device: torch.device, context: distributed.C
     return frame_dataset(table, config, group_map, device)
 
 
-def frame_dataset(table: pd.DataFrame, config: RunConfig, group_map: dict[str, str] | None, device: torch.device) -> InMemoryData:
+def frame_dataset(
+    table: pd.DataFrame, config: RunConfig, group_map: dict[str, str] | None, device: torch.device, min_rows: int = MIN_ROWS
+) -> InMemoryData:
     """Encode a table in memory: the rows' parts by the one hash split, the encoder fitted on the training rows."""
     if config.is_survival:  # the event column is folded into the time column, the target from here on
         check_survival_columns(list(map(str, table.columns)), config.time, config.event, config.data.features, config.data.drop, str(config.table))
         table = fold_batch(table, config.time, config.event, np.arange(len(table)))
     positions = frame_positions(table, config.target) if config.target in table.columns else np.arange(len(table))
     table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
-    parts = hash_split(positions, config.seed, config.data.val_fraction, config.data.test_fraction)
+    parts = hash_split(positions, config.seed, config.data.val_fraction, config.data.test_fraction, min_rows)
     columns = [str(name) for name in table.columns]
     left_out = columns_left_out(columns, config.target, config.data.features, config.data.drop, str(config.table))
     check_named_columns(config.data.categorical, columns, "--categorical", str(config.table))
@@ -231,8 +233,11 @@ def fit_frame(
     on_step: Callable[[PathStep], None] | None = None,
     on_stage: StageCallback | None = None,
     checkpoints: Path | None = None,
+    min_rows: int = MIN_ROWS,
 ) -> FitResult:
     """Everything ``run`` does between reading a table and writing the out dir, for a table in memory.
+
+    ``min_rows``: the fewest rows accepted (see ``hash_split``).
 
     Returns
     -------
@@ -240,7 +245,7 @@ def fit_frame(
         With ``out_dir`` None and no files: nothing is written here.
     """
     started = time.perf_counter()
-    data = frame_dataset(table, config, group_map, resolve_device(config.device))
+    data = frame_dataset(table, config, group_map, resolve_device(config.device), min_rows)
     return fit_dataset(data, config, Hooks(on_step, on_stage, checkpoints), started)
 
 

@@ -10,6 +10,7 @@ cannot drift.
 from __future__ import annotations
 
 import inspect
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,6 +31,13 @@ from glselect.options import SELECTOR_OPTIONS, config_from
 from glselect.outputs.predict import predict_table
 
 TARGET = "__target__"  # the name y takes inside the table; no user column is called this
+# scikit-learn fits estimators on tables of 10 or 15 rows (check_estimator does): the selector fits
+# them too, with a warning; the command line keeps its floor of MIN_ROWS
+FEWEST_ROWS = 3  # one row each for training, validation and test
+
+
+class TinyTableWarning(UserWarning):
+    """A fit on fewer than ``MIN_ROWS`` rows: it ran, but its held-out scores rest on a row or two."""
 
 
 def _as_input(X: Any) -> Any:
@@ -97,8 +105,18 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> GroupLassoSelector:
         """Fit the path on X (array or DataFrame, mixed types allowed) and y; choose and refit."""
         X = _as_input(X)
-        if X.shape[0] < MIN_ROWS:  # predicting a few rows is fine; fitting on them is not
-            raise GlselectError(f"X has {X.shape[0]} sample(s); glselect needs at least {MIN_ROWS} rows to fit")
+        if X.shape[0] < FEWEST_ROWS:
+            raise GlselectError(
+                f"X has {X.shape[0]} sample(s); glselect needs at least {FEWEST_ROWS} rows to fit "
+                "(one each for training, validation and test)"
+            )
+        if X.shape[0] < MIN_ROWS:
+            warnings.warn(
+                f"X has {X.shape[0]} rows: fitted with what there is, but with fewer than {MIN_ROWS} the validation "
+                "and test scores rest on a row or two and the selection is little more than a guess",
+                TinyTableWarning,
+                stacklevel=2,
+            )
         _check_feature_names(self, X, reset=True)
         _check_n_features(self, X, reset=True)
         frame = _as_frame(X, self._names(X.shape[1]))
@@ -107,7 +125,7 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
             raise GlselectError(f"y must be 1-dimensional with one value per row of X, got shape {target.shape}")
         frame[TARGET] = target
         config, group_map = self._config()
-        result = fit_frame(frame, config, group_map)
+        result = fit_frame(frame, config, group_map, min_rows=FEWEST_ROWS)
         self._set_result(result.summary, result.importances.features, result.path_scalars, self._names(frame.shape[1] - 1))
         self.result_ = result
         self.model_ = LoadedModel(
@@ -218,7 +236,13 @@ def load(out_dir: str | Path) -> GroupLassoSelector:
         ``out_dir`` is not a glselect output, or its model files are missing or invalid.
     """
     results = load_results(Path(out_dir))
-    selector = GroupLassoSelector(**_saved_params(results.summary["config"]))
+    try:
+        params = _saved_params(results.summary["config"])
+    except (TypeError, AttributeError, ValueError) as err:  # an edited summary.json: name it, as the loaders do
+        if isinstance(err, GlselectError):
+            raise
+        raise GlselectError(f"'{Path(out_dir) / 'summary.json'}' is malformed: its 'config' does not parse ({err})") from err
+    selector = GroupLassoSelector(**params)
     names = [name for name in results.summary["columns"]]
     selector.feature_names_in_ = np.array(names, dtype=object)
     selector.n_features_in_ = len(names)

@@ -8,7 +8,9 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, run
@@ -17,7 +19,7 @@ from glselect.outputs.artifacts import load_results
 
 pytest.importorskip("matplotlib")
 
-from glselect.outputs.plots import plot_path, write_report  # noqa: E402
+from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report  # noqa: E402
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -84,7 +86,10 @@ def test_html_escapes_column_names(report):
     assert set(ODD_NAMES.values()) <= set(results.features["feature"])
     assert "<td>a&lt;b&amp;c</td>" in text
     assert "<td>q&quot;$x$</td>" in text
-    assert "a<b&c" not in text and 'q"$x$' not in text
+    assert "a<b&c" not in text
+    # in the inline SVG's text a quote is plain text (no attribute to break out of); elsewhere it is escaped
+    assert 'q"$x$' not in re.sub(r"<svg.*</svg>", "", text, flags=re.DOTALL)
+    assert ">a&lt;b&amp;c</text>" in text
 
 
 def test_ranked_table_lists_every_column_in_rank_order(report):
@@ -126,3 +131,127 @@ def test_importing_glselect_plots_does_not_import_matplotlib():
     code = "import sys, glselect, glselect.outputs.plots; print('matplotlib' in sys.modules)"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "False"
+
+
+def _drawn_at(x: np.ndarray, y: np.ndarray, at: float) -> list[float]:
+    """Heights of the polyline (x, y) at ``at``, from every segment that spans it."""
+    heights = []
+    for x0, x1, y0, y1 in zip(x[:-1], x[1:], y[:-1], y[1:]):
+        if min(x0, x1) < at < max(x0, x1):
+            heights.append(y0 + (y1 - y0) * (at - x0) / (x1 - x0))
+    return heights
+
+
+def test_path_lines_drop_to_zero_at_the_survival_the_ranked_table_gives(report):
+    results = report[0]
+    fig = plot_path(results, top=8)
+    left = fig.axes[0]
+    lambdas = np.sort(results.path.loc[results.path["lambda"] > 0, "lambda"].to_numpy())
+    survival = dict(zip(results.groups["group"], results.groups["importance"]))
+    lines = [line for line in left.get_lines() if (line.get_gid() or "").startswith("path-group-")]
+    others = [c for c in left.collections if c.get_gid() == "path-other-groups"]
+    drawn = [(line.get_label(), *line.get_data()) for line in lines]
+    assert len(lines) == min(8, len(results.groups))
+    for group, x, y in drawn:
+        last = survival[group]
+        later = lambdas[lambdas > last]
+        if last > 0 and len(later):
+            # between its last non-zero lambda and the next one the group is gone: the line must say so
+            assert _drawn_at(np.asarray(x), np.asarray(y), np.sqrt(last * later[0])) == [0.0], group
+            assert np.asarray(x)[np.asarray(y) > 0].max() == pytest.approx(last)
+    for collection in others:  # the grey ones too
+        for segment in collection.get_segments():
+            alive = segment[segment[:, 1] > 0, 0]
+            if len(alive):
+                assert alive.max() in set(lambdas) and segment[segment[:, 0] > alive.max(), 1].max(initial=0) == 0
+    fig.canvas.draw()
+
+
+def test_groups_outside_the_top_are_drawn_visibly_with_their_exit(report):
+    results = report[0]
+    fig = plot_path(results, top=1)
+    left = fig.axes[0]
+    [others] = [c for c in left.collections if c.get_gid() == "path-other-groups"]
+    assert others.get_linewidths()[0] >= 1.0
+    assert others.get_colors()[0][:3].max() <= 0.6  # mid grey on white, not a faint line
+    [exits] = [c for c in left.collections if c.get_gid() == "path-other-exits"]
+    assert len(exits.get_offsets()) == len(others.get_segments())
+
+
+def test_importance_chart_has_one_bar_and_error_bar_per_shown_column(report):
+    results = report[0]
+    fig = plot_importance(results, top=5)
+    [ax] = fig.axes
+    bars = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("importance-bar-permutation-")]
+    assert [bar.get_width() for bar in bars] == pytest.approx(results.features["permutation"].head(5).fillna(0).tolist())
+    [spread] = [c for c in ax.collections if c.get_gid() == "importance-spread-permutation"]
+    widths = [segment[1, 0] - segment[0, 0] for segment in spread.get_segments()]
+    assert widths == pytest.approx((2 * results.features["permutation_std"].head(5).fillna(0)).tolist())
+    assert [label.get_text() for label in ax.get_yticklabels()] == [
+        name.replace("$", r"\$") for name in results.features["feature"].head(5)
+    ]
+
+
+def test_importance_chart_shows_stability_with_its_binomial_spread(report, tmp_path):
+    results = report[0]
+    frequency = np.linspace(1, 0, len(results.features))
+    stable = dataclasses.replace(
+        results,
+        features=results.features.assign(stability=frequency),
+        summary={**results.summary, "stability": {"pairs": 10, "q": 2, "threshold": 0.8, "stable_groups": [], "expected_false_bound": 0.5}},
+    )
+    keys = [key for key, *_ in importance_panels(stable)]
+    assert keys == ["permutation", "stability"]
+    _, _, values, spread = importance_panels(stable)[1]
+    assert spread == pytest.approx(np.sqrt(frequency * (1 - frequency) / 20))
+
+
+def test_html_states_the_runs_facts(report):
+    results, _, text = report
+    summary, sizes = results.summary, results.summary["sizes"]
+    for fact in (
+        f"<td>data path</td><td>{html.escape(summary['config']['table'])}</td>",
+        f"<td>parameters, dense model</td><td>{sizes['dense_parameters']:,}</td>",
+        f"<td>seed</td><td>{summary['seed']}</td>",
+        f"{sizes['rows']:,} rows; {sizes['columns']} columns besides the target",
+        f"torch {summary['versions']['torch']}, python {summary['versions']['python']}",
+        f"{sizes['pruned_parameters']:,} (hidden ",
+    ):
+        assert fact in text, fact
+    assert '<table id="settings">' in text and "<td>model.hidden</td>" in text
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _chromium(*args: str, folder: Path) -> subprocess.CompletedProcess:
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               f"--user-data-dir={folder / 'profile'}", "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(report, tmp_path):
+    results, written, _ = report
+    url = written[1].as_uri()
+    dom = _chromium("--dump-dom", url, folder=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    page = dom.stdout
+    n_bars = min(20, len(results.features))
+    # the browser parsed the inline chart into SVG elements: a bar per column and the error bars
+    assert len(re.findall(r'<g id="importance-bar-permutation-\d+"', page)) == n_bars
+    assert '<g id="importance-spread-permutation"' in page
+    assert re.search(r'<img id="path-plot"[^>]*src="data:image/png;base64,', page)
+    for topic in ("data", "model", "selection", "reproduce"):
+        assert f'<table id="facts-{topic}">' in page
+    errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert errors == []
+    # and it drew them: the chart's selected-column blue and the path plot's second line (orange) are on screen
+    shot = tmp_path / "shot.png"
+    drawn = _chromium(f"--screenshot={shot}", "--window-size=1400,3000", "--hide-scrollbars", url, folder=tmp_path)
+    assert drawn.returncode == 0 and shot.exists(), drawn.stderr[-2000:]
+    from matplotlib.image import imread
+
+    pixels = (imread(shot)[..., :3] * 255).round().astype(int)
+    for colour in ((31, 119, 180), (255, 127, 14)):
+        assert (np.abs(pixels - colour).sum(axis=-1) <= 6).sum() > 50, colour

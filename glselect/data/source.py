@@ -105,11 +105,12 @@ class Dataset(Protocol):
     def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> Dataset: ...
 
 
-def hash_split(positions: np.ndarray, seed: int, val_fraction: float, test_fraction: float) -> np.ndarray:
+def hash_split(positions: np.ndarray, seed: int, val_fraction: float, test_fraction: float, min_rows: int = MIN_ROWS) -> np.ndarray:
     """``split_of`` for a table whose every row is known: a part left empty by chance on a tiny
-    table takes the training row whose hash is nearest to it, so each part has a row."""
-    if len(positions) < MIN_ROWS:
-        raise GlselectError(f"the table has {len(positions)} usable rows; glselect needs at least {MIN_ROWS}")
+    table takes the training row whose hash is nearest to it, so each part has a row.
+    ``min_rows``: the fewest rows accepted (the scikit-learn selector goes down to 3, one per part)."""
+    if len(positions) < min_rows:
+        raise GlselectError(f"the table has {len(positions)} usable rows; glselect needs at least {min_rows}")
     parts = split_of(positions, seed, val_fraction, test_fraction)
     u = row_hash(positions, seed)
     for part in (TEST, VAL):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from pyarrow import ArrowException
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -33,6 +34,7 @@ from glselect.data.groups import GroupIndex
 from glselect.select.importance import Importances
 from glselect.model.metrics import PRIMARY_METRIC
 from glselect.model.mlp import GroupLassoMLP
+from glselect.outputs import schema
 from glselect.path.walk import LambdaPath
 from glselect.select.choose import Selection
 from glselect.select.knockoffs import KnockoffSelection
@@ -469,7 +471,7 @@ class LoadedModel:
     meta: dict[str, Any]
 
 
-def load_model(out_dir: Path) -> LoadedModel:
+def load_model(out_dir: str | Path) -> LoadedModel:
     """Read ``model.json`` and ``model.safetensors`` from ``out_dir`` (no pickle, no code execution).
 
     Raises
@@ -477,9 +479,10 @@ def load_model(out_dir: Path) -> LoadedModel:
     GlselectError
         A file is missing, corrupted, of another format or version, or does not match its architecture.
     """
+    out_dir = Path(out_dir)
     meta_path, weights_path = out_dir / "model.json", out_dir / "model.safetensors"
     for required in (meta_path, weights_path):
-        if not required.exists():
+        if not required.is_file():
             raise GlselectError(f"'{out_dir}' is not a glselect output: '{required.name}' is missing")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
@@ -492,23 +495,19 @@ def load_model(out_dir: Path) -> LoadedModel:
             f"'{meta_path}' has format version {meta.get('format_version')!r}; this glselect reads version {FORMAT_VERSION}",
             hint="refit with this version of glselect",
         )
-    try:
-        model = GroupLassoMLP(int(meta["n_inputs"]), tuple(int(w) for w in meta["hidden"]), int(meta["n_outputs"]))
-        encoder = Encoder.from_dict(meta["encoder"])
-        inputs = tuple(str(name) for name in meta["inputs"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise GlselectError(f"'{meta_path}' is incomplete or malformed: {err!r}") from err
+    encoder = schema.encoder_from_meta(meta, meta_path)
+    n_inputs, hidden, n_outputs, inputs = schema.architecture_from_meta(meta, meta_path, encoder)
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as err:
         raise GlselectError(f"'{weights_path}' is corrupted or not a safetensors file: {err}") from err
-    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    # compared before the model is built: a tampered width must not allocate a huge network
     found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
-    if expected != found or len(inputs) != model.n_inputs:
-        raise GlselectError(f"'{weights_path}' does not match the architecture in '{meta_path.name}'")
-    unknown = sorted(set(inputs) - set(encoder.feature_names))
-    if unknown:
-        raise GlselectError(f"'{meta_path}' is malformed: its inputs {unknown[:3]} are not columns of its encoder")
+    if found != schema.tensor_shapes(n_inputs, hidden, n_outputs):
+        raise GlselectError(f"'{weights_path}' does not match the architecture in '{meta_path.name}'", hint=schema.HINT)
+    if not all(tensor.is_floating_point() and bool(torch.isfinite(tensor).all()) for tensor in tensors.values()):
+        raise GlselectError(f"'{weights_path}' holds weights that are not finite numbers", hint=schema.HINT)
+    model = GroupLassoMLP(n_inputs, hidden, n_outputs)
     model.load_state_dict(tensors)
     model.eval()
     return LoadedModel(model=model, encoder=encoder, inputs=inputs, meta=meta)
@@ -526,28 +525,32 @@ class Results:
     path_norms: pd.DataFrame  # path_norms.parquet: step, group, norm
 
 
-def load_results(out_dir: Path) -> Results:
-    """Read the result tables of ``out_dir``.
+def load_results(out_dir: str | Path) -> Results:
+    """Read the result tables of ``out_dir``, every field a reader uses checked (``outputs.schema``).
 
     Raises
     ------
     GlselectError
-        ``out_dir`` is not a glselect output, or one of its files is missing or unreadable.
+        ``out_dir`` is not a glselect output, or one of its files is missing, unreadable or malformed.
     """
+    out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise GlselectError(f"'{out_dir}' is not a directory", hint="pass the --out directory of a glselect fit")
     if not is_glselect_output(out_dir):
         raise GlselectError(f"'{out_dir}' is not a glselect output: 'summary.json' is missing or not ours")
-    summary = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
     try:
-        return Results(
-            out_dir=out_dir,
-            summary=summary,
+        summary = schema.check_summary(json.loads((out_dir / "summary.json").read_text(encoding="utf-8")), out_dir / "summary.json")
+        tables = {
             # names stay text: a column called '007' must not come back as the number 7
-            features=pd.read_csv(out_dir / "importances.csv", dtype={"feature": str, "group": str}, keep_default_na=False),
-            groups=pd.read_csv(out_dir / "groups.csv", dtype={"group": str, "columns": str}, keep_default_na=False),
-            path=pd.read_csv(out_dir / "path.csv"),
-            path_norms=pd.read_parquet(out_dir / "path_norms.parquet"),
-        )
-    except (OSError, ValueError) as err:
+            "importances.csv": pd.read_csv(out_dir / "importances.csv", dtype={"feature": str, "group": str}, keep_default_na=False),
+            "groups.csv": pd.read_csv(out_dir / "groups.csv", dtype={"group": str, "columns": str}, keep_default_na=False),
+            "path.csv": pd.read_csv(out_dir / "path.csv"),
+            "path_norms.parquet": pd.read_parquet(out_dir / "path_norms.parquet"),
+        }
+    except (OSError, ValueError, ArrowException) as err:
+        if isinstance(err, GlselectError):
+            raise
         raise GlselectError(f"cannot read the results in '{out_dir}': {err}") from err
+    features, groups, path, path_norms = (schema.check_table(table, name, out_dir) for name, table in tables.items())
+    schema.check_consistent(summary, path, out_dir / "summary.json")
+    return Results(out_dir=out_dir, summary=summary, features=features, groups=groups, path=path, path_norms=path_norms)

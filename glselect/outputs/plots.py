@@ -1,4 +1,4 @@
-"""The path plot and a self-contained HTML report, built from an out dir's results.
+"""The path plot, the importance chart and the self-contained HTML report, built from an out dir's results.
 
 matplotlib is imported inside the functions: importing glselect stays fast and works without it.
 """
@@ -6,15 +6,16 @@ matplotlib is imported inside the functions: importing glselect stays fast and w
 from __future__ import annotations
 
 import base64
-import html
 import io
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from glselect.outputs.artifacts import Results
 from glselect.errors import GlselectError
@@ -46,8 +47,24 @@ def _new_figure() -> Figure:
     return fig
 
 
+def stairs(lambdas: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The path as stairs: each step's norm held over the lambdas since the previous step.
+
+    The path is known only at its steps, so a line must not suggest values between them. Holding
+    each value to the left ("steps-pre") puts the drop of a group that leaves exactly at its last
+    non-zero lambda, which is its path survival in the ranked table; a straight line down to the
+    next step would show it surviving longer than it did. ``norms`` has shape (n_steps,) or
+    (n_steps, n_groups); returns x of shape (2 n_steps - 1,) and y with that many rows.
+    """
+    # (l0, y0), (l0, y1), (l1, y1), (l1, y2), ...: y_i spans (l_{i-1}, l_i] and falls at l_i
+    x = np.repeat(lambdas, 2)[:-1]
+    y = np.repeat(norms, 2, axis=0)[1:]
+    return x, y
+
+
 def _draw_norms(ax: Any, results: Results, top: int) -> None:
-    """Group norm against lambda: the ``top`` groups coloured and named, the rest thin grey."""
+    """Group norm against lambda, as stairs: the ``top`` groups coloured and named, the rest grey;
+    a dot where each group was last non-zero (its path survival)."""
     from matplotlib import colormaps
     from matplotlib.collections import LineCollection
 
@@ -61,17 +78,27 @@ def _draw_norms(ax: Any, results: Results, top: int) -> None:
         top = 0  # nothing to draw a line for: name no group
         ax.text(0.5, 0.5, "no step with lambda > 0", transform=ax.transAxes, ha="center", color="0.4")
     named = [g for g in results.groups.sort_values("rank")["group"].astype(str).head(top) if g in norms.columns]
-    is_other = norms.to_numpy().any(axis=0) & ~norms.columns.isin(named)
+    values = norms.to_numpy()
+    is_other = values.any(axis=0) & ~norms.columns.isin(named)
     n_others = int(is_other.sum())
+    # where each group was last non-zero: the lambda the ranked table calls its survival
+    last = len(lambdas) - 1 - np.argmax(values[::-1] > 0, axis=0) if len(lambdas) else np.zeros(0, int)
     if n_others:
-        # one collection instead of one line per group: wide tables have tens of thousands of groups
-        others = norms.to_numpy()[:, is_other].T
-        segments = np.stack([np.broadcast_to(lambdas, others.shape), others], axis=-1)
-        ax.add_collection(LineCollection(segments, colors="0.75", linewidths=0.6, zorder=1))
+        # one collection instead of one line per group: wide tables have tens of thousands of groups;
+        # mid grey and a visible width, so the groups that leave early (noise, mostly) can be seen
+        x, y = stairs(lambdas, values[:, is_other])
+        segments = np.stack([np.broadcast_to(x, y.T.shape), y.T], axis=-1)
+        ax.add_collection(LineCollection(segments, colors="0.55", linewidths=1.0, zorder=1, gid="path-other-groups"))
+        ends = np.flatnonzero(is_other)
+        ax.scatter(lambdas[last[ends]], values[last[ends], ends], s=9, color="0.45", zorder=2, gid="path-other-exits")
     colours = colormaps["tab10" if len(named) <= 10 else "tab20"].colors
     handles, labels = [], []
     for i, group in enumerate(named):
-        (line,) = ax.plot(lambdas, norms[group], color=colours[i % len(colours)], lw=1.8, zorder=3)
+        j = norms.columns.get_loc(group)
+        x, y = stairs(lambdas, values[:, j])
+        (line,) = ax.plot(x, y, color=colours[i % len(colours)], lw=1.8, zorder=3, gid=f"path-group-{i}", label=group)
+        if values[:, j].any():
+            ax.plot(lambdas[last[j]], values[last[j], j], "o", color=line.get_color(), ms=4, zorder=3)
         handles.append(line)
         labels.append(_label(group))
     lam, rule = results.summary["lambda"], results.summary["rule"]
@@ -79,14 +106,19 @@ def _draw_norms(ax: Any, results: Results, top: int) -> None:
         handles.append(ax.axvline(lam, color="black", ls="--", lw=1, zorder=2))
         labels.append(_label(f"chosen (rule {rule})"))
     if n_others:
-        handles.append(LineCollection([], colors="0.75", linewidths=0.6))
+        handles.append(LineCollection([], colors="0.55", linewidths=1.0))
         labels.append(f"{n_others} other group{'s' if n_others > 1 else ''}")
+    n_gone = int((~values.any(axis=0)).sum()) if len(lambdas) else 0
+    n_gone += len(set(results.groups["group"].astype(str)) - set(norms.columns))
+    if n_gone and len(lambdas):
+        ax.text(0.01, 0.98, f"{n_gone} group{'s' if n_gone > 1 else ''} zero from the first lambda on", transform=ax.transAxes,
+                va="top", fontsize=8, color="0.35")
     ax.set_xscale("log")
     ax.autoscale_view()
     ax.set_ylim(bottom=0)
     ax.set_xlabel("lambda (log scale)")
     ax.set_ylabel("group norm ||W_g||")
-    ax.set_title("regularisation path", fontsize=10)
+    ax.set_title("regularisation path (a dot: the last lambda a group is non-zero)", fontsize=10)
     # explicit handles and labels: matplotlib would silently drop a group named like "_x"
     if handles:
         ax.legend(handles, labels, fontsize=8, loc="upper right", title=f"top {len(named)} groups", title_fontsize=8)
@@ -171,55 +203,91 @@ def plot_path(results: Results, top: int = 8) -> Figure:
     return fig
 
 
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and not math.isfinite(value)) else f"{value:.4g}"
+def _measure(results: Results, name: str) -> np.ndarray:
+    column = results.features[name] if name in results.features.columns else np.nan
+    return np.asarray(pd.to_numeric(pd.Series(column, index=results.features.index), errors="coerce"), dtype=float)
 
 
-def _table(header: list[str] | None, rows: list[list[Any]]) -> str:
-    """An HTML table; every cell is escaped (column names may hold <, & or quotes)."""
-    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header or [])
-    head = f"<thead><tr>{cells}</tr></thead>" if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>\n" for row in rows)
-    return f"<table>{head}<tbody>\n{body}</tbody></table>"
+def importance_panels(results: Results) -> list[tuple[str, str, np.ndarray, np.ndarray | None]]:
+    """The importance measures the fit recorded, each with its spread where it has one:
+    ``(key, title, values, spread or None)`` per panel, values per column in rank order.
+
+    Permutation importance comes with the standard deviation over its shuffles; stability
+    frequency with its binomial standard error over the half-samples; path survival has no
+    spread and is shown only when neither was computed.
+    """
+    panels = []
+    permutation, spread = _measure(results, "permutation"), _measure(results, "permutation_std")
+    if np.isfinite(permutation).any():
+        panels.append(("permutation", "permutation importance (test loss increase, mean ± sd over shuffles)",
+                       permutation, np.nan_to_num(spread)))
+    frequency = _measure(results, "stability")
+    stability = results.summary.get("stability")
+    if np.isfinite(frequency).any() and isinstance(stability, dict):
+        n_halves = 2 * int(stability.get("pairs", 1))
+        se = np.sqrt(np.clip(frequency * (1 - frequency), 0, None) / max(n_halves, 1))
+        panels.append(("stability", f"stability selection frequency (± binomial SE over {n_halves} half-samples)",
+                       frequency, np.nan_to_num(se)))
+    if not panels:
+        panels.append(("survival", "path survival: the largest lambda at which the column is non-zero",
+                       _measure(results, "importance"), None))
+    return panels
 
 
-def _html(results: Results, png: bytes) -> str:
-    summary, target = results.summary, html.escape(str(results.summary["target"]))
-    dense, pruned = summary["metrics"]["dense"], summary["metrics"]["pruned"]
-    facts = [
-        ["target", summary["target"]], ["task", summary["task"]], ["rule", summary["rule"]],
-        ["chosen lambda", f"{_fmt(summary['lambda'])} (step {summary['step']})"],
-        ["selected", f"{len(summary['selected_features'])} of {summary['sizes']['columns']} columns, "
-                     f"{len(summary['selected_groups'])} of {summary['sizes']['groups']} groups"],
-        ["selected columns", ", ".join(summary["selected_features"]) or "none"],
-    ]
-    metrics = [[name, _fmt(dense[name]), _fmt(pruned.get(name))] for name in dense]
-    columns = ["rank", "feature", "group", "selected", "importance", "dense_norm"]
-    ranked = [
-        [row["rank"], row["feature"], row["group"], "yes" if row["selected"] else "no",
-         _fmt(row["importance"]), _fmt(row["dense_norm"])]
-        for row in results.features[columns].to_dict("records")
-    ]
-    image = base64.b64encode(png).decode("ascii")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<title>glselect report: {target}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em auto; max-width: 1500px; color: #222; }}
-table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }} img {{ max-width: 100%; height: auto; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }} th {{ background: #f3f3f3; }}
-</style></head><body>
-<h1>glselect report: {target}</h1>
-<h2>Summary</h2>
-{_table(None, facts)}
-<h2>Held-out test metrics</h2>
-{_table(["metric", "dense", "pruned"], metrics)}
-<h2>Path</h2>
-<img alt="regularisation path and validation loss" src="data:image/png;base64,{image}">
-<h2>Ranked columns</h2>
-{_table(columns, ranked)}
-</body></html>
-"""
+def plot_importance(results: Results, top: int = 20) -> Figure:
+    """Horizontal bars of the ``top`` ranked columns, one panel per measure in ``importance_panels``.
+
+    Selected columns are blue, the others grey; error bars show each measure's spread. Artists
+    carry ids (``importance-bar-<key>-<row>``, ``importance-spread-<key>``) that the HTML report's SVG keeps.
+
+    Raises
+    ------
+    GlselectError
+        ``top`` is negative, or matplotlib is not installed.
+    """
+    if top < 0:
+        raise GlselectError(f"top must be 0 or more, got {top}")
+    panels = importance_panels(results)
+    n_shown = min(top, len(results.features))
+    fig = _new_figure()
+    fig.set_size_inches(4.0 + 4.0 * len(panels), 1.2 + 0.28 * max(n_shown, 3))
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    names = [_label(name) for name in results.features["feature"].head(n_shown)]
+    selected = results.features["selected"].head(n_shown).to_numpy(dtype=bool)
+    colours = np.where(selected, "tab:blue", "0.6")
+    rows = np.arange(n_shown)
+    for ax, (key, title, values, spread) in zip(axes, panels):
+        shown = np.nan_to_num(values[:n_shown])
+        for i, bar in enumerate(ax.barh(rows, shown, color=colours, height=0.7)):
+            bar.set_gid(f"importance-bar-{key}-{i}")
+        if spread is not None:
+            errors = ax.errorbar(shown, rows, xerr=spread[:n_shown], fmt="none", ecolor="black", elinewidth=1, capsize=2)
+            errors.lines[2][0].set_gid(f"importance-spread-{key}")
+        if key == "stability" and isinstance(results.summary.get("stability"), dict):
+            ax.axvline(results.summary["stability"].get("threshold", 0.0), color="tab:red", ls="--", lw=1)
+        ax.axvline(0, color="black", lw=0.6)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", color="0.9", zorder=0)
+    axes[0].set_yticks(rows, names, fontsize=8)
+    axes[0].invert_yaxis()  # rank 1 on top
+    fig.suptitle(f"top {n_shown} of {len(results.features)} columns (blue: selected)", fontsize=10)
+    return fig
+
+
+def importance_svg(results: Results, top: int = 20) -> str:
+    """``plot_importance`` as an inline ``<svg>`` element: text stays text (searchable, selectable)
+    and ids are fixed, so the same results give the same bytes."""
+    from matplotlib import rc_context
+
+    buffer = io.StringIO()
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "glselect"}):
+        plot_importance(results, top).savefig(buffer, format="svg", metadata={"Date": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]  # the XML prolog and doctype have no place inside HTML
+    # nor the RDF metadata and namespace declarations: HTML knows inline SVG without them, and the
+    # page then names no URL at all
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)
+    return re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text[: text.index(">") + 1]) + text[text.index(">") + 1 :]
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
@@ -249,21 +317,25 @@ def write_report(results: Results, top: int = 8) -> list[Path]:
     Returns
     -------
     list of Path
-        ``[out_dir / "path.png", out_dir / "report.html"]``. The HTML embeds the PNG and its
-        style, and loads nothing from elsewhere.
+        ``[out_dir / "path.png", out_dir / "report.html"]``. The HTML holds the run's facts, the
+        metrics, the importance chart (inline SVG, at least 20 columns), the path plot (the PNG,
+        embedded) and the ranked columns; it loads nothing from elsewhere and runs no script.
 
     Raises
     ------
     GlselectError
         ``top`` is negative, matplotlib is not installed, or the files cannot be written.
     """
+    from glselect.outputs.html import render_report
+
     buffer = io.BytesIO()
-    plot_path(results, top).savefig(buffer, format="png", dpi=DPI)
+    plot_path(results, top).savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     png = buffer.getvalue()
+    page = render_report(results, base64.b64encode(png).decode("ascii"), importance_svg(results, max(top, 20)))
     written = [results.out_dir / "path.png", results.out_dir / "report.html"]
     try:
         _write_atomically(written[0], png)
-        _write_atomically(written[1], _html(results, png).encode("utf-8"))
+        _write_atomically(written[1], page.encode("utf-8"))
     except OSError as err:
         raise GlselectError(f"cannot write the report into '{results.out_dir}': {err}") from err
     return written

@@ -12,7 +12,7 @@ from rich.table import Table
 from glselect.text import plural
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
     # NaN (e.g. R^2 of a constant) and null (summary.json's NaN, e.g. the AUC of one class) print as n/a
     return f"{value:.4g}" if isinstance(value, (int, float)) and value == value else "n/a"
 
@@ -57,7 +57,7 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
 def metrics_lines(summary: dict[str, Any]) -> list[str]:
     """One line each for the selection and the dense-vs-pruned held-out metrics."""
     dense, pruned = summary["metrics"]["dense"], summary["metrics"]["pruned"]
-    pairs = ", ".join(f"{name} {_fmt(dense[name])} → {_fmt(pruned[name])}" for name in dense)
+    pairs = ", ".join(f"{name} {_fmt(dense[name])} → {_fmt(pruned.get(name))}" for name in dense)
     sizes = summary["sizes"]
     scored_by = summary.get("scored_by", "validation")
     # a streamed fit scores a bounded sample of its test rows
