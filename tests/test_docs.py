@@ -272,7 +272,11 @@ def serve(path: str) -> None:
     import sklearn.model_selection  # noqa: F401
     import sklearn.pipeline  # noqa: F401
 
-    import glselect.cli.app  # noqa: F401  (torch, pandas, pyarrow, rich, typer with it)
+    import glselect.cli.app  # noqa: F401  (rich and typer; the CLI loads the rest lazily, so import it here)
+    import glselect.outputs.artifacts  # noqa: F401  (torch, pandas, pyarrow)
+    import glselect.outputs.predict  # noqa: F401
+    import glselect.outputs.report  # noqa: F401
+    import glselect.pipeline  # noqa: F401
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".tmp")

@@ -15,7 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from glselect.cli.console import DEBUG, plural, stderr, stdout_console, user_errors
+from glselect.cli.console import DEBUG, stderr, stdout_console, user_errors
+from glselect.text import plural
 from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, GlselectError
 

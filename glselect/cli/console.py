@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from glselect.errors import ExitCode, GlselectError
-from glselect.text import plural  # noqa: F401 - the commands' wording helper
 
 stderr = Console(stderr=True)
 DEBUG = Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")]

@@ -25,7 +25,8 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from glselect.cli.console import DEBUG, plural, report_interrupted, stderr, stdout_console, user_errors
+from glselect.cli.console import DEBUG, report_interrupted, stderr, stdout_console, user_errors
+from glselect.text import plural
 from glselect.cli.reading import print_reading
 from glselect.config import RunConfig
 from glselect.cli.interrupt import loading
