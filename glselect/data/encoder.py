@@ -31,6 +31,7 @@ from glselect.data.stats import (
 )
 from glselect.data.target import TargetEncoding, detect_task, encode_target, fit_target, plain_value
 from glselect.errors import GlselectError
+from glselect.text import plural
 
 MAX_LEVELS = 20  # one-hot levels kept per categorical column; rarer ones are pooled
 OTHER_LEVEL = "<other>"
@@ -262,8 +263,8 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str)
         levels=levels,
         centers=tuple(center for center, _ in shares),
         scales=tuple(scale for _, scale in shares),
-        reason=f"categorical: one-hot over {len(levels)} levels, standardised"
-        + (f" ({len(ordered) - max_levels} rare levels pooled as {OTHER_LEVEL})" if pooled else ""),
+        reason=f"categorical: one-hot over {plural(len(levels), 'level')}, standardised"
+        + (f" ({plural(len(ordered) - max_levels, 'rare level')} pooled as {OTHER_LEVEL})" if pooled else ""),
     )
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from glselect.outputs.artifacts import Results
 from glselect.errors import GlselectError
+from glselect.text import plural
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -121,7 +122,7 @@ def _draw_norms(ax: Any, results: Results, top: int) -> None:
     ax.set_title("regularisation path (a dot: the last lambda a group is non-zero)", fontsize=10)
     # explicit handles and labels: matplotlib would silently drop a group named like "_x"
     if handles:
-        ax.legend(handles, labels, fontsize=8, loc="upper right", title=f"top {len(named)} groups", title_fontsize=8)
+        ax.legend(handles, labels, fontsize=8, loc="upper right", title=f"top {plural(len(named), 'group')}", title_fontsize=8)
 
 
 def _draw_losses(ax: Any, results: Results) -> None:
@@ -150,7 +151,7 @@ def _draw_losses(ax: Any, results: Results) -> None:
     ax.plot(dense["n_selected"], dense[loss], "s", mfc="none", mec="tab:purple", ms=7, mew=1.5,
             label="dense start (lambda 0)", zorder=3)
     chosen = results.path.loc[results.path["step"] == results.summary["step"]].iloc[0]
-    label = _label(f"chosen: {int(chosen['n_selected'])} groups (rule {results.summary['rule']})")
+    label = _label(f"chosen: {plural(int(chosen['n_selected']), 'group')} (rule {results.summary['rule']})")
     ax.axvline(chosen["n_selected"], color="black", ls="--", lw=1, zorder=2)
     if math.isfinite(chosen[loss]):
         ax.plot(chosen["n_selected"], chosen[loss], "*", color="tab:red", ms=15, mec="black",
