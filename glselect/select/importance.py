@@ -54,6 +54,12 @@ def survival(path: LambdaPath) -> tuple[np.ndarray, np.ndarray]:
     return np.where(alive.any(axis=0), lams[last], 0.0), norms[last, columns]
 
 
+def survival_order(lams: np.ndarray, last_norms: np.ndarray) -> np.ndarray:
+    """Group indices best first, as ``survival`` ranks them: the longest survival first, ties broken
+    by the larger norm where last alive, then by index (``np.lexsort`` is stable)."""
+    return np.lexsort((-last_norms, -lams))
+
+
 def column_survival(path: LambdaPath, group_ids: np.ndarray) -> np.ndarray:
     """Per encoded column, shape (n_features,): the largest lambda at which its first-layer weights are non-zero.
 

@@ -19,13 +19,12 @@ import torch
 
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath
-from glselect.select.importance import survival
+from glselect.select.importance import survival, survival_order
 
 
 def ranked_groups(path: LambdaPath) -> np.ndarray:
     """Group indices best first: the last to leave the path first (ties: the larger norm there, then index)."""
-    lams, last_norms = survival(path)
-    return np.lexsort((np.arange(lams.size), -last_norms, -lams))
+    return survival_order(*survival(path))
 
 
 def redundancy_aware_top_k(path: LambdaPath, problem: Problem, k: int, max_correlation: float) -> np.ndarray:

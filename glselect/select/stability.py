@@ -19,7 +19,7 @@ import numpy as np
 from glselect.data.split import stability_half
 from glselect.path.problem import Problem
 from glselect.path.walk import fit_path
-from glselect.select.importance import survival
+from glselect.select.importance import survival, survival_order
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def top_surviving(path_lams: np.ndarray, last_norms: np.ndarray, q: int) -> np.n
 
     Groups that were never non-zero (survival 0) are never selected, so fewer than q may come back.
     """
-    order = np.lexsort((-last_norms, -path_lams))[:q]
+    order = survival_order(path_lams, last_norms)[:q]
     mask = np.zeros(path_lams.size, dtype=bool)
     mask[order[path_lams[order] > 0]] = True
     return mask
