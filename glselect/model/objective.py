@@ -143,11 +143,13 @@ class Objective:
     neuron_penalty: float = 0.0
 
 
-def neuron_prox(W2: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Prox of ``threshold * sum_h ||W2[:, h]||``: a hidden unit whose outgoing weights reach zero is dead."""
-    columns = torch.arange(W2.shape[1], device=W2.device)
-    thresholds = torch.full((W2.shape[1],), threshold, dtype=W2.dtype, device=W2.device)
-    return group_soft_threshold(W2, columns, thresholds)
+def neuron_prox(W2: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """Prox of ``threshold * sum_h ||W2[:, h]||``: a hidden unit whose outgoing weights reach zero is dead.
+
+    ``threshold`` may be a 0-d tensor (the solver's step times the weight): no host read.
+    """
+    # each column is its own group: the column soft-threshold is the same prox without a segment sum
+    return column_soft_threshold(W2, threshold)
 
 
 __all__ = ["GroupPenalty", "Objective", "make_penalty", "neuron_prox", "KKT_SLACK"]
