@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from glselect.model.metrics import LossFunction
-from glselect.model.prox import column_soft_threshold, group_norms, group_soft_threshold, sparse_group_soft_threshold
+from glselect.model.prox import (
+    column_soft_threshold, group_norms, group_soft_threshold, shrink_groups, sparse_group_soft_threshold,
+)
 
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
 
@@ -65,6 +67,15 @@ class GroupPenalty:
             W, self.group_ids, threshold_scale * self.l1_ratio * self.column_weight,
             threshold_scale * (1.0 - self.l1_ratio) * self.weights,
         )
+
+    def prox_and_value(self, W: torch.Tensor, threshold_scale: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prox(W, threshold_scale)`` and ``value`` at the result; the group lasso gets both from
+        one segment sum over ``W`` (a solver calls this every iteration)."""
+        if self.is_sparse_group:
+            shrunk = self.prox(W, threshold_scale)
+            return shrunk, self.value(shrunk)
+        shrunk, norms = shrink_groups(W, self.group_ids, threshold_scale * self.weights)
+        return shrunk, (self.weights * norms).sum()
 
     def kkt_excess(self, gradient: torch.Tensor, lam: float) -> torch.Tensor:
         """Per group, how far the loss gradient ``gradient`` (dL/dW, shape (fan_out, n_features)) lies

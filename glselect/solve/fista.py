@@ -140,19 +140,24 @@ class ProximalGradient:
             value = value + self.neuron_penalty * torch.linalg.vector_norm(values[self._second], dim=0).sum()
         return value
 
-    def _prox(self, values: list[torch.Tensor], step: torch.Tensor) -> list[torch.Tensor]:
+    def _prox(self, values: list[torch.Tensor], step: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The prox of every part at ``step``, and the penalty at the result."""
         out = []
+        penalty_value = torch.zeros((), dtype=self._step.dtype, device=self._step.device)
         for i, v in enumerate(values):
             if i == self._first and self.penalty is not None and self.lam > 0.0:
-                v = self.penalty.prox(v, step * self._lam)
+                v, group_value = self.penalty.prox_and_value(v, step * self._lam)
+                penalty_value = penalty_value + self._lam * group_value
             elif self._is_later[i]:
                 if i == self._second and self.neuron_penalty:
                     # each column (one hidden unit's outgoing weights) is a group; shrinking and then
                     # capping a vector's norm is the prox of the penalty plus the bound: both are radial
                     v = neuron_prox(v, step * self.neuron_penalty)
                 v = project_column_norms(v, self.max_norm)
+                if i == self._second and self.neuron_penalty:
+                    penalty_value = penalty_value + self.neuron_penalty * torch.linalg.vector_norm(v, dim=0).sum()
             out.append(v)
-        return out
+        return out, penalty_value
 
     @torch.no_grad()
     def _loss_at(self, values: list[torch.Tensor]) -> torch.Tensor:
@@ -212,14 +217,14 @@ class ProximalGradient:
         with torch.no_grad():
             loss_y = loss_y.detach()
             step = self._step
-            candidate = self._prox([v - step * g for v, g in zip(y_point, grads)], step)
+            candidate, candidate_penalty = self._prox([v - step * g for v, g in zip(y_point, grads)], step)
             loss_candidate = self._loss_at(candidate)
             moves = [c - v for c, v in zip(candidate, y_point)]
             linear = torch.stack([(g * m).sum() for g, m in zip(grads, moves)]).sum()
             quadratic = torch.stack([(m * m).sum() for m in moves]).sum() / (2.0 * step)
             # sufficient decrease of the smooth part; slack for float32 rounding
             fits = (loss_candidate <= loss_y + linear + quadratic + 1e-6 * loss_y.abs()) | (step < MIN_STEP)
-            objective = loss_candidate + self._penalty_value(candidate)
+            objective = loss_candidate + candidate_penalty
             finite = torch.isfinite(objective)
             settled = active & fits & finite
             improved = objective <= self._objective
