@@ -21,7 +21,7 @@ from glselect.model.objective import Objective, make_penalty
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
 from glselect.solve import fista
-from glselect.solve.fista import READ_EVERY, ProximalGradient
+from glselect.solve.fista import BACKTRACK_ALLOWANCE, READ_EVERY, ProximalGradient
 from glselect.solve.screening import solve_screened, too_many_departures
 
 HOST_READS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
@@ -73,7 +73,7 @@ def test_a_solve_reads_the_device_once_per_block_of_iterations(hidden, neuron_pe
         result = solver.run(max_iters=160, tol=-1.0, stop=stop)  # tol -1: only stationarity ends it
     assert result.n_iters >= 6 * READ_EVERY and not result.stopped
     # one look per block after the first (the one that ends it included), one combined read at the end
-    assert counts["reads"] <= result.n_iters // READ_EVERY + 2
+    assert counts["reads"] <= int(result.n_iters * (1 + BACKTRACK_ALLOWANCE)) // READ_EVERY + 2
     assert np.isfinite(result.objective)
 
 
@@ -88,7 +88,7 @@ def test_a_screened_solve_reads_per_block_and_per_working_set_not_per_iteration(
         result, _ = solve_screened(model, (X, y), objective, working, 0.05, 1.0, (400, -1.0))
     assert result.n_iters >= 8 * READ_EVERY
     # the block reads of each working-set solve, plus a handful per solve (result, step, KKT check)
-    assert counts["reads"] <= 3 * (result.n_iters // READ_EVERY + 8)
+    assert counts["reads"] <= 3 * (int(result.n_iters * (1 + BACKTRACK_ALLOWANCE)) // READ_EVERY + 8)
 
 
 def test_an_iteration_that_settles_early_in_a_block_changes_nothing_after_it():

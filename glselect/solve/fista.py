@@ -30,6 +30,10 @@ from glselect.model.prox import project_column_norms
 MIN_STEP = 1e-10
 WINDOW = 5  # accepted iterations over which the mean relative improvement is compared with tol
 STEP_GROWTH = 1.1  # after a step the line search accepted at once, try a longer one
+GROW_BELOW = 0.5  # ...and only where the loss curved less than this share of its quadratic bound
+# A rejected trial step (the line search halving) does not count against a run's iteration budget,
+# as a halving inside the old per-iteration line search did not; up to this share of extra trials
+BACKTRACK_ALLOWANCE = 0.25
 # Iterations between host reads of the ``done`` flag. A read synchronises a GPU (tens of
 # microseconds, more than a mid-sized iteration's arithmetic) and costs Python time on a CPU; a
 # run that finishes inside a block spends at most READ_EVERY - 1 idle iterations (no-ops on the
@@ -171,7 +175,7 @@ class ProximalGradient:
     def run(self, max_iters: int, tol: float, stop: ObjectiveStop | None = None) -> SolveResult:
         """Iterate until the mean relative objective improvement per accepted iteration, over the
         last ``WINDOW`` accepted iterations, falls below ``tol``, or for ``max_iters`` iterations
-        (each one trial step), or until ``stop(first_layer_weight)`` (a 0-d bool tensor) holds
+        (rejected trial steps not counted, up to ``BACKTRACK_ALLOWANCE`` of them), or until ``stop(first_layer_weight)`` (a 0-d bool tensor) holds
         after an accepted iteration.
 
         Reads the device at most once per ``READ_EVERY`` iterations, and once at the end.
@@ -192,10 +196,10 @@ class ProximalGradient:
             converged=torch.zeros((), dtype=torch.bool, device=device),
             stopped=torch.zeros((), dtype=torch.bool, device=device),
         )
-        for i in range(max_iters):
+        for i in range(max_iters + int(BACKTRACK_ALLOWANCE * max_iters)):
             if i and i % READ_EVERY == 0 and bool(flags.done):
                 break
-            self._iterate(flags, tol, stop)
+            self._iterate(flags, tol, stop, max_iters)
         final_loss = self._loss_at(self._x)
         n_iters, converged, stopped, objective, loss = torch.stack(
             [flags.n_iters.double(), flags.converged.double(), flags.stopped.double(), self._objective.double(),
@@ -205,7 +209,7 @@ class ProximalGradient:
             n_iters=int(n_iters), converged=bool(converged), objective=objective, loss=loss, stopped=bool(stopped)
         )
 
-    def _iterate(self, flags: _Flags, tol: float, stop: ObjectiveStop | None) -> None:
+    def _iterate(self, flags: _Flags, tol: float, stop: ObjectiveStop | None, max_iters: int) -> None:
         """One trial step from the momentum point; every outcome is selected by tensor masks."""
         active = ~flags.done
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * self._t * self._t)) / 2.0
@@ -240,11 +244,14 @@ class ProximalGradient:
             self._x = [torch.where(accept, c, x) for c, x in zip(candidate, self._x)]
             self._objective = torch.where(accept, objective, self._objective)
             self._t = torch.where(accept, t_next, torch.where(restart, torch.ones_like(self._t), self._t))
-            grow = accept & ~self._backtracked
+            # lengthen the step only where the loss curved well below the quadratic bound: growing
+            # after every accepted step made about one trial in eight a rejected (wasted) iteration
+            curvature = loss_candidate - loss_y - linear
+            grow = accept & ~self._backtracked & (curvature <= GROW_BELOW * quadratic)
             self._step = torch.where(backtrack, step * 0.5, torch.where(grow, step * STEP_GROWTH, step))
             self._backtracked = torch.where(active, backtrack, self._backtracked)
 
-            flags.n_iters += active.long()
+            flags.n_iters += (active & ~backtrack).long()
             flags.n_accepted += accept.long()
             flags.history = torch.where(accept, torch.cat([flags.history[1:], objective.reshape(1)]), flags.history)
             # mean improvement over a window: single iterations are noisy under momentum
@@ -253,7 +260,7 @@ class ProximalGradient:
             stopped = accept & stop(self._x[self._first]) if stop is not None else torch.zeros_like(accept)
             flags.converged |= window_converged | stationary
             flags.stopped |= stopped
-            flags.done |= window_converged | stationary | stopped | (active & fits & ~finite)
+            flags.done |= window_converged | stationary | stopped | (active & fits & ~finite) | (flags.n_iters >= max_iters)
 
 
 @dataclass
@@ -262,7 +269,7 @@ class _Flags:
 
     history: torch.Tensor  # (WINDOW + 1,): the last accepted objectives, oldest first
     n_accepted: torch.Tensor
-    n_iters: torch.Tensor  # iterations done before ``done`` was set
+    n_iters: torch.Tensor  # iterations done before ``done`` was set, rejected trial steps not counted
     done: torch.Tensor
     converged: torch.Tensor
     stopped: torch.Tensor
