@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from glselect.model.metrics import LossFunction
-from glselect.model.prox import column_soft_threshold, group_norms, group_soft_threshold, sparse_group_soft_threshold
+from glselect.model.prox import (
+    column_soft_threshold, group_norms, group_soft_threshold, shrink_groups, sparse_group_soft_threshold,
+)
 
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
 
@@ -65,6 +67,15 @@ class GroupPenalty:
             W, self.group_ids, threshold_scale * self.l1_ratio * self.column_weight,
             threshold_scale * (1.0 - self.l1_ratio) * self.weights,
         )
+
+    def prox_and_value(self, W: torch.Tensor, threshold_scale: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prox(W, threshold_scale)`` and ``value`` at the result; the group lasso gets both from
+        one segment sum over ``W`` (a solver calls this every iteration)."""
+        if self.is_sparse_group:
+            shrunk = self.prox(W, threshold_scale)
+            return shrunk, self.value(shrunk)
+        shrunk, norms = shrink_groups(W, self.group_ids, threshold_scale * self.weights)
+        return shrunk, (self.weights * norms).sum()
 
     def kkt_excess(self, gradient: torch.Tensor, lam: float) -> torch.Tensor:
         """Per group, how far the loss gradient ``gradient`` (dL/dW, shape (fan_out, n_features)) lies
@@ -143,11 +154,13 @@ class Objective:
     neuron_penalty: float = 0.0
 
 
-def neuron_prox(W2: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Prox of ``threshold * sum_h ||W2[:, h]||``: a hidden unit whose outgoing weights reach zero is dead."""
-    columns = torch.arange(W2.shape[1], device=W2.device)
-    thresholds = torch.full((W2.shape[1],), threshold, dtype=W2.dtype, device=W2.device)
-    return group_soft_threshold(W2, columns, thresholds)
+def neuron_prox(W2: torch.Tensor, threshold: float | torch.Tensor) -> torch.Tensor:
+    """Prox of ``threshold * sum_h ||W2[:, h]||``: a hidden unit whose outgoing weights reach zero is dead.
+
+    ``threshold`` may be a 0-d tensor (the solver's step times the weight): no host read.
+    """
+    # each column is its own group: the column soft-threshold is the same prox without a segment sum
+    return column_soft_threshold(W2, threshold)
 
 
 __all__ = ["GroupPenalty", "Objective", "make_penalty", "neuron_prox", "KKT_SLACK"]

@@ -51,10 +51,19 @@ def group_soft_threshold(W: torch.Tensor, group_ids: torch.Tensor, thresholds: t
     torch.Tensor
         Same shape as ``W``.
     """
+    return shrink_groups(W, group_ids, thresholds)[0]
+
+
+def shrink_groups(W: torch.Tensor, group_ids: torch.Tensor, thresholds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``group_soft_threshold`` and the group norms of its result, shape (n_groups,), from one segment sum.
+
+    A solver needs the penalty at the point it just shrank; the shrunk norms are
+    ``norms * factor``, so they need no second pass over ``W``.
+    """
     norms = group_norms(W, group_ids, thresholds.shape[0])
     # a zero group stays zero: clamping the denominator avoids 0/0 in the shrink factor
     factor = torch.clamp(1.0 - thresholds / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), min=0.0)
-    return W * factor[group_ids]
+    return W * factor[group_ids], norms * factor
 
 
 def project_column_norms(W: torch.Tensor, max_norm: float) -> torch.Tensor:

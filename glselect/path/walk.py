@@ -225,7 +225,6 @@ def fit_path(
         return len(state.steps) <= path_config.max_steps and state.active.sum() > path_config.min_features
 
     while walking():
-        saved_state = copy.deepcopy(model.state_dict())
         lam = state.lam
         max_departures = max(1, int(path_config.departure_fraction * np.count_nonzero(state.active)))
         is_first = state.previous_lam == 0.0
@@ -234,6 +233,8 @@ def fit_path(
             if is_first
             else exact and state.log_ratio > base_log_ratio * MIN_RATIO_FRACTION
         )
+        # a copy to undo the lambda with; a lambda that cannot be undone needs none
+        saved_state = copy.deepcopy(model.state_dict()) if can_refine else None
         # a stream's run reads the shuffles its key names: the same on a resumed walk
         key = 1000 + 1009 * len(state.steps) + state.n_rejected
         result, solver_step = problem.solve_lambda(

@@ -10,6 +10,10 @@ import torch
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
 
+# First-layer activations held at once while scoring shuffles (each shuffle is n_rows x fan_out):
+# batching many shuffles into one forward pass saves the per-call overhead of small passes.
+SHUFFLED_VALUES = 4_000_000
+
 
 @dataclass(frozen=True)
 class PermutationScores:
@@ -51,22 +55,33 @@ def permutation_importance(
         Permutations per set; ``std`` is their spread (0 with one repeat).
     """
     generator = torch.Generator().manual_seed(seed)
-    base = row_loss_fn(model(X), y).double()
+    Z = model.layers[0](X)  # first-layer pre-activations of the unshuffled rows
+    base = row_loss_fn(model.forward_from_first(Z), y).double()
     mean, std, t = (np.zeros(len(column_sets)) for _ in range(3))
-    for i, columns in enumerate(column_sets):
-        if columns.size == 0 or repeats == 0:
-            continue
-        index = torch.as_tensor(columns, dtype=torch.int64)
-        growth = torch.zeros(repeats, X.shape[0], dtype=torch.float64)  # per repeat, per row
-        for r in range(repeats):
-            shuffled = X.clone()
-            order = torch.randperm(X.shape[0], generator=generator)
-            shuffled[:, index] = X[order][:, index]
-            growth[r] = row_loss_fn(model(shuffled), y).double() - base
-        per_repeat = growth.mean(dim=1)
+    scored = [i for i, columns in enumerate(column_sets) if columns.size and repeats]
+    # every (set, repeat) shuffle, drawn in the same order as one shuffle at a time would draw them
+    draws = [(i, torch.randperm(X.shape[0], generator=generator)) for i in scored for _ in range(repeats)]
+    growth = torch.zeros(len(draws), X.shape[0], dtype=torch.float64)
+    per_batch = max(1, SHUFFLED_VALUES // max(1, Z.numel()))
+    W = model.first_weight.detach()
+    for start in range(0, len(draws), per_batch):
+        batch = draws[start:start + per_batch]
+        # the first layer is linear: shuffling columns S moves Z by (X[order, S] - X[:, S]) W[:, S]^T,
+        # so each shuffle costs its own columns, not the whole table, and all go through one forward pass
+        shifted = torch.stack([
+            Z + (X[order.to(X.device)][:, index] - X[:, index]) @ W[:, index].T
+            for i, order in batch
+            for index in [torch.as_tensor(column_sets[i], dtype=torch.int64, device=X.device)]
+        ])
+        outputs = model.forward_from_first(shifted.reshape(-1, Z.shape[1])).reshape(len(batch), X.shape[0], -1)
+        for k in range(len(batch)):
+            growth[start + k] = (row_loss_fn(outputs[k], y).double() - base).cpu()
+    for position, i in enumerate(scored):
+        rows = growth[position * repeats:(position + 1) * repeats]  # (repeats, n_rows)
+        per_repeat = rows.mean(dim=1)
         mean[i] = float(per_repeat.mean())
         std[i] = float(per_repeat.std()) if repeats > 1 else 0.0
-        per_row = growth.mean(dim=0)
+        per_row = rows.mean(dim=0)
         se = float(per_row.std()) / np.sqrt(max(per_row.numel(), 1))
         t[i] = mean[i] / se if se > 0 else (np.inf if mean[i] > 0 else 0.0)
     return PermutationScores(mean=mean, std=std, t=t)

@@ -80,15 +80,18 @@ def _write_back(model: GroupLassoMLP, small: GroupLassoMLP, columns: torch.Tenso
 
 def too_many_departures(
     penalty: GroupPenalty, was_active: np.ndarray, max_departures: int | None
-) -> Callable[[torch.Tensor], bool] | None:
-    """A stop test for a solver: more than ``max_departures`` of the ``was_active`` groups are zero (None: never stop)."""
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """A stop test for a solver: more than ``max_departures`` of the ``was_active`` groups are zero (None: never stop).
+
+    The test returns a 0-d bool tensor, so a solver can fold it into its loop without a host read.
+    """
     if max_departures is None:
         return None
     was_active_tensor = torch.as_tensor(was_active, device=penalty.weights.device)
 
-    def stop(W: torch.Tensor) -> bool:
+    def stop(W: torch.Tensor) -> torch.Tensor:
         zero = group_norms(W, penalty.group_ids, penalty.n_groups) == 0
-        return int((zero & was_active_tensor).sum()) > max_departures
+        return (zero & was_active_tensor).sum() > max_departures
 
     return stop
 

@@ -74,7 +74,7 @@ class ProximalSGD:
                 sums[0] += loss.detach()
                 if 2 * step >= max_iters:
                     sums[1] += loss.detach()
-            if stop is not None and (step + 1) % check_every == 0 and stop(self.model.first_weight.detach()):
+            if stop is not None and (step + 1) % check_every == 0 and bool(stop(self.model.first_weight.detach())):
                 stopped = True  # the same decision on every rank: the weights are identical
                 max_iters = step + 1
                 break

@@ -1,0 +1,129 @@
+"""The solver's hot loop reads nothing back from the device: every decision of an iteration is a
+tensor, and the loop looks at its ``done`` flag once per ``READ_EVERY`` iterations.
+
+On the CPU the reads are counted by wrapping every Tensor method that hands a value to Python;
+on a GPU (skipped without one) a short path runs with every iteration under
+``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+
+from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.model.metrics import loss_function
+from glselect.model.mlp import GroupLassoMLP
+from glselect.model.objective import Objective, make_penalty
+from glselect.path.problem import Problem, Settings
+from glselect.path.walk import fit_path
+from glselect.solve import fista
+from glselect.solve.fista import BACKTRACK_ALLOWANCE, READ_EVERY, ProximalGradient
+from glselect.solve.screening import solve_screened, too_many_departures
+
+HOST_READS = ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__", "__index__")
+
+
+@contextlib.contextmanager
+def counted_host_reads():
+    """Count calls of every Tensor method that copies a value to the host, for the block's duration."""
+    counts = {"reads": 0}
+    originals = {name: getattr(torch.Tensor, name) for name in HOST_READS}
+
+    def counting(original):
+        def wrapper(self, *args, **kwargs):
+            counts["reads"] += 1
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    for name, original in originals.items():
+        setattr(torch.Tensor, name, counting(original))
+    try:
+        yield counts
+    finally:
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+def _data(n_rows=120, n_columns=12, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    # correlated columns: a solve takes many iterations before it is stationary
+    X = torch.randn(n_rows, 1, generator=generator) + 0.3 * torch.randn(n_rows, n_columns, generator=generator)
+    y = 2 * X[:, 0] - X[:, 1] + torch.tanh(X[:, 2]) + 0.1 * torch.randn(n_rows, generator=generator)
+    group_ids = np.arange(n_columns) // 2  # six groups of two columns
+    return X, y, group_ids, np.bincount(group_ids)
+
+
+@pytest.mark.parametrize("hidden, neuron_penalty", [((), 0.0), ((4,), 0.01)])
+def test_a_solve_reads_the_device_once_per_block_of_iterations(hidden, neuron_penalty):
+    X, y, group_ids, n_encoded = _data()
+    X, y = X.double(), y.double()  # float64: the solve runs long before rounding stalls it
+    model = GroupLassoMLP(X.shape[1], hidden, 1).double()
+    fan_out = model.first_weight.shape[0]
+    penalty = make_penalty(group_ids, n_encoded, fan_out, torch.float64)
+    solver = ProximalGradient(model, X, y, loss_function("regression"), penalty, 1.0, neuron_penalty=neuron_penalty)
+    solver.set_lambda(0.02)
+    # a stop test that never holds still runs every iteration: its tensor must not be read either
+    stop = too_many_departures(penalty, np.ones(penalty.n_groups, dtype=bool), penalty.n_groups)
+    with counted_host_reads() as counts:
+        result = solver.run(max_iters=160, tol=-1.0, stop=stop)  # tol -1: only stationarity ends it
+    assert result.n_iters >= 6 * READ_EVERY and not result.stopped
+    # one look per block after the first (the one that ends it included), one combined read at the end
+    assert counts["reads"] <= int(result.n_iters * (1 + BACKTRACK_ALLOWANCE)) // READ_EVERY + 2
+    assert np.isfinite(result.objective)
+
+
+def test_a_screened_solve_reads_per_block_and_per_working_set_not_per_iteration():
+    X, y, group_ids, n_encoded = _data(n_columns=40)
+    model = GroupLassoMLP(X.shape[1], (), 1)
+    penalty = make_penalty(group_ids, n_encoded, 1, torch.float32)
+    objective = Objective(loss_function("regression"), penalty, 1.0)
+    working = np.zeros(penalty.n_groups, dtype=bool)
+    working[:3] = True  # only the first groups start in: the KKT check must add any other that is needed
+    with counted_host_reads() as counts:
+        result, _ = solve_screened(model, (X, y), objective, working, 0.05, 1.0, (400, -1.0))
+    assert result.n_iters >= 8 * READ_EVERY
+    # the block reads of each working-set solve, plus a handful per solve (result, step, KKT check)
+    assert counts["reads"] <= 3 * (int(result.n_iters * (1 + BACKTRACK_ALLOWANCE)) // READ_EVERY + 8)
+
+
+def test_an_iteration_that_settles_early_in_a_block_changes_nothing_after_it():
+    """Iterations past ``done`` inside a block are no-ops: the result is the weights at convergence."""
+    X, y, group_ids, n_encoded = _data()
+    penalty = make_penalty(group_ids, n_encoded, 1, torch.float32)
+    weights = []
+    for max_iters in (400, 800):
+        torch.manual_seed(0)
+        model = GroupLassoMLP(X.shape[1], (), 1)
+        solver = ProximalGradient(model, X, y, loss_function("regression"), penalty, 1.0)
+        solver.set_lambda(0.05)
+        result = solver.run(max_iters=max_iters, tol=1e-6)
+        assert result.converged and result.n_iters < 400
+        weights.append(model.first_weight.detach().clone())
+    assert torch.equal(weights[0], weights[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_path_on_the_gpu_never_synchronises_inside_an_iteration(monkeypatch):
+    X, y, group_ids, n_encoded = _data(n_rows=400)
+    X, y = X.cuda(), y.cuda()
+    iterate = fista.ProximalGradient._iterate
+
+    def strict(self, *args, **kwargs):
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return iterate(self, *args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(fista.ProximalGradient, "_iterate", strict)
+    settings = Settings(
+        ModelConfig(hidden=(4,)), TrainConfig(max_iters=60), PathConfig(max_steps=4, max_iters_per_lambda=40, relax_iters=10)
+    )
+    problem = Problem.from_arrays((X[:300], y[:300]), (X[300:], y[300:]), group_ids, n_encoded, "regression", settings)
+    path = fit_path(problem)
+    assert len(path.steps) >= 2 and all(step.n_iters > 0 for step in path.steps)
