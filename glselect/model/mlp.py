@@ -7,10 +7,12 @@ that must stay bounded, and the per-group norms of the first layer.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from glselect.model.prox import group_norms, project_column_norms
 
@@ -52,6 +54,16 @@ class GroupLassoMLP(nn.Module):
         for layer in self.layers[1:-1]:
             out = torch.relu(layer(out))
         return self.layers[-1](out)
+
+    def forward_with(self, weights: Sequence[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+        """Outputs with ``weights`` (in ``parameters()`` order: each layer's weight, then its bias)
+        in place of the module's own: a solver evaluates its iterates without copying them in."""
+        out = X
+        for i in range(len(self.layers)):
+            if i:
+                out = torch.relu(out)
+            out = F.linear(out, weights[2 * i], weights[2 * i + 1])
+        return out
 
     @property
     def first_weight(self) -> nn.Parameter:

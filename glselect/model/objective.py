@@ -19,7 +19,8 @@ import torch
 
 from glselect.model.metrics import LossFunction
 from glselect.model.prox import (
-    column_soft_threshold, group_norms, group_soft_threshold, shrink_groups, sparse_group_soft_threshold,
+    column_soft_threshold, group_norms, group_soft_threshold, shrink_columns, shrink_groups,
+    sparse_group_soft_threshold,
 )
 
 KKT_SLACK = 1e-6  # relative: a gradient on the ball's edge (up to float rounding) is inside it
@@ -41,6 +42,9 @@ class GroupPenalty:
     weights: torch.Tensor  # sqrt(d_g), shape (n_groups,)
     l1_ratio: float = 0.0
     column_weight: float = 0.0  # sqrt(fan_out): a column's d counted as a group of its own would count it
+    # group g is column g (no --groups): a group's norm is its column's, with no segment sum (wide
+    # tables have tens of thousands of columns, and a solver takes these norms every iteration)
+    columns_are_groups: bool = False
 
     @property
     def n_groups(self) -> int:
@@ -50,9 +54,15 @@ class GroupPenalty:
     def is_sparse_group(self) -> bool:
         return self.l1_ratio > 0.0
 
+    def norms(self, W: torch.Tensor) -> torch.Tensor:
+        """Each group's norm in ``W`` (fan_out, n_features), shape (n_groups,)."""
+        if self.columns_are_groups:
+            return torch.linalg.vector_norm(W, dim=0)
+        return group_norms(W, self.group_ids, self.n_groups)
+
     def value(self, W: torch.Tensor) -> torch.Tensor:
         """The penalty at ``W`` (a 0-d tensor: no host read)."""
-        group_term = (self.weights * group_norms(W, self.group_ids, self.n_groups)).sum()
+        group_term = (self.weights * self.norms(W)).sum()
         if not self.is_sparse_group:
             return group_term
         column_term = torch.linalg.vector_norm(W, dim=0).sum()
@@ -74,7 +84,11 @@ class GroupPenalty:
         if self.is_sparse_group:
             shrunk = self.prox(W, threshold_scale)
             return shrunk, self.value(shrunk)
-        shrunk, norms = shrink_groups(W, self.group_ids, threshold_scale * self.weights)
+        thresholds = threshold_scale * self.weights
+        if self.columns_are_groups:
+            shrunk, norms = shrink_columns(W, thresholds)
+        else:
+            shrunk, norms = shrink_groups(W, self.group_ids, thresholds)
         return shrunk, (self.weights * norms).sum()
 
     def kkt_excess(self, gradient: torch.Tensor, lam: float) -> torch.Tensor:
@@ -89,7 +103,7 @@ class GroupPenalty:
         if self.is_sparse_group:
             column_ball = lam * self.l1_ratio * self.column_weight * (1 + KKT_SLACK)
             gradient = column_soft_threshold(gradient, column_ball)
-        gradient_norms = group_norms(gradient, self.group_ids, self.n_groups)
+        gradient_norms = self.norms(gradient)
         return torch.clamp(gradient_norms - lam * (1.0 - self.l1_ratio) * self.weights * (1 + KKT_SLACK), min=0.0)
 
     def zero_lambdas(self, gradient: torch.Tensor) -> torch.Tensor:
@@ -101,7 +115,7 @@ class GroupPenalty:
         rises with lambda; found by bisection for every group at once (no loop over groups).
         """
         if not self.is_sparse_group:
-            return group_norms(gradient, self.group_ids, self.n_groups) / self.weights
+            return self.norms(gradient) / self.weights
         column_norms = torch.linalg.vector_norm(gradient, dim=0).double()
         column_unit = self.l1_ratio * self.column_weight
         # at the largest column's lambda every column is thresholded away: the group is zero there
@@ -141,6 +155,7 @@ def make_penalty(
         weights=torch.as_tensor(weights, dtype=dtype, device=device),
         l1_ratio=float(l1_ratio),
         column_weight=float(np.sqrt(fan_out)),
+        columns_are_groups=bool(np.array_equal(group_ids, np.arange(len(group_ids)))),
     )
 
 

@@ -66,6 +66,14 @@ def shrink_groups(W: torch.Tensor, group_ids: torch.Tensor, thresholds: torch.Te
     return W * factor[group_ids], norms * factor
 
 
+def shrink_columns(W: torch.Tensor, thresholds: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``column_soft_threshold`` and the column norms of its result, shape (n_features,)."""
+    norms = torch.linalg.vector_norm(W, dim=0)
+    # a zero column stays zero: clamping the denominator avoids 0/0 in the shrink factor
+    factor = torch.clamp(1.0 - thresholds / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), min=0.0)
+    return W * factor, norms * factor
+
+
 def project_column_norms(W: torch.Tensor, max_norm: float) -> torch.Tensor:
     """Scale every column of ``W`` (the weights leaving one unit) to norm at most ``max_norm``.
 
@@ -91,10 +99,7 @@ def column_soft_threshold(W: torch.Tensor, thresholds: torch.Tensor | float) -> 
     torch.Tensor
         Same shape as ``W``; a column whose norm is at most its threshold is exactly zero.
     """
-    norms = torch.linalg.vector_norm(W, dim=0)
-    # a zero column stays zero: clamping the denominator avoids 0/0 in the shrink factor
-    factor = torch.clamp(1.0 - thresholds / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), min=0.0)
-    return W * factor
+    return shrink_columns(W, thresholds)[0]
 
 
 def sparse_group_soft_threshold(

@@ -69,7 +69,7 @@ def permutation_importance(
         # the first layer is linear: shuffling columns S moves Z by (X[order, S] - X[:, S]) W[:, S]^T,
         # so each shuffle costs its own columns, not the whole table, and all go through one forward pass
         shifted = torch.stack([
-            Z + (X[order.to(X.device)][:, index] - X[:, index]) @ W[:, index].T
+            Z + (X[:, index][order.to(X.device)] - X[:, index]) @ W[:, index].T
             for i, order in batch
             for index in [torch.as_tensor(column_sets[i], dtype=torch.int64, device=X.device)]
         ])

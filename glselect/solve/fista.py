@@ -9,10 +9,16 @@ which a plain autograd step on ``loss + penalty`` would never reach.
 The hot loop stays on the device. Every decision an iteration makes (accept the trial point or
 halve the step, restart the momentum, converged, stop) is a 0-d tensor combined with
 ``torch.where``; nothing is read back to Python inside an iteration. The loop looks at one flag,
-``done``, every ``READ_EVERY`` iterations; once it is set the remaining iterations of that block
+``done``, every ``read_every`` iterations; once it is set the remaining iterations of that block
 change nothing. Each iteration tries exactly one step length: a rejected trial halves the step
 and the next iteration tries again from the same point, so the body has static shapes and no
 data-dependent control flow (what a CUDA graph or ``torch.compile`` needs to capture it).
+
+The iterates are one flat vector holding every parameter, and the network is evaluated on views
+of it (``GroupLassoMLP.forward_with``): the momentum point, the move, its inner products and the
+accept mask are one operation each rather than one per parameter. On a CPU a small network's
+iteration is mostly such operations' fixed cost, so this is what keeps the loop as cheap there as
+a loop that decided on the host.
 """
 
 from __future__ import annotations
@@ -24,22 +30,28 @@ import torch
 
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
-from glselect.model.objective import GroupPenalty, neuron_prox
-from glselect.model.prox import project_column_norms
+from glselect.model.objective import GroupPenalty
+from glselect.model.prox import project_column_norms, shrink_columns
 
 MIN_STEP = 1e-10
 WINDOW = 5  # accepted iterations over which the mean relative improvement is compared with tol
 STEP_GROWTH = 1.1  # after a step the line search accepted at once, try a longer one
 GROW_BELOW = 0.5  # ...and only where the loss curved less than this share of its quadratic bound
 # A rejected trial step (the line search halving) does not count against a run's iteration budget,
-# as a halving inside the old per-iteration line search did not; up to this share of extra trials
+# as a halving inside a per-iteration line search would not; up to this share of extra trials
 BACKTRACK_ALLOWANCE = 0.25
-# Iterations between host reads of the ``done`` flag. A read synchronises a GPU (tens of
-# microseconds, more than a mid-sized iteration's arithmetic) and costs Python time on a CPU; a
-# run that finishes inside a block spends at most READ_EVERY - 1 idle iterations (no-ops on the
-# weights), so the block is short next to the 50 iterations a lambda typically gets.
+# Iterations between host reads of the ``done`` flag off the CPU. A read synchronises a GPU (tens
+# of microseconds, more than a mid-sized iteration's arithmetic); a run that finishes inside a
+# block spends at most READ_EVERY - 1 idle iterations (no-ops on the weights), short next to the
+# 50 iterations a lambda typically gets. On a CPU a read costs about a microsecond, so the loop
+# reads every iteration there, and an iteration after a rejected trial reuses the gradient at
+# the unchanged momentum point instead of computing it again (the same numbers either way).
 READ_EVERY = 8
 ObjectiveStop = Callable[[torch.Tensor], torch.Tensor]  # first-layer weight -> 0-d bool tensor
+
+
+def default_read_every(device: torch.device) -> int:
+    return 1 if device.type == "cpu" else READ_EVERY
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ class ProximalGradient:
     Parameters
     ----------
     model
-        The network; its parameters are overwritten with the iterates.
+        The network; its parameters are overwritten with the iterate at the end of each run.
     X, y
         Training rows: X (n_samples, n_features), y (n_samples,).
     loss_fn
@@ -76,6 +88,9 @@ class ProximalGradient:
     neuron_penalty
         Weight of ``sum_h ||W2[:, h]||``, the norms of the weights leaving each first-layer hidden
         unit: a unit whose outgoing weights reach exactly zero is dead and can be pruned.
+    read_every
+        Iterations between looks at the ``done`` flag (default: 1 on a CPU, ``READ_EVERY`` on
+        other devices). The iterates are the same whatever it is; only the reads differ.
     """
 
     exact = True  # every row in every step: a converged run is stationary up to tol
@@ -90,6 +105,7 @@ class ProximalGradient:
         max_norm: float,
         step: float | torch.Tensor = 1.0,
         neuron_penalty: float = 0.0,
+        read_every: int | None = None,
     ) -> None:
         self.model = model
         self.X, self.y = X, y
@@ -97,18 +113,17 @@ class ProximalGradient:
         self.penalty = penalty
         self.max_norm = max_norm
         self._params = list(model.parameters())
+        self._shapes = [p.shape for p in self._params]
+        self._sizes = [p.numel() for p in self._params]
         like = self._params[0].detach()
+        self.read_every = read_every or default_read_every(like.device)
         self._step = torch.as_tensor(step, dtype=like.dtype).to(like.device).clone()
         self.lam = 0.0
         self._lam = torch.zeros((), dtype=like.dtype, device=like.device)
-        self._first = 0  # index of the first-layer weight in _params
-        later = {id(weight) for weight in model.later_weights}
-        self._is_later = [id(p) in later for p in self._params]
-        # the weight leaving the first hidden layer, when there is one and neurons are penalised
+        # parameters() order is layer 0's weight and bias, then layer 1's, ...: index 0 is the
+        # penalised weight, every later even index a bounded one, index 2 the hidden units' outgoing weights
+        self._later = list(range(2, len(self._params), 2))
         self.neuron_penalty = neuron_penalty if model.later_weights else 0.0
-        self._second = next(
-            (i for i, p in enumerate(self._params) if model.later_weights and p is model.later_weights[0]), -1
-        )
         self._reset_momentum()
 
     @property
@@ -117,11 +132,12 @@ class ProximalGradient:
         return float(self._step)
 
     def _reset_momentum(self) -> None:
-        self._x = [p.detach().clone() for p in self._params]
-        self._x_prev = [x.clone() for x in self._x]
+        self._x = torch.cat([p.detach().reshape(-1) for p in self._params])
+        self._x_prev = self._x.clone()
         self._t = torch.ones((), dtype=self._step.dtype, device=self._step.device)
         self._objective: torch.Tensor | None = None
         self._backtracked = torch.zeros((), dtype=torch.bool, device=self._step.device)
+        self._at_y: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def set_lambda(self, lam: float) -> None:
         """Start a new lambda from the current weights: momentum from the old objective is void."""
@@ -131,54 +147,59 @@ class ProximalGradient:
         self._step.mul_(2.0)
         self._reset_momentum()
 
-    def _load(self, values: list[torch.Tensor]) -> None:
-        with torch.no_grad():
-            for p, v in zip(self._params, values):
-                p.copy_(v)
+    def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        return [piece.view(shape) for piece, shape in zip(flat.split(self._sizes), self._shapes)]
 
-    def _penalty_value(self, values: list[torch.Tensor]) -> torch.Tensor:
-        value = torch.zeros((), dtype=self._step.dtype, device=self._step.device)
+    def _loss(self, flat: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(self.model.forward_with(self._views(flat), self.X), self.y)
+
+    def _prox_(self, flat: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """Apply every part's prox at ``step`` to ``flat`` in place; return the penalty at the result."""
+        views = self._views(flat)
+        penalty_value = torch.zeros((), dtype=flat.dtype, device=flat.device)
+        if self.penalty is not None and self.lam > 0.0:
+            shrunk, group_value = self.penalty.prox_and_value(views[0], step * self._lam)
+            views[0].copy_(shrunk)
+            penalty_value = penalty_value + self._lam * group_value
+        for i in self._later:
+            weight = views[i]
+            if i == 2 and self.neuron_penalty:
+                # each column (one hidden unit's outgoing weights) is a group; shrinking and then
+                # capping a vector's norm is the prox of the penalty plus the bound: both are radial
+                weight = shrink_columns(weight, step * self.neuron_penalty)[0]
+            bounded = project_column_norms(weight, self.max_norm)
+            views[i].copy_(bounded)
+            if i == 2 and self.neuron_penalty:
+                penalty_value = penalty_value + self.neuron_penalty * torch.linalg.vector_norm(bounded, dim=0).sum()
+        return penalty_value
+
+    def _penalty_value(self, flat: torch.Tensor) -> torch.Tensor:
+        views = self._views(flat)
+        value = torch.zeros((), dtype=flat.dtype, device=flat.device)
         if self.penalty is not None and self.lam != 0.0:
-            value = value + self._lam * self.penalty.value(values[self._first])
+            value = value + self._lam * self.penalty.value(views[0])
         if self.neuron_penalty:
-            value = value + self.neuron_penalty * torch.linalg.vector_norm(values[self._second], dim=0).sum()
+            value = value + self.neuron_penalty * torch.linalg.vector_norm(views[2], dim=0).sum()
         return value
 
-    def _prox(self, values: list[torch.Tensor], step: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The prox of every part at ``step``, and the penalty at the result."""
-        out = []
-        penalty_value = torch.zeros((), dtype=self._step.dtype, device=self._step.device)
-        for i, v in enumerate(values):
-            if i == self._first and self.penalty is not None and self.lam > 0.0:
-                v, group_value = self.penalty.prox_and_value(v, step * self._lam)
-                penalty_value = penalty_value + self._lam * group_value
-            elif self._is_later[i]:
-                if i == self._second and self.neuron_penalty:
-                    # each column (one hidden unit's outgoing weights) is a group; shrinking and then
-                    # capping a vector's norm is the prox of the penalty plus the bound: both are radial
-                    v = neuron_prox(v, step * self.neuron_penalty)
-                v = project_column_norms(v, self.max_norm)
-                if i == self._second and self.neuron_penalty:
-                    penalty_value = penalty_value + self.neuron_penalty * torch.linalg.vector_norm(v, dim=0).sum()
-            out.append(v)
-        return out, penalty_value
-
     @torch.no_grad()
-    def _loss_at(self, values: list[torch.Tensor]) -> torch.Tensor:
-        self._load(values)
-        return self.loss_fn(self.model(self.X), self.y).detach()
-
     def objective(self) -> float:
         """Penalised objective at the current iterate (a host read)."""
-        return float(self._loss_at(self._x) + self._penalty_value(self._x))
+        return float(self._loss(self._x) + self._penalty_value(self._x))
+
+    @torch.no_grad()
+    def _store(self) -> None:
+        """Write the iterate into the model's parameters."""
+        for parameter, value in zip(self._params, self._views(self._x)):
+            parameter.copy_(value)
 
     def run(self, max_iters: int, tol: float, stop: ObjectiveStop | None = None) -> SolveResult:
         """Iterate until the mean relative objective improvement per accepted iteration, over the
         last ``WINDOW`` accepted iterations, falls below ``tol``, or for ``max_iters`` iterations
-        (rejected trial steps not counted, up to ``BACKTRACK_ALLOWANCE`` of them), or until ``stop(first_layer_weight)`` (a 0-d bool tensor) holds
-        after an accepted iteration.
+        (rejected trial steps not counted, up to ``BACKTRACK_ALLOWANCE`` of them), or until
+        ``stop(first_layer_weight)`` (a 0-d bool tensor) holds after an accepted iteration.
 
-        Reads the device at most once per ``READ_EVERY`` iterations, and once at the end.
+        Reads the device at most once per ``read_every`` iterations, and once at the end.
 
         Returns
         -------
@@ -186,8 +207,9 @@ class ProximalGradient:
             Iterations done, whether it converged, the final objective and loss.
         """
         device = self._step.device
-        if self._objective is None:
-            self._objective = self._loss_at(self._x) + self._penalty_value(self._x)
+        with torch.no_grad():
+            if self._objective is None:
+                self._objective = self._loss(self._x) + self._penalty_value(self._x)
         flags = _Flags(
             history=self._objective.expand(WINDOW + 1).clone(),
             n_accepted=torch.zeros((), dtype=torch.int64, device=device),
@@ -196,11 +218,17 @@ class ProximalGradient:
             converged=torch.zeros((), dtype=torch.bool, device=device),
             stopped=torch.zeros((), dtype=torch.bool, device=device),
         )
+        every_iteration = self.read_every == 1
         for i in range(max_iters + int(BACKTRACK_ALLOWANCE * max_iters)):
-            if i and i % READ_EVERY == 0 and bool(flags.done):
+            if i and i % self.read_every == 0 and bool(flags.done):
                 break
-            self._iterate(flags, tol, stop, max_iters)
-        final_loss = self._loss_at(self._x)
+            # the host knows the last trial was rejected only when it reads every iteration
+            reuse = every_iteration and self._at_y is not None and bool(self._backtracked)
+            self._iterate(flags, tol, stop, max_iters, reuse)
+        self._at_y = None
+        with torch.no_grad():
+            final_loss = self._loss(self._x)
+        self._store()
         n_iters, converged, stopped, objective, loss = torch.stack(
             [flags.n_iters.double(), flags.converged.double(), flags.stopped.double(), self._objective.double(),
              final_loss.double()]
@@ -209,23 +237,28 @@ class ProximalGradient:
             n_iters=int(n_iters), converged=bool(converged), objective=objective, loss=loss, stopped=bool(stopped)
         )
 
-    def _iterate(self, flags: _Flags, tol: float, stop: ObjectiveStop | None, max_iters: int) -> None:
+    def _iterate(self, flags: _Flags, tol: float, stop: ObjectiveStop | None, max_iters: int, reuse: bool) -> None:
         """One trial step from the momentum point; every outcome is selected by tensor masks."""
         active = ~flags.done
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * self._t * self._t)) / 2.0
         beta = (self._t - 1.0) / t_next
-        y_point = [x + beta * (x - xp) for x, xp in zip(self._x, self._x_prev)]
-        self._load(y_point)
-        loss_y = self.loss_fn(self.model(self.X), self.y)
-        grads = torch.autograd.grad(loss_y, self._params)
+        if reuse:
+            # the last trial was rejected: same momentum point, same loss and gradient there
+            y_point, loss_y, grad = self._at_y
+        else:
+            y_point = torch.lerp(self._x, self._x_prev, -beta).requires_grad_(True)
+            loss_y = self._loss(y_point)
+            (grad,) = torch.autograd.grad(loss_y, [y_point])
+            y_point, loss_y = y_point.detach(), loss_y.detach()
+            self._at_y = (y_point, loss_y, grad)
         with torch.no_grad():
-            loss_y = loss_y.detach()
             step = self._step
-            candidate, candidate_penalty = self._prox([v - step * g for v, g in zip(y_point, grads)], step)
-            loss_candidate = self._loss_at(candidate)
-            moves = [c - v for c, v in zip(candidate, y_point)]
-            linear = torch.stack([(g * m).sum() for g, m in zip(grads, moves)]).sum()
-            quadratic = torch.stack([(m * m).sum() for m in moves]).sum() / (2.0 * step)
+            candidate = y_point - step * grad
+            candidate_penalty = self._prox_(candidate, step)
+            loss_candidate = self._loss(candidate)
+            move = candidate - y_point
+            linear = torch.dot(grad, move)
+            quadratic = torch.dot(move, move) / (2.0 * step)
             # sufficient decrease of the smooth part; slack for float32 rounding
             fits = (loss_candidate <= loss_y + linear + quadratic + 1e-6 * loss_y.abs()) | (step < MIN_STEP)
             objective = loss_candidate + candidate_penalty
@@ -239,9 +272,8 @@ class ProximalGradient:
             stationary = settled & ~improved & (beta == 0)
             backtrack = active & ~fits
 
-            moved = accept | restart
-            self._x_prev = [torch.where(moved, x, xp) for x, xp in zip(self._x, self._x_prev)]
-            self._x = [torch.where(accept, c, x) for c, x in zip(candidate, self._x)]
+            self._x_prev = torch.where(accept | restart, self._x, self._x_prev)
+            self._x = torch.where(accept, candidate, self._x)
             self._objective = torch.where(accept, objective, self._objective)
             self._t = torch.where(accept, t_next, torch.where(restart, torch.ones_like(self._t), self._t))
             # lengthen the step only where the loss curved well below the quadratic bound: growing
@@ -257,7 +289,7 @@ class ProximalGradient:
             # mean improvement over a window: single iterations are noisy under momentum
             improvement = (flags.history[0] - objective) / (WINDOW * torch.clamp(objective.abs(), min=1e-12))
             window_converged = accept & (flags.n_accepted >= WINDOW) & (improvement < tol)
-            stopped = accept & stop(self._x[self._first]) if stop is not None else torch.zeros_like(accept)
+            stopped = accept & stop(self._views(self._x)[0]) if stop is not None else torch.zeros_like(accept)
             flags.converged |= window_converged | stationary
             flags.stopped |= stopped
             flags.done |= window_converged | stationary | stopped | (active & fits & ~finite) | (flags.n_iters >= max_iters)

@@ -19,7 +19,6 @@ import torch
 
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
-from glselect.model.prox import group_norms
 from glselect.model.objective import GroupPenalty, Objective
 from glselect.solve.fista import ProximalGradient, SolveResult
 
@@ -90,7 +89,7 @@ def too_many_departures(
     was_active_tensor = torch.as_tensor(was_active, device=penalty.weights.device)
 
     def stop(W: torch.Tensor) -> torch.Tensor:
-        zero = group_norms(W, penalty.group_ids, penalty.n_groups) == 0
+        zero = penalty.norms(W) == 0
         return (zero & was_active_tensor).sum() > max_departures
 
     return stop
