@@ -60,9 +60,24 @@ def weakest_unconfirmed(selection: Selection, problem: Problem, min_t: float) ->
 
 
 def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: float) -> Selection:
-    """Drop the weakest unconfirmed group and refit, until every group left passes ``min_t``."""
-    while (weakest := weakest_unconfirmed(selection, problem, min_t)) is not None:
+    """Drop the weakest unconfirmed group and refit, until every group left passes ``min_t``.
+
+    Between tests the network is refitted from the last one without the dropped group's columns
+    (warm-started, early-stopped as any refit): on a wide table the chosen step can hold dozens of
+    groups that fail one after another, and a fresh network for each cost most of the fit. Once
+    every group passes, a fresh network is fitted on them and tested in turn, so the model kept is
+    a fresh refit whose every group passes, as when each test had its own fresh refit.
+    """
+    fresh = True  # the selection's model is a fresh refit (the pipeline's, to begin with)
+    while True:
+        weakest = weakest_unconfirmed(selection, problem, min_t)
+        if weakest is None and fresh:
+            return selection
+        if weakest is None:
+            selection = refit(problem, path, selection.step_index, selection.rule, group_mask=selection.group_mask)
+            fresh = True
+            continue
         kept = selection.group_mask.copy()
         kept[weakest] = False
-        selection = refit(problem, path, selection.step_index, selection.rule, group_mask=kept)
-    return selection
+        selection = refit(problem, path, selection.step_index, selection.rule, group_mask=kept, warm_from=selection)
+        fresh = False

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from glselect.model.mlp import prune_dead_neurons
+from glselect.model.mlp import prune_dead_neurons, restrict_inputs
 from glselect.path.problem import Problem
 from glselect.path.walk import REFIT_KEY, LambdaPath
 from glselect.select.choose import Selection
 
 
-def refit(problem: Problem, path: LambdaPath, step_index: int, rule: str, group_mask: np.ndarray | None = None) -> Selection:
+def refit(
+    problem: Problem, path: LambdaPath, step_index: int, rule: str, group_mask: np.ndarray | None = None,
+    warm_from: Selection | None = None,
+) -> Selection:
     """Train a fresh unpenalised network on the chosen step's columns, early-stopped on validation rows.
 
     This refit, not the penalised step, is the pruned model: the penalty's shrinkage is gone and
@@ -19,6 +22,8 @@ def refit(problem: Problem, path: LambdaPath, step_index: int, rule: str, group_
     (what confirmation kept); the others are marked ``unconfirmed``. With a neuron penalty the
     hidden units it zeroes are pruned and the smaller network is fitted again without it.
     With ``--l1-ratio`` the refit reads only the step's non-zero encoded columns of those groups.
+    ``warm_from``: start from that refit's network on the columns both read (its columns must
+    include these) rather than from a fresh one: what backward elimination uses between its tests.
     """
     step = path.steps[step_index]
     in_step = step.group_norms > 0
@@ -28,7 +33,10 @@ def refit(problem: Problem, path: LambdaPath, step_index: int, rule: str, group_
         # sparse group lasso: the columns the penalty zeroed inside a kept group stay out of the refit
         feature_mask = feature_mask & step.column_mask(problem.group_ids)
     narrow = problem.restrict(feature_mask)
-    model = narrow.new_model()
+    if warm_from is None:
+        model = narrow.new_model()
+    else:
+        model = restrict_inputs(warm_from.model, feature_mask[warm_from.feature_mask])
     neuron_penalty = problem.settings.model.neuron_penalty
     result = narrow.train(model, "train", key=REFIT_KEY, neuron_penalty=neuron_penalty)
     n_hidden_before = model.hidden[0] if model.hidden else 0
