@@ -12,6 +12,8 @@ same table, so the ratios are measured side by side on the same (noisy, shared) 
   refit, permutation importances, artifacts). Inside the run it counts the solver's iterations
   (``ProximalGradient.run``) and the host reads made during them (every Tensor method that hands
   a value to Python: item, tolist, cpu, numpy, float, int, bool, index).
+- glselect-blocks: the same with the solver reading its ``done`` flag once per 8 iterations, the
+  policy it follows on a GPU (on a CPU it reads every iteration): the host reads a GPU would make.
 - glselect-old: the same, run from a checkout of an older commit given by ``--old`` (its working
   directory, so its package shadows this one).
 - LassoNet: ``LassoNetRegressor`` (hidden 32, its defaults), ``path()`` from dense to all-zero,
@@ -64,12 +66,19 @@ def f1(selected: set[str], truth: set[str]) -> float:
     return 0.0 if not hits else 2 * hits / (len(selected) + len(truth))
 
 
-def run_glselect(table: Path) -> dict:
-    """One default fit, counting solver iterations and the host reads made inside solver runs."""
+def run_glselect(table: Path, blocks: bool = False) -> dict:
+    """One default fit, counting solver iterations and the host reads made inside solver runs.
+
+    ``blocks``: the solver reads its ``done`` flag once per ``fista.READ_EVERY`` iterations, as it
+    does on a GPU, instead of every iteration (the CPU's default): the reads a GPU would make.
+    """
     import torch
 
     from glselect import ModelConfig, RunConfig, run
     from glselect.solve import fista
+
+    if blocks:
+        fista.default_read_every = lambda device: fista.READ_EVERY
 
     counts = {"iters": 0, "reads": 0, "solves": 0}
     inside = [False]
@@ -136,7 +145,10 @@ def run_forest(table: Path) -> dict:
 
 
 def child(method: str, table: Path) -> None:
-    runner = {"glselect": run_glselect, "glselect-old": run_glselect, "lassonet": run_lassonet, "forest": run_forest}[method]
+    runner = {
+        "glselect": run_glselect, "glselect-blocks": lambda path: run_glselect(path, blocks=True),
+        "glselect-old": run_glselect, "lassonet": run_lassonet, "forest": run_forest,
+    }[method]
     print(json.dumps(runner(table)))
 
 
@@ -163,7 +175,7 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", default=["small", "wide", "friedman"], choices=["small", "wide", "friedman"])
     parser.add_argument("--friedman-rows", type=int, default=20000)
     parser.add_argument("--old", type=Path, help="a checkout of the old commit (git clone + checkout)")
-    parser.add_argument("--methods", nargs="+", default=["glselect", "glselect-old", "lassonet", "forest"])
+    parser.add_argument("--methods", nargs="+", default=["glselect", "glselect-blocks", "glselect-old", "lassonet", "forest"])
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per method before it is cut off")
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--table", help=argparse.SUPPRESS)

@@ -38,7 +38,10 @@ def group_permutation(
     ``rows`` (with every encoded column); groups the model does not read score 0."""
     model_groups = group_ids[selection.feature_mask]  # the group of each of the refit model's inputs
     X_model = rows.X[:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=rows.X.device)]
-    column_sets = [np.flatnonzero(model_groups == g) for g in range(selection.group_mask.size)]
+    # only the model's groups have columns to shuffle: a wide table has thousands of others
+    column_sets = [np.empty(0, dtype=np.int64)] * selection.group_mask.size
+    for g in np.unique(model_groups):
+        column_sets[g] = np.flatnonzero(model_groups == g)
     return permutation_importance(selection.model, X_model, rows.y, column_sets, row_loss_fn, repeats, seed)
 
 
