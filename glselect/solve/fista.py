@@ -24,7 +24,7 @@ a loop that decided on the host.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -136,7 +136,10 @@ class ProximalGradient:
         self._x_prev = self._x.clone()
         self._t = torch.ones((), dtype=self._step.dtype, device=self._step.device)
         self._objective: torch.Tensor | None = None
+        # whether the last trial was rejected (it carries over between runs): a tensor for
+        # decisions on the device, a bool for decisions on the host
         self._backtracked = torch.zeros((), dtype=torch.bool, device=self._step.device)
+        self._backtracked_on_host = False
         self._at_y: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def set_lambda(self, lam: float) -> None:
@@ -218,17 +221,32 @@ class ProximalGradient:
             converged=torch.zeros((), dtype=torch.bool, device=device),
             stopped=torch.zeros((), dtype=torch.bool, device=device),
         )
-        every_iteration = self.read_every == 1
+        on_host = self.read_every == 1
+        if on_host:
+            flags = _HostFlags(history=flags.history, backtracked=self._backtracked_on_host)
         for i in range(max_iters + int(BACKTRACK_ALLOWANCE * max_iters)):
-            if i and i % self.read_every == 0 and bool(flags.done):
-                break
-            # the host knows the last trial was rejected only when it reads every iteration
-            reuse = every_iteration and self._at_y is not None and bool(self._backtracked)
-            self._iterate(flags, tol, stop, max_iters, reuse)
+            if on_host:
+                # the host knows whether the last trial was rejected: then the momentum point is
+                # unchanged, and so are the loss and gradient there
+                trial = self._trial(reuse=flags.backtracked and self._at_y is not None)
+                self._settle_on_host(trial, flags, tol, stop, max_iters)
+                if flags.done:
+                    break
+            else:
+                if i and i % self.read_every == 0 and bool(flags.done):
+                    break
+                self._settle_on_device(self._trial(reuse=False), flags, tol, stop, max_iters)
         self._at_y = None
+        if on_host:
+            self._backtracked_on_host = flags.backtracked
         with torch.no_grad():
             final_loss = self._loss(self._x)
         self._store()
+        if on_host:
+            objective, loss = torch.stack([self._objective.double(), final_loss.double()]).tolist()
+            return SolveResult(
+                n_iters=flags.n_iters, converged=flags.converged, objective=objective, loss=loss, stopped=flags.stopped
+            )
         n_iters, converged, stopped, objective, loss = torch.stack(
             [flags.n_iters.double(), flags.converged.double(), flags.stopped.double(), self._objective.double(),
              final_loss.double()]
@@ -237,13 +255,11 @@ class ProximalGradient:
             n_iters=int(n_iters), converged=bool(converged), objective=objective, loss=loss, stopped=bool(stopped)
         )
 
-    def _iterate(self, flags: _Flags, tol: float, stop: ObjectiveStop | None, max_iters: int, reuse: bool) -> None:
-        """One trial step from the momentum point; every outcome is selected by tensor masks."""
-        active = ~flags.done
+    def _trial(self, reuse: bool) -> _Trial:
+        """One trial step from the momentum point at the current step length (nothing decided yet)."""
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * self._t * self._t)) / 2.0
         beta = (self._t - 1.0) / t_next
         if reuse:
-            # the last trial was rejected: same momentum point, same loss and gradient there
             y_point, loss_y, grad = self._at_y
         else:
             y_point = torch.lerp(self._x, self._x_prev, -beta).requires_grad_(True)
@@ -261,38 +277,109 @@ class ProximalGradient:
             quadratic = torch.dot(move, move) / (2.0 * step)
             # sufficient decrease of the smooth part; slack for float32 rounding
             fits = (loss_candidate <= loss_y + linear + quadratic + 1e-6 * loss_y.abs()) | (step < MIN_STEP)
-            objective = loss_candidate + candidate_penalty
-            finite = torch.isfinite(objective)
-            settled = active & fits & finite
-            improved = objective <= self._objective
-            accept = settled & improved
-            # momentum overshot: restart from the last accepted point; with no momentum to blame,
-            # a plain proximal step that does not improve is stationary up to rounding
-            restart = settled & ~improved & (beta > 0)
-            stationary = settled & ~improved & (beta == 0)
-            backtrack = active & ~fits
-
-            self._x_prev = torch.where(accept | restart, self._x, self._x_prev)
-            self._x = torch.where(accept, candidate, self._x)
-            self._objective = torch.where(accept, objective, self._objective)
-            self._t = torch.where(accept, t_next, torch.where(restart, torch.ones_like(self._t), self._t))
             # lengthen the step only where the loss curved well below the quadratic bound: growing
             # after every accepted step made about one trial in eight a rejected (wasted) iteration
-            curvature = loss_candidate - loss_y - linear
-            grow = accept & ~self._backtracked & (curvature <= GROW_BELOW * quadratic)
-            self._step = torch.where(backtrack, step * 0.5, torch.where(grow, step * STEP_GROWTH, step))
-            self._backtracked = torch.where(active, backtrack, self._backtracked)
+            flat = loss_candidate - loss_y - linear <= GROW_BELOW * quadratic
+        return _Trial(t_next, beta, candidate, loss_candidate + candidate_penalty, fits, flat)
 
-            flags.n_iters += (active & ~backtrack).long()
-            flags.n_accepted += accept.long()
-            flags.history = torch.where(accept, torch.cat([flags.history[1:], objective.reshape(1)]), flags.history)
-            # mean improvement over a window: single iterations are noisy under momentum
-            improvement = (flags.history[0] - objective) / (WINDOW * torch.clamp(objective.abs(), min=1e-12))
-            window_converged = accept & (flags.n_accepted >= WINDOW) & (improvement < tol)
-            stopped = accept & stop(self._views(self._x)[0]) if stop is not None else torch.zeros_like(accept)
-            flags.converged |= window_converged | stationary
-            flags.stopped |= stopped
-            flags.done |= window_converged | stationary | stopped | (active & fits & ~finite) | (flags.n_iters >= max_iters)
+    def _window_converged(self, history: torch.Tensor, objective: torch.Tensor, tol: float) -> torch.Tensor:
+        """Whether ``objective``, once appended to ``history``, ends a window of too little improvement.
+        The oldest of the window is then ``history[1]``."""
+        # mean improvement over a window: single iterations are noisy under momentum
+        return (history[1] - objective) / (WINDOW * torch.clamp(objective.abs(), min=1e-12)) < tol
+
+    @torch.no_grad()
+    def _settle_on_device(self, trial: _Trial, flags: _Flags, tol: float, stop: ObjectiveStop | None, max_iters: int) -> None:
+        """Decide the trial with tensor masks: accept it, halve the step, or restart the momentum."""
+        active = ~flags.done
+        objective = trial.objective
+        finite = torch.isfinite(objective)
+        settled = active & trial.fits & finite
+        improved = objective <= self._objective
+        accept = settled & improved
+        # momentum overshot: restart from the last accepted point; with no momentum to blame,
+        # a plain proximal step that does not improve is stationary up to rounding
+        restart = settled & ~improved & (trial.beta > 0)
+        stationary = settled & ~improved & (trial.beta == 0)
+        backtrack = active & ~trial.fits
+        step = self._step
+
+        self._x_prev = torch.where(accept | restart, self._x, self._x_prev)
+        self._x = torch.where(accept, trial.candidate, self._x)
+        self._objective = torch.where(accept, objective, self._objective)
+        self._t = torch.where(accept, trial.t_next, torch.where(restart, torch.ones_like(self._t), self._t))
+        grow = accept & ~self._backtracked & trial.flat
+        self._step = torch.where(backtrack, step * 0.5, torch.where(grow, step * STEP_GROWTH, step))
+        self._backtracked = torch.where(active, backtrack, self._backtracked)
+
+        flags.n_iters += (active & ~backtrack).long()
+        flags.n_accepted += accept.long()
+        window_converged = accept & (flags.n_accepted >= WINDOW) & self._window_converged(flags.history, objective, tol)
+        flags.history = torch.where(accept, torch.cat([flags.history[1:], objective.reshape(1)]), flags.history)
+        stopped = accept & stop(self._views(self._x)[0]) if stop is not None else torch.zeros_like(accept)
+        flags.converged |= window_converged | stationary
+        flags.stopped |= stopped
+        flags.done |= window_converged | stationary | stopped | (active & trial.fits & ~finite) | (flags.n_iters >= max_iters)
+
+    @torch.no_grad()
+    def _settle_on_host(
+        self, trial: _Trial, flags: _HostFlags, tol: float, stop: ObjectiveStop | None, max_iters: int
+    ) -> None:
+        """The same decisions as ``_settle_on_device``, read back in one go and taken in Python: on a
+        CPU a read costs less than the masks, whose values are the same (``torch.where`` copies)."""
+        objective = trial.objective
+        tests = [trial.fits, torch.isfinite(objective), objective <= self._objective, trial.beta > 0, trial.flat,
+                 self._window_converged(flags.history, objective, tol)]
+        if stop is not None:
+            tests.append(stop(self._views(trial.candidate)[0]))
+        fits, finite, improved, has_momentum, flat, window, *stop_now = torch.stack(tests).tolist()
+        settled = fits and finite
+        accept = settled and improved
+        restart = settled and not improved and has_momentum
+        stationary = settled and not improved and not has_momentum
+        if accept or restart:
+            self._x_prev = self._x
+        if accept:
+            self._x, self._objective, self._t = trial.candidate, objective, trial.t_next
+            flags.history = torch.cat([flags.history[1:], objective.reshape(1)])
+        elif restart:
+            self._t = torch.ones_like(self._t)
+        if not fits:
+            self._step = self._step * 0.5
+        elif accept and not flags.backtracked and flat:
+            self._step = self._step * STEP_GROWTH
+        flags.backtracked = not fits
+        flags.n_iters += fits
+        flags.n_accepted += accept
+        window_converged = accept and flags.n_accepted >= WINDOW and window
+        stopped = accept and bool(stop_now and stop_now[0])
+        flags.converged |= window_converged or stationary
+        flags.stopped |= stopped
+        flags.done = window_converged or stationary or stopped or (fits and not finite) or flags.n_iters >= max_iters
+
+
+class _Trial(NamedTuple):
+    """One trial step's numbers, before any decision."""
+
+    t_next: torch.Tensor  # the momentum counter if the trial is accepted
+    beta: torch.Tensor  # the momentum weight the trial was taken with (0: a plain proximal step)
+    candidate: torch.Tensor  # the flat iterate after the step and the prox
+    objective: torch.Tensor  # penalised objective at the candidate
+    fits: torch.Tensor  # the step length passed the sufficient-decrease test
+    flat: torch.Tensor  # the loss curved less than GROW_BELOW of its quadratic bound: a longer step may fit
+
+
+@dataclass
+class _HostFlags:
+    """``_Flags`` held in Python, for a solver that reads every iteration (a CPU)."""
+
+    history: torch.Tensor
+    n_accepted: int = 0
+    n_iters: int = 0
+    done: bool = False
+    converged: bool = False
+    stopped: bool = False
+    backtracked: bool = False
 
 
 @dataclass
