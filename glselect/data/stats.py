@@ -33,6 +33,7 @@ MAX_TRACKED_LEVELS = 100_000  # a text column with more distinct values is an ID
 MAX_TARGET_VALUES = 1_000  # distinct target values remembered to detect the task and the classes
 MISSING_LEVEL = "<missing>"  # the label of a missing cell in a categorical column
 
+WHOLE_CHECK_ROWS = 1024  # rows looked at first for a fraction, before the rest of a column that has none there
 LEFT_OUT = "left out by the user (--drop / --features)"
 DATE_TIME = "date/time column: not used as-is (derive numeric features from it)"
 
@@ -332,8 +333,7 @@ def _update_numeric_block(
     clean = np.flatnonzero(is_clean)
     if clean.size and n_train:
         # Fortran order: each column's rows are added in the same pairwise order as one column alone
-        rows = np.flatnonzero(is_train)
-        train = np.take(block, rows, axis=0, out=np.empty((len(rows), block.shape[1]), order="F"), mode="clip")
+        train = block.T.compress(is_train, axis=1).T  # compressing the transposed (C-ordered) block keeps each column contiguous
         if clean.size < block.shape[1]:
             train = np.asfortranarray(train[:, clean])
         means = train.mean(axis=0)
@@ -342,8 +342,13 @@ def _update_numeric_block(
     if len(block):
         lows, highs = block.min(axis=0), block.max(axis=0)  # read for the clean columns only
     whole = [j for j, stats in enumerate(columns) if stats.whole_values is not None and is_clean[j]]
-    if whole:  # one pass for the block: most columns hold a fraction somewhere and stop being tracked
-        has_fraction = (block[:, whole] != np.round(block[:, whole])).any(axis=0)
+    if whole:  # most columns hold a fraction in their first rows already and stop being tracked there
+        head = block[:WHOLE_CHECK_ROWS, whole]
+        has_fraction = (head != np.round(head)).any(axis=0)
+        rest = [j for j, fraction in zip(whole, has_fraction) if not fraction]
+        if rest and len(block) > WHOLE_CHECK_ROWS:
+            tail = block[WHOLE_CHECK_ROWS:, rest]
+            has_fraction[~has_fraction] = (tail != np.round(tail)).any(axis=0)
         for j, fraction in zip(whole, has_fraction):
             if fraction:
                 columns[j].whole_values = None
