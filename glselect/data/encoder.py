@@ -495,8 +495,10 @@ def _encode_numeric_block(
     missing = np.isnan(block)
     centers = np.array([column.centers[0] for column in columns])
     scales = np.array([column.scales[0] for column in columns])
-    # missing cells take the training mean; one scattered write for the block: column by column is 5x slower
-    X[:, offsets] = (np.where(missing, centers, block) - centers) / scales
+    # missing cells take the training mean; one write for the block (column by column is 5x slower), a slice
+    # when the block's columns sit side by side in X (no missing indicator among them), which halves it again
+    places = slice(offsets[0], offsets[-1] + 1) if offsets[-1] - offsets[0] == len(offsets) - 1 else offsets
+    X[:, places] = (np.where(missing, centers, block) - centers) / scales
     has_infinite = np.isinf(block).any(axis=0)
     for j, column in enumerate(columns):
         if has_infinite[j]:

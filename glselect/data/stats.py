@@ -476,27 +476,42 @@ def collect_batch_stats(
         n_rows_by_part=[0, 0, 0],
     )
     for batch, positions in batches:
-        target_values = _as_series(column_of(batch, target))
-        _update_target(stats.target, target_values)
-        has_target = ~target_values.isna().to_numpy(dtype=bool)
-        if not has_target.all():
-            batch = batch.filter(pa.array(has_target)) if isinstance(batch, pa.RecordBatch) else batch[has_target]
-            positions = positions[has_target]
-        parts = np.asarray(part_of(positions))
-        stats.n_rows_by_part = [n + int((parts == part).sum()) for part, n in enumerate(stats.n_rows_by_part)]
-        is_train = parts == TRAIN
-        numeric = []
-        for name, column_stats in stats.columns.items():
-            column = column_of(batch, name)
-            if column_stats.kind == "numeric" and is_plain_numeric(column):
-                numeric.append((column_stats, raw_values(column)))
-            else:
-                _update_column(column_stats, column, positions, is_train)
-        for block in in_blocks(numeric):
-            _update_numeric_block([column_stats for column_stats, _ in block], [raw for _, raw in block], positions, is_train)
-        if on_batch is not None:
-            on_batch(batch, positions, parts)
+        _add_batch(stats, batch, positions, part_of, target, on_batch)
+        # a streamed batch, and every numpy view of its columns, pins its whole decoded row group: none of them
+        # may live on (as a loop variable) while the next row group is read and decoded
+        del batch
     return stats
+
+
+def _add_batch(
+    stats: StreamStats,
+    batch: Batch,
+    positions: np.ndarray,
+    part_of: Callable[[np.ndarray], np.ndarray],
+    target: str,
+    on_batch: Callable[[Batch, np.ndarray, np.ndarray], None] | None,
+) -> None:
+    """One batch of ``collect_batch_stats``."""
+    target_values = _as_series(column_of(batch, target))
+    _update_target(stats.target, target_values)
+    has_target = ~target_values.isna().to_numpy(dtype=bool)
+    if not has_target.all():
+        batch = batch.filter(pa.array(has_target)) if isinstance(batch, pa.RecordBatch) else batch[has_target]
+        positions = positions[has_target]
+    parts = np.asarray(part_of(positions))
+    stats.n_rows_by_part = [n + int((parts == part).sum()) for part, n in enumerate(stats.n_rows_by_part)]
+    is_train = parts == TRAIN
+    numeric = []
+    for name, column_stats in stats.columns.items():
+        column = column_of(batch, name)
+        if column_stats.kind == "numeric" and is_plain_numeric(column):
+            numeric.append((column_stats, raw_values(column)))
+        else:
+            _update_column(column_stats, column, positions, is_train)
+    for block in in_blocks(numeric):
+        _update_numeric_block([column_stats for column_stats, _ in block], [raw for _, raw in block], positions, is_train)
+    if on_batch is not None:
+        on_batch(batch, positions, parts)
 
 
 def collect_stats(
@@ -536,6 +551,7 @@ def read_batches(
         return
     for batch, positions in iter_batches(row_groups, [*columns, event], batch_rows):
         yield fold_batch(batch, columns[-1], event, positions), positions
+        del batch  # see iter_batches
 
 
 def training_part(n_rows: int, fit_rows: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:
