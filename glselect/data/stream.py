@@ -47,9 +47,9 @@ from glselect.errors import GlselectError
 
 # row groups read side by side and shuffled together in the training stream: up to 4, as many as
 # fit in MIX_BYTES of uncompressed data. Each open reader holds its whole decoded row group (see
-# RowGroup.batches), so this is the memory mixing costs: measured on 3,000,000 rows x 51 float32
-# columns in row groups of 262,144 rows (53 MB each), an epoch's peak resident memory was 741 MB
-# with four side by side and 636 MB with two (a 300,000-row file has only two such row groups)
+# RowGroup.batches), so this is the memory mixing costs: reading one epoch (no training) of
+# 3,000,000 rows x 51 float32 columns in row groups of 262,144 rows (53 MB decoded, 78 MB by the
+# metadata) peaked at 741 MB resident with four side by side and 636 MB with two
 MAX_MIX_ROW_GROUPS = 4
 MIX_BYTES = 160 << 20
 HOLDOUT_SALT = 7  # the sample of a large holdout: the rows with the smallest hash under this salt
@@ -293,7 +293,7 @@ class StreamData:
             X, y = self._encoded(batch, positions)
             kept.append((positions, X, y))
             del batch
-        local = _smallest_hashes(kept, cap, self.seed) if kept else None  # a tie at the threshold may keep a row more
+        local = _smallest_hashes(kept, cap, self.seed) if kept else None  # rows tied at the threshold: back to the cap
         gathered = [part for part in distributed.all_gather_objects(local, self.context) if part is not None]
         if not gathered:
             n_features = self.n_features
