@@ -122,3 +122,112 @@ def test_csv_dates_are_read_as_dates_and_ignored(tmp_path):
     path.write_text("day,a,y\n2024-01-31,1.0,2.0\n2024-02-01,2.0,3.5\n2024-02-02,3.0,1.0\n")
     encoder = fit_encoder(read_table(path), "y")
     assert [(column.name, column.kind) for column in encoder.columns] == [("day", "ignored"), ("a", "numeric")]
+
+
+def parity_table(n_rows: int = 90) -> pd.DataFrame:
+    """Every kind the encoder reads, across more numeric columns than one block holds (glselect.data.numeric)."""
+    rng = np.random.default_rng(3)
+    columns = {f"f{j}": rng.standard_normal(n_rows).astype(np.float32) for j in range(40)}
+    gappy = rng.standard_normal(n_rows)
+    gappy[[2, 5, 40]] = np.nan
+    columns["gappy"] = gappy
+    columns["count"] = pd.array(np.where(np.arange(n_rows) % 9 == 4, None, np.arange(n_rows) % 7), dtype="Int64")
+    columns["whole"] = np.arange(n_rows) % 5  # int64, no missing cell
+    columns["flag"] = np.arange(n_rows) % 3 == 0
+    columns["city"] = np.array(["oslo", "rome", None, "lima"], dtype=object)[np.arange(n_rows) % 4]
+    columns["amount"] = np.array(["1,200.50", "3", "", "12,000"], dtype=object)[np.arange(n_rows) % 4]  # thousands separators
+    columns["three"] = np.full(n_rows, 3)
+    columns["y"] = rng.standard_normal(n_rows)
+    return pd.DataFrame(columns)
+
+
+def _standardised(values: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """The encoding spelled out: missing cells take the training mean, which counts them as rows of zero deviation."""
+    present = values[train][~np.isnan(values[train])]
+    center = present.mean()
+    scale = np.sqrt(((present - center) ** 2).sum() / train.sum())
+    return ((np.where(np.isnan(values), center, values) - center) / scale).astype(np.float32), center, scale
+
+
+def _share(flags: np.ndarray, train: np.ndarray) -> np.ndarray:
+    k, n = int(flags[train].sum()), int(train.sum())
+    return ((flags - k / n) / (np.sqrt(k * (n - k)) / n)).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_each_kind_encodes_to_the_numbers_its_rule_gives_in_memory_and_from_record_batches(tmp_path, suffix):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from glselect.data.io import read_arrow_table
+
+    path = tmp_path / f"t{suffix}"
+    frame = parity_table()
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:  # Parquet keeps types: the amounts are numbers there already
+        pq.write_table(pa.Table.from_pandas(frame.assign(amount=pd.to_numeric(frame["amount"].str.replace(",", "")))), path)
+    arrow = read_arrow_table(path)
+    table = arrow.to_pandas(date_as_object=False)
+    n = len(table)
+    train = np.arange(n) < 60
+    encoder = fit_encoder(table, "y", fit_rows=np.flatnonzero(train))
+    X = encode_features(encoder, table)
+    kinds = {column.name: column.kind for column in encoder.columns}
+    assert kinds == {**{f"f{j}": "numeric" for j in range(40)}, "gappy": "numeric", "count": "numeric", "whole": "numeric",
+                     "flag": "boolean", "city": "categorical", "amount": "numeric", "three": "ignored"}
+    assert {column.name: column.reason for column in encoder.columns}["three"] == "constant: every value is 3"
+    names = list(encoder.feature_names)
+    for name in [f"f{j}" for j in range(40)] + ["whole"]:
+        expected, center, scale = _standardised(table[name].to_numpy(dtype=np.float64), train)
+        column = encoder.columns[[c.name for c in encoder.columns].index(name)]
+        assert column.centers == (center,) and column.scales == (scale,)
+        assert np.array_equal(X[:, names.index(name)], expected)
+    for name in ("gappy", "count", "amount"):
+        values = table[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        assert np.array_equal(X[:, names.index(name)], _standardised(values, train)[0])
+        assert np.array_equal(X[:, names.index(f"{name}[missing]")], _share(np.isnan(values), train))
+    assert np.array_equal(X[:, names.index("flag")], _share(table["flag"].to_numpy(dtype=np.float64), train))
+    city = table["city"].fillna("<missing>").to_numpy()  # an empty CSV cell is read as the empty text ""
+    assert encoder.columns[[c.name for c in encoder.columns].index("city")].levels == tuple(sorted(set(city)))
+    for level in set(city):
+        assert np.array_equal(X[:, names.index(f"city={level}")], _share((city == level).astype(np.float64), train))
+    # a streamed record batch, never turned into a DataFrame whole, encodes to the same bits
+    start = 0
+    for batch in arrow.to_batches(max_chunksize=32):
+        assert np.array_equal(encode(encoder, batch).X, X[start : start + batch.num_rows])
+        start += batch.num_rows
+    assert start == n
+
+
+def test_predicting_on_bad_numbers_names_the_first_bad_column_in_the_fitted_order():
+    import pyarrow as pa
+
+    fitted = pd.DataFrame({f"f{j}": np.arange(30.0) * (j + 1) for j in range(35)} | {"y": np.arange(30.0) % 4})
+    encoder = fit_encoder(fitted, "y")
+    new = fitted.drop(columns="y").copy()
+    new.loc[6, "f33"], new.loc[2, "f34"] = np.inf, -np.inf
+    message = r"^column 'f33' has non-finite values \(1, first at data row 7: inf\)$"
+    with pytest.raises(GlselectError, match=message):
+        encode_features(encoder, new)
+    with pytest.raises(GlselectError, match=message):
+        encode_features(encoder, pa.RecordBatch.from_pandas(new, preserve_index=False))
+    new["f20"] = "text"
+    with pytest.raises(GlselectError, match=r"^column 'f20' was numeric when the model was fitted but is not numeric now$"):
+        encode_features(encoder, new)
+
+
+def test_a_constant_integer_column_with_a_gap_is_quoted_as_pandas_reads_it():
+    import pyarrow as pa
+
+    from glselect.data.stats import collect_batch_stats, column_kinds, training_part
+    from glselect.data.encoder import build_encoder_from_stats
+    from glselect.data.parquet import Source
+
+    batch = pa.RecordBatch.from_pydict({"a": pa.array([3, None, 3, 3], pa.int64()), "b": [1.0, 2.0, 5.0, 3.0], "y": [1.0, 2.0, 3.0, 4.0]})
+    kinds = column_kinds(Source(None, batch.schema, ()), ["a", "b"], frozenset(), frozenset())
+    stats = collect_batch_stats([(batch, np.arange(4))], training_part(4, None), "y", kinds)
+    # an integer column with a missing cell is float64 in pandas, so its first value reads 3.0, not 3
+    assert stats.columns["a"].first == (0, 3.0) and repr(stats.columns["a"].first[1]) == "3.0"
+    assert stats.columns["a"].n_missing == 1 and stats.columns["b"].moments.mean == 2.75
+    assert build_encoder_from_stats(stats, "y", None, 20, frozenset()).columns[0].missing_indicator

@@ -153,6 +153,18 @@ def test_a_small_streamed_classification_learns_both_classes(tmp_path):
     assert summary["reading"]["warnings"] == []
 
 
+def test_the_streamed_speed_is_printed_with_the_metrics():
+    from glselect.outputs.report import metrics_lines
+
+    summary = {
+        "metrics": {"dense": {"r2": 0.9}, "pruned": {"r2": 0.8}}, "sizes": {"columns": 5, "groups": 5, "test_rows": 40},
+        "n_selected_features": 2, "n_selected_groups": 2, "rule": "min", "lambda": 0.1,
+    }
+    assert not any(line.startswith("streamed") for line in metrics_lines(summary))  # in memory: no epochs to time
+    summary["streaming"] = {"epochs_timed": 3, "rows_per_second_per_epoch": {"median": 12345, "min": 1000, "max": 20000}, "test_rows_scored": 40}
+    assert metrics_lines(summary)[-1] == "streamed 12,345 rows/s per epoch (median of 3 whole epochs, 1,000 to 20,000)"
+
+
 # ----- the reading report ------------------------------------------------------------------------------------
 
 def report_table(n: int = 240) -> pd.DataFrame:

@@ -255,3 +255,27 @@ def test_streamed_and_in_memory_fits_of_one_table_share_the_split(tmp_path: Path
     for key in ("train_rows", "val_rows", "test_rows"):
         assert streamed["sizes"][key] == in_memory["sizes"][key]
     assert streamed["streaming"]["val_rows_scored"] == in_memory["sizes"]["val_rows"]
+
+
+def test_a_capped_holdout_is_the_rows_with_the_smallest_hash_encoded_as_in_memory(tmp_path: Path) -> None:
+    import dataclasses
+
+    from glselect import distributed
+    from glselect.config import RunConfig
+    from glselect.data.encoder import encode
+    from glselect.data.split import VALIDATION_ROWS, row_hash
+    from glselect.data.stream import HOLDOUT_SALT, StreamData
+
+    df = strong_linear_table(600)
+    df.loc[[3, 50, 51], "y"] = np.nan  # rows without a target are never held out
+    path = write_parquet(df, tmp_path / "t.parquet", row_group_size=100)
+    base = RunConfig(table=path, target="y")
+    config = dataclasses.replace(base, stream=dataclasses.replace(base.stream, stream=True, max_holdout_rows=9))
+    data = StreamData.open(config, torch.device("cpu"), distributed.SINGLE)
+    held = data.holdout(VALIDATION_ROWS)
+    parts = split_of(np.arange(600), config.seed, config.data.val_fraction, config.data.test_fraction)
+    positions = np.flatnonzero((parts == VAL) & df["y"].notna().to_numpy())
+    expected = np.sort(positions[np.argsort(row_hash(positions, config.seed, HOLDOUT_SALT))[:9]])
+    design = encode(data.encoder, df.iloc[expected])
+    assert len(held) == 9 and data.count(VALIDATION_ROWS) == len(positions)
+    assert torch.equal(held.X, torch.from_numpy(design.X)) and torch.equal(held.y, torch.from_numpy(design.y))

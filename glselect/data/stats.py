@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from glselect.data.numeric import Batch, column_of, float_block, in_blocks, is_plain_numeric, raw_values
 from glselect.data.parquet import READ_ROWS, RowGroup, Source, iter_batches
 from glselect.data.split import TRAIN, VAL, split_of
 from glselect.data.survival import fold_batch
@@ -32,10 +33,10 @@ MAX_TRACKED_LEVELS = 100_000  # a text column with more distinct values is an ID
 MAX_TARGET_VALUES = 1_000  # distinct target values remembered to detect the task and the classes
 MISSING_LEVEL = "<missing>"  # the label of a missing cell in a categorical column
 
+WHOLE_CHECK_ROWS = 1024  # rows looked at first for a fraction, before the rest of a column that has none there
 LEFT_OUT = "left out by the user (--drop / --features)"
 DATE_TIME = "date/time column: not used as-is (derive numeric features from it)"
 
-Batch = Union[pa.RecordBatch, pd.DataFrame]
 First = Union[tuple[int, Any], None]  # (global row position, value) of the earliest row with some property
 
 
@@ -261,10 +262,6 @@ def frame_kinds(df: pd.DataFrame, columns: list, excluded: frozenset[str], categ
     return {name: _kind(name, kind_of_series(df[name]), excluded, categorical) for name in columns}
 
 
-def _column_of(batch: Batch, name: Any) -> pa.Array | pd.Series:
-    return batch.column(name) if isinstance(batch, pa.RecordBatch) else batch[name]
-
-
 def _as_series(column: pa.Array | pd.Series) -> pd.Series:
     # every statistic is taken on pandas values, as encoding sees them: a label is spelt the same here and there,
     # and a DataFrame column of mixed Python objects (which Arrow cannot hold) needs no conversion
@@ -319,6 +316,83 @@ def _update_column(stats: ColumnStats, column: pa.Array | pd.Series, positions: 
     if present_rows.size:
         present = as_float[present_rows]
         stats.low, stats.high = min(stats.low, float(present.min())), max(stats.high, float(present.max()))
+
+
+def _update_numeric_block(
+    columns: list[ColumnStats], raws: list[np.ndarray], positions: np.ndarray, is_train: np.ndarray
+) -> None:
+    """``_update_column`` for numeric columns, a block of them at once (``glselect.data.numeric``).
+
+    The common column (no missing or infinite cell in this batch) is counted with whole-block operations;
+    the others take the per-column arithmetic below, which is ``_update_column``'s own, so each
+    statistic is the same number either way."""
+    block = float_block(raws)
+    n_train = int(is_train.sum())
+    non_finite = ~np.isfinite(block)
+    is_clean = ~non_finite.any(axis=0)
+    clean = np.flatnonzero(is_clean)
+    if clean.size and n_train:
+        # Fortran order: each column's rows are added in the same pairwise order as one column alone
+        train = block.T.compress(is_train, axis=1).T  # compressing the transposed (C-ordered) block keeps each column contiguous
+        if clean.size < block.shape[1]:
+            train = np.asfortranarray(train[:, clean])
+        means = train.mean(axis=0)
+        m2s = ((train - means) ** 2).sum(axis=0)
+        del train
+    if len(block):
+        lows, highs = block.min(axis=0), block.max(axis=0)  # read for the clean columns only
+    whole = [j for j, stats in enumerate(columns) if stats.whole_values is not None and is_clean[j]]
+    if whole:  # most columns hold a fraction in their first rows already and stop being tracked there
+        head = block[:WHOLE_CHECK_ROWS, whole]
+        has_fraction = (head != np.round(head)).any(axis=0)
+        rest = [j for j, fraction in zip(whole, has_fraction) if not fraction]
+        if rest and len(block) > WHOLE_CHECK_ROWS:
+            tail = block[WHOLE_CHECK_ROWS:, rest]
+            has_fraction[~has_fraction] = (tail != np.round(tail)).any(axis=0)
+        for j, fraction in zip(whole, has_fraction):
+            if fraction:
+                columns[j].whole_values = None
+    earliest = int(np.argmin(positions)) if len(positions) else 0
+    for j, stats in enumerate(columns):
+        raw, values = raws[j], block[:, j]
+        stats.n_rows += len(values)
+        stats.n_train += n_train
+        if is_clean[j]:
+            k = int(np.searchsorted(clean, j))
+            if len(values):
+                stats.first = _earliest(stats.first, (int(positions[earliest]), plain_value(raw[earliest])))
+                stats.low, stats.high = min(stats.low, float(lows[j])), max(stats.high, float(highs[j]))
+            if n_train:
+                stats.moments.merge(Moments(n_train, float(means[k]), float(m2s[k])))
+            present = values
+        else:
+            is_missing = np.isnan(values)
+            is_infinite = non_finite[:, j] & ~is_missing
+            stats.n_missing += int(is_missing.sum())
+            stats.n_missing_train += int((is_missing & is_train).sum())
+            present_rows = np.flatnonzero(~is_missing)
+            stats.first = _earliest(stats.first, _first_of(positions, present_rows, raw, plain_value))
+            stats.n_infinite += int(is_infinite.sum())
+            stats.first_infinite = _earliest(stats.first_infinite, _first_of(positions, np.flatnonzero(is_infinite), raw, float))
+            stats.moments.add(values[is_train & ~is_missing & ~is_infinite])
+            if present_rows.size:
+                present = values[present_rows]
+                stats.low, stats.high = min(stats.low, float(present.min())), max(stats.high, float(present.max()))
+            present = values[~is_missing]
+        if stats.whole_values is not None:
+            if not np.all(np.isfinite(present)) or np.any(present != np.round(present)):  # O(n): most columns stop here
+                stats.whole_values = None
+            else:
+                whole = np.unique(present)
+                stats._add_whole(whole, len(whole) < len(present))
+
+
+def _first_of(positions: np.ndarray, rows: np.ndarray, raw: np.ndarray, as_value: Callable[[Any], Any]) -> First:
+    """``_first`` over a numpy column."""
+    if rows.size == 0:
+        return None
+    row = int(rows[np.argmin(positions[rows])])
+    return int(positions[row]), as_value(raw[row])
 
 
 def _update_levels(stats: ColumnStats, values: pd.Series, missing: np.ndarray, positions: np.ndarray, is_train: np.ndarray) -> None:
@@ -402,20 +476,42 @@ def collect_batch_stats(
         n_rows_by_part=[0, 0, 0],
     )
     for batch, positions in batches:
-        target_values = _as_series(_column_of(batch, target))
-        _update_target(stats.target, target_values)
-        has_target = ~target_values.isna().to_numpy(dtype=bool)
-        if not has_target.all():
-            batch = batch.filter(pa.array(has_target)) if isinstance(batch, pa.RecordBatch) else batch[has_target]
-            positions = positions[has_target]
-        parts = np.asarray(part_of(positions))
-        stats.n_rows_by_part = [n + int((parts == part).sum()) for part, n in enumerate(stats.n_rows_by_part)]
-        is_train = parts == TRAIN
-        for name, column_stats in stats.columns.items():
-            _update_column(column_stats, _column_of(batch, name), positions, is_train)
-        if on_batch is not None:
-            on_batch(batch, positions, parts)
+        _add_batch(stats, batch, positions, part_of, target, on_batch)
+        # a streamed batch, and every numpy view of its columns, pins its whole decoded row group: none of them
+        # may live on (as a loop variable) while the next row group is read and decoded
+        del batch
     return stats
+
+
+def _add_batch(
+    stats: StreamStats,
+    batch: Batch,
+    positions: np.ndarray,
+    part_of: Callable[[np.ndarray], np.ndarray],
+    target: str,
+    on_batch: Callable[[Batch, np.ndarray, np.ndarray], None] | None,
+) -> None:
+    """One batch of ``collect_batch_stats``."""
+    target_values = _as_series(column_of(batch, target))
+    _update_target(stats.target, target_values)
+    has_target = ~target_values.isna().to_numpy(dtype=bool)
+    if not has_target.all():
+        batch = batch.filter(pa.array(has_target)) if isinstance(batch, pa.RecordBatch) else batch[has_target]
+        positions = positions[has_target]
+    parts = np.asarray(part_of(positions))
+    stats.n_rows_by_part = [n + int((parts == part).sum()) for part, n in enumerate(stats.n_rows_by_part)]
+    is_train = parts == TRAIN
+    numeric = []
+    for name, column_stats in stats.columns.items():
+        column = column_of(batch, name)
+        if column_stats.kind == "numeric" and is_plain_numeric(column):
+            numeric.append((column_stats, raw_values(column)))
+        else:
+            _update_column(column_stats, column, positions, is_train)
+    for block in in_blocks(numeric):
+        _update_numeric_block([column_stats for column_stats, _ in block], [raw for _, raw in block], positions, is_train)
+    if on_batch is not None:
+        on_batch(batch, positions, parts)
 
 
 def collect_stats(
@@ -455,6 +551,7 @@ def read_batches(
         return
     for batch, positions in iter_batches(row_groups, [*columns, event], batch_rows):
         yield fold_batch(batch, columns[-1], event, positions), positions
+        del batch  # see iter_batches
 
 
 def training_part(n_rows: int, fit_rows: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray]:

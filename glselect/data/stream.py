@@ -46,10 +46,12 @@ from glselect.data.target import encode_target
 from glselect.errors import GlselectError
 
 # row groups read side by side and shuffled together in the training stream: up to 4, as many as
-# fit in MIX_BYTES of uncompressed data (each costs about twice its size while it is read:
-# measured 720 MB peak with one 80 MB row group at a time, 870 MB with two, 1,230 MB with four)
+# fit in MIX_BYTES of uncompressed data. Each open reader holds its whole decoded row group (see
+# RowGroup.batches), so this is the memory mixing costs: reading one epoch (no training) of
+# 3,000,000 rows x 51 float32 columns in row groups of 262,144 rows (53 MB decoded, 78 MB by the
+# metadata) peaked at 741 MB resident with four side by side and 636 MB with two
 MAX_MIX_ROW_GROUPS = 4
-MIX_BYTES = 384 << 20
+MIX_BYTES = 160 << 20
 HOLDOUT_SALT = 7  # the sample of a large holdout: the rows with the smallest hash under this salt
 # --batch-size not given: DEFAULT_BATCH_SIZE rows a step, fewer on a small table so that a pass over the
 # training rows makes MIN_STEPS_PER_EPOCH steps (measured: a 2,000-row table at 1,024 rows a step made 2
@@ -230,9 +232,10 @@ class StreamData:
             keep = has_target & rows.mask(parts, positions, self.seed)
             if keep.any():
                 yield batch.filter(pa.array(keep)), positions[keep]
+            del batch  # it pins its decoded row group (parquet.iter_batches): not while the next group is read
 
     def _encoded(self, batch: pa.RecordBatch, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        design = encode(self.encoder, batch.to_pandas(date_as_object=False))
+        design = encode(self.encoder, batch)  # numeric columns straight from the Arrow arrays
         if self.knockoffs is None:
             return design.X, design.y
         # a row's copy is a function of its position alone: the same in every epoch, batch and rank
@@ -248,7 +251,7 @@ class StreamData:
         """Mean and covariance of the encoded columns over ``rows``: one pass, summed over ranks."""
         sums = MomentSums.empty(len(self.encoder.feature_names))
         for batch, positions in self._rows_of(rows):
-            sums.add(encode(self.encoder, batch.to_pandas(date_as_object=False)).X)
+            sums.add(encode(self.encoder, batch).X)
         n_rows = distributed.all_reduce_sum(torch.tensor([float(sums.n_rows)], dtype=torch.float64), self.context)
         total = distributed.all_reduce_sum(torch.from_numpy(sums.total), self.context)
         cross = distributed.all_reduce_sum(torch.from_numpy(sums.cross), self.context)
@@ -277,16 +280,20 @@ class StreamData:
         """Every row of ``rows`` (at most ``max_holdout_rows``: those with the smallest hash), encoded,
         the same on every rank, in position order."""
         cap = self.max_holdout_rows
+        # the sample's rows are known from their positions before any feature is read: only they are encoded and
+        # kept, so memory holds the sample and one record batch, not the sample and what is read beyond it
+        threshold = self._holdout_threshold(rows, cap)
         kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (positions, X, y)
-        n_kept = 0
         for batch, positions in self._rows_of(rows):
+            if threshold is not None:
+                keep = row_hash(positions, self.seed, HOLDOUT_SALT) <= threshold
+                if not keep.any():
+                    continue
+                batch, positions = batch.filter(pa.array(keep)), positions[keep]
             X, y = self._encoded(batch, positions)
             kept.append((positions, X, y))
-            n_kept += len(positions)
-            if n_kept > cap + READ_ROWS:  # compact often: what is kept beyond the cap is memory a large holdout costs
-                kept = [_smallest_hashes(kept, cap, self.seed)]
-                n_kept = cap
-        local = _smallest_hashes(kept, cap, self.seed) if kept else None
+            del batch
+        local = _smallest_hashes(kept, cap, self.seed) if kept else None  # rows tied at the threshold: back to the cap
         gathered = [part for part in distributed.all_gather_objects(local, self.context) if part is not None]
         if not gathered:
             n_features = self.n_features
@@ -294,6 +301,19 @@ class StreamData:
         positions, X, y = _smallest_hashes(gathered, cap, self.seed)
         order = np.argsort(positions, kind="stable")
         return Rows(torch.from_numpy(X[order]).to(self.device), torch.from_numpy(y[order]).to(self.device))
+
+    def _holdout_threshold(self, rows: RowSet, cap: int) -> float | None:
+        """The ``cap``-th smallest holdout hash among this rank's rows of ``rows`` (None: they are ``cap`` or fewer),
+        from one pass over the target column; the row count is remembered on the way (``count``)."""
+        smallest = np.zeros(0, dtype=np.float64)
+        n_rows = 0
+        for _, positions in self._rows_of(rows, columns=self.columns[-1:]):
+            n_rows += len(positions)
+            smallest = np.concatenate([smallest, row_hash(positions, self.seed, HOLDOUT_SALT)])
+            if len(smallest) > 2 * cap:  # a buffer of at most 2 x cap hashes, whatever the row count
+                smallest = np.partition(smallest, cap - 1)[:cap]
+        self._counts[rows] = n_rows
+        return None if n_rows <= cap else float(np.partition(smallest, cap - 1)[cap - 1])
 
     def class_counts(self, rows: RowSet) -> np.ndarray:
         n_classes = len(self.encoder.target.classes)

@@ -81,4 +81,11 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
             f"{plural(len(stability['stable_groups']), 'group')} selected in at least {stability['threshold']:.0%} of them; "
             f"expected false selections among them <= {stability['expected_false_bound']:.3g}"
         )
+    streaming = summary.get("streaming") or {}
+    speed = streaming.get("rows_per_second_per_epoch")
+    if speed:  # whole epochs of reading, encoding and training: what a user waits for, per row
+        lines.append(
+            f"streamed {speed['median']:,} rows/s per epoch (median of {plural(streaming['epochs_timed'], 'whole epoch')}, "
+            f"{speed['min']:,} to {speed['max']:,})"
+        )
     return lines
