@@ -6,19 +6,22 @@ applies the exact proximal operator: the group soft-threshold on the first layer
 zeros) and the norm-ball projection on the later weights. Fixed points are therefore KKT points,
 which a plain autograd step on ``loss + penalty`` would never reach.
 
-The hot loop stays on the device. Every decision an iteration makes (accept the trial point or
-halve the step, restart the momentum, converged, stop) is a 0-d tensor combined with
-``torch.where``; nothing is read back to Python inside an iteration. The loop looks at one flag,
-``done``, every ``read_every`` iterations; once it is set the remaining iterations of that block
-change nothing. Each iteration tries exactly one step length: a rejected trial halves the step
-and the next iteration tries again from the same point, so the body has static shapes and no
-data-dependent control flow (what a CUDA graph or ``torch.compile`` needs to capture it).
+The hot loop can stay on the device. Every decision an iteration makes (accept the trial point
+or halve the step, restart the momentum, converged, stop) is a comparison of 0-d tensors; off
+the CPU they are combined with ``torch.where`` (``_settle_on_device``) and the loop looks at one
+flag, ``done``, every ``READ_EVERY`` iterations; once it is set the remaining iterations of that
+block change nothing. Each iteration tries exactly one step length: a rejected trial halves the
+step and the next iteration tries again from the same point, so the body has static shapes and
+no data-dependent control flow (what a CUDA graph or ``torch.compile`` needs to capture it). On
+a CPU a read costs less than the masks: the same comparisons are read back in one go each
+iteration and the decisions taken in Python (``_settle_on_host``), which also lets the iteration
+after a rejected trial reuse the gradient at the unchanged point. Both give the same iterates,
+bit for bit.
 
 The iterates are one flat vector holding every parameter, and the network is evaluated on views
 of it (``GroupLassoMLP.forward_with``): the momentum point, the move, its inner products and the
-accept mask are one operation each rather than one per parameter. On a CPU a small network's
-iteration is mostly such operations' fixed cost, so this is what keeps the loop as cheap there as
-a loop that decided on the host.
+accept mask are one operation each rather than one per parameter (on a CPU a small network's
+iteration is mostly such operations' fixed cost).
 """
 
 from __future__ import annotations
@@ -43,9 +46,8 @@ BACKTRACK_ALLOWANCE = 0.25
 # Iterations between host reads of the ``done`` flag off the CPU. A read synchronises a GPU (tens
 # of microseconds, more than a mid-sized iteration's arithmetic); a run that finishes inside a
 # block spends at most READ_EVERY - 1 idle iterations (no-ops on the weights), short next to the
-# 50 iterations a lambda typically gets. On a CPU a read costs about a microsecond, so the loop
-# reads every iteration there, and an iteration after a rejected trial reuses the gradient at
-# the unchanged momentum point instead of computing it again (the same numbers either way).
+# 50 iterations a lambda typically gets. On a CPU a read costs about a microsecond: the loop
+# reads every iteration there.
 READ_EVERY = 8
 ObjectiveStop = Callable[[torch.Tensor], torch.Tensor]  # first-layer weight -> 0-d bool tensor
 
