@@ -199,7 +199,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_features", "path.min_features", "Stop the path once this few groups remain."),
     Option("lambda_step", "path.lambda_step", "Base ratio between consecutive lambdas."),
     Option("lambda_start", "path.lambda_start", "First lambda of the path.", show_default="estimated from the data"),
-    Option("max_iters_per_lambda", "path.max_iters_per_lambda", "Iteration budget for each lambda (accepted or restarted iterations; trial steps the line search rejects are free, up to a quarter more)."),
+    Option("max_iters_per_lambda", "path.max_iters_per_lambda", "Iteration budget for each lambda (accepted or restarted iterations; trial steps the line search rejects are free, up to as many again)."),
     Option("max_steps", "path.max_steps", "Most lambdas on the path (a safety cap)."),
     Option("relax_iters", "path.relax_iters", "Unpenalised iterations that score each new support of the path on the validation rows."),
     Option("max_iters", "train.max_iters", "Iteration budget for the dense fit and the refit (both stop early on validation loss)."),
