@@ -114,24 +114,14 @@ def run_glselect(table: Path, blocks: bool = False) -> dict:
 
 
 def run_lassonet(table: Path) -> dict:
+    """LassoNet's default path as ``benchmarks/speed.py`` runs it, with one torch thread."""
     import torch
-    from lassonet import LassoNetRegressor
 
-    frame = pd.read_parquet(table)
-    X = frame.drop(columns="y").to_numpy(dtype=np.float32)
-    X = (X - X.mean(0)) / X.std(0)
-    y = frame["y"].to_numpy(dtype=np.float32)
-    y = (y - y.mean()) / y.std()
-    torch.manual_seed(0)
+    from speed import run_lassonet as lassonet_path
+
     torch.set_num_threads(THREADS)
-    started = time.perf_counter()
-    model = LassoNetRegressor(hidden_dims=(32,), verbose=0, random_state=0, torch_seed=0)
-    path = model.path(X, y, return_state_dicts=False)
-    seconds = time.perf_counter() - started
-    best = min(path, key=lambda item: item.val_loss)
-    names = frame.drop(columns="y").columns
-    return {"seconds": seconds, "selected": [names[j] for j in np.flatnonzero(best.selected.cpu().numpy())],
-            "lambdas": len(path)}
+    outcome = lassonet_path(table, hidden=32)
+    return {"seconds": outcome["seconds"], "selected": outcome["selected"], "lambdas": outcome["n_lambdas"]}
 
 
 def run_forest(table: Path) -> dict:

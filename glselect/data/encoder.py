@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from glselect.data.numeric import column_of, float_block, in_blocks, is_plain_numeric, raw_values
+from glselect.data.numeric import as_series, column_of, float_block, in_blocks, is_plain_numeric, raw_values
 from glselect.data.parquet import Source
 from glselect.data.stats import (
     LEFT_OUT,
@@ -540,7 +540,7 @@ def encode_features(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> n
             numeric.append((index, column, raw_values(values), offset))
         else:
             try:
-                block = _encode_column(column, values.to_pandas(date_as_object=False) if isinstance(values, pa.Array) else values)
+                block = _encode_column(column, as_series(values))
                 X[:, offset : offset + block.shape[1]] = block
             except GlselectError as err:
                 errors[index] = err
@@ -560,7 +560,7 @@ def encode(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> Design:
     target = column_of(table, encoder.target.name)
     return Design(
         X=encode_features(encoder, table),
-        y=encode_target(encoder.target, target.to_pandas(date_as_object=False) if isinstance(target, pa.Array) else target),
+        y=encode_target(encoder.target, as_series(target)),
         feature_names=tuple(encoder.feature_names),
         sources=tuple(encoder.sources),
     )

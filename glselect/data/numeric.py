@@ -55,6 +55,13 @@ def column_of(batch: Batch, name: Any) -> pa.Array | pd.Series:
     return batch.column(name) if isinstance(batch, pa.RecordBatch) else batch[name]
 
 
+def as_series(column: pa.Array | pd.Series) -> pd.Series:
+    """One column as pandas values: the statistics pass and the encoder both read non-numeric columns so,
+    so a label is spelt the same in both, and a DataFrame column of mixed Python objects (which Arrow
+    cannot hold) needs no conversion."""
+    return column.to_pandas(date_as_object=False) if isinstance(column, pa.Array) else column
+
+
 def in_blocks(items: list, size: int = COLUMNS_PER_BLOCK) -> Iterator[list]:
     """``items`` in consecutive runs of at most ``size``."""
     for start in range(0, len(items), size):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from glselect.data.numeric import Batch, column_of, float_block, in_blocks, is_plain_numeric, raw_values
+from glselect.data.numeric import Batch, as_series, column_of, float_block, in_blocks, is_plain_numeric, raw_values
 from glselect.data.parquet import READ_ROWS, RowGroup, Source, iter_batches
 from glselect.data.split import TRAIN, VAL, split_of
 from glselect.data.survival import fold_batch
@@ -262,12 +262,6 @@ def frame_kinds(df: pd.DataFrame, columns: list, excluded: frozenset[str], categ
     return {name: _kind(name, kind_of_series(df[name]), excluded, categorical) for name in columns}
 
 
-def _as_series(column: pa.Array | pd.Series) -> pd.Series:
-    # every statistic is taken on pandas values, as encoding sees them: a label is spelt the same here and there,
-    # and a DataFrame column of mixed Python objects (which Arrow cannot hold) needs no conversion
-    return column.to_pandas(date_as_object=False) if isinstance(column, pa.Array) else column
-
-
 def category_labels(values: pd.Series) -> pd.Series:
     """A categorical column's labels, as the pass counts them and encoding reads them: pandas text, missing cells
     as ``MISSING_LEVEL`` (a number forced to categories by --categorical is spelt as pandas spells it, "2.0")."""
@@ -288,7 +282,7 @@ def _update_column(stats: ColumnStats, column: pa.Array | pd.Series, positions: 
     if stats.kind == "ignored":  # only whether it is all missing matters
         stats.n_missing += column.null_count if isinstance(column, pa.Array) else int(column.isna().sum())
         return
-    values = _as_series(column)
+    values = as_series(column)
     missing = values.isna().to_numpy(dtype=bool)
     stats.n_missing += int(missing.sum())
     stats.n_missing_train += int((missing & is_train).sum())
@@ -492,7 +486,7 @@ def _add_batch(
     on_batch: Callable[[Batch, np.ndarray, np.ndarray], None] | None,
 ) -> None:
     """One batch of ``collect_batch_stats``."""
-    target_values = _as_series(column_of(batch, target))
+    target_values = as_series(column_of(batch, target))
     _update_target(stats.target, target_values)
     has_target = ~target_values.isna().to_numpy(dtype=bool)
     if not has_target.all():

@@ -33,8 +33,8 @@ import torch
 
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
-from glselect.model.objective import GroupPenalty
-from glselect.model.prox import project_column_norms, shrink_columns
+from glselect.model.objective import GroupPenalty, neuron_prox
+from glselect.model.prox import project_column_norms
 
 MIN_STEP = 1e-10
 WINDOW = 5  # accepted iterations over which the mean relative improvement is compared with tol
@@ -172,7 +172,7 @@ class ProximalGradient:
             if i == 2 and self.neuron_penalty:
                 # each column (one hidden unit's outgoing weights) is a group; shrinking and then
                 # capping a vector's norm is the prox of the penalty plus the bound: both are radial
-                weight = shrink_columns(weight, step * self.neuron_penalty)[0]
+                weight = neuron_prox(weight, step * self.neuron_penalty)
             bounded = project_column_norms(weight, self.max_norm)
             views[i].copy_(bounded)
             if i == 2 and self.neuron_penalty:
@@ -216,17 +216,19 @@ class ProximalGradient:
         with torch.no_grad():
             if self._objective is None:
                 self._objective = self._loss(self._x) + self._penalty_value(self._x)
-        flags = _Flags(
-            history=self._objective.expand(WINDOW + 1).clone(),
-            n_accepted=torch.zeros((), dtype=torch.int64, device=device),
-            n_iters=torch.zeros((), dtype=torch.int64, device=device),
-            done=torch.zeros((), dtype=torch.bool, device=device),
-            converged=torch.zeros((), dtype=torch.bool, device=device),
-            stopped=torch.zeros((), dtype=torch.bool, device=device),
-        )
+        history = self._objective.expand(WINDOW + 1).clone()
         on_host = self.read_every == 1
         if on_host:
-            flags = _HostFlags(history=flags.history, backtracked=self._backtracked_on_host)
+            flags: _Flags | _HostFlags = _HostFlags(history=history, backtracked=self._backtracked_on_host)
+        else:
+            flags = _Flags(
+                history=history,
+                n_accepted=torch.zeros((), dtype=torch.int64, device=device),
+                n_iters=torch.zeros((), dtype=torch.int64, device=device),
+                done=torch.zeros((), dtype=torch.bool, device=device),
+                converged=torch.zeros((), dtype=torch.bool, device=device),
+                stopped=torch.zeros((), dtype=torch.bool, device=device),
+            )
         for i in range(max_iters + int(BACKTRACK_ALLOWANCE * max_iters)):
             if on_host:
                 # the host knows whether the last trial was rejected: then the momentum point is
