@@ -279,3 +279,44 @@ def test_a_capped_holdout_is_the_rows_with_the_smallest_hash_encoded_as_in_memor
     design = encode(data.encoder, df.iloc[expected])
     assert len(held) == 9 and data.count(VALIDATION_ROWS) == len(positions)
     assert torch.equal(held.X, torch.from_numpy(design.X)) and torch.equal(held.y, torch.from_numpy(design.y))
+
+
+def test_the_streamed_solver_steps_as_torch_sgd_with_momentum() -> None:
+    """HeavyBall stands in for torch.optim.SGD (whose import costs 70 MB): the same weights, bit for bit."""
+    from glselect.solve.sgd import HeavyBall
+
+    def trained(make_optimizer) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))
+        optimizer = make_optimizer(list(model.parameters()))
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(30):
+            X, y = torch.randn(16, 6, generator=generator), torch.randn(16, 1, generator=generator)
+            for parameter in model.parameters():
+                parameter.grad = None
+            torch.nn.functional.mse_loss(model(X), y).backward()
+            optimizer.step()
+        return [parameter.detach().clone() for parameter in model.parameters()]
+
+    ours = trained(lambda parameters: HeavyBall(parameters, 0.05, 0.9))
+    torchs = trained(lambda parameters: torch.optim.SGD(parameters, lr=0.05, momentum=0.9))
+    assert all(torch.equal(a, b) for a, b in zip(ours, torchs))
+
+
+def test_a_streamed_fit_from_the_command_line_keeps_its_memory_lean(tmp_path: Path) -> None:
+    """In its own process, as a user runs it: Arrow on the system allocator and no torch._dynamo
+    (each cost about 70 MB of a streamed fit's peak, benchmarks/streaming.py)."""
+    import subprocess
+    import sys
+
+    path = write_parquet(strong_linear_table(1000), tmp_path / "data.parquet")
+    script = (
+        "import sys; from glselect.cli import main\n"
+        f"sys.argv = ['glselect', 'fit', {str(path)!r}, '-t', 'y', '--stream', '-q', '--out', {str(tmp_path / 'out')!r}, "
+        f"'--hidden', '4', *{FAST!r}]\n"
+        "try:\n    main()\nexcept SystemExit as stop:\n    assert stop.code in (0, None), stop.code\n"
+        "import pyarrow; print(pyarrow.default_memory_pool().backend_name, 'torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["system", "False"]

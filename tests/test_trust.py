@@ -271,3 +271,21 @@ def test_confirmation_never_loses_a_signal_carried_by_two_copies():
     selection, names = _confirmed(df, [1, 1, 1, 1, 1, 0, 0, 0, 0])  # a, a_copy, b, c and noise n1
     kept = [name for name, keep in zip(names, selection.group_mask) if keep]
     assert set(kept) & {"a", "a_copy"} and {"b", "c"} <= set(kept) and "n1" not in kept
+
+
+def test_permutation_scores_do_not_depend_on_how_many_shuffles_share_a_forward_pass(monkeypatch):
+    """Shuffles are batched (and each set's growth dropped once scored); one at a time gives the same numbers."""
+    import glselect.select.permutation as permutation
+
+    torch.manual_seed(0)
+    model = GroupLassoMLP(6, (5,), 1).double()
+    X = torch.randn(300, 6, dtype=torch.float64)
+    y = X[:, 0] + X[:, 1] * X[:, 2] + 0.1 * torch.randn(300, dtype=torch.float64)
+    sets = [np.array([0]), np.array([1, 2]), np.array([], dtype=int), np.array([3]), np.array([4, 5])]
+    scores = {}
+    for per_pass in (1, 3, 10_000):  # one shuffle, sets straddling passes, every shuffle in one pass
+        monkeypatch.setattr(permutation, "SHUFFLED_VALUES", per_pass * 300 * 5)
+        result = permutation_importance(model, X, y, sets, row_loss_function("regression"), 4, seed=2)
+        scores[per_pass] = np.stack([result.mean, result.std, result.t])
+    assert np.array_equal(scores[1], scores[3]) and np.array_equal(scores[1], scores[10_000])
+    assert scores[1][0, 2] == 0 and (scores[1][0, [0, 1, 3, 4]] != 0).all()  # the empty set alone scores 0

@@ -10,6 +10,9 @@ def main() -> None:
     from glselect.cli.interrupt import exit_at_once_on_ctrl_c
 
     exit_at_once_on_ctrl_c()
+    from glselect.cli.allocators import use_lean_allocators
+
+    use_lean_allocators()
     from glselect.cli.app import app
 
     app()

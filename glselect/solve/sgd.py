@@ -24,6 +24,33 @@ from glselect.solve.fista import SolveResult
 STOP_CHECKS = 16  # looks at the caller's stop test per run: each is a host read of the group norms
 
 
+class HeavyBall:
+    """SGD with momentum, as ``torch.optim.SGD(params, lr, momentum)`` steps (no dampening, no
+    Nesterov): the velocity starts as the first gradient, then ``v = momentum v + g``; ``w -= lr v``.
+
+    Written out because constructing any torch optimizer imports ``torch._dynamo``: about 70 MB
+    resident, a tenth of a streamed fit's peak (benchmarks/streaming.py).
+    """
+
+    def __init__(self, parameters: list[torch.Tensor], learning_rate: float, momentum: float) -> None:
+        self.parameters = parameters
+        self.learning_rate, self.momentum = learning_rate, momentum
+        self.velocity: list[torch.Tensor | None] = [None] * len(parameters)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One step on the gradients ``backward`` left, which it then clears."""
+        for i, parameter in enumerate(self.parameters):
+            if parameter.grad is None:
+                continue
+            if self.velocity[i] is None:
+                self.velocity[i] = parameter.grad.detach().clone()
+            else:
+                self.velocity[i].mul_(self.momentum).add_(parameter.grad)
+            parameter.add_(self.velocity[i], alpha=-self.learning_rate)
+            parameter.grad = None
+
+
 class ProximalSGD:
     """Minimise one lambda's objective over ``model``'s parameters with mini-batch proximal steps.
 
@@ -39,7 +66,7 @@ class ProximalSGD:
         self.module = distributed.wrap(model, rows.context)
         self.context = rows.context
         self.batches = rows.stream(key)
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=settings.momentum)
+        self.optimizer = HeavyBall(list(model.parameters()), settings.learning_rate, settings.momentum)
         # with momentum beta a steady gradient moves the weights by lr / (1 - beta) per step: the prox
         # threshold uses that effective step, so fixed points meet the KKT conditions at lam itself
         self.step = settings.learning_rate / (1.0 - settings.momentum)
@@ -60,7 +87,6 @@ class ProximalSGD:
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # all steps, second half; read once at the end
         for step in range(max_iters):
             X, y = next(self.batches)
-            self.optimizer.zero_grad(set_to_none=True)
             loss = parts.loss_fn(self.module(X), y)
             loss.backward()
             self.optimizer.step()
