@@ -289,6 +289,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         path_seconds = time.perf_counter() - started - read_seconds
         selection_config = config.selection
         cross_validation = None
+        relevant_rounds = None  # with --goal all-relevant: the groups each later round added
         n_folds = folds_for(selection_config.cv, len(problem.val))
         if n_folds and selection_config.max_features is None:
             cross_validation = cross_validate(problem, path, n_folds, on_fold=_stage(hooks.on_stage, "cv fold", n_folds))
@@ -316,8 +317,10 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
                 _announce(hooks, "confirmation")
                 selection = confirm(problem, path, selection, selection_config.confirm)
             if selection_config.goal == "all-relevant":
-                _announce(hooks, "all-relevant test")
-                relevant = all_relevant(problem, path, selection.group_mask)
+                relevant, relevant_rounds = all_relevant(
+                    problem, selection.group_mask, selection_config,
+                    on_round=lambda k: _announce(hooks, f"all-relevant round {k}"),
+                )
                 selection = refit(problem, path, sparsest_step_with(path, relevant), f"{rule}, all-relevant", group_mask=relevant)
                 selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(relevant))
         distributed.check_same_weights(selection.model, data.context)
@@ -354,6 +357,8 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
             knockoffs=knockoffs,
             resumed_from_step=None if resume is None else len(resume.steps) - 1,
         )
+        if relevant_rounds is not None:
+            summary["all_relevant_rounds"] = [[group_index.names[g] for g in np.flatnonzero(added)] for added in relevant_rounds]
         streaming = data.describe()
         if streaming is not None:
             summary["streaming"] = {

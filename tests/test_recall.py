@@ -121,8 +121,14 @@ def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
     data = tmp_path / ("data.parquet" if stream else "data.csv")
     table.to_parquet(data, index=False) if stream else table.to_csv(data, index=False)
     common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"] + (["--stream", *STREAM_FAST] if stream else [])
-    relevant = _selected(common + ["--goal", "all-relevant", "--out", str(tmp_path / "all")])
-    assert relevant == {"a", "b", "c", "r"}
+    result = runner.invoke(app, ["fit", *common, "--goal", "all-relevant", "--out", str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary["selected_features"]) == {"a", "b", "c", "r"}
+    # the first selection keeps one way to make a + b; a later round, without it, finds the other
+    rounds = summary["all_relevant_rounds"]
+    assert len(rounds) >= 1 and set().union(*map(set, rounds)) < {"a", "b", "r"}
+    assert summary["rule"].endswith(", all-relevant")
     if not stream:
         minimal = _selected(common + ["--out", str(tmp_path / "minimal")])
         assert "c" in minimal and len(minimal) < 4  # a redundant one of a, b, r is left out
