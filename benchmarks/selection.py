@@ -34,6 +34,9 @@ being broken in table order):
 - grouped_multiclass: 4 classes, 20 groups of 4 correlated columns, class scores from groups
   g0..g3 (two linear, one |z|, one negative linear); scored by group like `grouped`.
 - xor_wide: the XOR of `xor` among 500 columns.
+- xor_thousands: the same XOR among 2,000 columns, 4,000 rows.
+- parity3: label = the parity of the signs of x0, x1, x2 (5% flipped), 4,000 x 30: no pair of
+  columns carries any signal, only the three together.
 The Boruta-style baseline is described in `methods.py`. With 2 loaded cores the wide problem's
 glselect fit alone took 50 minutes (load average above 10): run it with `--seeds 1` there.
 
@@ -153,6 +156,22 @@ def make_xor_wide(seed: int) -> Problem:
     return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1"}, "classification")
 
 
+def make_xor_thousands(seed: int) -> Problem:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((4000, 2000))
+    label = (X[:, 0] > 0) ^ (X[:, 1] > 0)
+    flipped = rng.random(len(label)) < 0.05
+    return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1"}, "classification")
+
+
+def make_parity3(seed: int) -> Problem:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((4000, 30))
+    label = (X[:, 0] > 0) ^ (X[:, 1] > 0) ^ (X[:, 2] > 0)
+    flipped = rng.random(len(label)) < 0.05
+    return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1", "x2"}, "classification")
+
+
 PROBLEMS = {
     "friedman": ("Friedman #1, 2,000 x 100; true x0..x4", make_friedman),
     "xor": ("XOR of two signs, binary, 2,000 x 30; true x0, x1", make_xor),
@@ -164,6 +183,8 @@ PROBLEMS = {
     "weak_linear": ("weak linear x2 (0.4) beside a strong interaction 2 x0 x1, 2,000 x 50; true x0..x2", make_weak_linear),
     "grouped_multiclass": ("4 classes, 20 correlated groups of 4, 4 active, 2,000 x 80; scored by group", make_grouped_multiclass),
     "xor_wide": ("XOR of two signs among 500 columns, binary, 2,000 x 500; true x0, x1", make_xor_wide),
+    "xor_thousands": ("XOR of two signs among 2,000 columns, binary, 4,000 x 2,000; true x0, x1", make_xor_thousands),
+    "parity3": ("3-way parity of signs, binary, 4,000 x 30; true x0, x1, x2", make_parity3),
 }
 
 
