@@ -292,8 +292,7 @@ def test_the_streamed_solver_steps_as_torch_sgd_with_momentum() -> None:
         generator = torch.Generator().manual_seed(1)
         for _ in range(30):
             X, y = torch.randn(16, 6, generator=generator), torch.randn(16, 1, generator=generator)
-            for parameter in model.parameters():
-                parameter.grad = None
+            optimizer.zero_grad()
             torch.nn.functional.mse_loss(model(X), y).backward()
             optimizer.step()
         return [parameter.detach().clone() for parameter in model.parameters()]

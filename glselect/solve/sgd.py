@@ -37,9 +37,13 @@ class HeavyBall:
         self.learning_rate, self.momentum = learning_rate, momentum
         self.velocity: list[torch.Tensor | None] = [None] * len(parameters)
 
+    def zero_grad(self) -> None:
+        for parameter in self.parameters:
+            parameter.grad = None
+
     @torch.no_grad()
     def step(self) -> None:
-        """One step on the gradients ``backward`` left, which it then clears."""
+        """One step on the gradients ``backward`` left."""
         for i, parameter in enumerate(self.parameters):
             if parameter.grad is None:
                 continue
@@ -48,7 +52,6 @@ class HeavyBall:
             else:
                 self.velocity[i].mul_(self.momentum).add_(parameter.grad)
             parameter.add_(self.velocity[i], alpha=-self.learning_rate)
-            parameter.grad = None
 
 
 class ProximalSGD:
@@ -87,6 +90,7 @@ class ProximalSGD:
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # all steps, second half; read once at the end
         for step in range(max_iters):
             X, y = next(self.batches)
+            self.optimizer.zero_grad()
             loss = parts.loss_fn(self.module(X), y)
             loss.backward()
             self.optimizer.step()
