@@ -92,12 +92,17 @@ def make_friedman(seed: int) -> Problem:
     return Problem(frame, {f"x{j}" for j in range(5)}, "regression")
 
 
-def make_xor(seed: int) -> Problem:
+def _sign_parity(seed: int, n_rows: int, n_columns: int, n_true: int) -> Problem:
+    """Binary label = the parity of the signs of x0 .. x{n_true - 1} (XOR for two), 5% flipped."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((2000, 30))
-    label = (X[:, 0] > 0) ^ (X[:, 1] > 0)
+    X = rng.standard_normal((n_rows, n_columns))
+    label = np.logical_xor.reduce(X[:, :n_true] > 0, axis=1)
     flipped = rng.random(len(label)) < 0.05
-    return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1"}, "classification")
+    return Problem(_table(X, (label ^ flipped).astype(int), rng), {f"x{j}" for j in range(n_true)}, "classification")
+
+
+def make_xor(seed: int) -> Problem:
+    return _sign_parity(seed, 2000, 30, 2)
 
 
 def make_grouped(seed: int) -> Problem:
@@ -149,27 +154,15 @@ def make_grouped_multiclass(seed: int) -> Problem:
 
 
 def make_xor_wide(seed: int) -> Problem:
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((2000, 500))
-    label = (X[:, 0] > 0) ^ (X[:, 1] > 0)
-    flipped = rng.random(len(label)) < 0.05
-    return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1"}, "classification")
+    return _sign_parity(seed, 2000, 500, 2)
 
 
 def make_xor_thousands(seed: int) -> Problem:
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((4000, 2000))
-    label = (X[:, 0] > 0) ^ (X[:, 1] > 0)
-    flipped = rng.random(len(label)) < 0.05
-    return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1"}, "classification")
+    return _sign_parity(seed, 4000, 2000, 2)
 
 
 def make_parity3(seed: int) -> Problem:
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((4000, 30))
-    label = (X[:, 0] > 0) ^ (X[:, 1] > 0) ^ (X[:, 2] > 0)
-    flipped = rng.random(len(label)) < 0.05
-    return Problem(_table(X, (label ^ flipped).astype(int), rng), {"x0", "x1", "x2"}, "classification")
+    return _sign_parity(seed, 4000, 30, 3)
 
 
 PROBLEMS = {
