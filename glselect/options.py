@@ -201,7 +201,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("lambda_start", "path.lambda_start", "First lambda of the path.", show_default="estimated from the data"),
     Option("max_iters_per_lambda", "path.max_iters_per_lambda", "Iteration budget for each lambda (accepted or restarted iterations; trial steps the line search rejects are free, up to as many again)."),
     Option("max_steps", "path.max_steps", "Most lambdas on the path (a safety cap)."),
-    Option("relax_iters", "path.relax_iters", "Unpenalised iterations that score each new support of the path on the validation rows."),
+    Option("relax_iters", "path.relax_iters", "Most unpenalised iterations that score each new support of the path on the validation rows (the run stops sooner once their loss stops improving)."),
     Option("max_iters", "train.max_iters", "Iteration budget for the dense fit and the refit (both stop early on validation loss)."),
     Option("val_fraction", "data.val_fraction", "Share of rows used to choose the model."),
     Option("test_fraction", "data.test_fraction", "Share of rows held out to report metrics."),

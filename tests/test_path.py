@@ -44,13 +44,40 @@ def make_monotone_table(n_rows: int = 500, seed: int = 3):
 
 
 @pytest.fixture(scope="module")
-def planted_path():
+def planted_path_and_relaxed_runs():
     torch.set_num_threads(1)
     torch.manual_seed(0)
     train, val, index = _split(make_monotone_table())
     settings = Settings(ModelConfig(hidden=(8,)), TrainConfig(), PathConfig(max_iters_per_lambda=40))
-    path = fit_path(Problem.from_arrays(train, val, index.group_ids, index.n_encoded, "regression", settings))
-    return path, index, path.final_model
+    relaxed_runs = []
+    train_once = Problem.train
+
+    def recording(problem, model, kind="train", key=0, neuron_penalty=0.0):
+        result = train_once(problem, model, kind, key, neuron_penalty)
+        if kind == "relax":
+            relaxed_runs.append(result)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Problem, "train", recording)
+        path = fit_path(Problem.from_arrays(train, val, index.group_ids, index.n_encoded, "regression", settings))
+    return (path, index, path.final_model), relaxed_runs
+
+
+@pytest.fixture(scope="module")
+def planted_path(planted_path_and_relaxed_runs):
+    return planted_path_and_relaxed_runs[0]
+
+
+def test_relaxed_scores_run_until_the_validation_loss_stops_improving(planted_path_and_relaxed_runs):
+    # A relaxed refit cut off by its iteration cap leaves a support half-relaxed, and the supports
+    # the penalty shrank most (the sparse ones) the furthest from their unpenalised fit: the score
+    # would favour the least-shrunk supports. With the old cap of 100 iterations, 10 of these 12
+    # runs were cut off; every run must end by early stopping instead.
+    (path, _, _), relaxed_runs = planted_path_and_relaxed_runs
+    n_scored = len({step.relaxed_val_loss for step in path.steps[1:] if step.n_selected and np.isfinite(step.relaxed_val_loss)})
+    assert len(relaxed_runs) >= n_scored > 5
+    assert all(run.stopped_early for run in relaxed_runs), [run.n_iters for run in relaxed_runs]
 
 
 def test_planted_features_survive_longest(planted_path):

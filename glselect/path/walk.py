@@ -51,7 +51,7 @@ class PathStep:
     objective: float
     n_iters: int
     converged: bool
-    relaxed_val_loss: float  # validation loss after briefly refitting this step's support without penalty (NaN: not scored)
+    relaxed_val_loss: float  # validation loss after refitting this step's support without penalty (NaN: not scored)
     relaxed_val_se: float  # its standard error over validation rows
     # sparse group lasso: np.packbits of the non-zero encoded columns (a column can be zero inside a
     # non-zero group); None: the group lasso, where every column of a non-zero group is in
@@ -111,8 +111,11 @@ def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, k
     """Validation loss (its standard error over rows, and each row's loss) of a support once the penalty's shrinkage is undone.
 
     The penalised model's own validation loss mixes two things: which columns it uses and how
-    much the penalty shrinks them. Briefly refitting the support without penalty (warm-started,
-    early-stopped) leaves only the first, which is what choosing a subset should look at.
+    much the penalty shrinks them. Refitting the support without penalty (warm-started, until the
+    validation loss stops improving) leaves only the first, which is what choosing a subset should
+    look at. The refit must not be cut short: the sparse supports start from the most-shrunk
+    weights, and a fixed short budget (100 iterations, before issue 14) left them furthest from
+    their unpenalised fit, which favoured the larger, less-shrunk supports.
     """
     small = restrict_inputs(model, keep)
     narrow = problem.restrict(keep)
