@@ -38,7 +38,7 @@ from glselect.path.checkpoint import Checkpointer, checkpoint_dir, fingerprint, 
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import LambdaPath, PathStep, fit_path
 from glselect.select.choose import Selection, choose_step
-from glselect.select.confirm import confirm, group_permutation
+from glselect.select.confirm import confirm, confirmation_folds, group_permutation
 from glselect.select.crossval import CrossValidation, cross_validate, folds_for
 from glselect.select.importance import Importances, rank_groups
 from glselect.select.knockoffs import KnockoffSelection, check_fdr_options, knockoff_selection, sparsest_step_with
@@ -315,7 +315,8 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
                 selection = refit(problem, path, step_index, rule)
             if selection_config.confirm > 0 and selection_config.max_features is None:
                 _announce(hooks, "confirmation")
-                selection = confirm(problem, path, selection, selection_config.confirm)
+                n_confirm_folds = confirmation_folds(selection_config.cv, len(problem.val))
+                selection = confirm(problem, path, selection, selection_config.confirm, n_confirm_folds)
             if selection_config.goal == "all-relevant":
                 relevant, relevant_rounds = all_relevant(
                     problem, selection.group_mask, selection_config,

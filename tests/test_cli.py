@@ -167,14 +167,6 @@ def test_fit_writes_every_artifact_and_json_parses(tmp_path, write_table, tiny_f
 
 
 @pytest.mark.slow
-def test_same_seed_writes_identical_importances(tmp_path, write_table, tiny_friedman):
-    table = write_table(tiny_friedman)
-    for name in ("first", "second"):
-        assert invoke("fit", table, "-t", "y", "--out", tmp_path / name, "--seed", "4", *FAST).exit_code == 0
-    for name in ("importances.csv", "groups.csv", "path.csv"):
-        assert (tmp_path / "first" / name).read_bytes() == (tmp_path / "second" / name).read_bytes()
-
-
 @pytest.mark.slow
 def test_binary_and_multiclass_targets_and_parquet(tmp_path, write_table, linear_table):
     linear_table["label"] = (linear_table.pop("y") > 0).map({True: "yes", False: "no"})

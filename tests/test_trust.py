@@ -235,7 +235,7 @@ def _carried_step(df, norms):
     return path, (X[:200], y[:200]), (X[200:], y[200:]), design.feature_names
 
 
-def _confirmed(df, norms):
+def _confirmed(df, norms, n_folds=0):
     from glselect.path.problem import Problem, Settings
     from glselect.select.confirm import confirm
     from glselect.select.refit import refit
@@ -244,7 +244,7 @@ def _confirmed(df, norms):
     group_ids = np.arange(len(names))
     problem = Problem.from_arrays(train, val, group_ids, np.ones(len(names), dtype=np.int64), "regression", Settings(ModelConfig(hidden=(8,))))
     selection = refit(problem, path, 0, "1se")
-    confirmed = confirm(problem, path, selection, min_t=3.0)
+    confirmed = confirm(problem, path, selection, min_t=3.0, n_folds=n_folds)
     # the kept model is a fresh refit on the confirmed groups (the tests between drops ran on
     # warm-started refits): the same weights as refitting those groups directly
     fresh = refit(problem, path, 0, "1se", group_mask=confirmed.group_mask)
@@ -252,25 +252,57 @@ def _confirmed(df, norms):
     return confirmed, names
 
 
-def test_confirmation_drops_a_noise_column_the_chosen_step_carried_and_keeps_the_true_ones():
+@pytest.mark.parametrize("n_folds", [0, 5], ids=["validation rows", "cross-fitted"])
+def test_confirmation_drops_a_noise_column_the_chosen_step_carried_and_keeps_the_true_ones(n_folds):
     from tests.conftest import make_linear_table
 
     # a step that kept noise columns n1, n2, n3 alongside a, b, c: dropped one after another
-    selection, names = _confirmed(make_linear_table(), [1, 1, 1, 1, 1, 1, 0, 0])
+    selection, names = _confirmed(make_linear_table(), [1, 1, 1, 1, 1, 1, 0, 0], n_folds)
     assert [name for name, keep in zip(names, selection.group_mask) if keep] == ["a", "b", "c"]
     assert [name for name, drop in zip(names, selection.unconfirmed) if drop] == ["n1", "n2", "n3"]
     assert selection.model.n_inputs == 3
 
 
-def test_confirmation_never_loses_a_signal_carried_by_two_copies():
+@pytest.mark.parametrize("n_folds", [0, 5], ids=["validation rows", "cross-fitted"])
+def test_confirmation_never_loses_a_signal_carried_by_two_copies(n_folds):
     from tests.conftest import make_linear_table
 
     # a copy can look useless while the other is in: dropping both at once would lose a
     df = make_linear_table()
     df.insert(1, "a_copy", df["a"])
-    selection, names = _confirmed(df, [1, 1, 1, 1, 1, 0, 0, 0, 0])  # a, a_copy, b, c and noise n1
+    selection, names = _confirmed(df, [1, 1, 1, 1, 1, 0, 0, 0, 0], n_folds)  # a, a_copy, b, c and noise n1
     kept = [name for name, keep in zip(names, selection.group_mask) if keep]
     assert set(kept) & {"a", "a_copy"} and {"b", "c"} <= set(kept) and "n1" not in kept
+
+
+def test_cross_fitted_confirmation_keeps_a_weak_column_the_validation_rows_are_too_few_to_confirm():
+    # y = a + 0.3 weak + noise, 300 rows: on the 100 validation rows the weak column's shuffle raises
+    # the loss by 2.7 standard errors (under the bar of 3) and it is dropped; tested on all 300 rows,
+    # each while its fold was held out (by refits that never saw them), it scores 4.7 and stays.
+    # The noise columns the step carried are dropped either way.
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.standard_normal((300, 5)), columns=["a", "weak", "n1", "n2", "n3"])
+    df["y"] = df["a"] + 0.3 * df["weak"] + rng.standard_normal(300)
+    on_validation, names = _confirmed(df, [1, 1, 1, 1, 0])
+    cross_fitted, _ = _confirmed(df, [1, 1, 1, 1, 0], n_folds=5)
+    assert [name for name, keep in zip(names, on_validation.group_mask) if keep] == ["a"]
+    assert [name for name, keep in zip(names, cross_fitted.group_mask) if keep] == ["a", "weak"]
+    assert [name for name, drop in zip(names, cross_fitted.unconfirmed) if drop] == ["n1", "n2"]
+
+
+def test_cross_fit_folds_test_every_model_row_once_on_refits_that_never_saw_it():
+    from glselect.data.split import MODEL_ROWS, TEST, cross_fit_fold
+
+    positions = np.arange(5000)
+    parts = np.where(positions % 7 == 0, TEST, 0).astype(np.int8)
+    tested = np.zeros(positions.size, dtype=int)
+    for k in range(5):
+        fitting, stopping, rows = (r.mask(parts, positions, 3) for r in cross_fit_fold(k, 5, 0.2))
+        assert not (fitting & stopping).any() and not ((fitting | stopping) & rows).any()
+        assert np.array_equal(fitting | stopping | rows, MODEL_ROWS.mask(parts, positions, 3))
+        assert 0.15 < stopping.sum() / (fitting | stopping).sum() < 0.25
+        tested += rows
+    assert np.array_equal(tested, (parts != TEST).astype(int))
 
 
 def test_permutation_scores_do_not_depend_on_how_many_shuffles_share_a_forward_pass(monkeypatch):
@@ -282,10 +314,14 @@ def test_permutation_scores_do_not_depend_on_how_many_shuffles_share_a_forward_p
     X = torch.randn(300, 6, dtype=torch.float64)
     y = X[:, 0] + X[:, 1] * X[:, 2] + 0.1 * torch.randn(300, dtype=torch.float64)
     sets = [np.array([0]), np.array([1, 2]), np.array([], dtype=int), np.array([3]), np.array([4, 5])]
-    scores = {}
+    scores, rows = {}, {}
     for per_pass in (1, 3, 10_000):  # one shuffle, sets straddling passes, every shuffle in one pass
         monkeypatch.setattr(permutation, "SHUFFLED_VALUES", per_pass * 300 * 5)
-        result = permutation_importance(model, X, y, sets, row_loss_function("regression"), 4, seed=2)
+        result = permutation_importance(model, X, y, sets, row_loss_function("regression"), 4, seed=2, keep_rows=True)
         scores[per_pass] = np.stack([result.mean, result.std, result.t])
+        rows[per_pass] = result.rows
+        # each row's increase (averaged over shuffles) is what cross-fitted confirmation pools
+        np.testing.assert_allclose(result.rows.mean(axis=1), result.mean, atol=1e-12)
     assert np.array_equal(scores[1], scores[3]) and np.array_equal(scores[1], scores[10_000])
+    assert np.array_equal(rows[1], rows[3]) and np.array_equal(rows[1], rows[10_000])
     assert scores[1][0, 2] == 0 and (scores[1][0, [0, 1, 3, 4]] != 0).all()  # the empty set alone scores 0

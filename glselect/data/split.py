@@ -82,12 +82,25 @@ MODEL_ROWS = RowSet((TRAIN, VAL))  # every row but the test rows: what CV and st
 CV_SALT = 1  # salts keep the folds and halves independent of the split and of each other
 HALF_SALT = 1_000
 HALF_VAL_SALT = 100_000
+CROSS_FIT_SALT = 200_000
 
 
 def cv_fold(fold: int, n_folds: int) -> tuple[RowSet, RowSet]:
     """(fitting rows, held-out rows) of fold ``fold`` of ``n_folds`` among the model rows."""
     held_out = HashSlice(CV_SALT, fold / n_folds, (fold + 1) / n_folds)
     return MODEL_ROWS.narrowed(HashSlice(CV_SALT, held_out.low, held_out.high, inside=False)), MODEL_ROWS.narrowed(held_out)
+
+
+def cross_fit_fold(fold: int, n_folds: int, val_fraction: float) -> tuple[RowSet, RowSet, RowSet]:
+    """(fitting rows, early-stopping rows, tested rows) of fold ``fold`` of ``n_folds`` among the model rows.
+
+    The tested rows are CV fold ``fold``'s held-out rows; the other folds' rows are split by hash into
+    fitting and early-stopping rows (``val_fraction`` of them), so the model tested never saw its
+    tested rows, not even to decide when to stop.
+    """
+    fitting, tested = cv_fold(fold, n_folds)
+    stopping = HashSlice(CROSS_FIT_SALT + fold, 0.0, val_fraction)
+    return fitting.narrowed(HashSlice(stopping.salt, 0.0, val_fraction, inside=False)), fitting.narrowed(stopping), tested
 
 
 def stability_half(pair: int, half: int, val_fraction: float) -> tuple[RowSet, RowSet]:

@@ -148,10 +148,16 @@ class Problem:
         )
 
     def on_rows(self, fit: RowSet, held_out: RowSet, seed: int) -> Problem:
-        """The same problem on other rows of the table (a CV fold, a stability half), with its own seed."""
-        if self.column_index is not None:
-            raise ValueError("on_rows is for the full problem, not a restricted one")
-        return dataclasses.replace(self, rows=self.data.training(fit), val=self.data.holdout(held_out), seed=seed)
+        """The same problem (reading the same columns) on other rows of the table (a CV fold, a
+        stability half, a confirmation fold), with its own seed."""
+        return dataclasses.replace(
+            self, rows=self.data.training(fit).columns(self.column_index),
+            val=self.data.holdout(held_out).columns(self.column_index), seed=seed,
+        )
+
+    def held_out(self, rows: RowSet) -> Rows:
+        """Other held-out rows of the table (a confirmation fold's tested rows), reading this problem's columns."""
+        return self.data.holdout(rows).columns(self.column_index)
 
     def with_path(self, **changes: object) -> Problem:
         """The same problem with some path settings changed (e.g. a floor of ``min_features``)."""

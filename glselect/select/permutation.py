@@ -27,6 +27,10 @@ class PermutationScores:
     mean: np.ndarray
     std: np.ndarray
     t: np.ndarray
+    # (n sets, n rows) float64: each row's increase averaged over repeats (0 for unscored sets), so
+    # that increases on several sets of rows can be pooled into one t (cross-fitted confirmation);
+    # None unless asked for
+    rows: np.ndarray | None = None
 
 
 @torch.no_grad()
@@ -38,6 +42,7 @@ def permutation_importance(
     row_loss_fn: LossFunction,
     repeats: int,
     seed: int,
+    keep_rows: bool = False,
 ) -> PermutationScores:
     """Growth of the mean loss of ``model`` on ``(X, y)`` when each set of its input columns is shuffled.
 
@@ -53,11 +58,14 @@ def permutation_importance(
         Indices into X's columns, one array per set to score.
     repeats
         Permutations per set; ``std`` is their spread (0 with one repeat).
+    keep_rows
+        Also return each row's increase (``PermutationScores.rows``).
     """
     generator = torch.Generator().manual_seed(seed)
     Z = model.layers[0](X)  # first-layer pre-activations of the unshuffled rows
     base = row_loss_fn(model.forward_from_first(Z), y).double()
     mean, std, t = (np.zeros(len(column_sets)) for _ in range(3))
+    per_row = np.zeros((len(column_sets), X.shape[0])) if keep_rows else None
     scored = [i for i, columns in enumerate(column_sets) if columns.size and repeats]
     # every (set, repeat) shuffle in order; each permutation is drawn when its batch is built (the
     # generator's sequence is the same as drawing all first) and each set's per-row growth is kept
@@ -82,8 +90,11 @@ def permutation_importance(
                 growth_of[i] = torch.zeros(repeats, X.shape[0], dtype=torch.float64)
             growth_of[i][repeat] = (row_loss_fn(outputs[k], y).double() - base).cpu()
             if repeat == repeats - 1:
-                mean[i], std[i], t[i] = _growth_scores(growth_of.pop(i))
-    return PermutationScores(mean=mean, std=std, t=t)
+                growth = growth_of.pop(i)
+                mean[i], std[i], t[i] = _growth_scores(growth)
+                if per_row is not None:
+                    per_row[i] = growth.mean(dim=0).numpy()
+    return PermutationScores(mean=mean, std=std, t=t, rows=per_row)
 
 
 def _growth_scores(rows: torch.Tensor) -> tuple[float, float, float]:
@@ -91,6 +102,10 @@ def _growth_scores(rows: torch.Tensor) -> tuple[float, float, float]:
     per_repeat = rows.mean(dim=1)
     mean = float(per_repeat.mean())
     std = float(per_repeat.std()) if rows.shape[0] > 1 else 0.0
-    per_row = rows.mean(dim=0)
-    se = float(per_row.std()) / np.sqrt(max(per_row.numel(), 1))
-    return mean, std, (mean / se if se > 0 else (np.inf if mean > 0 else 0.0))
+    return mean, std, growth_t(mean, rows.mean(dim=0).numpy())
+
+
+def growth_t(mean: float, per_row: np.ndarray) -> float:
+    """How many standard errors of the per-row increases ``per_row`` their mean ``mean`` is from zero."""
+    se = float(per_row.std(ddof=1)) / np.sqrt(per_row.size) if per_row.size > 1 else 0.0
+    return mean / se if se > 0 else (np.inf if mean > 0 else 0.0)

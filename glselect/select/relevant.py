@@ -31,7 +31,7 @@ from glselect.errors import GlselectError
 from glselect.path.problem import Problem
 from glselect.path.walk import fit_path
 from glselect.select.choose import choose_step
-from glselect.select.confirm import confirm
+from glselect.select.confirm import confirm, confirmation_folds
 from glselect.select.refit import refit
 
 MAX_ROUNDS = 10  # rounds after the minimal selection; each finds at least one new group or ends the search
@@ -50,6 +50,7 @@ def all_relevant(
     found = minimal.copy()
     added: list[np.ndarray] = []
     min_t = config.confirm if config.confirm > 0 else ROUND_CONFIRM
+    n_folds = confirmation_folds(config.cv, len(problem.val))  # cross-fitted as the fit's own confirmation
     if not found.any():
         return found, added  # the first round would repeat the fit that found nothing
     for round_number in range(1, MAX_ROUNDS + 1):
@@ -61,7 +62,7 @@ def all_relevant(
         rest = problem.restrict(left)
         path = fit_path(rest)
         step_index, rule = choose_step(path, config)
-        selection = confirm(rest, path, refit(rest, path, step_index, rule), min_t)
+        selection = confirm(rest, path, refit(rest, path, step_index, rule), min_t, n_folds)
         new = selection.group_mask & ~found
         if not new.any():
             break
