@@ -248,8 +248,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def write_results(out: Path, sections: list[str], glselect_args: str, rows: list[dict]) -> None:
-    """The markdown tables to ``out`` and the raw per-seed rows beside it as JSON."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(sections))
+    """The markdown tables to ``out`` and the raw per-seed rows beside it as JSON.
+
+    An ``out`` ending in .json names the pair too: the tables go to the .md beside it (writing
+    both to one file used to leave only the JSON).
+    """
+    markdown = out.with_suffix(".md") if out.suffix == ".json" else out
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text("\n".join(sections))
     out.with_suffix(".json").write_text(json.dumps({"glselect_args": glselect_args, "rows": rows}, indent=1))
-    print(f"wrote {out} and {out.with_suffix('.json')}")
+    print(f"wrote {markdown} and {out.with_suffix('.json')}")
