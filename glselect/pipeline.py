@@ -318,12 +318,13 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
                 n_confirm_folds = confirmation_folds(selection_config.cv, len(problem.val))
                 selection = confirm(problem, path, selection, selection_config.confirm, n_confirm_folds)
             if selection_config.goal == "all-relevant":
+                confirmed_by = selection.confirmed_by  # later rounds confirm the same way
                 relevant, relevant_rounds = all_relevant(
                     problem, selection.group_mask, selection_config,
                     on_round=lambda k: _announce(hooks, f"all-relevant round {k}"),
                 )
                 selection = refit(problem, path, sparsest_step_with(path, relevant), f"{rule}, all-relevant", group_mask=relevant)
-                selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(relevant))
+                selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(relevant), confirmed_by=confirmed_by)
         distributed.check_same_weights(selection.model, data.context)
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None
@@ -358,6 +359,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
             knockoffs=knockoffs,
             resumed_from_step=None if resume is None else len(resume.steps) - 1,
         )
+        summary["confirmed_by"] = selection.confirmed_by  # None: confirmation not applied
         if relevant_rounds is not None:
             summary["all_relevant_rounds"] = [[group_index.names[g] for g in np.flatnonzero(added)] for added in relevant_rounds]
         streaming = data.describe()

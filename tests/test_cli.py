@@ -154,6 +154,7 @@ def test_fit_writes_every_artifact_and_json_parses(tmp_path, write_table, tiny_f
     for key in ("task", "target", "selected_features", "selected_groups", "lambda", "metrics", "seed", "version"):
         assert key in summary
     assert summary["task"] == "regression"
+    assert summary["confirmed_by"] == "cross-fit5"  # 600 rows: 120 validation rows, too few to confirm on alone
     assert set(summary["selected_groups"]) >= {"pair", "x2", "x3"}
     importances = pd.read_csv(out / "importances.csv")
     assert list(importances.columns[:5]) == ["rank", "feature", "group", "selected", "importance"]

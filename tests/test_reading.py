@@ -165,6 +165,20 @@ def test_the_streamed_speed_is_printed_with_the_metrics():
     assert metrics_lines(summary)[-1] == "streamed 12,345 rows/s per epoch (median of 3 whole epochs, 1,000 to 20,000)"
 
 
+def test_the_groups_confirmation_left_out_are_printed_with_how_they_were_tested():
+    from glselect.outputs.report import metrics_lines
+
+    summary = {
+        "metrics": {"dense": {"r2": 0.9}, "pruned": {"r2": 0.8}}, "sizes": {"columns": 5, "groups": 5, "test_rows": 40},
+        "n_selected_features": 2, "n_selected_groups": 2, "rule": "1se", "lambda": 0.1, "unconfirmed_groups": ["n1"],
+    }
+    for confirmed_by, tested in [
+        ("validation", "the refit's validation loss"), ("cross-fit5", "the held-out loss of 5 cross-fitted refits"),
+    ]:
+        lines = metrics_lines({**summary, "confirmed_by": confirmed_by})
+        assert f"left out of the chosen step: n1 (shuffling it did not raise {tested} enough; see --confirm)" in lines
+
+
 # ----- the reading report ------------------------------------------------------------------------------------
 
 def report_table(n: int = 240) -> pd.DataFrame:

@@ -106,6 +106,7 @@ def test_max_features_skips_a_near_copy_of_a_column_taken(tmp_path):
     common = [str(data), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q"]
     taken = _selected(common + ["--out", str(tmp_path / "skip")])
     assert len(taken) == 2 and "b" in taken and len({"a", "a2"} & taken) == 1
+    assert json.loads((tmp_path / "skip" / "summary.json").read_text())["confirmed_by"] is None  # top k: not confirmed
     # the path's own two survivors: both copies (what the walk avoids)
     assert _selected(common + ["--max-correlation", "1", "--out", str(tmp_path / "own")]) == {"a", "a2"}
 
@@ -144,6 +145,7 @@ def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
     rounds = summary["all_relevant_rounds"]
     assert len(rounds) >= 1 and set().union(*map(set, rounds)) < {"a", "b", "r"}
     assert summary["rule"].endswith(", all-relevant")
+    assert summary["confirmed_by"] == ("validation" if stream else "cross-fit5")  # 260 and 100 validation rows
     if not stream:
         minimal = _selected(common + ["--out", str(tmp_path / "minimal")])
         assert "c" in minimal and len(minimal) < 4  # a redundant one of a, b, r is left out

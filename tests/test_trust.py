@@ -214,6 +214,7 @@ def test_cv_and_stability_from_the_command_line(tmp_path, write_table, linear_ta
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["scored_by"] == "cv3" and summary["stability"]["pairs"] == 2
+    assert summary["confirmed_by"] == "cross-fit3"  # the path's folds
     groups = pd.read_csv(out / "groups.csv")
     assert {"permutation", "permutation_std", "stability"} <= set(groups.columns)
     assert {"cv_loss", "cv_se"} <= set(pd.read_csv(out / "path.csv").columns)

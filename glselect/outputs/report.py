@@ -70,9 +70,14 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
     ]
     unconfirmed = summary.get("unconfirmed_groups")
     if unconfirmed:
+        confirmed_by = summary.get("confirmed_by") or "validation"
+        tested = (
+            "the refit's validation loss" if confirmed_by == "validation"
+            else f"the held-out loss of {confirmed_by.removeprefix('cross-fit')} cross-fitted refits"
+        )
         lines.append(
             f"left out of the chosen step: {', '.join(unconfirmed)} (shuffling "
-            f"{'it' if len(unconfirmed) == 1 else 'each'} did not raise the refit's validation loss; see --confirm)"
+            f"{'it' if len(unconfirmed) == 1 else 'each'} did not raise {tested} enough; see --confirm)"
         )
     stability = summary.get("stability")
     if stability:

@@ -32,6 +32,7 @@ class Selection:
     refit: TrainResult
     n_pruned_neurons: int  # first-layer hidden units removed by the neuron penalty
     unconfirmed: np.ndarray  # bool (n_groups,): in the chosen step but dropped by confirmation
+    confirmed_by: str | None = None  # "validation" or "cross-fit<K>" once confirmed (select/confirm.py)
 
 
 @dataclass(frozen=True)

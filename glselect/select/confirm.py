@@ -29,6 +29,7 @@ refit for every column it drops.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
@@ -167,11 +168,12 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
     """
     step, rule = selection.step_index, selection.rule
     if not n_folds:
-        return _backward_elimination(
+        confirmed = _backward_elimination(
             selection, lambda s: t_on_validation(s, problem),
             lambda s, mask, warm: refit(problem, path, step, rule, group_mask=mask, warm_from=s if warm else None),
             min_t, retest_fresh=True,  # the tested refit is the saved model: it must be a fresh one that passes
         )
+        return dataclasses.replace(confirmed, confirmed_by="validation")
     folds = cross_fit_folds(problem, n_folds)
     if any(len(fold.val) == 0 or len(tested) == 0 for fold, tested in folds):
         # --cv K on a table too small for K folds: some fold has no row to stop on or to test
@@ -187,6 +189,6 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
     # the folds' refits are not the saved model: a fresh round after the last drop would cost K
     # refits to retest what the warm-started ones (each on its own fold's rows) already passed
     passed = _backward_elimination(first, t_cross_fitted, refit_folds, min_t, retest_fresh=False).group_mask
-    if np.array_equal(passed, selection.group_mask):
-        return selection
-    return refit(problem, path, step, rule, group_mask=passed)
+    if not np.array_equal(passed, selection.group_mask):
+        selection = refit(problem, path, step, rule, group_mask=passed)
+    return dataclasses.replace(selection, confirmed_by=f"cross-fit{n_folds}")
