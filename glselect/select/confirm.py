@@ -58,9 +58,9 @@ def confirmation_folds(cv: int | str, n_validation_rows: int) -> int:
     """Folds the confirmation test is cross-fitted over (0: the validation rows alone).
 
     ``--cv``'s folds when the path is cross-validated; otherwise ``CROSS_FIT_FOLDS`` when the
-    validation rows are fewer than ``AUTO_CV_BELOW_ROWS`` but at least ``CROSS_FIT_FROM_ROWS``. Unlike cross-validating the path
-    (a path per fold), this costs a refit of the chosen columns per fold and test, so small
-    tables get it whatever ``--cv`` says.
+    validation rows are fewer than ``AUTO_CV_BELOW_ROWS`` but at least ``CROSS_FIT_FROM_ROWS``.
+    Unlike cross-validating the path (a path per fold), this costs a refit of the chosen columns
+    per fold and test, so small tables get it whatever ``--cv`` says.
     """
     n_folds = folds_for(cv, n_validation_rows)
     if n_folds:
@@ -70,16 +70,19 @@ def confirmation_folds(cv: int | str, n_validation_rows: int) -> int:
 
 def group_permutation(
     selection: Selection, rows: Rows, group_ids: np.ndarray, row_loss_fn: LossFunction, repeats: int, seed: int,
-    keep_rows: bool = False,
+    groups: np.ndarray | None = None, keep_rows: bool = False,
 ) -> PermutationScores:
-    """Permutation importance of each group (all of them, in group order) for the refit model on
-    ``rows`` (with every encoded column); groups the model does not read score 0."""
+    """Permutation importance of each group in ``groups`` (default: all of them, in group order)
+    for the refit model on ``rows`` (with every encoded column); groups the model does not read
+    score 0. ``keep_rows``: each row's increase too (one row of floats per group scored)."""
     model_groups = group_ids[selection.feature_mask]  # the group of each of the refit model's inputs
     X_model = rows.X[:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=rows.X.device)]
     # only the model's groups have columns to shuffle: a wide table has thousands of others
     column_sets = [np.empty(0, dtype=np.int64)] * selection.group_mask.size
     for g in np.unique(model_groups):
         column_sets[g] = np.flatnonzero(model_groups == g)
+    if groups is not None:
+        column_sets = [column_sets[g] for g in groups]
     return permutation_importance(selection.model, X_model, rows.y, column_sets, row_loss_fn, repeats, seed, keep_rows)
 
 
@@ -110,12 +113,15 @@ def t_on_validation(selection: Selection, problem: Problem) -> np.ndarray:
 
 
 def t_cross_fitted(state: FoldRefits) -> np.ndarray:
-    """t of every group, pooling each model row's increase while its fold was held out."""
-    increases = np.concatenate([
-        group_permutation(fit, tested, fold.group_ids, fold.row_loss_fn, CONFIRM_REPEATS, fold.seed, keep_rows=True).rows
+    """t of every group (0 for those out), pooling each model row's increase while its fold was held out."""
+    chosen = np.flatnonzero(state.group_mask)
+    increases = np.concatenate([  # (chosen groups, model rows): only the groups in, on a wide table
+        group_permutation(fit, tested, fold.group_ids, fold.row_loss_fn, CONFIRM_REPEATS, fold.seed, chosen, keep_rows=True).rows
         for fold, tested, fit in state.fits
     ], axis=1)
-    return np.array([growth_t(float(row.mean()), row) for row in increases])
+    t = np.zeros(state.group_mask.size)
+    t[chosen] = [growth_t(float(row.mean()), row) for row in increases]
+    return t
 
 
 def weakest_unconfirmed(group_mask: np.ndarray, t: np.ndarray, min_t: float) -> int | None:
@@ -167,6 +173,8 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
     seed, same groups and model: every fold's rows and seed are fixed by the problem's.
     """
     step, rule = selection.step_index, selection.rule
+    if not selection.group_mask.any():  # the empty model: nothing to test, and no fold refits to pay for
+        return dataclasses.replace(selection, confirmed_by=f"cross-fit{n_folds}" if n_folds else "validation")
     if not n_folds:
         confirmed = _backward_elimination(
             selection, lambda s: t_on_validation(s, problem),
@@ -185,7 +193,8 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
             for fold, tested, fit in state.fits
         ))
 
-    first = refit_folds(FoldRefits(selection.group_mask, tuple((fold, tested, None) for fold, tested in folds)), selection.group_mask, False)
+    unfitted = FoldRefits(selection.group_mask, tuple((fold, tested, None) for fold, tested in folds))
+    first = refit_folds(unfitted, selection.group_mask, False)
     # the folds' refits are not the saved model: a fresh round after the last drop would cost K
     # refits to retest what the warm-started ones (each on its own fold's rows) already passed
     passed = _backward_elimination(first, t_cross_fitted, refit_folds, min_t, retest_fresh=False).group_mask
