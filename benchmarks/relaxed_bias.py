@@ -27,6 +27,7 @@ Writes `benchmarks/results/relaxed_bias.md` (and `.json`).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -40,7 +41,6 @@ sys.path.insert(0, str(HERE))
 from selection import PROBLEMS, TARGET  # noqa: E402
 
 from glselect.config import SelectionConfig  # noqa: E402
-from glselect.model.mlp import restrict_inputs  # noqa: E402
 from glselect.path import walk  # noqa: E402
 from glselect.path.problem import Problem, Settings  # noqa: E402
 from glselect.select.choose import StepScores, choose_step, stack_row_losses  # noqa: E402
@@ -104,7 +104,7 @@ def run(name: str, seed: int) -> dict:
 
     def start(problem_: Problem, model):
         state = original_start(problem_, model)
-        dense["model"] = restrict_inputs(model, np.ones(model.first_weight.shape[1], dtype=bool))
+        dense["model"] = copy.deepcopy(model)  # the walk goes on training ``model`` in place
         return state
 
     walk.relaxed_val_loss, walk._start = recording, start

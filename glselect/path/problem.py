@@ -151,8 +151,7 @@ class Problem:
         """The same problem (reading the same columns) on other rows of the table (a CV fold, a
         stability half, a confirmation fold), with its own seed."""
         return dataclasses.replace(
-            self, rows=self.data.training(fit).columns(self.column_index),
-            val=self.data.holdout(held_out).columns(self.column_index), seed=seed,
+            self, rows=self.data.training(fit).columns(self.column_index), val=self.held_out(held_out), seed=seed
         )
 
     def held_out(self, rows: RowSet) -> Rows:
