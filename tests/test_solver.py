@@ -164,3 +164,25 @@ def test_solutions_meet_sparse_group_lasso_kkt_conditions(linear_table, task):
     # past lambda_max every group is zero and meets its condition: the estimate is where the last leaves
     problem.solve_lambda(model, 1.01 * lambda_max, np.ones(penalty.n_groups, dtype=bool), step=1.0, max_departures=None, key=0)
     assert torch.count_nonzero(model.first_weight) == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_line_search_does_not_collapse_once_the_rows_are_memorised(seed):
+    # 200 rows, 300 columns, random labels: the network memorises them at the first small lambdas
+    # and the loss falls to about 1e-5. The sufficient-decrease test's float32 slack was relative
+    # to that loss, so it vanished with it: a ReLU network's kinks then failed the test at every
+    # step length and the step fell 2,000 to 10,000 times in one lambda (then the prox threshold,
+    # step * lambda, was too small for any group to leave, and the path walked lambda up for
+    # nothing). The slack is now relative to at least 1, the scale of the losses at the start.
+    torch.manual_seed(seed)
+    X, y = torch.randn(200, 300), (torch.rand(200) < 0.5).float()
+    model = GroupLassoMLP(300, (32,), 1)
+    penalty = make_penalty(np.arange(300), np.ones(300, dtype=np.int64), 32, torch.float32, torch.device("cpu"), 0.0)
+    solver = ProximalGradient(model, X, y, loss_function("binary", None), penalty, 1.0)
+    steps = []
+    for lam in np.geomspace(1e-6, 1e-2, 12):
+        solver.set_lambda(float(lam))
+        solver.run(50, 1e-4)
+        steps.append(solver.step)
+    ratios = np.array(steps[1:]) / np.array(steps[:-1])
+    assert ratios.min() > 0.05, steps
