@@ -55,6 +55,7 @@ class ModelConfig:
     max_norm: float = 1.0  # bound on each later-layer column norm: the input penalty cannot be dodged
     neuron_penalty: float = 0.0  # refit: penalty on each hidden unit's outgoing weights, to prune units
     l1_ratio: float = 0.0  # sparse group lasso: share of the penalty on each encoded column (0: group lasso)
+    screen_pairs: bool = True  # give pairs that act only together first-layer units before the dense fit (path/interactions.py)
 
     def __post_init__(self) -> None:
         _require(

@@ -160,6 +160,11 @@ OPTIONS: tuple[Option, ...] = (
         "Sparse group lasso: share of the penalty on each encoded column inside its group (0: group lasso, whole groups in or out; 1: lasso on the columns).",
     ),
     Option(
+        "screen_pairs", "model.screen_pairs",
+        "Before the dense fit, find pairs of columns that act on the target only together (a product, an XOR) "
+        "and give each a few first-layer units, so the network need not find them among many columns.",
+    ),
+    Option(
         "rule", "selection.rule",
         "How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) or 'min' (best validation loss).",
     ),

@@ -46,6 +46,7 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "hidden": (["--hidden", "8,4"], (8, 4)),
     "neuron_penalty": (["--neuron-penalty", "0.01"], 0.01),
     "l1_ratio": (["--l1-ratio", "0.5"], 0.5),
+    "screen_pairs": (["--no-screen-pairs"], False),
     "rule": (["--rule", "min"], "min"),
     "max_features": (["--max-features", "2"], 2),
     "max_correlation": (["--max-correlation", "0.9"], 0.9),

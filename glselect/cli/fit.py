@@ -78,8 +78,9 @@ def typer_parameter(option: Option) -> inspect.Parameter:
     if option.text is not None and default is not REQUIRED:
         default = option.text.show(default)
     # a bool that is off by default is a plain flag ('--force'): a '--no-force' twin would only widen --help;
-    # one whose default is 'automatic' (None) keeps both ('--stream/--no-stream')
-    flag = f"{option.flag}/--no-{option.flag[2:]}" if cli_type == (bool | None) else option.flag
+    # one that is on by default ('--screen-pairs') or 'automatic' (None, '--stream') keeps both
+    both = cli_type == (bool | None) or (cli_type is bool and default is True)
+    flag = f"{option.flag}/--no-{option.flag[2:]}" if both else option.flag
     declarations = (flag, *option.aliases)
     info = typer.Option(
         # escaped: rich would read '{group: [columns]}' as markup and print '{group: }'

@@ -332,6 +332,11 @@ def summary_document(
         "rule": selection.rule,
         "step": selection.step_index,
         "unconfirmed_groups": [name for name, drop in zip(group_index.names, selection.unconfirmed) if drop],
+        # pairs the screen gave units of the dense network to (path/interactions.py), strongest first
+        "interacting_pairs": [
+            {"columns": [encoder.feature_names[pair.first], encoder.feature_names[pair.second]], "t": round(pair.t, 2)}
+            for pair in path.pairs
+        ],
         "scored_by": scored_by,
         "class_weights": None if class_weights is None else dict(
             zip(map(str, encoder.target.classes), class_weights.tolist())

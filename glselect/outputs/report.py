@@ -79,6 +79,12 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
             f"left out of the chosen step: {', '.join(unconfirmed)} (shuffling "
             f"{'it' if len(unconfirmed) == 1 else 'each'} did not raise {tested} enough; see --confirm)"
         )
+    interacting = summary.get("interacting_pairs")
+    if interacting:  # what the dense network was pointed at before training (path/interactions.py)
+        lines.append(
+            "interacting pairs given units before the dense fit: "
+            + ", ".join(f"{pair['columns'][0]} × {pair['columns'][1]} (t {pair['t']:.3g})" for pair in interacting)
+        )
     stability = summary.get("stability")
     if stability:
         lines.append(

@@ -118,6 +118,7 @@ OPTIONAL_SUMMARY_FIELDS: tuple[tuple[str, Check, str], ...] = (
     ("scored_by", is_text, "text"),
     ("unconfirmed_groups", list_of(is_text), "a list of group names"),
     ("confirmed_by", optional(is_text), "text or null"),
+    ("interacting_pairs", list_of(is_object), "a list of objects"),
     ("all_relevant_rounds", list_of(list_of(is_text)), "a list of lists of group names"),
     ("streaming", is_object, "an object"),
     ("seed", optional(is_count), "a whole number"),

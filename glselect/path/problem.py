@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from glselect.data.split import TRAIN, TRAINING_ROWS, VAL, VALIDATION_ROWS, RowS
 from glselect.model.metrics import LossFunction, loss_function, row_loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import GroupPenalty, Objective, make_penalty
+from glselect.path.interactions import MAX_SCREEN_BATCHES, SCREEN_KEY, InteractingPair, max_pairs_for, screen_pairs, screen_rows
 from glselect.solve.fista import ProximalGradient, SolveResult
 from glselect.solve.screening import first_layer_gradient, solve_screened, too_many_departures
 from glselect.solve.sgd import ProximalSGD
@@ -220,6 +222,34 @@ class Problem:
             with torch.no_grad():
                 return float(self.loss_fn(model(self.rows.rows.X), self.rows.rows.y))
         return float("nan")
+
+    def interacting_pairs(self, model: GroupLassoMLP) -> tuple[InteractingPair, ...]:
+        """The pairs of this problem's columns that ``interactions.give_units`` should seed in ``model``.
+
+        Screened on a sample of the training rows: in memory evenly spaced rows of the full batch
+        (a table sorted by anything is still sampled across), streamed the first mini-batches of
+        its own shuffle, each rank its share. None for the linear model or ``--no-screen-pairs``.
+        """
+        max_pairs = max_pairs_for(model)
+        if not self.settings.model.screen_pairs or max_pairs == 0 or self.task == "survival":
+            return ()
+        wanted = screen_rows(self.n_features, self.n_outputs)
+        if self.exact:
+            X, y = self.rows.rows.X, self.rows.rows.y
+            if len(y) > wanted:
+                picked = torch.linspace(0, len(y) - 1, wanted, device=y.device).round().long()
+                X, y = X.index_select(0, picked), y.index_select(0, picked)
+        else:
+            per_rank = math.ceil(wanted / self.context.world_size)
+            parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+            batches = self.rows.stream(key=SCREEN_KEY)
+            for _ in range(min(self.rows.steps_per_epoch, MAX_SCREEN_BATCHES)):
+                if sum(len(part[1]) for part in parts) >= per_rank:
+                    break
+                parts.append(next(batches))
+            X = torch.cat([part[0] for part in parts])[:per_rank]
+            y = torch.cat([part[1] for part in parts])[:per_rank]
+        return screen_pairs((X, y), self.group_ids, self.task, self.n_outputs, max_pairs, self.context)
 
     def zero_kkt_lambdas(self, model: GroupLassoMLP) -> np.ndarray:
         """For each group, the smallest lambda at which an all-zero first layer meets its KKT condition.

@@ -21,6 +21,7 @@ from glselect.data.source import Rows
 from glselect.errors import GlselectError
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
+from glselect.path.interactions import InteractingPair, give_units
 from glselect.path.problem import Problem
 from glselect.solve.train import TrainResult, mean_loss
 
@@ -99,6 +100,8 @@ class LambdaPath:
     n_rejected: int  # trial lambdas undone because several groups left at once
     complete: bool  # reached all-zero (or the min_features floor) within max_steps
     final_model: GroupLassoMLP | None = None  # the walk's last (emptiest) model
+    # pairs of the problem's encoded columns given units of the dense network before it trained
+    pairs: tuple[InteractingPair, ...] = ()
 
 
 # a validation score: mean loss, its standard error, and the per-row losses (None: not scored)
@@ -203,7 +206,10 @@ def fit_path(
     path_config = problem.settings.path
     model = problem.new_model()
     penalty = problem.penalty(model.first_weight.shape[0])
+    # screened again on a resumed walk (the same rows give the same pairs) to be reported
+    pairs = problem.interacting_pairs(model)
     if resume is None:
+        give_units(model, pairs)
         state = _start(problem, model)
         if grid is not None:
             state.lam = float(grid[0]) if len(grid) else math.inf
@@ -296,6 +302,7 @@ def fit_path(
         n_rejected=state.n_rejected,
         complete=bool(state.active.sum() <= path_config.min_features),
         final_model=model,
+        pairs=pairs,
     )
 
 
