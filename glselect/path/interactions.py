@@ -67,46 +67,49 @@ def screen_pairs(
     if task == "survival" or max_pairs <= 0:
         return ()
     n_features = X.shape[1]
-    X = X.double()
     R = torch.nn.functional.one_hot(y.long(), n_outputs).double() if task == "multiclass" else y.double().reshape(-1, 1)
-    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), X.sum(0).cpu(), R.sum(0).cpu()])
+    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), X.double().sum(0).cpu(), R.sum(0).cpu()])
     firsts = distributed.all_reduce_sum(firsts, context)
     n_rows = float(firsts[0])
     n_pairs = R.shape[1] * n_features * (n_features - 1) / 2  # the tests the bound is corrected for
     if n_rows < MIN_SCREEN_ROWS or n_pairs < 1:
         return ()
-    means = (firsts[1 : 1 + n_features] / n_rows).to(X.device)
-    X = X - means
-    R = R - (firsts[1 + n_features :] / n_rows).to(X.device)
+    # centred in float64, multiplied in float32: a t statistic needs two or three digits
+    X = (X.double() - (firsts[1 : 1 + n_features] / n_rows).to(X.device)).float()
+    R = (R - (firsts[1 + n_features :] / n_rows).to(X.device)).float()
     bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * n_pairs))
-    same_group = torch.as_tensor(group_ids, device=X.device)
+    group_of = torch.as_tensor(group_ids, device=X.device)
+    shared_groups = np.unique(group_ids).size < n_features
     squares = X * X
     block = max(1, min(n_features, BLOCK_FLOATS // max(n_features, 1)))
     found: dict[tuple[int, int], float] = {}
     for start in range(0, n_features, block):
         stop = min(n_features, start + block)
-        t_max = torch.zeros(stop - start, n_features, dtype=torch.float64, device=X.device)
+        # rows: the block's columns i; columns: every j >= start (each pair once, below)
+        t2_max: torch.Tensor | None = None
         for k in range(R.shape[1]):
             r = R[:, k : k + 1]
-            sums = X[:, start:stop].T @ (r * X)
-            square_sums = squares[:, start:stop].T @ ((r * r) * squares)
+            sums = X[:, start:stop].T @ (r * X[:, start:])
+            square_sums = squares[:, start:stop].T @ ((r * r) * squares[:, start:])
             sums = distributed.all_reduce_sum(sums.cpu(), context).to(X.device)
             square_sums = distributed.all_reduce_sum(square_sums.cpu(), context).to(X.device)
-            mean = sums / n_rows
-            variance = (square_sums / n_rows - mean * mean).clamp_min(0.0)
-            t = torch.where(variance > 0, mean.abs() / torch.sqrt(variance / n_rows).clamp_min(1e-300), torch.zeros_like(mean))
-            t_max = torch.maximum(t_max, t)
-        # each pair once (second column after the first), and never two columns of one group:
-        # the levels of one categorical column "interact" through the column itself
-        index = torch.arange(start, stop, device=X.device)[:, None]
-        wanted = (torch.arange(n_features, device=X.device)[None, :] > index) & (
-            same_group[start:stop, None] != same_group[None, :]
-        )
-        t_max = torch.where(wanted, t_max, torch.zeros_like(t_max))
-        strongest = torch.topk(t_max.flatten(), min(max_pairs, t_max.numel()))
+            # t^2 = n mean^2 / variance = sums^2 / (square_sums - sums^2 / n); a product that is
+            # constant over the rows (a constant column) has no variance and counts as t = 0
+            sums.square_()
+            spread = square_sums - sums / n_rows
+            t2 = torch.where(spread > 1e-6 * square_sums, sums / spread.clamp_min(1e-30), torch.zeros_like(sums))
+            t2_max = t2 if t2_max is None else torch.maximum(t2_max, t2)
+        assert t2_max is not None
+        t2_max[:, : stop - start].triu_(1)  # j > i within the block's own columns
+        if shared_groups:
+            # never two columns of one group: the levels of one categorical column "interact"
+            # through the column itself, and the path keeps or drops a group whole anyway
+            t2_max.masked_fill_(group_of[start:stop, None] == group_of[None, start:], 0.0)
+        width = n_features - start
+        strongest = torch.topk(t2_max.flatten(), min(max_pairs, t2_max.numel()))
         for value, flat in zip(strongest.values.tolist(), strongest.indices.tolist()):
-            if value > bound:
-                found[(start + flat // n_features, flat % n_features)] = value
+            if value > bound * bound:
+                found[(start + flat // width, start + flat % width)] = math.sqrt(value)
     ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))[:max_pairs]
     return tuple(InteractingPair(first, second, t) for (first, second), t in ranked)
 
