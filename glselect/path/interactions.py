@@ -12,9 +12,11 @@ dense network's first layer (reading ``x_i + x_j`` and ``x_i - x_j`` with both s
 a ReLU network forms the product at once. Everything else stays as initialised; the path then
 keeps or drops the pair like any other group, so a chance pair costs nothing but a few units.
 
-Cost: one pass of ``rows x p^2`` multiply-adds per target output over a sample of the training
-rows, bounded by ``SCREEN_MACS`` (rows are cut to fit; below ``MIN_SCREEN_ROWS`` rows the screen
-is skipped: it could not tell a pair from chance among that many). A stream reads up to
+Cost: two products of ``rows x p^2 / 2`` multiply-adds per target output over a sample of the
+training rows, bounded by ``SCREEN_MACS`` (rows are cut to fit; below ``MIN_SCREEN_ROWS`` rows the
+screen is skipped: it could not tell a pair from chance among that many). The sample is held in
+float32 three times (columns, centred, squared): at most ``MAX_SCREEN_ROWS`` rows, and fewer as
+columns grow (about 300 MB at the worst width, some 400 columns). A stream reads up to
 ``MAX_SCREEN_BATCHES`` mini-batches of its own; under torchrun every rank sums its share.
 """
 
@@ -68,14 +70,17 @@ def screen_pairs(
         return ()
     n_features = X.shape[1]
     R = torch.nn.functional.one_hot(y.long(), n_outputs).double() if task == "multiclass" else y.double().reshape(-1, 1)
-    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), X.double().sum(0).cpu(), R.sum(0).cpu()])
+    column_sums = torch.cat([X[:, chunk].double().sum(0) for chunk in _chunks(n_features, len(X))]).cpu()
+    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), column_sums, R.sum(0).cpu()])
     firsts = distributed.all_reduce_sum(firsts, context)
     n_rows = float(firsts[0])
     n_pairs = R.shape[1] * n_features * (n_features - 1) / 2  # the tests the bound is corrected for
     if n_rows < MIN_SCREEN_ROWS or n_pairs < 1:
         return ()
-    # centred in float64, multiplied in float32: a t statistic needs two or three digits
-    X = (X.double() - (firsts[1 : 1 + n_features] / n_rows).to(X.device)).float()
+    # centred in float64, multiplied in float32 (a t statistic needs two or three digits), a few
+    # columns at a time: a float64 copy of the whole sample would double what the screen holds
+    means = (firsts[1 : 1 + n_features] / n_rows).to(X.device)
+    X = torch.cat([(X[:, chunk].double() - means[chunk]).float() for chunk in _chunks(n_features, len(X))], dim=1)
     R = (R - (firsts[1 + n_features :] / n_rows).to(X.device)).float()
     bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * n_pairs))
     group_of = torch.as_tensor(group_ids, device=X.device)
@@ -112,6 +117,12 @@ def screen_pairs(
                 found[(start + flat // width, start + flat % width)] = math.sqrt(value)
     ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))[:max_pairs]
     return tuple(InteractingPair(first, second, t) for (first, second), t in ranked)
+
+
+def _chunks(n_features: int, n_rows: int) -> list[slice]:
+    """Column slices of about ``BLOCK_FLOATS`` cells each."""
+    width = max(1, BLOCK_FLOATS // max(n_rows, 1))
+    return [slice(start, min(n_features, start + width)) for start in range(0, n_features, width)]
 
 
 def screen_rows(n_features: int, n_outputs: int) -> int:
