@@ -13,6 +13,7 @@ import torch
 from glselect import distributed
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.interactions import give_units, max_pairs_for, screen_pairs, screen_rows
+from glselect.path.problem import Problem
 from tests.test_cli import FAST, invoke
 from tests.test_recall import STREAM_FAST
 from tests.test_stream import write_parquet
@@ -124,3 +125,15 @@ def test_a_fit_in_memory_and_streamed_reports_the_pair_it_gave_units(tmp_path: P
     result = invoke("fit", parquet, "--target", "y", "--stream", "--out", tmp_path / "streamed", "--json", "--quiet", *STREAM_FAST)
     assert result.exit_code == 0, result.output
     assert [pair["columns"] for pair in json.loads(result.stdout)["interacting_pairs"]] == [["c3", "c7"]]
+
+
+def test_a_table_too_wide_for_the_screen_s_budget_is_not_read(monkeypatch) -> None:
+    # above 10,000 columns fewer than MIN_SCREEN_ROWS rows fit the budget (none above 100,000):
+    # the problem returns no pairs before sampling a row, in memory as streamed
+    X, y = _xor_rows(400, 12)
+    problem = Problem.from_arrays((X[:300], y[:300]), (X[300:], y[300:]), np.arange(12), np.ones(12, dtype=np.int64), "binary")
+    model = GroupLassoMLP(12, (32,), 1)
+    assert [(pair.first, pair.second) for pair in problem.interacting_pairs(model)] == [(3, 7)]
+    monkeypatch.setattr("glselect.path.problem.screen_rows", lambda n_features, n_outputs: 0)
+    monkeypatch.setattr("glselect.path.problem.screen_pairs", lambda *args: pytest.fail("the screen ran"))
+    assert problem.interacting_pairs(model) == ()

@@ -25,7 +25,9 @@ from glselect.data.split import TRAIN, TRAINING_ROWS, VAL, VALIDATION_ROWS, RowS
 from glselect.model.metrics import LossFunction, loss_function, row_loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import GroupPenalty, Objective, make_penalty
-from glselect.path.interactions import MAX_SCREEN_BATCHES, SCREEN_KEY, InteractingPair, max_pairs_for, screen_pairs, screen_rows
+from glselect.path.interactions import (
+    MAX_SCREEN_BATCHES, MIN_SCREEN_ROWS, SCREEN_KEY, InteractingPair, max_pairs_for, screen_pairs, screen_rows,
+)
 from glselect.solve.fista import ProximalGradient, SolveResult
 from glselect.solve.screening import first_layer_gradient, solve_screened, too_many_departures
 from glselect.solve.sgd import ProximalSGD
@@ -228,12 +230,14 @@ class Problem:
 
         Screened on a sample of the training rows: in memory evenly spaced rows of the full batch
         (a table sorted by anything is still sampled across), streamed the first mini-batches of
-        its own shuffle, each rank its share. None for the linear model or ``--no-screen-pairs``.
+        its own shuffle, each rank its share. No pairs for the linear model, a survival target,
+        ``--no-screen-pairs``, or so many columns that the screen's budget leaves too few rows
+        (the same on every rank: it depends on the columns alone).
         """
         max_pairs = max_pairs_for(model)
-        if not self.settings.model.screen_pairs or max_pairs == 0 or self.task == "survival":
-            return ()
         wanted = screen_rows(self.n_features, self.n_outputs)
+        if not self.settings.model.screen_pairs or max_pairs == 0 or self.task == "survival" or wanted < MIN_SCREEN_ROWS:
+            return ()
         if self.exact:
             X, y = self.rows.rows.X, self.rows.rows.y
             if len(y) > wanted:
