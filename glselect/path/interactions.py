@@ -70,7 +70,8 @@ def screen_pairs(
         return ()
     n_features = X.shape[1]
     R = torch.nn.functional.one_hot(y.long(), n_outputs).double() if task == "multiclass" else y.double().reshape(-1, 1)
-    column_sums = torch.cat([X[:, chunk].double().sum(0) for chunk in _chunks(n_features, len(X))]).cpu()
+    chunks = _chunks(n_features, len(X))
+    column_sums = torch.cat([X[:, chunk].double().sum(0) for chunk in chunks]).cpu()
     firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), column_sums, R.sum(0).cpu()])
     firsts = distributed.all_reduce_sum(firsts, context)
     n_rows = float(firsts[0])
@@ -80,7 +81,7 @@ def screen_pairs(
     # centred in float64, multiplied in float32 (a t statistic needs two or three digits), a few
     # columns at a time: a float64 copy of the whole sample would double what the screen holds
     means = (firsts[1 : 1 + n_features] / n_rows).to(X.device)
-    X = torch.cat([(X[:, chunk].double() - means[chunk]).float() for chunk in _chunks(n_features, len(X))], dim=1)
+    X = torch.cat([(X[:, chunk].double() - means[chunk]).float() for chunk in chunks], dim=1)
     R = (R - (firsts[1 + n_features :] / n_rows).to(X.device)).float()
     bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * n_pairs))
     group_of = torch.as_tensor(group_ids, device=X.device)

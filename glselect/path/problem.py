@@ -246,11 +246,12 @@ class Problem:
         else:
             per_rank = math.ceil(wanted / self.context.world_size)
             parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-            batches = self.rows.stream(key=SCREEN_KEY)
+            batches, n_read = self.rows.stream(key=SCREEN_KEY), 0
             for _ in range(min(self.rows.steps_per_epoch, MAX_SCREEN_BATCHES)):
-                if sum(len(part[1]) for part in parts) >= per_rank:
+                if n_read >= per_rank:
                     break
                 parts.append(next(batches))
+                n_read += len(parts[-1][1])
             X = torch.cat([part[0] for part in parts])[:per_rank]
             y = torch.cat([part[1] for part in parts])[:per_rank]
         return screen_pairs((X, y), self.group_ids, self.task, self.n_outputs, max_pairs, self.context)
