@@ -119,3 +119,18 @@ def test_zero_lambda_is_where_a_zero_group_starts_to_meet_its_kkt_condition():
     for g, lam in enumerate(lams.tolist()):
         assert penalty.kkt_excess(gradient, lam * (1 + 1e-7))[g] == 0
         assert penalty.kkt_excess(gradient, lam * (1 - 1e-3))[g] > 0
+
+
+def test_a_penalty_on_the_first_groups_of_more_keeps_every_groups_weight():
+    # an all-relevant round restricted to groups 0 and 1 of 10 (diabetes: the minimal set took the
+    # other 8) once read its columns as the groups and broke on the 10 weights
+    from glselect.model.objective import make_penalty
+
+    n_encoded = np.array([1, 1, 3, 1, 1, 1, 1, 1, 1, 1])
+    penalty = make_penalty(np.array([0, 1]), n_encoded, 4, torch.float64)
+    W = torch.arange(8, dtype=torch.float64).reshape(4, 2) + 1.0
+    shrunk, value = penalty.prox_and_value(W, 0.5)
+    assert penalty.norms(W).shape == (10,) and penalty.norms(W)[2:].abs().max() == 0
+    expected = group_soft_threshold(W, torch.tensor([0, 1]), 0.5 * torch.sqrt(torch.as_tensor(n_encoded * 4.0)))
+    torch.testing.assert_close(shrunk, expected)
+    assert float(value) == pytest.approx(float((penalty.weights[:2] * torch.linalg.vector_norm(expected, dim=0)).sum()))

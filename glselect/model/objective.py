@@ -155,7 +155,9 @@ def make_penalty(
         weights=torch.as_tensor(weights, dtype=dtype, device=device),
         l1_ratio=float(l1_ratio),
         column_weight=float(np.sqrt(fan_out)),
-        columns_are_groups=bool(np.array_equal(group_ids, np.arange(len(group_ids)))),
+        # column k is group k for every group: a problem restricted to groups 0..k-1 of more (an
+        # all-relevant round) has columns 0..k-1 too, but its weights still count every group
+        columns_are_groups=bool(len(group_ids) == len(n_encoded) and np.array_equal(group_ids, np.arange(len(group_ids)))),
     )
 
 
