@@ -120,7 +120,7 @@ class PathConfig:
         _require(self.relax_iters > 0, f"relax_iters must be positive, got {self.relax_iters}")
 
 
-GOALS = ("minimal", "all-relevant")
+GOALS = ("auto", "minimal", "all-relevant")
 
 
 @dataclass(frozen=True)
@@ -131,8 +131,10 @@ class SelectionConfig:
     # already taken (select/redundancy.py); 1: off, the path's own K survivors
     max_correlation: float = 0.7
     # "minimal": the fewest groups that predict as well as the model can (redundant copies left out);
-    # "all-relevant": those and every group the dense model needs, copies included (select/relevant.py)
-    goal: str = "minimal"
+    # "all-relevant": those and every group later rounds of selection find without them, copies
+    # included (select/relevant.py); "auto": the rounds only while a group left out has first-order
+    # signal, and none with fdr or max_features (they choose the set their own way)
+    goal: str = "auto"
     # K >= 2: score the path's lambdas by K-fold cross-validation; 0: by the validation rows;
     # "auto": cross-validation when the validation rows are few (see crossval.folds_for)
     cv: int | str = 0

@@ -172,7 +172,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "goal", "selection.goal",
         "'minimal': the fewest groups that predict as well as the model can (a redundant copy is left out); "
-        "'all-relevant': also every group the dense model needs, copies included (a permutation test on the validation rows).",
+        "'all-relevant': also every group that later rounds of selection find without those, copies included; "
+        "'auto': the rounds only while a group left out is associated with the target, and none with --fdr or --max-features.",
     ),
     Option(
         "max_correlation", "selection.max_correlation",

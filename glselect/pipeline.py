@@ -45,7 +45,7 @@ from glselect.select.knockoffs import KnockoffSelection, check_fdr_options, knoc
 from glselect.select.permutation import permutation_importance
 from glselect.select.redundancy import redundancy_aware_top_k
 from glselect.select.refit import refit
-from glselect.select.relevant import all_relevant, check_goal_options
+from glselect.select.relevant import all_relevant, asks_all_relevant, check_goal_options
 from glselect.select.stability import Stability, stability_selection
 
 __all__ = ["FitResult", "MIN_ROWS", "fit_frame", "run", "save_result"]
@@ -289,7 +289,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         path_seconds = time.perf_counter() - started - read_seconds
         selection_config = config.selection
         cross_validation = None
-        relevant_rounds = None  # with --goal all-relevant: the groups each later round added
+        relevant_rounds = None  # with the all-relevant rounds (select/relevant.py): the groups each one added
         n_folds = folds_for(selection_config.cv, len(problem.val))
         if n_folds and selection_config.max_features is None:
             cross_validation = cross_validate(problem, path, n_folds, on_fold=_stage(hooks.on_stage, "cv fold", n_folds))
@@ -317,14 +317,19 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
                 _announce(hooks, "confirmation")
                 n_confirm_folds = confirmation_folds(selection_config.cv, len(problem.val))
                 selection = confirm(problem, path, selection, selection_config.confirm, n_confirm_folds)
-            if selection_config.goal == "all-relevant":
+            if asks_all_relevant(selection_config):
                 confirmed_by = selection.confirmed_by  # later rounds confirm the same way
                 relevant, relevant_rounds = all_relevant(
                     problem, selection.group_mask, selection_config,
                     on_round=lambda k: _announce(hooks, f"all-relevant round {k}"),
+                    gated=selection_config.goal == "auto",
                 )
-                selection = refit(problem, path, sparsest_step_with(path, relevant), f"{rule}, all-relevant", group_mask=relevant)
-                selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(relevant), confirmed_by=confirmed_by)
+                if relevant_rounds:  # else the minimal selection stands as it is, refit and confirmed
+                    left_out = selection.unconfirmed & ~relevant  # confirmation's drops no round took back
+                    selection = refit(problem, path, sparsest_step_with(path, relevant), rule, group_mask=relevant)
+                    selection = dataclasses.replace(selection, unconfirmed=left_out, confirmed_by=confirmed_by)
+                if relevant_rounds or selection_config.goal == "all-relevant":
+                    selection = dataclasses.replace(selection, rule=f"{selection.rule}, all-relevant")
         distributed.check_same_weights(selection.model, data.context)
         cv_seconds = time.perf_counter() - started - read_seconds - path_seconds
         stability = None

@@ -63,12 +63,21 @@ def test_summary_importances_and_path_agree(fitted):
     assert sorted(importances.loc[importances["selected"], "feature"]) == sorted(summary["selected_features"])
     assert sorted(groups.loc[groups["selected"], "group"]) == sorted(summary["selected_groups"])
     assert path.loc[summary["step"], "lambda"] == pytest.approx(summary["lambda"])
-    assert path.loc[summary["step"], "n_selected"] == summary["n_selected_groups"]
+    # the step is the sparsest one holding every selected group: the chosen step itself, unless
+    # confirmation took groups out of it or the all-relevant rounds added some (here the colour,
+    # a copy of a's sign, which the minimal set leaves out)
+    at_step = norms[(norms["step"] == summary["step"]) & (norms["norm"] > 0)]
+    assert set(summary["selected_groups"]) <= set(at_step["group"])
+    assert summary["all_relevant_rounds"] == [["colour"]] and "colour" in summary["selected_groups"]
+    assert path.loc[summary["step"], "n_selected"] == len(at_step)
     # importance is the last lambda at which the group's norm is non-zero
     last_alive = norms.merge(path[["step", "lambda"]], on="step").groupby("group", observed=True)["lambda"].max()
     for row in groups.itertuples():
         assert row.importance == pytest.approx(last_alive.get(row.group, 0.0))
-    assert importances["importance"].is_monotonic_decreasing
+    # selected groups first (the colour is selected though it left the path early), each part by importance
+    assert not importances["selected"].astype(int).diff().gt(0).any()
+    for _, part in importances.groupby("selected"):
+        assert part["importance"].is_monotonic_decreasing
 
 
 def test_wrong_version_is_refused(fitted):

@@ -5,12 +5,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
+from glselect import distributed
 from glselect.cli.app import app
 from glselect.config import SelectionConfig
 from glselect.path.walk import LambdaPath, PathStep
 from glselect.select.choose import StepScores, choose_step
+from glselect.select.relevant import first_order_t, target_outputs
 
 runner = CliRunner()
 STREAM_FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "2", "--max-steps", "25"]
@@ -137,7 +140,9 @@ def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
     data = tmp_path / ("data.parquet" if stream else "data.csv")
     table.to_parquet(data, index=False) if stream else table.to_csv(data, index=False)
     common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"] + (["--stream", *STREAM_FAST] if stream else [])
-    result = runner.invoke(app, ["fit", *common, "--goal", "all-relevant", "--out", str(tmp_path / "all")])
+    # the default, --goal auto, walks the rounds here because r's first-order signal is left out
+    goal = ["--goal", "all-relevant"] if stream else []
+    result = runner.invoke(app, ["fit", *common, *goal, "--out", str(tmp_path / "all")])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert set(summary["selected_features"]) == {"a", "b", "c", "r"}
@@ -147,5 +152,51 @@ def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
     assert summary["rule"].endswith(", all-relevant")
     assert summary["confirmed_by"] == ("validation" if stream else "cross-fit5")  # 260 and 100 validation rows
     if not stream:
-        minimal = _selected(common + ["--out", str(tmp_path / "minimal")])
+        minimal = _selected(common + ["--goal", "minimal", "--out", str(tmp_path / "minimal")])
         assert "c" in minimal and len(minimal) < 4  # a redundant one of a, b, r is left out
+
+
+def test_auto_walks_no_round_when_only_noise_is_left_out(tmp_path):
+    # y = a + b + c: the minimal set is the three, the columns left are noise, so the gate stops
+    # the rounds before the first path fit; with --max-features auto asks the minimal question alone
+    table = _redundant().drop(columns="r")
+    data = tmp_path / "data.csv"
+    table.to_csv(data, index=False)
+    common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"]
+    result = runner.invoke(app, ["fit", *common, "--out", str(tmp_path / "auto")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary["selected_features"]) == {"a", "b", "c"}
+    assert summary["all_relevant_rounds"] == [] and summary["rule"] == "1se"
+    result = runner.invoke(app, ["fit", *common, "--max-features", "2", "--out", str(tmp_path / "top")])
+    assert result.exit_code == 0, result.output
+    assert "all_relevant_rounds" not in json.loads(result.stdout)
+
+
+def test_first_order_t_is_the_t_statistic_of_the_centred_products():
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = rng.standard_normal((n, 40))
+    X[:, 39] = 3.0  # constant: no spread, t = 0
+    y = X[:, 0] + 0.5 * X[:, 1] + rng.standard_normal(n)
+    t = first_order_t(torch.as_tensor(X, dtype=torch.float32), target_outputs(torch.as_tensor(y), "regression", 1),
+                      distributed.Context())[:, 0]
+    products = (X[:, 1] - X[:, 1].mean()) * (y - y.mean())
+    assert t[1] == pytest.approx(products.mean() / products.std(ddof=1) * np.sqrt(n), rel=1e-3)
+    assert t[0] > 20 and t[1] > 10 and t[2:39].max() < 4 and t[39] == 0
+
+
+def test_survival_outputs_are_martingale_residuals_that_see_a_hazard_column():
+    rng = np.random.default_rng(1)
+    n = 1500
+    x = rng.standard_normal((n, 20))
+    time = rng.exponential(1 / np.exp(0.8 * x[:, 0]))
+    censor = rng.exponential(2.0, n)
+    event = time <= censor
+    y = np.where(event, 1 + np.minimum(time, censor), -(1 + np.minimum(time, censor)))  # data/survival.py's fold
+    residuals = target_outputs(torch.as_tensor(y, dtype=torch.float32), "survival", 1)
+    assert residuals.shape == (n, 1) and abs(float(residuals.sum())) < 1e-6  # Nelson-Aalen residuals sum to 0
+    t = first_order_t(torch.as_tensor(x, dtype=torch.float32), residuals, distributed.Context())[:, 0]
+    assert t[0] > 10 and t[1:].max() < 4
+    classes = target_outputs(torch.tensor([0, 2, 1, 2]), "multiclass", 3)
+    assert classes.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]]

@@ -85,6 +85,12 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
             "interacting pairs given units before the dense fit: "
             + ", ".join(f"{pair['columns'][0]} × {pair['columns'][1]} (t {pair['t']:.3g})" for pair in interacting)
         )
+    rounds = summary.get("all_relevant_rounds")
+    if rounds:  # what the minimal set left out and later rounds found without it (select/relevant.py)
+        lines.append(
+            "added by later rounds (all-relevant): "
+            + "; ".join(f"round {k}: {', '.join(names)}" for k, names in enumerate(rounds, start=1))
+        )
     stability = summary.get("stability")
     if stability:
         lines.append(

@@ -225,12 +225,33 @@ class Problem:
                 return float(self.loss_fn(model(self.rows.rows.X), self.rows.rows.y))
         return float("nan")
 
+    def screen_sample(self, wanted: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """About ``wanted`` training rows (encoded X, target y) for a screen, this rank's share.
+
+        In memory evenly spaced rows of the full batch (a table sorted by anything is still sampled
+        across); streamed the first mini-batches of its own shuffle (at most ``MAX_SCREEN_BATCHES``),
+        each rank ``wanted / world_size`` of them.
+        """
+        if self.exact:
+            X, y = self.rows.rows.X, self.rows.rows.y
+            if len(y) > wanted:
+                picked = torch.linspace(0, len(y) - 1, wanted, device=y.device).round().long()
+                X, y = X.index_select(0, picked), y.index_select(0, picked)
+            return X, y
+        per_rank = math.ceil(wanted / self.context.world_size)
+        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        batches, n_read = self.rows.stream(key=SCREEN_KEY), 0
+        for _ in range(min(self.rows.steps_per_epoch, MAX_SCREEN_BATCHES)):
+            if n_read >= per_rank:
+                break
+            parts.append(next(batches))
+            n_read += len(parts[-1][1])
+        return torch.cat([part[0] for part in parts])[:per_rank], torch.cat([part[1] for part in parts])[:per_rank]
+
     def interacting_pairs(self, model: GroupLassoMLP) -> tuple[InteractingPair, ...]:
         """The pairs of this problem's columns that ``interactions.give_units`` should seed in ``model``.
 
-        Screened on a sample of the training rows: in memory evenly spaced rows of the full batch
-        (a table sorted by anything is still sampled across), streamed the first mini-batches of
-        its own shuffle, each rank its share. No pairs for the linear model, a survival target,
+        Screened on ``screen_sample`` of the training rows. No pairs for the linear model, a survival target,
         ``--no-screen-pairs``, or so many columns that the screen's budget leaves too few rows
         (the same on every rank: it depends on the columns alone).
         """
@@ -238,22 +259,7 @@ class Problem:
         wanted = screen_rows(self.n_features, self.n_outputs)
         if not self.settings.model.screen_pairs or max_pairs == 0 or self.task == "survival" or wanted < MIN_SCREEN_ROWS:
             return ()
-        if self.exact:
-            X, y = self.rows.rows.X, self.rows.rows.y
-            if len(y) > wanted:
-                picked = torch.linspace(0, len(y) - 1, wanted, device=y.device).round().long()
-                X, y = X.index_select(0, picked), y.index_select(0, picked)
-        else:
-            per_rank = math.ceil(wanted / self.context.world_size)
-            parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-            batches, n_read = self.rows.stream(key=SCREEN_KEY), 0
-            for _ in range(min(self.rows.steps_per_epoch, MAX_SCREEN_BATCHES)):
-                if n_read >= per_rank:
-                    break
-                parts.append(next(batches))
-                n_read += len(parts[-1][1])
-            X = torch.cat([part[0] for part in parts])[:per_rank]
-            y = torch.cat([part[1] for part in parts])[:per_rank]
+        X, y = self.screen_sample(wanted)
         return screen_pairs((X, y), self.group_ids, self.task, self.n_outputs, max_pairs, self.context)
 
     def zero_kkt_lambdas(self, model: GroupLassoMLP) -> np.ndarray:

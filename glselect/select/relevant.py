@@ -18,14 +18,26 @@ column's 3.4, with 3.5 to clear; docs/method.md).
 Every round is a full path fit on fewer columns, from the same seed, on the same rows as the fit
 (in memory, streamed, on every torchrun rank alike), so the set is reproducible; it costs a path
 fit per round (make_classification: two or three rounds after the fit, 2.5 to 3.5x the minimal fit's time).
+
+``--goal auto`` (the default) asks the rounds only where they can find something a first-order
+test can see: before each round every column left out gets a t statistic of its association with
+the target (``marginal_signal``), and the rounds stop when no group left out passes a Bonferroni
+bound. A redundant copy of a selected column carries the original's first-order signal, so it
+passes; pure noise does not, so a table whose minimal set leaves only noise out (Friedman,
+XOR among noise) pays for one screen of the rows instead of a path fit. What the gate cannot see
+is a left-out group with no first-order signal at all (a copy of one column of an interacting
+pair): ``--goal all-relevant`` walks the rounds without the gate.
 """
 
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import Callable
 
 import numpy as np
+import torch
 
+from glselect import distributed
 from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
 from glselect.path.problem import Problem
@@ -36,16 +48,23 @@ from glselect.select.refit import refit
 
 MAX_ROUNDS = 10  # rounds after the minimal selection; each finds at least one new group or ends the search
 ROUND_CONFIRM = 3.0  # the confirmation threshold of a round when --confirm is 0: without one a round keeps a noise step
+FAMILY_ALPHA = 0.01  # chance that the gate lets a round run on a table whose left-out columns are all noise
+SAMPLE_FLOATS = 1 << 24  # the gate's sample of training rows holds at most this many encoded cells (64 MB)
+MAX_SAMPLE_ROWS = 65_536
+MIN_SAMPLE_ROWS = 100  # fewer sampled rows than this (above some 168,000 columns): no gate, the rounds run
 
 
 def all_relevant(
     problem: Problem, minimal: np.ndarray, config: SelectionConfig, on_round: Callable[[int], None] | None = None,
+    gated: bool = False,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The ``minimal`` set (bool (n_groups,), already chosen and confirmed) and every group later
     rounds of minimal selection find without it (see the module docstring).
 
-    Returns the union and, per round, the groups it added (bool (n_groups,)); the last round, which
-    found nothing, is not listed. ``on_round(k)`` is called as round k (1-based) starts.
+    ``gated`` (``--goal auto``): a round runs only while some group left out has first-order
+    signal (``marginal_signal``). Returns the union and, per round, the groups it added (bool
+    (n_groups,)); a round that found nothing is not listed. ``on_round(k)`` is called as round k
+    (1-based) starts.
     """
     found = minimal.copy()
     added: list[np.ndarray] = []
@@ -57,9 +76,11 @@ def all_relevant(
         left = ~found[problem.group_ids]
         if not left.any():
             break
+        rest = problem.restrict(left)
+        if gated and not marginal_signal(rest).any():
+            break
         if on_round is not None:
             on_round(round_number)
-        rest = problem.restrict(left)
         path = fit_path(rest)
         step_index, rule = choose_step(path, config)
         selection = confirm(rest, path, refit(rest, path, step_index, rule), min_t, n_folds)
@@ -71,13 +92,85 @@ def all_relevant(
     return found, added
 
 
+def marginal_signal(problem: Problem) -> np.ndarray:
+    """The groups (bool (n_groups,), over all of the table's groups) of ``problem``'s columns whose
+    first-order association with the target is beyond chance.
+
+    Per encoded column and target output (the value; each class's indicator; for survival the
+    martingale residual of the no-covariate model), the t statistic of ``mean(r * x)`` with both
+    centred, on a sample of the training rows (``Problem.screen_sample``; every rank sums its
+    share), against a Bonferroni bound at family-wise ``FAMILY_ALPHA``. Too wide a table for the
+    sample to hold ``MIN_SAMPLE_ROWS`` rows: every group counts as having signal (the rounds run).
+    """
+    n_groups = len(problem.n_encoded)
+    passing = np.zeros(n_groups, dtype=bool)
+    wanted = min(MAX_SAMPLE_ROWS, SAMPLE_FLOATS // max(problem.n_features, 1))
+    if wanted < MIN_SAMPLE_ROWS:
+        passing[np.unique(problem.group_ids)] = True
+        return passing
+    X, y = problem.screen_sample(wanted)
+    t = first_order_t(X, target_outputs(y, problem.task, problem.n_outputs), problem.context)
+    n_tests = t.size
+    bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * max(n_tests, 1)))
+    passing[problem.group_ids[(t > bound).any(axis=1)]] = True
+    return passing
+
+
+def target_outputs(y: torch.Tensor, task: str, n_outputs: int) -> torch.Tensor:
+    """float64 (rows, outputs): what a column's first-order association is measured against."""
+    if task == "multiclass":
+        return torch.nn.functional.one_hot(y.long(), n_outputs).double()
+    if task != "survival":
+        return y.double().reshape(-1, 1)
+    # survival (y = +-(1 + time), the sign the event; data/survival.py): event - Nelson-Aalen
+    # cumulative hazard at the row's time, the residual a Cox score test at zero reads
+    time, event = y.abs().double().cpu().numpy(), (y > 0).double().cpu().numpy()
+    times, inverse = np.unique(time, return_inverse=True)
+    events = np.bincount(inverse, weights=event, minlength=len(times))
+    at_risk = len(time) - np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(times)))[:-1]])
+    hazard = np.cumsum(events / at_risk)
+    return torch.as_tensor(event - hazard[inverse], device=y.device).reshape(-1, 1)
+
+
+def first_order_t(X: torch.Tensor, R: torch.Tensor, context: distributed.Context) -> np.ndarray:
+    """|t| of ``mean(r * x)`` (both centred) per column of ``X`` (rows) and column of ``R``:
+    float64 (columns, outputs), summed over every rank's rows. A product with no spread (a
+    constant column) counts as 0."""
+    width = max(1, (1 << 22) // max(len(X), 1))  # columns per float64 block
+    column_sums = torch.cat([X[:, start : start + width].double().sum(0) for start in range(0, X.shape[1], width)])
+    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), column_sums.cpu(), R.sum(0).cpu()])
+    firsts = distributed.all_reduce_sum(firsts, context)
+    n_rows = float(firsts[0])
+    if n_rows < 2:
+        return np.zeros((X.shape[1], R.shape[1]))
+    R = R - (firsts[1 + X.shape[1] :] / n_rows).to(R.device)
+    means = (firsts[1 : 1 + X.shape[1]] / n_rows).to(X.device)
+    sums, square_sums = [], []
+    for start in range(0, X.shape[1], width):
+        block = X[:, start : start + width].double() - means[start : start + width]
+        sums.append(block.T @ R)
+        square_sums.append((block * block).T @ (R * R))
+    both = distributed.all_reduce_sum(torch.cat([torch.cat(sums), torch.cat(square_sums)]).cpu(), context)
+    sums, square_sums = both[: X.shape[1]], both[X.shape[1] :]
+    spread = square_sums - sums.square() / n_rows
+    t2 = torch.where(spread > 1e-9 * square_sums, sums.square() / spread.clamp_min(1e-300), torch.zeros_like(sums))
+    return t2.sqrt().numpy()
+
+
+def asks_all_relevant(config: SelectionConfig) -> bool:
+    """Whether the fit walks the all-relevant rounds after its minimal selection."""
+    if config.goal == "all-relevant":
+        return True
+    return config.goal == "auto" and config.fdr is None and config.max_features is None
+
+
 def check_goal_options(config: SelectionConfig) -> None:
     """``--goal all-relevant`` answers another question than the options that pick a set of their own.
 
     Checked when a fit starts, as ``check_fdr_options`` is, so each option alone still makes a config.
     """
     if config.goal != "all-relevant":
-        return
+        return  # --goal auto asks the minimal question alone with --fdr or --max-features
     if config.fdr is not None:
         raise GlselectError(
             "--goal all-relevant and --fdr ask different questions: knockoffs test each group given all the others, "
