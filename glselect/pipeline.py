@@ -353,6 +353,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
             path, selection, group_index, encoder, dense_column_norms, by_group, by_column,
             None if stability is None else stability.frequency,
             knockoffs,
+            relevant_rounds,
         )
         summary = summary_document(
             config, data, path, selection, {"dense": dense_metrics, "pruned": pruned_metrics},

@@ -74,9 +74,10 @@ def test_summary_importances_and_path_agree(fitted):
     last_alive = norms.merge(path[["step", "lambda"]], on="step").groupby("group", observed=True)["lambda"].max()
     for row in groups.itertuples():
         assert row.importance == pytest.approx(last_alive.get(row.group, 0.0))
-    # selected groups first (the colour is selected though it left the path early), each part by importance
+    # selected groups first, the minimal selection ahead of the colour its round added, each part by importance
     assert not importances["selected"].astype(int).diff().gt(0).any()
-    for _, part in importances.groupby("selected"):
+    assert importances.loc[importances["selected"], "feature"].iloc[-1] == "colour"
+    for part in (importances[importances["selected"]].iloc[:-1], importances[~importances["selected"]]):
         assert part["importance"].is_monotonic_decreasing
 
 
@@ -112,3 +113,25 @@ def test_a_pickle_posing_as_weights_is_reported_not_executed(fitted, tmp_path):
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(GlselectError, match="is not a glselect output: 'model.json' is missing"):
         load_model(tmp_path)
+
+
+def test_a_group_an_all_relevant_round_added_ranks_after_the_minimal_selection(fitted_once):
+    # a round's group can outlive a group of the minimal set on the path (a copy the confirmation
+    # dropped); it still ranks after the minimal set, so the top ranks stay a set that is enough
+    from glselect.data.groups import build_group_index
+    from glselect.select.importance import rank_groups
+
+    result, table = fitted_once
+    encoder = result.encoder
+    group_index = build_group_index(encoder.sources, None, table_columns=list(table.columns), target="y")
+    selected = np.flatnonzero(result.selection.group_mask)
+    by_survival = list(result.importances.groups["group"][: len(selected)])
+    assert len(selected) >= 2
+    as_if_found_later = np.zeros(group_index.n_groups, dtype=bool)
+    as_if_found_later[group_index.names.index(by_survival[0])] = True  # the longest survivor, as if a round added it
+    dense_norms = np.ones(len(encoder.feature_names))
+    plain = rank_groups(result.path, result.selection, group_index, encoder, dense_norms, None, {})
+    rounds = rank_groups(result.path, result.selection, group_index, encoder, dense_norms, None, {}, relevant_rounds=[as_if_found_later])
+    assert list(plain.groups["group"][: len(selected)]) == by_survival
+    assert list(rounds.groups["group"][: len(selected)]) == by_survival[1:] + by_survival[:1]
+    assert list(rounds.groups["group"][len(selected):]) == list(plain.groups["group"][len(selected):])

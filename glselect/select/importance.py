@@ -1,5 +1,6 @@
-"""Rank groups and table columns: the selected ones first, each part by how long it survives on
-the path, with the other importance measures beside the rank.
+"""Rank groups and table columns: the selected ones first (the minimal selection, then what each
+all-relevant round added), each part by how long it survives on the path, with the other
+importance measures beside the rank.
 
 - ``importance``: path survival, the largest lambda at which the group is still non-zero;
   per table column also ``column_importance``, the largest lambda at which any of the column's
@@ -71,6 +72,15 @@ def column_survival(path: LambdaPath, group_ids: np.ndarray) -> np.ndarray:
     return survival
 
 
+def _found_in_round(relevant_rounds: list[np.ndarray], n_groups: int) -> np.ndarray:
+    """Per group: 0 for the minimal selection (and for unselected groups, which the sort puts
+    after every selected one anyway), k for a group the k-th all-relevant round added."""
+    found = np.zeros(n_groups, dtype=np.int64)
+    for round_number, added in enumerate(relevant_rounds, start=1):
+        found[added] = round_number
+    return found
+
+
 KNOCKOFF_COLUMNS = ("knockoff_statistic", "knockoff_e_value", "knockoff_frequency")
 
 
@@ -90,8 +100,10 @@ def rank_groups(
     column_permutation: dict[str, tuple[float, float]],
     stability: np.ndarray | None = None,
     knockoffs: KnockoffSelection | None = None,
+    relevant_rounds: list[np.ndarray] | None = None,
 ) -> Importances:
-    """Rank the selected groups first, then by path survival (ties: norm where last alive, then name); columns within.
+    """Rank the selected groups first (the minimal selection, then each all-relevant round's), then
+    by path survival (ties: norm where last alive, then name); columns within.
 
     Parameters
     ----------
@@ -106,6 +118,10 @@ def rank_groups(
         Per group: selection frequency under stability selection, or None when it was not run.
     knockoffs
         The knockoff selection (``--fdr``), or None.
+    relevant_rounds
+        Per all-relevant round, the groups it added (bool (n_groups,)): they rank after the
+        minimal selection, round by round, so that the top ranks stay a set that is enough
+        and a copy found later follows what it copies; None or empty: no round added any.
     """
     importance, last_norm = survival(path)
     chosen_norms = path.steps[selection.step_index].group_norms
@@ -124,14 +140,19 @@ def rank_groups(
             "stability": stability if stability is not None else np.full(group_index.n_groups, np.nan),
             **_knockoff_columns(knockoffs, group_index.n_groups),
             "_last_norm": last_norm,
+            "_found_in_round": _found_in_round(relevant_rounds or [], group_index.n_groups),
         }
     )
     # the selected groups come first, so the top k ranks are the selection; almost always they
-    # survive longest anyway, but a group the confirmation step dropped can outlive a kept one
+    # survive longest anyway, but a group the confirmation step dropped can outlive a kept one.
+    # Among them the minimal selection leads and each all-relevant round's groups follow it (a
+    # copy can outlive its original on the path; measured on digits: ranked by survival alone, the
+    # union's top 20 scored 0.938 against 0.946 for the minimal set's lead)
     groups = groups.sort_values(
-        ["selected", "importance", "_last_norm", "group"], ascending=[False, False, False, True], kind="mergesort"
+        ["selected", "_found_in_round", "importance", "_last_norm", "group"],
+        ascending=[False, True, False, False, True], kind="mergesort",
     )
-    groups = groups.drop(columns="_last_norm").reset_index(drop=True)
+    groups = groups.drop(columns=["_last_norm", "_found_in_round"]).reset_index(drop=True)
     groups.insert(0, "rank", np.arange(1, len(groups) + 1))
     group_rank = dict(zip(groups["group"], groups["rank"]))
     group_row = groups.set_index("group")
