@@ -14,7 +14,8 @@ import torch
 import torch.distributed as dist
 
 from glselect import distributed
-from glselect.select.relevant import first_order_t, target_outputs
+from glselect.path.moments import target_outputs
+from glselect.select.relevant import first_order_t
 from tests.test_stream import strong_linear_table, write_parquet
 
 OPTIONS = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40", "--lambda-step", "1.3"]
@@ -135,9 +136,7 @@ def _first_order_t_on_half_the_rows(rank: int, init_file: str, results: str) -> 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         X, y = _rows_for_first_order_t()
-        share = slice(rank * 300, (rank + 1) * 300)  # ranks hold different rows (and numbers of them)
-        if rank == 1:
-            share = slice(300, 1000)
+        share = slice(0, 300) if rank == 0 else slice(300, 1000)  # ranks hold different rows, and numbers of them
         t = first_order_t(X[share], target_outputs(y[share], "multiclass", 3), distributed.Context(rank=rank, world_size=2))
         np.save(Path(results, f"rank{rank}.npy"), t)
     finally:

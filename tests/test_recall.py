@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 from glselect import distributed
 from glselect.cli.app import app
 from glselect.config import SelectionConfig
+from glselect.path.moments import target_outputs
 from glselect.path.walk import LambdaPath, PathStep
 from glselect.select.choose import StepScores, choose_step
-from glselect.select.relevant import first_order_t, target_outputs
+from glselect.select.relevant import first_order_t
 
 runner = CliRunner()
 STREAM_FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "2", "--max-steps", "25"]

@@ -31,6 +31,7 @@ import torch
 
 from glselect import distributed
 from glselect.model.mlp import GroupLassoMLP
+from glselect.path.moments import column_chunks, sample_means, target_outputs
 
 SCREEN_MACS = 2e10  # multiply-adds per screen: about a second on one core
 MIN_SCREEN_ROWS = 100  # fewer sampled rows than this: no screen
@@ -69,20 +70,16 @@ def screen_pairs(
     if task == "survival" or max_pairs <= 0:
         return ()
     n_features = X.shape[1]
-    R = torch.nn.functional.one_hot(y.long(), n_outputs).double() if task == "multiclass" else y.double().reshape(-1, 1)
-    chunks = _chunks(n_features, len(X))
-    column_sums = torch.cat([X[:, chunk].double().sum(0) for chunk in chunks]).cpu()
-    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), column_sums, R.sum(0).cpu()])
-    firsts = distributed.all_reduce_sum(firsts, context)
-    n_rows = float(firsts[0])
+    R = target_outputs(y, task, n_outputs)
+    chunks = column_chunks(n_features, len(X), BLOCK_FLOATS)
+    n_rows, means, output_means = sample_means(X, R, chunks, context)
     n_pairs = R.shape[1] * n_features * (n_features - 1) / 2  # the tests the bound is corrected for
     if n_rows < MIN_SCREEN_ROWS or n_pairs < 1:
         return ()
     # centred in float64, multiplied in float32 (a t statistic needs two or three digits), a few
     # columns at a time: a float64 copy of the whole sample would double what the screen holds
-    means = (firsts[1 : 1 + n_features] / n_rows).to(X.device)
     X = torch.cat([(X[:, chunk].double() - means[chunk]).float() for chunk in chunks], dim=1)
-    R = (R - (firsts[1 + n_features :] / n_rows).to(X.device)).float()
+    R = (R - output_means).float()
     bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * n_pairs))
     group_of = torch.as_tensor(group_ids, device=X.device)
     shared_groups = np.unique(group_ids).size < n_features
@@ -118,12 +115,6 @@ def screen_pairs(
                 found[(start + flat // width, start + flat % width)] = math.sqrt(value)
     ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))[:max_pairs]
     return tuple(InteractingPair(first, second, t) for (first, second), t in ranked)
-
-
-def _chunks(n_features: int, n_rows: int) -> list[slice]:
-    """Column slices of about ``BLOCK_FLOATS`` cells each."""
-    width = max(1, BLOCK_FLOATS // max(n_rows, 1))
-    return [slice(start, min(n_features, start + width)) for start in range(0, n_features, width)]
 
 
 def screen_rows(n_features: int, n_outputs: int) -> int:

@@ -21,7 +21,7 @@ fit per round (make_classification: two or three rounds after the fit, 2.5 to 3.
 
 ``--goal auto`` (the default) asks the rounds only where they can find something a first-order
 test can see: before each round every column left out gets a t statistic of its association with
-the target (``marginal_signal``), and the rounds stop when no group left out passes a Bonferroni
+the target (``marginal_t``, read once), and the rounds stop when no column left out passes a Bonferroni
 bound. A redundant copy of a selected column carries the original's first-order signal, so it
 passes; pure noise does not, so a table whose minimal set leaves only noise out (Friedman,
 XOR among noise) pays for one screen of the rows instead of a path fit. What the gate cannot see
@@ -40,6 +40,7 @@ import torch
 from glselect import distributed
 from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
+from glselect.path.moments import column_chunks, sample_means, target_outputs
 from glselect.path.problem import Problem
 from glselect.path.walk import fit_path
 from glselect.select.choose import choose_step
@@ -52,6 +53,7 @@ FAMILY_ALPHA = 0.01  # chance that the gate lets a round run on a table whose le
 SAMPLE_FLOATS = 1 << 24  # the gate's sample of training rows holds at most this many encoded cells (64 MB)
 MAX_SAMPLE_ROWS = 65_536
 MIN_SAMPLE_ROWS = 100  # fewer sampled rows than this (above some 168,000 columns): no gate, the rounds run
+BLOCK_CELLS = 1 << 22  # the statistic centres this many cells at a time in float64 (32 MB)
 
 
 def all_relevant(
@@ -61,8 +63,8 @@ def all_relevant(
     """The ``minimal`` set (bool (n_groups,), already chosen and confirmed) and every group later
     rounds of minimal selection find without it (see the module docstring).
 
-    ``gated`` (``--goal auto``): a round runs only while some group left out has first-order
-    signal (``marginal_signal``). Returns the union and, per round, the groups it added (bool
+    ``gated`` (``--goal auto``): a round runs only while some column left out has first-order
+    signal (``has_marginal_signal``). Returns the union and, per round, the groups it added (bool
     (n_groups,)); a round that found nothing is not listed. ``on_round(k)`` is called as round k
     (1-based) starts.
     """
@@ -72,13 +74,19 @@ def all_relevant(
     n_folds = confirmation_folds(config.cv, len(problem.val))  # cross-fitted as the fit's own confirmation
     if not found.any():
         return found, added  # the first round would repeat the fit that found nothing
+    # per encoded column of ``problem``: its statistic, read once on the columns the first round
+    # leaves (a column's statistic does not depend on the others; later rounds leave fewer)
+    column_t: np.ndarray | None = None
     for round_number in range(1, MAX_ROUNDS + 1):
         left = ~found[problem.group_ids]
         if not left.any():
             break
         rest = problem.restrict(left)
-        if gated and not marginal_signal(rest).any():
-            break
+        if gated:
+            if round_number == 1:
+                column_t = _scattered(marginal_t(rest), left)
+            if not has_marginal_signal(column_t, left):
+                break
         if on_round is not None:
             on_round(round_number)
         path = fit_path(rest)
@@ -92,62 +100,50 @@ def all_relevant(
     return found, added
 
 
-def marginal_signal(problem: Problem) -> np.ndarray:
-    """The groups (bool (n_groups,), over all of the table's groups) of ``problem``'s columns whose
-    first-order association with the target is beyond chance.
-
-    Per encoded column and target output (the value; each class's indicator; for survival the
-    martingale residual of the no-covariate model), the t statistic of ``mean(r * x)`` with both
-    centred, on a sample of the training rows (``Problem.screen_sample``; every rank sums its
-    share), against a Bonferroni bound at family-wise ``FAMILY_ALPHA``. Too wide a table for the
-    sample to hold ``MIN_SAMPLE_ROWS`` rows: every group counts as having signal (the rounds run).
-    """
-    n_groups = len(problem.n_encoded)
-    passing = np.zeros(n_groups, dtype=bool)
+def marginal_t(problem: Problem) -> np.ndarray | None:
+    """``first_order_t`` of ``problem``'s columns against its target's outputs, on a sample of the
+    training rows (``Problem.screen_sample``; every rank sums its share); None when the table is
+    too wide for the sample to hold ``MIN_SAMPLE_ROWS`` rows (the same on every rank)."""
     wanted = min(MAX_SAMPLE_ROWS, SAMPLE_FLOATS // max(problem.n_features, 1))
     if wanted < MIN_SAMPLE_ROWS:
-        passing[np.unique(problem.group_ids)] = True
-        return passing
+        return None
     X, y = problem.screen_sample(wanted)
-    t = first_order_t(X, target_outputs(y, problem.task, problem.n_outputs), problem.context)
-    n_tests = t.size
-    bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * max(n_tests, 1)))
-    passing[problem.group_ids[(t > bound).any(axis=1)]] = True
-    return passing
+    return first_order_t(X, target_outputs(y, problem.task, problem.n_outputs), problem.context)
 
 
-def target_outputs(y: torch.Tensor, task: str, n_outputs: int) -> torch.Tensor:
-    """float64 (rows, outputs): what a column's first-order association is measured against."""
-    if task == "multiclass":
-        return torch.nn.functional.one_hot(y.long(), n_outputs).double()
-    if task != "survival":
-        return y.double().reshape(-1, 1)
-    # survival (y = +-(1 + time), the sign the event; data/survival.py): event - Nelson-Aalen
-    # cumulative hazard at the row's time, the residual a Cox score test at zero reads
-    time, event = y.abs().double().cpu().numpy(), (y > 0).double().cpu().numpy()
-    times, inverse = np.unique(time, return_inverse=True)
-    events = np.bincount(inverse, weights=event, minlength=len(times))
-    at_risk = len(time) - np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(times)))[:-1]])
-    hazard = np.cumsum(events / at_risk)
-    return torch.as_tensor(event - hazard[inverse], device=y.device).reshape(-1, 1)
+def _scattered(t: np.ndarray | None, columns: np.ndarray) -> np.ndarray | None:
+    """``t`` (rows: the columns where ``columns`` is true) placed among all of ``columns``' rows."""
+    if t is None:
+        return None
+    full = np.zeros((columns.size, t.shape[1]))
+    full[columns] = t
+    return full
+
+
+def has_marginal_signal(column_t: np.ndarray | None, left: np.ndarray) -> bool:
+    """Whether a column where ``left`` is true has first-order association with the target beyond
+    chance: its statistic (``marginal_t``, per column and output) against a Bonferroni bound at
+    family-wise ``FAMILY_ALPHA`` over the columns left and the outputs. No statistic (a table too
+    wide to sample): every round runs."""
+    if column_t is None:
+        return True
+    t = column_t[left]
+    bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * max(t.size, 1)))
+    return bool((t > bound).any())
 
 
 def first_order_t(X: torch.Tensor, R: torch.Tensor, context: distributed.Context) -> np.ndarray:
     """|t| of ``mean(r * x)`` (both centred) per column of ``X`` (rows) and column of ``R``:
     float64 (columns, outputs), summed over every rank's rows. A product with no spread (a
     constant column) counts as 0."""
-    width = max(1, (1 << 22) // max(len(X), 1))  # columns per float64 block
-    column_sums = torch.cat([X[:, start : start + width].double().sum(0) for start in range(0, X.shape[1], width)])
-    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), column_sums.cpu(), R.sum(0).cpu()])
-    firsts = distributed.all_reduce_sum(firsts, context)
-    n_rows = float(firsts[0])
+    chunks = column_chunks(X.shape[1], len(X), BLOCK_CELLS)
+    n_rows, means, output_means = sample_means(X, R, chunks, context)
     if n_rows < 2:
         return np.zeros((X.shape[1], R.shape[1]))
-    R = R - (firsts[1 + X.shape[1] :] / n_rows).to(R.device)
-    means = (firsts[1 : 1 + X.shape[1]] / n_rows).to(X.device)
+    R = R - output_means
     sums, square_sums = [], []
-    for start in range(0, X.shape[1], width):
-        block = X[:, start : start + width].double() - means[start : start + width]
+    for chunk in chunks:
+        block = X[:, chunk].double() - means[chunk]
         sums.append(block.T @ R)
         square_sums.append((block * block).T @ (R * R))
     both = distributed.all_reduce_sum(torch.cat([torch.cat(sums), torch.cat(square_sums)]).cpu(), context)

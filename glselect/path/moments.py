@@ -1,0 +1,51 @@
+"""First moments of a sample of training rows, for the screens that read one before a fit.
+
+Both the pair screen (``interactions.py``) and the all-relevant gate (``select/relevant.py``)
+measure a column's association with the target's outputs on centred data: they need the same
+outputs (the value, each class's indicator, a survival martingale residual), the same means
+summed over every rank's rows, and the same column slicing that keeps a float64 copy of a wide
+sample from being made at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from glselect import distributed
+
+
+def target_outputs(y: torch.Tensor, task: str, n_outputs: int) -> torch.Tensor:
+    """float64 (rows, outputs): what a column's association is measured against."""
+    if task == "multiclass":
+        return torch.nn.functional.one_hot(y.long(), n_outputs).double()
+    if task != "survival":
+        return y.double().reshape(-1, 1)
+    # survival (y = +-(1 + time), the sign the event; data/survival.py): event - Nelson-Aalen
+    # cumulative hazard at the row's time, the residual a Cox score test at zero reads
+    time, event = y.abs().double().cpu().numpy(), (y > 0).double().cpu().numpy()
+    times, inverse = np.unique(time, return_inverse=True)
+    events = np.bincount(inverse, weights=event, minlength=len(times))
+    at_risk = len(time) - np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(times)))[:-1]])
+    hazard = np.cumsum(events / at_risk)
+    return torch.as_tensor(event - hazard[inverse], device=y.device).reshape(-1, 1)
+
+
+def column_chunks(n_features: int, n_rows: int, cells: int) -> list[slice]:
+    """Column slices of about ``cells`` cells of an ``n_rows``-row sample each."""
+    width = max(1, cells // max(n_rows, 1))
+    return [slice(start, min(n_features, start + width)) for start in range(0, n_features, width)]
+
+
+def sample_means(
+    X: torch.Tensor, R: torch.Tensor, chunks: list[slice], context: distributed.Context
+) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """Rows over every rank, and the float64 means of ``X``'s columns (on ``X``'s device) and of
+    ``R``'s outputs (on ``R``'s device) over them; every rank must call this."""
+    column_sums = torch.cat([X[:, chunk].double().sum(0) for chunk in chunks]).cpu()
+    firsts = torch.cat([torch.tensor([float(len(X))], dtype=torch.float64), column_sums, R.sum(0).cpu()])
+    firsts = distributed.all_reduce_sum(firsts, context)
+    n_rows = float(firsts[0])
+    n_features = X.shape[1]
+    scale = max(n_rows, 1.0)
+    return n_rows, (firsts[1 : 1 + n_features] / scale).to(X.device), (firsts[1 + n_features :] / scale).to(R.device)
