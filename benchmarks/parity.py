@@ -28,7 +28,7 @@ import pandas as pd
 from glselect._synthetic import make_friedman1, make_mixed_table, make_survival
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_RESULTS = {"timings", "versions", "version", "table", "groups_file", "out_dir", "config", "glselect_version", "torch_version"}
+NOT_RESULTS = {"timings", "versions", "version", "table", "groups_file", "out_dir", "config", "glselect_version", "torch_version", "rows_per_second_per_epoch"}
 FAST = ["--max-iters", "400", "--max-iters-per-lambda", "200", "--relax-iters", "200"]
 
 
