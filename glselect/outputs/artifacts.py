@@ -3,7 +3,7 @@
 
 Checking and locking the out dir and the atomic write are in ``outputs.outdir``, the registry of
 files and their writers in ``outputs.files``, reading them back in ``outputs.load``; their public
-names are imported here too, where the pipeline and older code look for them.
+names are imported here too, where the pipeline, the HTML report and the selector import them.
 """
 
 from __future__ import annotations
