@@ -15,8 +15,8 @@ _LAZY = {
     **dict.fromkeys(("DataConfig", "ModelConfig", "PathConfig", "RunConfig", "SelectionConfig", "TrainConfig"), "glselect.config"),
     "FitResult": "glselect.pipeline",
     "run": "glselect.pipeline",
-    "LoadedModel": "glselect.outputs.artifacts",
-    "load_model": "glselect.outputs.artifacts",
+    "LoadedModel": "glselect.outputs.load",
+    "load_model": "glselect.outputs.load",
     "GroupLassoSelector": "glselect.sklearn",
     "load": "glselect.sklearn",
 }

@@ -74,7 +74,7 @@ def predict(
             import pandas as pd
 
             from glselect.data.io import read_table
-            from glselect.outputs.artifacts import load_model
+            from glselect.outputs.load import load_model
             from glselect.outputs.predict import predict_table
 
         loaded = load_model(out_dir)
@@ -105,7 +105,7 @@ def select(
         check_writable_file(out)
         with loading():
             from glselect.data.io import read_table
-            from glselect.outputs.artifacts import load_results
+            from glselect.outputs.load import load_results
 
         results = load_results(out_dir)
         table = read_table(data)
@@ -128,7 +128,8 @@ def show(
     """Show the result in OUT_DIR: the ranked columns and the dense-vs-pruned metrics."""
     with user_errors(debug):
         with loading():
-            from glselect.outputs.artifacts import dump_json, load_results
+            from glselect.outputs.files import dump_json
+            from glselect.outputs.load import load_results
             from glselect.outputs.report import metrics_lines, top_features_table
 
         results = load_results(out_dir)
@@ -153,7 +154,7 @@ def report(
     """Draw path.png and write a self-contained report.html into OUT_DIR."""
     with user_errors(debug):
         with loading():
-            from glselect.outputs.artifacts import load_results
+            from glselect.outputs.load import load_results
             from glselect.outputs.plots import write_report  # matplotlib loads only for this command
 
         written = write_report(load_results(out_dir), top=top)
@@ -180,7 +181,8 @@ def check(
     """Gate a CI job on OUT_DIR: exit 0 when every rule holds, 3 when one fails."""
     with user_errors(debug):
         with loading():
-            from glselect.outputs.artifacts import dump_json, load_results
+            from glselect.outputs.files import dump_json
+            from glselect.outputs.load import load_results
             from glselect.outputs.checks import run_checks
 
         outcomes = run_checks(

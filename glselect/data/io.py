@@ -9,7 +9,6 @@ import csv
 import gzip
 import io
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from glselect.errors import GlselectError
+from glselect.outputs.outdir import atomic_write
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -249,15 +249,12 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     suffix = _suffix(path)
     if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
         raise GlselectError(f"cannot tell the format of '{path}' from its suffix '{suffix}'", hint="name the file *.csv or *.parquet")
-    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if suffix in PARQUET_SUFFIXES:
-            df.to_parquet(staging, index=False)
-        else:
-            df.to_csv(staging, index=False, sep="\t" if suffix == ".tsv" else ",", compression="gzip" if suffix == ".csv.gz" else None)
-        os.replace(staging, path)
+        with atomic_write(path) as staging:
+            if suffix in PARQUET_SUFFIXES:
+                df.to_parquet(staging, index=False)
+            else:
+                df.to_csv(staging, index=False, sep="\t" if suffix == ".tsv" else ",", compression="gzip" if suffix == ".csv.gz" else None)
     except OSError as err:
         raise GlselectError(f"cannot write '{path}': {err}") from err
-    finally:
-        staging.unlink(missing_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glselect.outputs.artifacts import Results
+from glselect.outputs.load import Results
 from glselect.errors import GlselectError
 
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 import base64
 import io
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from glselect.outputs.artifacts import Results
+from glselect.outputs.load import Results
+from glselect.outputs.outdir import atomic_write
 from glselect.errors import GlselectError
 from glselect.text import plural
 
@@ -291,20 +290,6 @@ def importance_svg(results: Results, top: int = 20) -> str:
     return re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text[: text.index(">") + 1]) + text[text.index(">") + 1 :]
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write to a temporary sibling, then rename: a reader never sees a half-written file."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        # mkstemp makes the file owner-only; give it the read permissions of its folder instead
-        os.chmod(temporary, target.parent.stat().st_mode & 0o666)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def write_report(results: Results, top: int = 8) -> list[Path]:
     """Write ``path.png`` and a self-contained ``report.html`` into the out dir.
 
@@ -335,8 +320,9 @@ def write_report(results: Results, top: int = 8) -> list[Path]:
     page = render_report(results, base64.b64encode(png).decode("ascii"), importance_svg(results, max(top, 20)))
     written = [results.out_dir / "path.png", results.out_dir / "report.html"]
     try:
-        _write_atomically(written[0], png)
-        _write_atomically(written[1], page.encode("utf-8"))
+        for target, data in zip(written, (png, page.encode("utf-8"))):
+            with atomic_write(target) as staging:
+                staging.write_bytes(data)
     except OSError as err:
         raise GlselectError(f"cannot write the report into '{results.out_dir}': {err}") from err
     return written

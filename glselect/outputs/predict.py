@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glselect.outputs.artifacts import LoadedModel
+from glselect.outputs.load import LoadedModel
 from glselect.data.encoder import Encoder, encode_features
 from glselect.errors import GlselectError
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from glselect.errors import GlselectError
+from glselect.outputs.outdir import atomic_write
 from glselect.path.walk import PathState, PathStep
 from glselect.solve.train import TrainResult
 
@@ -76,9 +76,8 @@ def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> 
         "solver_step": state.solver_step,
         "dense_training": [state.dense_training.n_iters, state.dense_training.best_val_loss, state.dense_training.stopped_early],
     }
-    staging = directory / f"{STATE_FILE}.tmp"
-    staging.write_text(json.dumps(document), encoding="utf-8")  # floats round-trip exactly (repr), NaN included
-    os.replace(staging, directory / STATE_FILE)  # the commit point: state.json names its tensor file
+    with atomic_write(directory / STATE_FILE) as staging:  # the rename is the commit point: state.json names its tensor file
+        staging.write_text(json.dumps(document), encoding="utf-8")  # floats round-trip exactly (repr), NaN included
     for old in directory.glob("tensors-*.safetensors"):
         if old.name != tensor_file:
             old.unlink()
