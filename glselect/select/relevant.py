@@ -31,7 +31,6 @@ pair): ``--goal all-relevant`` walks the rounds without the gate.
 
 from __future__ import annotations
 
-from statistics import NormalDist
 from typing import Callable
 
 import numpy as np
@@ -40,7 +39,7 @@ import torch
 from glselect import distributed
 from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
-from glselect.path.moments import column_chunks, sample_means, target_outputs
+from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t, target_outputs
 from glselect.path.problem import Problem
 from glselect.path.walk import fit_path
 from glselect.select.choose import choose_step
@@ -49,10 +48,8 @@ from glselect.select.refit import refit
 
 MAX_ROUNDS = 10  # rounds after the minimal selection; each finds at least one new group or ends the search
 ROUND_CONFIRM = 3.0  # the confirmation threshold of a round when --confirm is 0: without one a round keeps a noise step
-FAMILY_ALPHA = 0.01  # chance that the gate lets a round run on a table whose left-out columns are all noise
 SAMPLE_FLOATS = 1 << 24  # the gate's sample of training rows holds at most this many encoded cells (64 MB)
-MAX_SAMPLE_ROWS = 65_536
-MIN_SAMPLE_ROWS = 100  # fewer sampled rows than this (above some 168,000 columns): no gate, the rounds run
+# fewer sampled rows than MIN_SAMPLE_ROWS (above some 168,000 columns): no gate, the rounds run
 BLOCK_CELLS = 1 << 22  # the statistic centres this many cells at a time in float64 (32 MB)
 
 
@@ -123,12 +120,12 @@ def _scattered(t: np.ndarray | None, columns: np.ndarray) -> np.ndarray | None:
 def has_marginal_signal(column_t: np.ndarray | None, left: np.ndarray) -> bool:
     """Whether a column where ``left`` is true has first-order association with the target beyond
     chance: its statistic (``marginal_t``, per column and output) against a Bonferroni bound at
-    family-wise ``FAMILY_ALPHA`` over the columns left and the outputs. No statistic (a table too
+    family-wise ``moments.FAMILY_ALPHA`` over the columns left and the outputs. No statistic (a table too
     wide to sample): every round runs."""
     if column_t is None:
         return True
     t = column_t[left]
-    bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * max(t.size, 1)))
+    bound = bonferroni_bound(max(t.size, 1))
     return bool((t > bound).any())
 
 
@@ -148,9 +145,7 @@ def first_order_t(X: torch.Tensor, R: torch.Tensor, context: distributed.Context
         square_sums.append((block * block).T @ (R * R))
     both = distributed.all_reduce_sum(torch.cat([torch.cat(sums), torch.cat(square_sums)]).cpu(), context)
     sums, square_sums = both[: X.shape[1]], both[X.shape[1] :]
-    spread = square_sums - sums.square() / n_rows
-    t2 = torch.where(spread > 1e-9 * square_sums, sums.square() / spread.clamp_min(1e-300), torch.zeros_like(sums))
-    return t2.sqrt().numpy()
+    return squared_t(sums, square_sums, n_rows).sqrt().numpy()
 
 
 def asks_all_relevant(config: SelectionConfig) -> bool:
