@@ -244,8 +244,9 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
     with _checkpoint_dropped_on_user_error(hooks.checkpoints if data.context.is_main else None):
         progress = Progress(hooks.on_stage)
         progress.announce("dense fit")  # the path's first step; its steps report themselves through on_step
+        path_started = time.perf_counter()
         path = fit_path(problem, on_step=hooks.on_step, resume=resume, on_checkpoint=on_checkpoint)
-        path_seconds = time.perf_counter() - started - read_seconds
+        path_seconds = time.perf_counter() - path_started
         fit = Fit(problem, path, config, test, progress)
         selection, chosen = plan.select(fit)
         distributed.check_same_weights(selection.model, data.context)
@@ -256,15 +257,9 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         importances = rank_groups(
             path, selection, data.group_index, data.encoder, dense_column_norms, plan.column_parts(parts, problem.n_groups)
         )
-        timings = {
-            "read_seconds": round(read_seconds, 3),
-            "path_seconds": round(path_seconds, 3),
-            "cv_and_refit_seconds": round(sum(part.seconds for part in chosen), 3),
-            "importance_seconds": round(sum(part.seconds for part in measured), 3),
-            "total_seconds": round(time.perf_counter() - started, 3),
-        }
+        timings = _timings(started, read_seconds, path_seconds, chosen, measured)
         facts = SummaryFacts(config, data, path, selection, metrics, problem.class_weights, None if resume is None else len(resume.steps) - 1)
-        summary = summary_document(facts, [*parts, *_streaming(data, problem, test), Part("timings", summary={"timings": timings})])
+        summary = summary_document(facts, [*parts, *_streaming(data, problem, test), timings])
         path_scalars, path_norms = path_tables(path, data.group_index, result_of(parts, "cross-validation"))
         inputs = [name for name, keep in zip(data.encoder.feature_names, selection.feature_mask) if keep]
         model_meta = model_document(selection.model, data.encoder, inputs, summary["selected_features"], config.model.max_norm, __version__)
@@ -272,6 +267,17 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         summary=summary, encoder=data.encoder, importances=importances, path=path, selection=selection, parts=parts,
         path_scalars=path_scalars, path_norms=path_norms, model_meta=model_meta, out_dir=None, files=[],
     )
+
+
+def _timings(started: float, read_seconds: float, path_seconds: float, chosen: list[Part], measured: list[Part]) -> Part:
+    """``summary.json``'s timings: reading and the path as measured, the stages' as each stage measured itself."""
+    return Part("timings", summary={"timings": {
+        "read_seconds": round(read_seconds, 3),
+        "path_seconds": round(path_seconds, 3),
+        "cv_and_refit_seconds": round(sum(part.seconds for part in chosen), 3),
+        "importance_seconds": round(sum(part.seconds for part in measured), 3),
+        "total_seconds": round(time.perf_counter() - started, 3),
+    }})
 
 
 def _checkpoints(data: Dataset, config: RunConfig, directory: Path | None) -> tuple[PathState | None, Checkpointer | None]:

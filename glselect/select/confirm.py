@@ -42,7 +42,7 @@ from glselect.path.walk import LambdaPath
 from glselect.select.base import Fit, Part
 from glselect.select.choose import Selection
 from glselect.select.crossval import AUTO_CV_BELOW_ROWS, folds_for
-from glselect.select.permutation import group_permutation, growth_t
+from glselect.select.permutation import Shuffles, group_permutation, growth_t
 from glselect.select.refit import refit
 
 CONFIRM_REPEATS = 10  # shuffles per group: per-row increases averaged over them steady the t statistic
@@ -90,14 +90,14 @@ def cross_fit_folds(problem: Problem, n_folds: int) -> list[tuple[Problem, Rows]
 
 def t_on_validation(selection: Selection, problem: Problem) -> np.ndarray:
     """t of every group for the refit model on the validation rows."""
-    return group_permutation(selection, problem.val, problem.group_ids, problem.row_loss_fn, CONFIRM_REPEATS, problem.seed).t
+    return group_permutation(selection, problem.val, problem.group_ids, problem.row_loss_fn, Shuffles(CONFIRM_REPEATS, problem.seed)).t
 
 
 def t_cross_fitted(state: FoldRefits) -> np.ndarray:
     """t of every group (0 for those out), pooling each model row's increase while its fold was held out."""
     chosen = np.flatnonzero(state.group_mask)
     increases = np.concatenate([  # (chosen groups, model rows): only the groups in, on a wide table
-        group_permutation(fit, tested, fold.group_ids, fold.row_loss_fn, CONFIRM_REPEATS, fold.seed, chosen, keep_rows=True).rows
+        group_permutation(fit, tested, fold.group_ids, fold.row_loss_fn, Shuffles(CONFIRM_REPEATS, fold.seed, keep_rows=True), chosen).rows
         for fold, tested, fit in state.fits
     ], axis=1)
     t = np.zeros(state.group_mask.size)
