@@ -88,6 +88,16 @@ def all_gather_objects(value: Any, context: Context) -> list[Any]:
     return gathered
 
 
+def gather_or_raise(value: Any, context: Context) -> list[Any]:
+    """``value`` from every rank, in rank order; when some rank's value is a ``GlselectError``, every
+    rank raises the first one (its message and hint), so that no rank waits for one that stopped."""
+    gathered = all_gather_objects(value, context)
+    for outcome in gathered:
+        if isinstance(outcome, GlselectError):
+            raise GlselectError(str(outcome), hint=outcome.hint)
+    return gathered
+
+
 def all_reduce_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     """The element-wise sum over ranks (in place, also returned)."""
     if context.is_distributed:

@@ -22,7 +22,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted
 
 from glselect.pipeline import MIN_ROWS, fit_frame, save_result
-from glselect.outputs.artifacts import LoadedModel, load_model, load_results
+from glselect.outputs.load import LoadedModel, load_model, load_results
 from glselect.config import RunConfig
 from glselect.data.encoder import Encoder
 from glselect.data.io import read_group_map

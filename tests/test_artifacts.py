@@ -119,6 +119,7 @@ def test_a_group_an_all_relevant_round_added_ranks_after_the_minimal_selection(f
     # a round's group can outlive a group of the minimal set on the path (a copy the confirmation
     # dropped); it still ranks after the minimal set, so the top ranks stay a set that is enough
     from glselect.data.groups import build_group_index
+    from glselect.select.base import Part
     from glselect.select.importance import rank_groups
 
     result, table = fitted_once
@@ -130,8 +131,9 @@ def test_a_group_an_all_relevant_round_added_ranks_after_the_minimal_selection(f
     as_if_found_later = np.zeros(group_index.n_groups, dtype=bool)
     as_if_found_later[group_index.names.index(by_survival[0])] = True  # the longest survivor, as if a round added it
     dense_norms = np.ones(len(encoder.feature_names))
-    plain = rank_groups(result.path, result.selection, group_index, encoder, dense_norms, None, {})
-    rounds = rank_groups(result.path, result.selection, group_index, encoder, dense_norms, None, {}, relevant_rounds=[as_if_found_later])
+    plain = rank_groups(result.path, result.selection, group_index, encoder, dense_norms)
+    found_later = Part("all-relevant", rank_key=as_if_found_later.astype(np.int64))  # round 1 found it
+    rounds = rank_groups(result.path, result.selection, group_index, encoder, dense_norms, [found_later])
     assert list(plain.groups["group"][: len(selected)]) == by_survival
     assert list(rounds.groups["group"][: len(selected)]) == by_survival[1:] + by_survival[:1]
     assert list(rounds.groups["group"][len(selected):]) == list(plain.groups["group"][len(selected):])

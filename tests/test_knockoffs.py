@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from glselect.cli.app import app
 from glselect.data.knockoffs import SHRINKAGE, Moments, gaussian_knockoffs, row_normals
 from glselect.options import config_from
-from glselect.pipeline import fit_frame, frame_dataset, make_problem
+from glselect.data.open import frame_dataset
+from glselect.pipeline import fit_frame, make_problem
 from glselect.select.knockoffs import (
     e_bh, knockoff_e_values, knockoff_selection, knockoff_statistic, knockoff_threshold, path_areas,
 )

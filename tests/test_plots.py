@@ -15,7 +15,7 @@ import pytest
 
 from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_friedman1
-from glselect.outputs.artifacts import load_results
+from glselect.outputs.load import load_results
 
 pytest.importorskip("matplotlib")
 

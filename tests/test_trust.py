@@ -14,7 +14,7 @@ from glselect.pipeline import fit_frame
 from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
 from glselect.data.split import MODEL_ROWS, TEST, TRAIN, VAL, cv_fold, stability_half
 from glselect.select.crossval import CrossValidation
-from glselect.select.permutation import permutation_importance
+from glselect.select.permutation import Shuffles, permutation_importance
 from glselect.model.metrics import balanced_class_weights, loss_function, row_loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.select.stability import Stability, top_surviving
@@ -113,7 +113,7 @@ def test_permutation_of_a_column_the_model_ignores_changes_nothing():
     X = torch.randn(200, 3, dtype=torch.float64)
     y = model(X)[:, 0] + 0.1 * torch.randn(200, dtype=torch.float64)
     scores = permutation_importance(
-        model, X, y, [np.array([0]), np.array([2]), np.array([], dtype=int)], row_loss_function("regression"), 4, seed=1
+        model, X, y, [np.array([0]), np.array([2]), np.array([], dtype=int)], row_loss_function("regression"), Shuffles(4, seed=1)
     )
     assert scores.mean[0] > 0 and scores.std[0] > 0
     assert scores.mean[1] == 0 and scores.mean[2] == 0
@@ -318,7 +318,7 @@ def test_permutation_scores_do_not_depend_on_how_many_shuffles_share_a_forward_p
     scores, rows = {}, {}
     for per_pass in (1, 3, 10_000):  # one shuffle, sets straddling passes, every shuffle in one pass
         monkeypatch.setattr(permutation, "SHUFFLED_VALUES", per_pass * 300 * 5)
-        result = permutation_importance(model, X, y, sets, row_loss_function("regression"), 4, seed=2, keep_rows=True)
+        result = permutation_importance(model, X, y, sets, row_loss_function("regression"), Shuffles(4, seed=2, keep_rows=True))
         scores[per_pass] = np.stack([result.mean, result.std, result.t])
         rows[per_pass] = result.rows
         # each row's increase (averaged over shuffles) is what cross-fitted confirmation pools

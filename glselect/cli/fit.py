@@ -205,7 +205,7 @@ def fit(
 
     if result.out_dir is None:
         return  # another rank of a torchrun job: rank 0 writes and reports
-    from glselect.outputs.artifacts import dump_json
+    from glselect.outputs.files import dump_json
     from glselect.outputs.report import metrics_lines, top_features_table
 
     print_reading(result.summary, quiet)

@@ -38,7 +38,8 @@ from glselect.data.knockoffs import GaussianKnockoffs, MomentSums, Moments
 from glselect.data.reading import ReadReport, read_report
 from glselect.data.prefetch import prefetched
 from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank, slice_table
-from glselect.data.source import MIN_ROWS, Rows
+from glselect.data.open import require_rows
+from glselect.data.source import Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.data.stats import collect_stats, column_kinds, read_batches
 from glselect.data.survival import check_survival_columns
@@ -183,15 +184,11 @@ class StreamData:
             )
         except GlselectError as err:
             stats = err  # every rank must learn of it, or the others would wait for this one forever
-        gathered = distributed.all_gather_objects(stats, context)
-        for outcome in gathered:
-            if isinstance(outcome, GlselectError):
-                raise GlselectError(str(outcome), hint=outcome.hint)
+        gathered = distributed.gather_or_raise(stats, context)
         stats = copy.deepcopy(gathered[0])
         for other in gathered[1:]:
             stats.merge(other)
-        if sum(stats.n_rows_by_part) < MIN_ROWS:
-            raise GlselectError(f"the table has {sum(stats.n_rows_by_part)} usable rows; glselect needs at least {MIN_ROWS}")
+        require_rows(sum(stats.n_rows_by_part))
         if min(stats.n_rows_by_part) == 0:
             raise GlselectError("too few rows: no training, validation or test rows were drawn", hint="use a larger table")
         encoder = build_encoder(stats, source, config.target, config.data.task, config.data.max_levels, left_out, categorical, config.event)

@@ -10,7 +10,8 @@ import html
 import math
 from typing import Any
 
-from glselect.outputs.artifacts import Results
+from glselect.outputs.load import Results
+from glselect.outputs.report import MEASURE_COLUMNS
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1500px; color: #222; padding: 0 1em; }
@@ -122,7 +123,7 @@ def render_report(results: Results, path_png: str, importance_svg: str) -> str:
     metrics = [[name, fmt(dense[name]), fmt(pruned.get(name))] for name in dense]
     columns = ["rank", "feature", "group", "selected", "importance", "dense_norm"]
     optional = [  # measures the fit computed
-        name for name in ("permutation", "permutation_std", "stability")
+        name for name in MEASURE_COLUMNS
         if name in results.features.columns and results.features[name].notna().any()
     ]
     ranked = [

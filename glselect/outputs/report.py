@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -17,10 +18,28 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}" if isinstance(value, (int, float)) and value == value else "n/a"
 
 
+@dataclass(frozen=True)
+class MeasureCell:
+    """A column of the printed table (and the HTML report's ranked table) from importances.csv columns a stage wrote."""
+
+    header: str  # short: the README's output-file section says what each one is
+    columns: tuple[str, ...]  # the importances.csv columns it reads; shown when the first has a value
+    show: Callable[..., str]  # the cell, from one value per column
+
+
+# the measures a stage may add, in the order they are shown; a new one is one line here
+MEASURE_CELLS = (
+    MeasureCell("perm ±sd", ("permutation", "permutation_std"), lambda mean, spread: f"{mean:.3g}±{spread:.2g}" if mean else "0"),
+    MeasureCell("stab", ("stability",), lambda frequency: f"{frequency:.2f}"),
+)
+MEASURE_COLUMNS = tuple(name for cell in MEASURE_CELLS for name in cell.columns)
+
+
 def top_features_table(features: pd.DataFrame, top: int) -> Table:
     """The ``top`` highest-ranked columns: rank, name, group (when there are groups), selected,
-    path survival, dense norm, permutation importance ± its spread and, when stability selection
-    ran, the selection frequency. Kept narrow enough for an 80-column terminal (a CI log)."""
+    path survival, dense norm and each measure of ``MEASURE_CELLS`` the fit computed (permutation
+    importance ± its spread, the stability selection frequency). Kept narrow enough for an
+    80-column terminal (a CI log)."""
     table = Table(title=f"Top {min(top, len(features))} of {plural(len(features), 'column')}", title_justify="left")
     shown = features.head(top)
     has_groups = bool((shown["group"] != shown["feature"]).any())
@@ -29,28 +48,22 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
         values = features[name] if name in features.columns else pd.Series(np.nan, index=features.index)
         return pd.to_numeric(values, errors="coerce").head(top)
 
-    permutation, permutation_std, stability = measure("permutation"), measure("permutation_std"), measure("stability")
-    has_permutation = bool(permutation.notna().any())
-    has_stability = bool(stability.notna().any())
+    cells = [(cell, [measure(name) for name in cell.columns]) for cell in MEASURE_CELLS]
+    cells = [(cell, values) for cell, values in cells if bool(values[0].notna().any())]
     columns = [("rank", "right"), ("feature", "left")] + ([("group", "left")] if has_groups else [])
-    # short headers: the README's output-file section says what each one is
     columns += [("sel", "center"), ("survival λ", "right"), ("dense", "right")]
-    columns += [("perm ±sd", "right")] if has_permutation else []
-    columns += [("stab", "right")] if has_stability else []
+    columns += [(cell.header, "right") for cell, _ in cells]
     for header, justify in columns:
         # names wrap rather than end in '…': 'customer_lifetime_value_2023' and '..._2024' must stay apart
         overflow = "fold" if header in ("feature", "group") else "ellipsis"
         table.add_column(header, justify=justify, overflow=overflow)  # type: ignore[arg-type]
-    for row, mean, spread, frequency in zip(shown.itertuples(index=False), permutation, permutation_std, stability):
-        cells = [str(row.rank), escape(str(row.feature))]
+    for index, row in enumerate(shown.itertuples(index=False)):
+        row_cells = [str(row.rank), escape(str(row.feature))]
         if has_groups:
-            cells.append(escape(str(row.group)) if row.group != row.feature else "")
-        cells += ["[green]yes[/]" if row.selected else "[dim]no[/]", f"{row.importance:.3g}", f"{row.dense_norm:.3g}"]
-        if has_permutation:
-            cells.append(f"{mean:.3g}±{spread:.2g}" if mean else "0")
-        if has_stability:
-            cells.append(f"{frequency:.2f}")
-        table.add_row(*cells)
+            row_cells.append(escape(str(row.group)) if row.group != row.feature else "")
+        row_cells += ["[green]yes[/]" if row.selected else "[dim]no[/]", f"{row.importance:.3g}", f"{row.dense_norm:.3g}"]
+        row_cells += [cell.show(*(series.iloc[index] for series in values)) for cell, values in cells]
+        table.add_row(*row_cells)
     return table
 
 
@@ -68,41 +81,65 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
         f"({scored_by}) at λ={summary['lambda']:.3g}",
         f"held-out test rows ({n_scored}), dense → pruned: {pairs}",
     ]
+    return lines + [line for line in (describe(summary) for describe in SUMMARY_LINES) if line]
+
+
+def _unconfirmed_line(summary: dict[str, Any]) -> str | None:
     unconfirmed = summary.get("unconfirmed_groups")
-    if unconfirmed:
-        confirmed_by = summary.get("confirmed_by") or "validation"
-        tested = (
-            "the refit's validation loss" if confirmed_by == "validation"
-            else f"the held-out loss of {confirmed_by.removeprefix('cross-fit')} cross-fitted refits"
-        )
-        lines.append(
-            f"left out of the chosen step: {', '.join(unconfirmed)} (shuffling "
-            f"{'it' if len(unconfirmed) == 1 else 'each'} did not raise {tested} enough; see --confirm)"
-        )
+    if not unconfirmed:
+        return None
+    confirmed_by = summary.get("confirmed_by") or "validation"
+    tested = (
+        "the refit's validation loss" if confirmed_by == "validation"
+        else f"the held-out loss of {confirmed_by.removeprefix('cross-fit')} cross-fitted refits"
+    )
+    return (
+        f"left out of the chosen step: {', '.join(unconfirmed)} (shuffling "
+        f"{'it' if len(unconfirmed) == 1 else 'each'} did not raise {tested} enough; see --confirm)"
+    )
+
+
+def _interacting_line(summary: dict[str, Any]) -> str | None:
     interacting = summary.get("interacting_pairs")
-    if interacting:  # what the dense network was pointed at before training (path/interactions.py)
-        lines.append(
-            "interacting pairs given units before the dense fit: "
-            + ", ".join(f"{pair['columns'][0]} × {pair['columns'][1]} (t {pair['t']:.3g})" for pair in interacting)
-        )
+    if not interacting:  # what the dense network was pointed at before training (path/interactions.py)
+        return None
+    return "interacting pairs given units before the dense fit: " + ", ".join(
+        f"{pair['columns'][0]} × {pair['columns'][1]} (t {pair['t']:.3g})" for pair in interacting
+    )
+
+
+def _rounds_line(summary: dict[str, Any]) -> str | None:
     rounds = summary.get("all_relevant_rounds")
-    if rounds:  # what the minimal set left out and later rounds found without it (select/relevant.py)
-        lines.append(
-            "added by later rounds (all-relevant): "
-            + "; ".join(f"round {k}: {', '.join(names)}" for k, names in enumerate(rounds, start=1))
-        )
+    if not rounds:  # what the minimal set left out and later rounds found without it (select/relevant.py)
+        return None
+    return "added by later rounds (all-relevant): " + "; ".join(
+        f"round {k}: {', '.join(names)}" for k, names in enumerate(rounds, start=1)
+    )
+
+
+def _stability_line(summary: dict[str, Any]) -> str | None:
     stability = summary.get("stability")
-    if stability:
-        lines.append(
-            f"stability ({2 * stability['pairs']} half-samples, q={stability['q']}): "
-            f"{plural(len(stability['stable_groups']), 'group')} selected in at least {stability['threshold']:.0%} of them; "
-            f"expected false selections among them <= {stability['expected_false_bound']:.3g}"
-        )
+    if not stability:
+        return None
+    return (
+        f"stability ({2 * stability['pairs']} half-samples, q={stability['q']}): "
+        f"{plural(len(stability['stable_groups']), 'group')} selected in at least {stability['threshold']:.0%} of them; "
+        f"expected false selections among them <= {stability['expected_false_bound']:.3g}"
+    )
+
+
+def _streaming_line(summary: dict[str, Any]) -> str | None:
     streaming = summary.get("streaming") or {}
     speed = streaming.get("rows_per_second_per_epoch")
-    if speed:  # whole epochs of reading, encoding and training: what a user waits for, per row
-        lines.append(
-            f"streamed {speed['median']:,} rows/s per epoch (median of {plural(streaming['epochs_timed'], 'whole epoch')}, "
-            f"{speed['min']:,} to {speed['max']:,})"
-        )
-    return lines
+    if not speed:  # whole epochs of reading, encoding and training: what a user waits for, per row
+        return None
+    return (
+        f"streamed {speed['median']:,} rows/s per epoch (median of {plural(streaming['epochs_timed'], 'whole epoch')}, "
+        f"{speed['min']:,} to {speed['max']:,})"
+    )
+
+
+# a line each for what a stage (or a stream) adds to summary.json, in the order they are printed
+SUMMARY_LINES: tuple[Callable[[dict[str, Any]], str | None], ...] = (
+    _unconfirmed_line, _interacting_line, _rounds_line, _stability_line, _streaming_line,
+)

@@ -96,71 +96,18 @@ def _document(value: Any, file: Path, where: str = "") -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------- summary.json
 
-# Every field of summary.json that a reader uses: (key, check, what it must be)
-SUMMARY_FIELDS: tuple[tuple[str, Check, str], ...] = (
-    ("task", lambda value: value in TASKS, f"one of {', '.join(TASKS)}"),
-    ("target", is_text, "text"),
-    ("classes", list_of(is_scalar, unique=True), "a list of distinct labels"),
-    ("selected_features", list_of(is_text, unique=True), "a list of distinct column names"),
-    ("selected_groups", list_of(is_text, unique=True), "a list of distinct group names"),
-    ("n_selected_features", is_count, "a whole number"),
-    ("n_selected_groups", is_count, "a whole number"),
-    ("lambda", is_number, "a number"),
-    ("rule", is_text, "text"),
-    ("step", is_count, "a whole number"),
-    ("metrics", mapping_of(mapping_of(is_number_or_null)), "an object of metric objects"),
-    ("sizes", is_object, "an object"),
-    ("columns", mapping_of(is_object), "an object with one object per column"),
-    ("config", is_object, "an object"),
-)
-OPTIONAL_SUMMARY_FIELDS: tuple[tuple[str, Check, str], ...] = (
-    ("event", optional(is_text), "text or null"),
-    ("scored_by", is_text, "text"),
-    ("unconfirmed_groups", list_of(is_text), "a list of group names"),
-    ("confirmed_by", optional(is_text), "text or null"),
-    ("interacting_pairs", list_of(is_object), "a list of objects"),
-    ("all_relevant_rounds", list_of(list_of(is_text)), "a list of lists of group names"),
-    ("streaming", is_object, "an object"),
-    ("seed", optional(is_count), "a whole number"),
-    ("versions", mapping_of(is_text), "an object of version strings"),
-)
-SIZE_FIELDS = ("columns", "groups", "test_rows")
-STABILITY_FIELDS: tuple[tuple[str, Check, str], ...] = (
-    ("pairs", is_count, "a whole number"),
-    ("q", is_number, "a number"),
-    ("threshold", is_number, "a number"),
-    ("stable_groups", list_of(is_text), "a list of group names"),
-    ("expected_false_bound", is_number, "a number"),
-)
-
-
 def check_summary(summary: Any, file: Path) -> dict[str, Any]:
-    """``summary`` (parsed ``summary.json``) when every field a reader uses is there and well typed.
+    """``summary`` (parsed ``summary.json``) when every field a reader uses is there and well typed:
+    checked against ``outputs/summary.FIELDS``, the one definition of the file's fields.
 
     Raises
     ------
     GlselectError
         Naming the first field that is missing or of the wrong type.
     """
-    summary = _document(summary, file)
-    for key, check, expected in SUMMARY_FIELDS:
-        _field(summary, key, check, expected, file)
-    for key, check, expected in OPTIONAL_SUMMARY_FIELDS:
-        if key in summary:
-            _field(summary, key, check, expected, file)
-    for part in ("dense", "pruned"):
-        _field(summary["metrics"], part, is_object, "an object", file, "metrics.")
-    for key in SIZE_FIELDS:
-        _field(summary["sizes"], key, is_count, "a whole number", file, "sizes.")
-    if summary.get("streaming") is not None:
-        streaming = summary["streaming"]
-        if "test_rows_scored" in streaming:
-            _field(streaming, "test_rows_scored", is_count, "a whole number", file, "streaming.")
-    if summary.get("stability") is not None:
-        stability = _document(summary["stability"], file, "stability.")
-        for key, check, expected in STABILITY_FIELDS:
-            _field(stability, key, check, expected, file, "stability.")
-    return summary
+    from glselect.outputs.summary import check_summary as check  # summary.py builds on this module's checks
+
+    return check(summary, file)
 
 
 # ------------------------------------------------------------------------------------- result tables

@@ -24,22 +24,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 import torch
 
 from glselect import distributed
 from glselect.model.mlp import GroupLassoMLP
-from glselect.path.moments import column_chunks, sample_means, target_outputs
+from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t, target_outputs
 
 SCREEN_MACS = 2e10  # multiply-adds per screen: about a second on one core
-MIN_SCREEN_ROWS = 100  # fewer sampled rows than this: no screen
-MAX_SCREEN_ROWS = 65_536  # rows sampled at most
+MIN_SCREEN_ROWS = MIN_SAMPLE_ROWS  # fewer sampled rows than this: no screen
+MAX_SCREEN_ROWS = MAX_SAMPLE_ROWS  # rows sampled at most
 MAX_SCREEN_BATCHES = 64  # a stream's mini-batches read at most
 SCREEN_KEY = 4  # the shuffle a stream's screen reads (0 to 3: the dense fit, the lambda probe, refits, relaxed scores)
 BLOCK_FLOATS = 1 << 24  # the (block x p) products are computed this many floats at a time
-FAMILY_ALPHA = 0.01  # chance that any pair of independent noise columns is taken, over all pairs
 UNITS_PER_PAIR = 4  # ReLU(+-(x_i + x_j)), ReLU(+-(x_i - x_j))
 SEEDED_SHARE = 2  # at most 1 / SEEDED_SHARE of the first hidden layer's units are given to pairs
 
@@ -80,7 +78,7 @@ def screen_pairs(
     # columns at a time: a float64 copy of the whole sample would double what the screen holds
     X = torch.cat([(X[:, chunk].double() - means[chunk]).float() for chunk in chunks], dim=1)
     R = (R - output_means).float()
-    bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * n_pairs))
+    bound = bonferroni_bound(n_pairs)  # any pair of independent noise columns taken, over all pairs
     group_of = torch.as_tensor(group_ids, device=X.device)
     shared_groups = np.unique(group_ids).size < n_features
     squares = X * X
@@ -96,11 +94,7 @@ def screen_pairs(
             square_sums = squares[:, start:stop].T @ ((r * r) * squares[:, start:])
             sums = distributed.all_reduce_sum(sums.cpu(), context).to(X.device)
             square_sums = distributed.all_reduce_sum(square_sums.cpu(), context).to(X.device)
-            # t^2 = n mean^2 / variance = sums^2 / (square_sums - sums^2 / n); a product that is
-            # constant over the rows (a constant column) has no variance and counts as t = 0
-            sums.square_()
-            spread = square_sums - sums / n_rows
-            t2 = torch.where(spread > 1e-6 * square_sums, sums / spread.clamp_min(1e-30), torch.zeros_like(sums))
+            t2 = squared_t(sums, square_sums, n_rows)  # a constant column's product counts as t = 0
             t2_max = t2 if t2_max is None else torch.maximum(t2_max, t2)
         assert t2_max is not None
         t2_max[:, : stop - start].triu_(1)  # j > i within the block's own columns

@@ -34,16 +34,15 @@ from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import numpy as np
-import torch
 
 from glselect.data.source import Rows
 from glselect.data.split import cross_fit_fold
-from glselect.model.metrics import LossFunction
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath
+from glselect.select.base import Fit, Part
 from glselect.select.choose import Selection
 from glselect.select.crossval import AUTO_CV_BELOW_ROWS, folds_for
-from glselect.select.permutation import PermutationScores, growth_t, permutation_importance
+from glselect.select.permutation import Shuffles, group_permutation, growth_t
 from glselect.select.refit import refit
 
 CONFIRM_REPEATS = 10  # shuffles per group: per-row increases averaged over them steady the t statistic
@@ -66,24 +65,6 @@ def confirmation_folds(cv: int | str, n_validation_rows: int) -> int:
     if n_folds:
         return n_folds
     return CROSS_FIT_FOLDS if CROSS_FIT_FROM_ROWS <= n_validation_rows < AUTO_CV_BELOW_ROWS else 0
-
-
-def group_permutation(
-    selection: Selection, rows: Rows, group_ids: np.ndarray, row_loss_fn: LossFunction, repeats: int, seed: int,
-    groups: np.ndarray | None = None, keep_rows: bool = False,
-) -> PermutationScores:
-    """Permutation importance of each group in ``groups`` (default: all of them, in group order)
-    for the refit model on ``rows`` (with every encoded column); groups the model does not read
-    score 0. ``keep_rows``: each row's increase too (one row of floats per group scored)."""
-    model_groups = group_ids[selection.feature_mask]  # the group of each of the refit model's inputs
-    X_model = rows.X[:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=rows.X.device)]
-    # only the model's groups have columns to shuffle: a wide table has thousands of others
-    column_sets = [np.empty(0, dtype=np.int64)] * selection.group_mask.size
-    for g in np.unique(model_groups):
-        column_sets[g] = np.flatnonzero(model_groups == g)
-    if groups is not None:
-        column_sets = [column_sets[g] for g in groups]
-    return permutation_importance(selection.model, X_model, rows.y, column_sets, row_loss_fn, repeats, seed, keep_rows)
 
 
 @dataclass(frozen=True)
@@ -109,14 +90,14 @@ def cross_fit_folds(problem: Problem, n_folds: int) -> list[tuple[Problem, Rows]
 
 def t_on_validation(selection: Selection, problem: Problem) -> np.ndarray:
     """t of every group for the refit model on the validation rows."""
-    return group_permutation(selection, problem.val, problem.group_ids, problem.row_loss_fn, CONFIRM_REPEATS, problem.seed).t
+    return group_permutation(selection, problem.val, problem.group_ids, problem.row_loss_fn, Shuffles(CONFIRM_REPEATS, problem.seed)).t
 
 
 def t_cross_fitted(state: FoldRefits) -> np.ndarray:
     """t of every group (0 for those out), pooling each model row's increase while its fold was held out."""
     chosen = np.flatnonzero(state.group_mask)
     increases = np.concatenate([  # (chosen groups, model rows): only the groups in, on a wide table
-        group_permutation(fit, tested, fold.group_ids, fold.row_loss_fn, CONFIRM_REPEATS, fold.seed, chosen, keep_rows=True).rows
+        group_permutation(fit, tested, fold.group_ids, fold.row_loss_fn, Shuffles(CONFIRM_REPEATS, fold.seed, keep_rows=True), chosen).rows
         for fold, tested, fit in state.fits
     ], axis=1)
     t = np.zeros(state.group_mask.size)
@@ -201,3 +182,16 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
     if not np.array_equal(passed, selection.group_mask):
         selection = refit(problem, path, step, rule, group_mask=passed)
     return dataclasses.replace(selection, confirmed_by=f"cross-fit{n_folds}")
+
+
+class Confirm:
+    """``--confirm``: drop the chosen groups the refit model does not rely on (backward elimination)."""
+
+    name = "confirmation"
+    kind = "refine"
+
+    def refine(self, fit: Fit, selection: Selection) -> tuple[Selection, Part]:
+        config = fit.config.selection
+        fit.progress.announce("confirmation")
+        n_folds = confirmation_folds(config.cv, len(fit.problem.val))
+        return confirm(fit.problem, fit.path, selection, config.confirm, n_folds), Part(self.name)

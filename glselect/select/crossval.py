@@ -18,6 +18,7 @@ import numpy as np
 from glselect.data.split import cv_fold
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath, fit_path
+from glselect.select.base import Fit, Part
 from glselect.select.choose import StepScores, stack_row_losses
 
 
@@ -90,3 +91,18 @@ def cross_validate(
         fold_rows.append(stack_row_losses([step.relaxed_val_rows if scored[i] else None for i, step in enumerate(fold_path.steps)]))
     row_losses = None if any(rows is None for rows in fold_rows) else np.concatenate(fold_rows, axis=1)
     return CrossValidation(n_folds=n_folds, fold_losses=fold_losses, fold_sizes=fold_sizes, row_losses=row_losses)
+
+
+class CrossValidate:
+    """``--cv``: the path's steps scored by K-fold cross-validation (none when ``--cv auto`` finds
+    enough validation rows: the chooser then reads the validation rows' scores)."""
+
+    name = "cross-validation"
+    kind = "score"
+
+    def score(self, fit: Fit) -> tuple[StepScores | None, Part]:
+        n_folds = folds_for(fit.config.selection.cv, len(fit.problem.val))
+        if not n_folds:
+            return None, Part(self.name)
+        cross_validation = cross_validate(fit.problem, fit.path, n_folds, on_fold=fit.progress.counter("cv fold", n_folds))
+        return cross_validation.scores(), Part(self.name, result=cross_validation)

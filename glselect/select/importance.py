@@ -17,19 +17,18 @@ importance measures beside the rank.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 
 from glselect.data.encoder import Encoder
 from glselect.data.groups import GroupIndex
-from glselect.select.permutation import PermutationScores
 from glselect.path.walk import LambdaPath
 from glselect.select.choose import Selection
 
-if TYPE_CHECKING:  # knockoffs.py reads survival from here
-    from glselect.select.knockoffs import KnockoffSelection
+if TYPE_CHECKING:  # the stages' modules read survival from here
+    from glselect.select.base import Part
 
 
 @dataclass(frozen=True)
@@ -72,35 +71,13 @@ def column_survival(path: LambdaPath, group_ids: np.ndarray) -> np.ndarray:
     return survival
 
 
-def _found_in_round(relevant_rounds: list[np.ndarray], n_groups: int) -> np.ndarray:
-    """Per group: 0 for the minimal selection (and for unselected groups, which the sort puts
-    after every selected one anyway), k for a group the k-th all-relevant round added."""
-    found = np.zeros(n_groups, dtype=np.int64)
-    for round_number, added in enumerate(relevant_rounds, start=1):
-        found[added] = round_number
-    return found
-
-
-KNOCKOFF_COLUMNS = ("knockoff_statistic", "knockoff_e_value", "knockoff_frequency")
-
-
-def _knockoff_columns(knockoffs: KnockoffSelection | None, n_groups: int) -> dict[str, np.ndarray]:
-    if knockoffs is None:
-        return {name: np.full(n_groups, np.nan) for name in KNOCKOFF_COLUMNS}
-    return dict(zip(KNOCKOFF_COLUMNS, (knockoffs.statistic, knockoffs.e_values, knockoffs.frequency)))
-
-
 def rank_groups(
     path: LambdaPath,
     selection: Selection,
     group_index: GroupIndex,
     encoder: Encoder,
     dense_column_norms: np.ndarray,
-    group_permutation: PermutationScores | None,
-    column_permutation: dict[str, tuple[float, float]],
-    stability: np.ndarray | None = None,
-    knockoffs: KnockoffSelection | None = None,
-    relevant_rounds: list[np.ndarray] | None = None,
+    parts: Sequence[Part] = (),
 ) -> Importances:
     """Rank the selected groups first (the minimal selection, then each all-relevant round's), then
     by path survival (ties: norm where last alive, then name); columns within.
@@ -109,19 +86,12 @@ def rank_groups(
     ----------
     dense_column_norms
         Shape (n_features,): norm of each encoded column's first-layer weights in the dense model.
-    group_permutation
-        Per group (in ``group_index`` order): permutation importance of the refit model; None:
-        not computed (a streamed fit), and the columns are left blank.
-    column_permutation
-        ``{table column: (mean, std)}`` for the columns the refit model reads; others score 0.
-    stability
-        Per group: selection frequency under stability selection, or None when it was not run.
-    knockoffs
-        The knockoff selection (``--fdr``), or None.
-    relevant_rounds
-        Per all-relevant round, the groups it added (bool (n_groups,)): they rank after the
-        minimal selection, round by round, so that the top ranks stay a set that is enough
-        and a copy found later follows what it copies; None or empty: no round added any.
+    parts
+        What the selection stages measured, in the tables' column order (``Plan.column_parts``):
+        each part's ``group_columns`` (per group, in ``group_index`` order) follow ``dense_norm``;
+        a table column takes its own value from ``column_values`` where the part measured it per
+        column, else its group's. The first part with a ``rank_key`` (the all-relevant round that
+        found a group) orders the selected groups before survival does.
     """
     importance, last_norm = survival(path)
     chosen_norms = path.steps[selection.step_index].group_norms
@@ -135,12 +105,9 @@ def rank_groups(
             "importance": importance,
             "norm": chosen_norms,
             "dense_norm": dense_norms,
-            "permutation": group_permutation.mean if group_permutation else np.full(group_index.n_groups, np.nan),
-            "permutation_std": group_permutation.std if group_permutation else np.full(group_index.n_groups, np.nan),
-            "stability": stability if stability is not None else np.full(group_index.n_groups, np.nan),
-            **_knockoff_columns(knockoffs, group_index.n_groups),
+            **{name: values for part in parts for name, values in part.group_columns.items()},
             "_last_norm": last_norm,
-            "_found_in_round": _found_in_round(relevant_rounds or [], group_index.n_groups),
+            "_found_in_round": next((part.rank_key for part in parts if part.rank_key is not None), np.zeros(group_index.n_groups, dtype=np.int64)),
         }
     )
     # the selected groups come first, so the top k ranks are the selection; almost always they
@@ -163,25 +130,26 @@ def rank_groups(
     # group lasso a kept group can leave some of its columns (or some one-hot levels) out
     column_selected = pd.Series(selection.feature_mask).groupby(sources).any()
     column_importance = pd.Series(column_survival(path, group_index.group_ids)).groupby(sources).max()
+    measures = [(name, part) for part in parts for name in part.group_columns]
     rows = []
     for column in encoder.columns:
-        if column.kind == "ignored":
-            rows.append((column.name, "", False, 0.0, 0.0, 0.0, column.kind, len(groups) + 1, 0.0, 0.0, 0.0, np.nan, *[np.nan] * len(KNOCKOFF_COLUMNS)))
+        if column.kind == "ignored":  # never read: measured per column as 0, no group to copy from
+            rows.append((column.name, "", False, 0.0, 0.0, 0.0, column.kind, len(groups) + 1, 0.0,
+                         *(0.0 if part.column_values else np.nan for _, part in measures)))
             continue
         group = group_index.group_of(column.name)
         info = group_row.loc[group]
-        unread = (0.0, 0.0) if group_permutation else (np.nan, np.nan)
-        permutation, permutation_std = column_permutation.get(column.name, unread)
         rows.append(
             (column.name, group, bool(column_selected.get(column.name, False)), float(info["importance"]),
              float(column_importance.get(column.name, 0.0)), float(info["norm"]), column.kind,
-             group_rank[group], float(column_norm.get(column.name, 0.0)), permutation, permutation_std,
-             float(info["stability"]), *(float(info[name]) for name in KNOCKOFF_COLUMNS))
+             group_rank[group], float(column_norm.get(column.name, 0.0)),
+             *(part.column_values[name].get(column.name, part.unread) if name in part.column_values else float(info[name])
+               for name, part in measures))
         )
     features = pd.DataFrame(
         rows,
         columns=["feature", "group", "selected", "importance", "column_importance", "group_norm", "kind", "_group_rank",
-                 "dense_norm", "permutation", "permutation_std", "stability", *KNOCKOFF_COLUMNS],
+                 "dense_norm", *(name for name, _ in measures)],
     )
     # within a group: the columns the refit reads first, then those that stayed longest on the path
     # (the group lasso keeps or drops a group whole, so there this falls back to the dense norm)

@@ -39,16 +39,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from glselect.config import SelectionConfig
 from glselect.data.knockoffs import GaussianKnockoffs, gaussian_knockoffs
-from glselect.errors import GlselectError
 from glselect.data.split import MODEL_ROWS, VALIDATION_ROWS
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath, fit_path
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection, StepScores
+from glselect.select.refit import refit
 
 # Several draws: each draw's knockoff+ threshold is taken at min(q, max(q / 2, MIN_DRAW_LEVEL)), a
 # function of q alone (fixed before the data are seen, so the e-BH guarantee holds). Ren & Barber
@@ -143,20 +144,6 @@ def e_bh(e_values: np.ndarray, q: float) -> np.ndarray:
     return e_values >= n / (q * (passing.max() + 1))
 
 
-def check_fdr_options(config: SelectionConfig) -> None:
-    """``--fdr`` replaces the rule: the options that choose a set or a lambda by another rule are errors with it.
-
-    Checked when a fit starts, not in ``SelectionConfig``, so that every option can still be given
-    on its own to the config (the CLI's option table is tested that way).
-    """
-    if config.fdr is None:
-        return
-    if config.max_features is not None:
-        raise GlselectError("--fdr and --max-features both choose the selected set: give one of them")
-    if config.cv:
-        raise GlselectError("--fdr selects by knockoffs, which use no cross-validation scores: drop --cv")
-
-
 def knockoff_problem(problem: Problem, sampler: GaussianKnockoffs, draw: int) -> Problem:
     """``problem`` on ``[X, X~]``: group g's copy is group ``g + G`` of the same size; its path runs to
     all-zero, fitted on the training and validation rows (the validation rows still early-stop the
@@ -210,3 +197,51 @@ def sparsest_step_with(path: LambdaPath, groups: np.ndarray) -> int:
     (n_groups,)): where the knockoff selection sits on the path (the last step if it is empty)."""
     holding = [i for i, step in enumerate(path.steps) if np.all(step.group_norms[groups] > 0)]
     return holding[-1] if holding else 0
+
+
+KNOCKOFF_COLUMNS = ("knockoff_statistic", "knockoff_e_value", "knockoff_frequency")
+
+
+def fdr_document(knockoffs: KnockoffSelection, group_names: list[str]) -> dict[str, Any]:
+    """``summary.json``'s ``fdr`` block: the level, the method and every draw's statistics."""
+    finite = lambda values: [float(v) if np.isfinite(v) else None for v in values]  # noqa: E731 (JSON has no inf)
+    return {
+        "q": knockoffs.q,
+        "method": "model-X Gaussian group knockoffs (equicorrelated), W = signed max of the areas of group and knockoff under "
+                  "their path norms over log lambda, "
+                  "derandomised by averaged e-values and e-BH (Ren & Barber 2023)",
+        "draws": knockoffs.draws,
+        "draw_level": knockoffs.level,
+        "thresholds": finite(knockoffs.thresholds),
+        "e_bh_threshold": len(group_names) / (knockoffs.q * max(1, int(knockoffs.selected.sum()))),
+        "gamma": knockoffs.gamma,
+        "selected_groups": [name for name, keep in zip(group_names, knockoffs.selected) if keep],
+        "statistic": dict(zip(group_names, knockoffs.statistic.tolist())),
+        "statistics_by_draw": {name: knockoffs.statistics[:, g].tolist() for g, name in enumerate(group_names)},
+        "e_value": dict(zip(group_names, knockoffs.e_values.tolist())),
+    }
+
+
+class Knockoffs:
+    """``--fdr``: the groups the knockoff selection keeps, refitted; it replaces the rule and the confirmation."""
+
+    name = "knockoffs"
+    kind = "choose"
+    columns = KNOCKOFF_COLUMNS
+
+    def choose(self, fit: Fit, scores: StepScores | None) -> tuple[Selection, Part]:
+        config = fit.config.selection
+        assert config.fdr is not None  # the plan runs this stage only with --fdr
+        knockoffs = knockoff_selection(
+            fit.problem, config.fdr, config.knockoff_draws, on_draw=fit.progress.counter("knockoff draw", config.knockoff_draws)
+        )
+        step_index = sparsest_step_with(fit.path, knockoffs.selected)
+        fit.progress.announce("refit")
+        selection = refit(fit.problem, fit.path, step_index, f"fdr={config.fdr:g}", group_mask=knockoffs.selected)
+        selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(knockoffs.selected))
+        return selection, Part(
+            self.name,
+            group_columns=dict(zip(KNOCKOFF_COLUMNS, (knockoffs.statistic, knockoffs.e_values, knockoffs.frequency))),
+            summary={"scored_by": "knockoffs", "fdr": fdr_document(knockoffs, fit.group_names)},
+            result=knockoffs,
+        )

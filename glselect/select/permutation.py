@@ -7,8 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from glselect.data.source import Rows
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
+from glselect.path.problem import Problem
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection
 
 # First-layer activations held at once while scoring shuffles (each shuffle is n_rows x fan_out):
 # batching many shuffles into one forward pass saves the per-call overhead of small passes.
@@ -33,6 +37,16 @@ class PermutationScores:
     rows: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class Shuffles:
+    """How the columns are shuffled: ``repeats`` permutations per set, drawn from ``seed``; with
+    ``keep_rows`` each row's increase is returned too (``PermutationScores.rows``)."""
+
+    repeats: int
+    seed: int
+    keep_rows: bool = False
+
+
 @torch.no_grad()
 def permutation_importance(
     model: GroupLassoMLP,
@@ -40,9 +54,7 @@ def permutation_importance(
     y: torch.Tensor,
     column_sets: list[np.ndarray],
     row_loss_fn: LossFunction,
-    repeats: int,
-    seed: int,
-    keep_rows: bool = False,
+    shuffles: Shuffles,
 ) -> PermutationScores:
     """Growth of the mean loss of ``model`` on ``(X, y)`` when each set of its input columns is shuffled.
 
@@ -56,11 +68,11 @@ def permutation_importance(
         The model's own inputs (n_rows, model inputs), held-out rows.
     column_sets
         Indices into X's columns, one array per set to score.
-    repeats
-        Permutations per set; ``std`` is their spread (0 with one repeat).
-    keep_rows
-        Also return each row's increase (``PermutationScores.rows``).
+    shuffles
+        Permutations per set (``std`` is their spread: 0 with one repeat), their seed, and
+        whether each row's increase is kept.
     """
+    repeats, seed, keep_rows = shuffles.repeats, shuffles.seed, shuffles.keep_rows
     generator = torch.Generator().manual_seed(seed)
     Z = model.layers[0](X)  # first-layer pre-activations of the unshuffled rows
     base = row_loss_fn(model.forward_from_first(Z), y).double()
@@ -109,3 +121,56 @@ def growth_t(mean: float, per_row: np.ndarray) -> float:
     """How many standard errors of the per-row increases ``per_row`` their mean ``mean`` is from zero."""
     se = float(per_row.std(ddof=1)) / np.sqrt(per_row.size) if per_row.size > 1 else 0.0
     return mean / se if se > 0 else (np.inf if mean > 0 else 0.0)
+
+
+def group_permutation(
+    selection: Selection, rows: Rows, group_ids: np.ndarray, row_loss_fn: LossFunction, shuffles: Shuffles,
+    groups: np.ndarray | None = None,
+) -> PermutationScores:
+    """Permutation importance of each group in ``groups`` (default: all of them, in group order)
+    for the refit model on ``rows`` (with every encoded column); groups the model does not read
+    score 0."""
+    model_groups = group_ids[selection.feature_mask]  # the group of each of the refit model's inputs
+    X_model = rows.X[:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=rows.X.device)]
+    # only the model's groups have columns to shuffle: a wide table has thousands of others
+    column_sets = [np.empty(0, dtype=np.int64)] * selection.group_mask.size
+    for g in np.unique(model_groups):
+        column_sets[g] = np.flatnonzero(model_groups == g)
+    if groups is not None:
+        column_sets = [column_sets[g] for g in groups]
+    return permutation_importance(selection.model, X_model, rows.y, column_sets, row_loss_fn, shuffles)
+
+
+def held_out_importances(
+    problem: Problem, selection: Selection, test: Rows, repeats: int
+) -> tuple[PermutationScores, dict[str, tuple[float, float]]]:
+    """Permutation importance of the refit model on the test rows: per group, and per table column it reads."""
+    by_group = group_permutation(selection, test, problem.group_ids, problem.row_loss_fn, Shuffles(repeats, problem.seed))
+    sources = problem.data.encoder.sources
+    model_sources = np.asarray(sources, dtype=object)[selection.feature_mask]
+    read_columns = list(dict.fromkeys(model_sources))
+    column_sets = [np.flatnonzero(model_sources == name) for name in read_columns]
+    X_model = test.X[:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=test.X.device)]
+    by_column = permutation_importance(selection.model, X_model, test.y, column_sets, problem.row_loss_fn, Shuffles(repeats, problem.seed))
+    return by_group, {name: (float(m), float(sd)) for name, m, sd in zip(read_columns, by_column.mean, by_column.std)}
+
+
+class PermutationImportance:
+    """How much the refit model's held-out loss grows when a group (a table column) is shuffled."""
+
+    name = "permutation"
+    kind = "measure"
+    columns = ("permutation", "permutation_std")
+
+    def measure(self, fit: Fit, selection: Selection) -> Part:
+        fit.progress.announce("permutation importance")
+        by_group, by_column = held_out_importances(fit.problem, selection, fit.test, fit.config.importance.permutation_repeats)
+        return Part(
+            self.name,
+            group_columns={"permutation": by_group.mean, "permutation_std": by_group.std},
+            column_values={
+                "permutation": {name: mean for name, (mean, _) in by_column.items()},
+                "permutation_std": {name: spread for name, (_, spread) in by_column.items()},
+            },
+            unread=0.0,  # a column the refit model does not read: shuffling it changes nothing
+        )

@@ -14,12 +14,18 @@ Correlations are measured on the validation rows: they are held in memory by eve
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection, StepScores, choose_step
 from glselect.select.importance import survival, survival_order
+from glselect.select.knockoffs import sparsest_step_with
+from glselect.select.refit import refit, scored_by
 
 
 def ranked_groups(path: LambdaPath) -> np.ndarray:
@@ -64,3 +70,20 @@ def redundancy_aware_top_k(path: LambdaPath, problem: Problem, k: int, max_corre
     for group in skipped[: max(0, k - int(taken.sum()))]:
         taken[group] = True
     return taken
+
+
+class TopK:
+    """``--max-features K`` with ``--max-correlation`` under 1: the redundancy-aware top k, refitted."""
+
+    name = "top-k"
+    kind = "choose"
+
+    def choose(self, fit: Fit, scores: StepScores | None) -> tuple[Selection, Part]:
+        config = fit.config.selection
+        assert config.max_features is not None  # the plan runs this stage only with --max-features
+        _, rule = choose_step(fit.path, config, scores)  # stops when no step has at most K groups
+        fit.progress.announce("refit")
+        top_k = redundancy_aware_top_k(fit.path, fit.problem, config.max_features, config.max_correlation)
+        selection = refit(fit.problem, fit.path, sparsest_step_with(fit.path, top_k), rule, group_mask=top_k)
+        selection = dataclasses.replace(selection, unconfirmed=np.zeros_like(top_k))
+        return selection, Part(self.name, summary={"scored_by": scored_by(fit, scores)})

@@ -7,7 +7,8 @@ import numpy as np
 from glselect.model.mlp import prune_dead_neurons, restrict_inputs
 from glselect.path.problem import Problem
 from glselect.path.walk import REFIT_KEY, LambdaPath
-from glselect.select.choose import Selection
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection, StepScores, choose_step
 
 
 def refit(
@@ -54,3 +55,23 @@ def refit(
         n_pruned_neurons=n_hidden_before - (model.hidden[0] if model.hidden else 0),
         unconfirmed=in_step & ~group_mask,
     )
+
+
+def scored_by(fit: Fit, scores: StepScores | None) -> str:
+    """What the chosen step was scored by: the cross-validation folds, the validation rows, or nothing (``--max-features``)."""
+    if scores is not None:
+        return scores.source
+    return "validation" if fit.config.selection.max_features is None else "max_features"
+
+
+class RuleChoice:
+    """The step ``--rule`` (or ``--max-features``) picks on the path, refitted on its groups."""
+
+    name = "rule"
+    kind = "choose"
+
+    def choose(self, fit: Fit, scores: StepScores | None) -> tuple[Selection, Part]:
+        step_index, rule = choose_step(fit.path, fit.config.selection, scores)
+        fit.progress.announce("refit")
+        selection = refit(fit.problem, fit.path, step_index, rule)
+        return selection, Part(self.name, summary={"scored_by": scored_by(fit, scores)})

@@ -31,7 +31,7 @@ pair): ``--goal all-relevant`` walks the rounds without the gate.
 
 from __future__ import annotations
 
-from statistics import NormalDist
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -39,20 +39,19 @@ import torch
 
 from glselect import distributed
 from glselect.config import SelectionConfig
-from glselect.errors import GlselectError
-from glselect.path.moments import column_chunks, sample_means, target_outputs
+from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t, target_outputs
 from glselect.path.problem import Problem
 from glselect.path.walk import fit_path
-from glselect.select.choose import choose_step
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection, choose_step
 from glselect.select.confirm import confirm, confirmation_folds
+from glselect.select.knockoffs import sparsest_step_with
 from glselect.select.refit import refit
 
 MAX_ROUNDS = 10  # rounds after the minimal selection; each finds at least one new group or ends the search
 ROUND_CONFIRM = 3.0  # the confirmation threshold of a round when --confirm is 0: without one a round keeps a noise step
-FAMILY_ALPHA = 0.01  # chance that the gate lets a round run on a table whose left-out columns are all noise
 SAMPLE_FLOATS = 1 << 24  # the gate's sample of training rows holds at most this many encoded cells (64 MB)
-MAX_SAMPLE_ROWS = 65_536
-MIN_SAMPLE_ROWS = 100  # fewer sampled rows than this (above some 168,000 columns): no gate, the rounds run
+# fewer sampled rows than MIN_SAMPLE_ROWS (above some 168,000 columns): no gate, the rounds run
 BLOCK_CELLS = 1 << 22  # the statistic centres this many cells at a time in float64 (32 MB)
 
 
@@ -123,12 +122,12 @@ def _scattered(t: np.ndarray | None, columns: np.ndarray) -> np.ndarray | None:
 def has_marginal_signal(column_t: np.ndarray | None, left: np.ndarray) -> bool:
     """Whether a column where ``left`` is true has first-order association with the target beyond
     chance: its statistic (``marginal_t``, per column and output) against a Bonferroni bound at
-    family-wise ``FAMILY_ALPHA`` over the columns left and the outputs. No statistic (a table too
+    family-wise ``moments.FAMILY_ALPHA`` over the columns left and the outputs. No statistic (a table too
     wide to sample): every round runs."""
     if column_t is None:
         return True
     t = column_t[left]
-    bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (2 * max(t.size, 1)))
+    bound = bonferroni_bound(max(t.size, 1))
     return bool((t > bound).any())
 
 
@@ -148,29 +147,44 @@ def first_order_t(X: torch.Tensor, R: torch.Tensor, context: distributed.Context
         square_sums.append((block * block).T @ (R * R))
     both = distributed.all_reduce_sum(torch.cat([torch.cat(sums), torch.cat(square_sums)]).cpu(), context)
     sums, square_sums = both[: X.shape[1]], both[X.shape[1] :]
-    spread = square_sums - sums.square() / n_rows
-    t2 = torch.where(spread > 1e-9 * square_sums, sums.square() / spread.clamp_min(1e-300), torch.zeros_like(sums))
-    return t2.sqrt().numpy()
+    return squared_t(sums, square_sums, n_rows).sqrt().numpy()
 
 
-def asks_all_relevant(config: SelectionConfig) -> bool:
-    """Whether the fit walks the all-relevant rounds after its minimal selection."""
-    if config.goal == "all-relevant":
-        return True
-    return config.goal == "auto" and config.fdr is None and config.max_features is None
+def found_in_round(rounds: list[np.ndarray], n_groups: int) -> np.ndarray:
+    """Per group: 0 for the minimal selection (and for unselected groups, which the ranking puts
+    after every selected one anyway), k for a group the k-th round added."""
+    found = np.zeros(n_groups, dtype=np.int64)
+    for round_number, added in enumerate(rounds, start=1):
+        found[added] = round_number
+    return found
 
 
-def check_goal_options(config: SelectionConfig) -> None:
-    """``--goal all-relevant`` answers another question than the options that pick a set of their own.
+class AllRelevant:
+    """``--goal all-relevant`` (and ``auto``, gated): the minimal selection and what later rounds find without it.
 
-    Checked when a fit starts, as ``check_fdr_options`` is, so each option alone still makes a config.
+    The groups a round added rank after the minimal selection, round by round, so that the top
+    ranks stay a set that is enough and a copy found later follows what it copies.
     """
-    if config.goal != "all-relevant":
-        return  # --goal auto asks the minimal question alone with --fdr or --max-features
-    if config.fdr is not None:
-        raise GlselectError(
-            "--goal all-relevant and --fdr ask different questions: knockoffs test each group given all the others, "
-            "so a redundant copy is never selected; give one of them"
+
+    name = "all-relevant"
+    kind = "refine"
+
+    def refine(self, fit: Fit, selection: Selection) -> tuple[Selection, Part]:
+        config, problem, path = fit.config.selection, fit.problem, fit.path
+        confirmed_by = selection.confirmed_by  # later rounds confirm the same way
+        relevant, rounds = all_relevant(
+            problem, selection.group_mask, config, on_round=lambda k: fit.progress.announce(f"all-relevant round {k}"),
+            gated=config.goal == "auto",
         )
-    if config.max_features is not None:
-        raise GlselectError("--goal all-relevant and --max-features both choose the selected set: give one of them")
+        if rounds:  # else the minimal selection stands as it is, refit and confirmed
+            left_out = selection.unconfirmed & ~relevant  # confirmation's drops no round took back
+            selection = refit(problem, path, sparsest_step_with(path, relevant), selection.rule, group_mask=relevant)
+            selection = dataclasses.replace(selection, unconfirmed=left_out, confirmed_by=confirmed_by)
+        if rounds or config.goal == "all-relevant":
+            selection = dataclasses.replace(selection, rule=f"{selection.rule}, all-relevant")
+        names = fit.group_names
+        return selection, Part(
+            self.name,
+            summary={"all_relevant_rounds": [[names[g] for g in np.flatnonzero(added)] for added in rounds]},
+            rank_key=found_in_round(rounds, problem.n_groups),
+        )

@@ -19,6 +19,8 @@ import numpy as np
 from glselect.data.split import stability_half
 from glselect.path.problem import Problem
 from glselect.path.walk import fit_path
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection
 from glselect.select.importance import survival, survival_order
 
 
@@ -77,3 +79,26 @@ def stability_selection(
             path = fit_path(half.with_path(min_features=q), score_step=lambda i: False)
             counts += top_surviving(*survival(path), q)
     return Stability(n_pairs=n_pairs, q=q, threshold=threshold, frequency=counts / (2 * n_pairs))
+
+
+class StabilitySelection:
+    """``--stability``: each group's selection frequency over complementary-pairs half-samples."""
+
+    name = "stability"
+    kind = "measure"
+    columns = ("stability",)
+
+    def measure(self, fit: Fit, selection: Selection) -> Part:
+        config = fit.config.importance
+        stability = stability_selection(
+            fit.problem, config.stability_pairs, config.stability_q or max(1, int(selection.group_mask.sum())),
+            config.stability_threshold, on_subsample=fit.progress.counter("stability subsample", 2 * config.stability_pairs),
+        )
+        document = {
+            "pairs": stability.n_pairs,
+            "q": stability.q,
+            "threshold": stability.threshold,
+            "stable_groups": [name for name, keep in zip(fit.group_names, stability.stable) if keep],
+            "expected_false_bound": stability.expected_false_bound,
+        }
+        return Part(self.name, group_columns={"stability": stability.frequency}, summary={"stability": document}, result=stability)
