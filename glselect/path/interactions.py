@@ -37,7 +37,6 @@ SCREEN_MACS = 2e10  # multiply-adds per screen: about a second on one core
 MIN_SCREEN_ROWS = 100  # fewer sampled rows than this: no screen
 MAX_SCREEN_ROWS = 65_536  # rows sampled at most
 MAX_SCREEN_BATCHES = 64  # a stream's mini-batches read at most
-SCREEN_KEY = 4  # the shuffle a stream's screen reads (0 to 3: the dense fit, the lambda probe, refits, relaxed scores)
 BLOCK_FLOATS = 1 << 24  # the (block x p) products are computed this many floats at a time
 FAMILY_ALPHA = 0.01  # chance that any pair of independent noise columns is taken, over all pairs
 UNITS_PER_PAIR = 4  # ReLU(+-(x_i + x_j)), ReLU(+-(x_i - x_j))
