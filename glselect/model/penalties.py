@@ -11,7 +11,8 @@ first-layer penalty, ``--neuron-penalty`` for the neuron penalty). Each offers
 - ``support(W)``: which groups (and columns) are non-zero, read back to the host once;
 - ``restrict(keep)``: the same penalty on some of the columns, groups renumbered 0..k-1.
 
-A new penalty is one new class here (and a line in ``make_penalty`` when a setting picks it).
+A new penalty is one new class here (and a line in ``make_penalty``, or ``penalty_for`` when a
+setting of its own picks it).
 Nothing loops over groups in Python: wide tables have tens of thousands of them.
 """
 
@@ -24,6 +25,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from glselect.config import ModelConfig
 from glselect.model.prox import (
     column_soft_threshold,
     group_norms,
@@ -301,4 +303,13 @@ def make_penalty(
     return GroupLasso(ids, weights, columns_are_groups)
 
 
-__all__ = ["KKT_SLACK", "GroupLasso", "NeuronPenalty", "Penalty", "SparseGroupLasso", "Support", "make_penalty"]
+def penalty_for(
+    model: ModelConfig, group_ids: np.ndarray, n_encoded: np.ndarray, fan_out: int, dtype: torch.dtype,
+    device: torch.device | None = None,
+) -> GroupLasso:
+    """The first-layer penalty the model settings ask for (``make_penalty`` with their ``l1_ratio``):
+    a penalty with a setting of its own reads it here, and no caller changes."""
+    return make_penalty(group_ids, n_encoded, fan_out, dtype, device, model.l1_ratio)
+
+
+__all__ = ["KKT_SLACK", "GroupLasso", "NeuronPenalty", "Penalty", "SparseGroupLasso", "Support", "make_penalty", "penalty_for"]

@@ -26,7 +26,7 @@ from glselect.model.datafits import DATAFITS, Datafit, make_datafit
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective
-from glselect.model.penalties import Penalty, make_penalty
+from glselect.model.penalties import Penalty, penalty_for
 from glselect.path import start
 from glselect.path.interactions import InteractingPair
 from glselect.solve.base import Budget, Settings, SolveResult
@@ -181,10 +181,8 @@ class Problem:
         return self.datafit.row_loss
 
     def penalty(self, fan_out: int) -> Penalty:
-        """The first-layer penalty of a network with ``fan_out`` first-layer units (``make_penalty``)."""
-        return make_penalty(
-            self.group_ids, self.n_encoded, fan_out, self.val.X.dtype, self.device, self.settings.model.l1_ratio
-        )
+        """The first-layer penalty of a network with ``fan_out`` first-layer units (``penalties.penalty_for``)."""
+        return penalty_for(self.settings.model, self.group_ids, self.n_encoded, fan_out, self.val.X.dtype, self.device)
 
     def new_model(self, seed: int | None = None) -> GroupLassoMLP:
         """A freshly initialised network on this problem's columns, seeded (default: the problem's seed)."""
