@@ -13,7 +13,7 @@ from glselect.select.importance import survival
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.problem import Problem, Settings
-from glselect.model.objective import make_penalty
+from glselect.model.penalties import make_penalty
 from glselect.path.walk import fit_path
 from glselect.solve.fista import ProximalGradient
 

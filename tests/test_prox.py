@@ -96,7 +96,7 @@ def test_sparse_group_prox_meets_the_optimality_conditions_of_the_combined_penal
 def test_l1_ratio_1_with_one_column_per_group_is_the_group_lasso_on_those_columns():
     """A group of one column weighs sqrt(fan_out), the columns' own weight: with no user groups the
     lasso on columns (A = 1) and the group lasso (A = 0) are the same penalty."""
-    from glselect.model.objective import make_penalty
+    from glselect.model.penalties import make_penalty
 
     W = torch.randn(4, 5, dtype=torch.float64)
     ones = np.ones(5, dtype=np.int64)
@@ -110,7 +110,7 @@ def test_l1_ratio_1_with_one_column_per_group_is_the_group_lasso_on_those_column
 
 
 def test_zero_lambda_is_where_a_zero_group_starts_to_meet_its_kkt_condition():
-    from glselect.model.objective import make_penalty
+    from glselect.model.penalties import make_penalty
 
     group_ids = np.array([0, 0, 0, 1, 1, 2])
     penalty = make_penalty(group_ids, np.bincount(group_ids), 3, torch.float64, l1_ratio=0.4)
@@ -124,7 +124,7 @@ def test_zero_lambda_is_where_a_zero_group_starts_to_meet_its_kkt_condition():
 def test_a_penalty_on_the_first_groups_of_more_keeps_every_groups_weight():
     # an all-relevant round restricted to groups 0 and 1 of 10 (diabetes: the minimal set took the
     # other 8) once read its columns as the groups and broke on the 10 weights
-    from glselect.model.objective import make_penalty
+    from glselect.model.penalties import make_penalty
 
     n_encoded = np.array([1, 1, 3, 1, 1, 1, 1, 1, 1, 1])
     penalty = make_penalty(np.array([0, 1]), n_encoded, 4, torch.float64)

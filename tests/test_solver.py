@@ -9,7 +9,7 @@ from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.problem import Problem, Settings
-from glselect.model.objective import make_penalty
+from glselect.model.penalties import make_penalty
 from glselect.path.walk import fit_path
 from glselect.model.prox import group_norms
 from glselect.solve.fista import ProximalGradient

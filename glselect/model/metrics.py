@@ -1,4 +1,9 @@
-"""Training losses and reported metrics for each task."""
+"""The arithmetic of losses and metrics: the Cox row loss, Harrell's C, AUC, balanced accuracy, class weights.
+
+Which of them a task uses is said by its datafit (``glselect.model.datafits``). The task-keyed entry
+points ``loss_function``, ``row_loss_function``, ``evaluate`` and ``PRIMARY_METRIC`` live there and are
+forwarded from here for the callers that import them from this module.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from glselect.data.survival import unfold
-from glselect.data.target import TargetEncoding
 
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-# the metric shown in progress and tables; higher is better for each
-PRIMARY_METRIC = {"regression": "r2", "binary": "accuracy", "multiclass": "accuracy", "survival": "c_index"}
 
 
 def cox_row_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -24,7 +24,7 @@ def cox_row_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     the sign is the event, ``|y|`` orders the times). An event row i has the term
     ``log(sum over j with t_j >= t_i of exp(eta_j)) - eta_i``; censored rows count only inside others'
     risk sets. Breslow's rule: rows tied in time share one risk set, which holds all of them. The mean
-    over the rows is the Cox loss (``loss_function``).
+    over the rows is the Cox loss (``datafits.Cox``).
 
     Each event row's term has the null model's (eta = 0: ``log |R_i|``) taken off, and the mean of
     those null terms is added back to every row. The mean stays the Cox loss and the difference between
@@ -56,42 +56,6 @@ def cox_row_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return is_event * excess + (is_event * null).sum() / n
 
 
-def _unweighted_row_loss(task: str) -> LossFunction:
-    if task == "survival":
-        return cox_row_loss
-    if task == "regression":
-        return lambda out, y: F.mse_loss(out[:, 0], y, reduction="none")
-    if task == "binary":
-        return lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y.to(out.dtype), reduction="none")
-    return lambda out, y: F.cross_entropy(out, y, reduction="none")
-
-
-def row_loss_function(task: str, class_weights: np.ndarray | None = None) -> LossFunction:
-    """Loss of each row, shape (n_samples,): squared error (standardised target), logistic, or softmax cross-entropy.
-
-    ``class_weights`` (one per class, classification only) multiplies each row's loss by its
-    class's weight; ``balanced_class_weights`` makes them average 1 over the training rows, so a
-    weighted mean loss stays on the scale of an unweighted one.
-    """
-    row_loss = _unweighted_row_loss(task)
-    if class_weights is None:
-        return row_loss
-    weights = torch.as_tensor(class_weights)
-    return lambda out, y: row_loss(out, y) * weights.to(device=out.device, dtype=out.dtype)[y.long()]
-
-
-def loss_function(task: str, class_weights: np.ndarray | None = None) -> LossFunction:
-    """Mean loss over rows (see ``row_loss_function``).
-
-    Survival: the Cox loss summed over event rows and divided by every row (censored rows add 0), as
-    glmnet's Cox model does. Dividing by the rows rather than the events keeps the mean of the row
-    losses equal to the loss, which the 1se rule, confirmation and permutation importance rely on (they
-    take means and spreads of ``row_loss_function``), and a batch without events is 0, not 0/0.
-    """
-    row_loss = row_loss_function(task, class_weights)
-    return lambda out, y: row_loss(out, y).mean()
-
-
 def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     """``n / (n_classes * count_c)`` per class: every class weighs as much in the loss as any other.
 
@@ -104,7 +68,7 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     return weights
 
 
-def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     """Area under the ROC curve by the rank-sum formula, ties given half credit."""
     n_pos = int(labels.sum())
     n_neg = labels.size - n_pos
@@ -120,47 +84,7 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels == 1].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def evaluate(out: torch.Tensor, y: torch.Tensor, target: TargetEncoding) -> dict[str, float]:
-    """Metrics of model outputs ``out`` (n_samples, n_outputs) against encoded targets ``y``.
-
-    Survival: Harrell's concordance index of the risk score ``out[:, 0]`` and the Cox loss (negative
-    partial log-likelihood per row, Breslow ties). Regression: RMSE in the target's own units and R^2. Binary: log-loss, accuracy, balanced
-    accuracy (the mean of per-class recalls: 0.5 for a model that always says the majority
-    class), AUC. Multiclass: log-loss, accuracy and balanced accuracy. The log-loss is unweighted
-    whatever ``--class-weight`` says, so that runs with and without weights compare.
-    """
-    loss = float(loss_function(target.task)(out, y))
-    if target.task == "survival":
-        time, is_event = (part.double().cpu().numpy() for part in unfold(y))
-        return {"c_index": concordance_index(out[:, 0].double().cpu().numpy(), time, is_event.astype(bool)), "cox_loss": loss}
-    if target.task == "regression":
-        residual = (out[:, 0] - y).double()
-        mse = float((residual**2).mean())
-        variance = float(((y.double() - y.double().mean()) ** 2).mean())
-        return {
-            "rmse": float(np.sqrt(mse) * target.scale),
-            "r2": 1.0 - mse / variance if variance > 0 else float("nan"),
-        }
-    if target.task == "binary":
-        scores = out[:, 0].double().cpu().numpy()
-        labels = y.cpu().numpy().astype(np.int64)
-        predicted = (scores > 0).astype(np.int64)
-        return {
-            "log_loss": loss,
-            "accuracy": float(np.mean(predicted == labels)),
-            "balanced_accuracy": _balanced_accuracy(predicted, labels),
-            "auc": _auc(scores, labels),
-        }
-    predicted = out.argmax(dim=1).cpu().numpy()
-    labels = y.cpu().numpy().astype(np.int64)
-    return {
-        "log_loss": loss,
-        "accuracy": float(np.mean(predicted == labels)),
-        "balanced_accuracy": _balanced_accuracy(predicted, labels),
-    }
-
-
-def _balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
+def balanced_accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
     """Mean recall over the classes present in ``labels``."""
     recalls = [float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)]
     return float(np.mean(recalls)) if recalls else float("nan")
@@ -221,3 +145,15 @@ def concordance_index(risk: np.ndarray, time: np.ndarray, is_event: np.ndarray) 
     n_concordant, n_discordant = int(concordant[events].sum()), int(discordant[events].sum())
     n_tied = n_comparable - n_concordant - n_discordant
     return (n_concordant + 0.5 * n_tied) / n_comparable
+
+
+FORWARDED = ("PRIMARY_METRIC", "evaluate", "loss_function", "row_loss_function")
+
+
+def __getattr__(name: str) -> object:
+    # the datafits build on this module's arithmetic, so they cannot be imported at its top
+    if name in FORWARDED:
+        from glselect.model import datafits
+
+        return getattr(datafits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,6 @@ SCREEN_MACS = 2e10  # multiply-adds per screen: about a second on one core
 MIN_SCREEN_ROWS = MIN_SAMPLE_ROWS  # fewer sampled rows than this: no screen
 MAX_SCREEN_ROWS = MAX_SAMPLE_ROWS  # rows sampled at most
 MAX_SCREEN_BATCHES = 64  # a stream's mini-batches read at most
-SCREEN_KEY = 4  # the shuffle a stream's screen reads (0 to 3: the dense fit, the lambda probe, refits, relaxed scores)
 BLOCK_FLOATS = 1 << 24  # the (block x p) products are computed this many floats at a time
 UNITS_PER_PAIR = 4  # ReLU(+-(x_i + x_j)), ReLU(+-(x_i - x_j))
 SEEDED_SHARE = 2  # at most 1 / SEEDED_SHARE of the first hidden layer's units are given to pairs

@@ -1,69 +1,102 @@
-"""``Problem``: what a fit is about, in one object that every stage takes.
+"""``Problem``: what a fit is about, as a plain value that every stage takes.
 
-It holds the training rows (a full batch in memory or mini-batches of a stream) and the
-held-out rows, the groups, the loss (task and class weights), how to build a fresh seeded
-model, and the training settings. ``restrict`` narrows it to some encoded columns (a refit, a
-relaxed score), ``on_rows`` to other rows of the same table (a CV fold, a stability half), and
-``new_model`` makes a seeded network. The choice between the two solvers is made here, once,
-from the kind of training rows: no stage above asks whether the data is streamed.
+It holds the training rows (a full batch in memory or mini-batches of a stream) and the held-out
+rows, the groups, the datafit (task and class weights), the training settings and the seed.
+``restrict`` narrows it to some encoded columns (a refit, a relaxed score), ``on_rows`` to other
+rows of the same table (a CV fold, a stability half), ``with_path`` changes path settings, and
+``new_model`` makes a seeded network. How the rows are solved is picked once from their kind
+(``solving``, ``glselect.solve.make``); the start of a path lives in ``glselect.path.start``.
+
+A few methods are one-line delegates to those modules, kept as the entry points the selection
+stages call (each says so).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from glselect import distributed
-from glselect.config import DataConfig, ModelConfig, PathConfig, StreamConfig, TrainConfig
-from glselect.data.source import Dataset, FullBatch, InMemoryData, Rows, TrainingRows
+from glselect.data.source import Dataset, InMemoryData, Rows, TrainingRows
 from glselect.data.split import TRAIN, TRAINING_ROWS, VAL, VALIDATION_ROWS, RowSet
-from glselect.model.metrics import LossFunction, loss_function, row_loss_function
+from glselect.model.datafits import DATAFITS, Datafit, make_datafit
+from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
-from glselect.model.objective import GroupPenalty, Objective, make_penalty
-from glselect.path.interactions import (
-    MAX_SCREEN_BATCHES, MIN_SCREEN_ROWS, SCREEN_KEY, InteractingPair, max_pairs_for, screen_pairs, screen_rows,
-)
-from glselect.solve.fista import ProximalGradient, SolveResult
-from glselect.solve.screening import first_layer_gradient, solve_screened, too_many_departures
-from glselect.solve.sgd import ProximalSGD
-from glselect.solve.train import Budget, Solver, TrainResult, train_early_stopped
+from glselect.model.objective import Objective
+from glselect.model.penalties import Penalty, penalty_for
+from glselect.path import start
+from glselect.path.interactions import InteractingPair
+from glselect.solve.base import Budget, Settings, SolveResult
+from glselect.solve.make import Solving, make_solving
+from glselect.solve.train import TrainResult, train_early_stopped
 
-MAX_PROBE_BATCHES = 64  # mini-batches averaged for the gradient at a zero first layer (lambda_max estimate)
-MIN_RELAX_STEPS = 100  # mini-batch steps that score a support, on tables with few steps per lambda
-PROBE_KEY = 1  # the stream the lambda_max probe reads (keys fix which shuffles a solver run sees)
+DEFAULT_SETTINGS = Settings()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The training settings a problem carries (from ``RunConfig``)."""
-
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    path: PathConfig = PathConfig()
-    stream: StreamConfig = StreamConfig()
-    val_fraction: float = DataConfig().val_fraction  # share of a resampled set of rows that early-stops its fit
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Problem:
-    """One fitting problem: rows, groups, loss, model factory and settings (see the module docstring)."""
+    """One fitting problem: rows, held-out rows, groups, datafit, settings and seed (see the module docstring).
+
+    Parameters
+    ----------
+    data
+        The table the rows come from (CV folds and stability halves resample it).
+    rows
+        The rows a solver trains on.
+    val
+        Held-out rows for early stopping and scores (the same on every rank).
+    group_ids
+        int64 (n_features,): the group of each column this problem reads.
+    n_encoded
+        int64 (n_groups,): encoded columns per group.
+    datafit
+        The loss and metrics of the target (``glselect.model.datafits``).
+    settings, seed
+        Training settings and the seed of the models it makes.
+    column_index
+        The encoded columns read, when restricted (None: all).
+    task, n_outputs, class_weights
+        In place of ``datafit``: the datafit is made from them (``make_datafit``).
+    """
 
     data: Dataset
-    rows: TrainingRows  # the rows a solver trains on
-    val: Rows  # held-out rows for early stopping and scores (the same on every rank)
-    group_ids: np.ndarray  # int64 (n_features,) of the columns this problem reads
-    n_encoded: np.ndarray  # int64 (n_groups,): encoded columns per group
-    task: str
-    n_outputs: int
-    class_weights: np.ndarray | None
+    rows: TrainingRows
+    val: Rows
+    group_ids: np.ndarray
+    n_encoded: np.ndarray
+    datafit: Datafit
     settings: Settings
     seed: int
-    column_index: torch.Tensor | None = None  # the encoded columns read, when restricted (None: all)
+    column_index: torch.Tensor | None
+
+    def __init__(
+        self,
+        data: Dataset,
+        rows: TrainingRows,
+        val: Rows,
+        group_ids: np.ndarray,
+        n_encoded: np.ndarray,
+        datafit: Datafit | None = None,
+        settings: Settings = DEFAULT_SETTINGS,
+        seed: int = 0,
+        column_index: torch.Tensor | None = None,
+        *,
+        task: str | None = None,
+        n_outputs: int = 1,
+        class_weights: np.ndarray | None = None,
+    ) -> None:
+        if datafit is None:
+            assert task is not None, "a Problem needs a datafit or a task"
+            datafit = make_datafit(task, n_outputs, class_weights)
+        values = {
+            "data": data, "rows": rows, "val": val, "group_ids": group_ids, "n_encoded": n_encoded, "datafit": datafit,
+            "settings": settings, "seed": seed, "column_index": column_index,
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def from_arrays(
@@ -89,12 +122,10 @@ class Problem:
             encoder=None, group_index=None, X=X, y=y, positions=np.arange(len(y)), parts=parts, seed=seed,
             device=train[0].device, n_missing_target=0,
         )
-        n_outputs = int(y.max()) + 1 if task == "multiclass" else 1
-        settings = settings or Settings()
+        datafit = make_datafit(task, DATAFITS[task].outputs_for(y), class_weights)
         return cls(
             data=data, rows=data.training(TRAINING_ROWS), val=data.holdout(VALIDATION_ROWS), group_ids=np.asarray(group_ids),
-            n_encoded=np.asarray(n_encoded), task=task, n_outputs=n_outputs, class_weights=class_weights,
-            settings=settings, seed=seed,
+            n_encoded=np.asarray(n_encoded), datafit=datafit, settings=settings or Settings(), seed=seed,
         )
 
     # ----- what the fit is about --------------------------------------------------------------
@@ -103,9 +134,27 @@ class Problem:
         return self.rows.n_features
 
     @property
+    def solving(self) -> Solving:
+        """How the training rows are solved (full-batch FISTA in memory, proximal SGD for a stream)."""
+        return make_solving(self.rows, self.settings)
+
+    @property
     def exact(self) -> bool:
-        """Full-batch rows: each solve is exact. Mini-batches: each solve carries mini-batch noise."""
-        return isinstance(self.rows, FullBatch)
+        """Whether each solve is exact (full-batch rows) rather than carrying mini-batch noise."""
+        return self.solving.exact
+
+    @property
+    def task(self) -> str:
+        """The datafit's name ("regression", "binary", "multiclass" or "survival")."""
+        return self.datafit.name
+
+    @property
+    def n_outputs(self) -> int:
+        return self.datafit.outputs
+
+    @property
+    def class_weights(self) -> np.ndarray | None:
+        return self.datafit.class_weights
 
     @property
     def val_fraction(self) -> float:
@@ -125,16 +174,15 @@ class Problem:
 
     @property
     def loss_fn(self) -> LossFunction:
-        return loss_function(self.task, self.class_weights)
+        return self.datafit.loss
 
     @property
     def row_loss_fn(self) -> LossFunction:
-        return row_loss_function(self.task, self.class_weights)
+        return self.datafit.row_loss
 
-    def penalty(self, fan_out: int) -> GroupPenalty:
-        return make_penalty(
-            self.group_ids, self.n_encoded, fan_out, self.val.X.dtype, self.device, self.settings.model.l1_ratio
-        )
+    def penalty(self, fan_out: int) -> Penalty:
+        """The first-layer penalty of a network with ``fan_out`` first-layer units (``penalties.penalty_for``)."""
+        return penalty_for(self.settings.model, self.group_ids, self.n_encoded, fan_out, self.val.X.dtype, self.device)
 
     def new_model(self, seed: int | None = None) -> GroupLassoMLP:
         """A freshly initialised network on this problem's columns, seeded (default: the problem's seed)."""
@@ -167,124 +215,43 @@ class Problem:
         path = dataclasses.replace(self.settings.path, **changes)
         return dataclasses.replace(self, settings=dataclasses.replace(self.settings, path=path))
 
-    # ----- solvers: the one place that looks at the kind of rows ------------------------------
-    def solver(self, model: GroupLassoMLP, objective: Objective, key: int = 0, step: float = 1.0) -> Solver:
-        """Full-batch FISTA for rows in memory, proximal SGD for a stream."""
-        if self.exact:
-            rows = self.rows.rows
-            return ProximalGradient(
-                model, rows.X, rows.y, objective.loss_fn, objective.penalty, objective.max_norm, step=step,
-                neuron_penalty=objective.neuron_penalty,
-            )
-        return ProximalSGD(model, self.rows, objective, self.settings.stream, key)
-
+    # ----- training ---------------------------------------------------------------------------
     def budget(self, kind: str) -> Budget:
-        """Iterations for ``kind``: "train" (dense fit, refit), "lambda" (one path step) or "relax" (a relaxed score)."""
-        train, path = self.settings.train, self.settings.path
-        if self.exact:
-            max_iters = {"train": train.max_iters, "lambda": path.max_iters_per_lambda, "relax": path.relax_iters}[kind]
-            return Budget(max_iters, train.check_every, train.patience)
-        per_epoch = self.rows.steps_per_epoch
-        per_lambda = max(1, round(self.settings.stream.epochs_per_lambda * per_epoch))
-        max_iters = {
-            "train": max(1, round(self.settings.stream.max_epochs * per_epoch)),
-            "lambda": per_lambda,
-            # the fine-tune that scores a support must undo the penalty's shrinkage: a quarter of a
-            # lambda's steps on large tables, at least a few epochs (up to MIN_RELAX_STEPS) on small ones
-            "relax": max(per_lambda // 4, min(MIN_RELAX_STEPS, 3 * per_epoch), 1),
-        }[kind]
-        return Budget(max_iters, max(1, per_epoch // 4), train.patience)
+        """Iterations for ``kind`` ("train", "lambda", "relax"): ``solving.budget``, the entry point kept for the selection stages."""
+        return self.solving.budget(kind)
 
     def train(self, model: GroupLassoMLP, kind: str = "train", key: int = 0, neuron_penalty: float = 0.0) -> TrainResult:
         """Train ``model`` (on this problem's columns) without group penalty, early-stopped on ``val``."""
         objective = Objective(self.loss_fn, None, self.settings.model.max_norm, neuron_penalty)
-        solver = self.solver(model, objective, key)
-        return train_early_stopped(solver, model, self.val, self.loss_fn, self.budget(kind))
+        solving = self.solving
+        solver = solving.solver(model, objective, key)
+        return train_early_stopped(solver, model, self.val, self.loss_fn, solving.budget(kind))
 
     def solve_lambda(
         self, model: GroupLassoMLP, lam: float, working: np.ndarray, step: float, max_departures: int | None, key: int
     ) -> tuple[SolveResult, float]:
-        """One lambda of the path, warm-started in place. In memory: screened FISTA from the
-        ``working`` groups (stopping once more than ``max_departures`` leave); streamed: one
-        budget of SGD steps. Returns the result and the line-search step to carry on."""
-        penalty = self.penalty(model.first_weight.shape[0])
-        if self.exact:
-            rows = self.rows.rows
-            limits = (self.settings.path.max_iters_per_lambda, self.settings.path.tol)
-            objective = Objective(self.loss_fn, penalty, self.settings.model.max_norm)
-            return solve_screened(model, (rows.X, rows.y), objective, working, lam, step, limits, max_departures)
-        solver = self.solver(model, Objective(self.loss_fn, penalty, self.settings.model.max_norm), key)
-        solver.set_lambda(lam)
-        stop = too_many_departures(penalty, working, max_departures)
-        return solver.run(self.budget("lambda").max_iters, self.settings.path.tol, stop=stop), step
+        """One lambda of the path, warm-started in place (``solving.solve_lambda``: in memory screened
+        FISTA from the ``working`` groups, streamed one budget of SGD steps); stops once more than
+        ``max_departures`` groups leave. Returns the result and the line-search step to carry on."""
+        objective = Objective(self.loss_fn, self.penalty(model.first_weight.shape[0]), self.settings.model.max_norm)
+        return self.solving.solve_lambda(model, objective, lam, working, step, max_departures, key)
 
     def training_loss(self, model: GroupLassoMLP) -> float:
         """Mean training loss: exact in memory; NaN for a stream (a step's record carries its run's mean)."""
-        if self.exact:
-            with torch.no_grad():
-                return float(self.loss_fn(model(self.rows.rows.X), self.rows.rows.y))
-        return float("nan")
+        return self.solving.training_loss(model, self.loss_fn)
 
+    # ----- the start of a path: entry points kept for the selection stages ---------------------
     def screen_sample(self, wanted: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """About ``wanted`` training rows (encoded X, target y) for a screen, this rank's share.
-
-        In memory evenly spaced rows of the full batch (a table sorted by anything is still sampled
-        across); streamed the first mini-batches of its own shuffle (at most ``MAX_SCREEN_BATCHES``),
-        each rank ``wanted / world_size`` of them.
-        """
-        if self.exact:
-            X, y = self.rows.rows.X, self.rows.rows.y
-            if len(y) > wanted:
-                picked = torch.linspace(0, len(y) - 1, wanted, device=y.device).round().long()
-                X, y = X.index_select(0, picked), y.index_select(0, picked)
-            return X, y
-        per_rank = math.ceil(wanted / self.context.world_size)
-        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-        batches, n_read = self.rows.stream(key=SCREEN_KEY), 0
-        for _ in range(min(self.rows.steps_per_epoch, MAX_SCREEN_BATCHES)):
-            if n_read >= per_rank:
-                break
-            parts.append(next(batches))
-            n_read += len(parts[-1][1])
-        return torch.cat([part[0] for part in parts])[:per_rank], torch.cat([part[1] for part in parts])[:per_rank]
+        """``start.screen_sample``: the entry point kept for the selection stages."""
+        return start.screen_sample(self, wanted)
 
     def interacting_pairs(self, model: GroupLassoMLP) -> tuple[InteractingPair, ...]:
-        """The pairs of this problem's columns that ``interactions.give_units`` should seed in ``model``.
-
-        Screened on ``screen_sample`` of the training rows. No pairs for the linear model, a survival target,
-        ``--no-screen-pairs``, or so many columns that the screen's budget leaves too few rows
-        (the same on every rank: it depends on the columns alone).
-        """
-        max_pairs = max_pairs_for(model)
-        wanted = screen_rows(self.n_features, self.n_outputs)
-        if not self.settings.model.screen_pairs or max_pairs == 0 or self.task == "survival" or wanted < MIN_SCREEN_ROWS:
-            return ()
-        X, y = self.screen_sample(wanted)
-        return screen_pairs((X, y), self.group_ids, self.task, self.n_outputs, max_pairs, self.context)
+        """``start.interacting_pairs``: the entry point kept for the selection stages."""
+        return start.interacting_pairs(self, model)
 
     def zero_kkt_lambdas(self, model: GroupLassoMLP) -> np.ndarray:
-        """For each group, the smallest lambda at which an all-zero first layer meets its KKT condition.
+        """``start.zero_kkt_lambdas``: the entry point kept for the selection stages."""
+        return start.zero_kkt_lambdas(self, model)
 
-        ``||grad_g|| / sqrt(d_g)`` at ``W = 0`` with the other layers as in ``model`` (sparse group
-        lasso: ``GroupPenalty.zero_lambdas``): the largest is
-        about where the last group leaves, the small ones are about where noise groups leave.
-        A stream averages the gradient over up to ``MAX_PROBE_BATCHES`` mini-batches and all ranks.
-        """
-        probe = copy.deepcopy(model)
-        with torch.no_grad():
-            probe.first_weight.zero_()
-        penalty = self.penalty(model.first_weight.shape[0])
-        if self.exact:
-            gradient = first_layer_gradient(probe, self.rows.rows.X, self.rows.rows.y, self.loss_fn)
-        else:
-            n_batches = min(self.rows.steps_per_epoch, MAX_PROBE_BATCHES)
-            batches = self.rows.stream(key=PROBE_KEY)
-            gradient = torch.zeros_like(probe.first_weight)
-            for _ in range(n_batches):
-                X, y = next(batches)
-                probe.zero_grad(set_to_none=True)
-                self.loss_fn(probe(X), y).backward()
-                gradient += probe.first_weight.grad
-            gradient = distributed.all_reduce_sum(gradient.cpu(), self.context) / (n_batches * self.context.world_size)
-            gradient = gradient.to(self.device)
-        return penalty.zero_lambdas(gradient).double().cpu().numpy()
+
+__all__ = ["Problem", "Settings"]

@@ -21,8 +21,11 @@ from glselect.data.source import Rows
 from glselect.errors import GlselectError
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
+from glselect.model.penalties import Support
 from glselect.path.interactions import InteractingPair, give_units
 from glselect.path.problem import Problem
+from glselect.path.start import first_lambda, fit_dense, interacting_pairs
+from glselect.solve.keys import REFIT_KEY, RELAXED_KEY, lambda_key, relaxed_key
 from glselect.solve.train import TrainResult, mean_loss
 
 MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
@@ -107,18 +110,17 @@ class LambdaPath:
 # a validation score: mean loss, its standard error, and the per-row losses (None: not scored)
 Scored = tuple[float, float, np.ndarray | None]
 
-DENSE_KEY, REFIT_KEY = 0, 2  # stream keys: which shuffles a solver run reads (see data/stream.py)
+__all__ = ["REFIT_KEY", "LambdaPath", "PathState", "PathStep", "fit_path", "relaxed_val_loss"]  # REFIT_KEY: solve.keys's, for the refit
 
-
-def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, key: int = 3) -> Scored:
+def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, key: int = RELAXED_KEY) -> Scored:
     """Validation loss (its standard error over rows, and each row's loss) of a support once the penalty's shrinkage is undone.
 
     The penalised model's own validation loss mixes two things: which columns it uses and how
     much the penalty shrinks them. Refitting the support without penalty (warm-started, until the
     validation loss stops improving) leaves only the first, which is what choosing a subset should
     look at. The refit must not be cut short: the sparse supports start from the most-shrunk
-    weights, and a fixed short budget (100 iterations, before issue 14) left them furthest from
-    their unpenalised fit, which favoured the larger, less-shrunk supports.
+    weights, and a fixed short budget leaves them furthest from their unpenalised fit, which
+    favours the larger, less-shrunk supports.
     """
     small = restrict_inputs(model, keep)
     narrow = problem.restrict(keep)
@@ -137,29 +139,23 @@ def _mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) ->
 
 def _record(
     problem: Problem, model: GroupLassoMLP, lam: float, train_loss: float, n_iters: int, converged: bool,
-    relaxed: Scored,
+    relaxed: Scored, support: Support,
 ) -> PathStep:
+    """The step at ``lam`` of ``model``, whose first layer's ``support`` (with its norms) is already read."""
     penalty = problem.penalty(model.first_weight.shape[0])
-    norms = model.group_norms(penalty.group_ids, penalty.n_groups).double().cpu().numpy()
     val_loss = mean_loss(model, problem.val, problem.loss_fn)
-    penalty_value = float((penalty.weights.double().cpu().numpy() * norms).sum())
-    column_support = None
-    if penalty.is_sparse_group:
-        column_norms = torch.linalg.vector_norm(model.first_weight.detach(), dim=0).double().cpu().numpy()
-        column_support = np.packbits(column_norms > 0)
-        penalty_value = (1.0 - penalty.l1_ratio) * penalty_value + penalty.l1_ratio * penalty.column_weight * float(column_norms.sum())
     return PathStep(
         lam=lam,
-        n_selected=int(np.count_nonzero(norms)),
-        group_norms=norms,
+        n_selected=int(np.count_nonzero(support.group_norms)),
+        group_norms=support.group_norms,
         train_loss=train_loss,
         val_loss=val_loss,
-        objective=train_loss + lam * penalty_value,
+        objective=train_loss + lam * penalty.value_of(support),
         n_iters=n_iters,
         converged=converged,
         relaxed_val_loss=relaxed[0],
         relaxed_val_se=relaxed[1],
-        column_support=column_support,
+        column_support=support.packed_columns,
         relaxed_val_rows=relaxed[2],
     )
 
@@ -207,7 +203,7 @@ def fit_path(
     model = problem.new_model()
     penalty = problem.penalty(model.first_weight.shape[0])
     # screened again on a resumed walk (the same rows give the same pairs) to be reported
-    pairs = problem.interacting_pairs(model)
+    pairs = interacting_pairs(problem, model)
     if resume is None:
         give_units(model, pairs)
         state = _start(problem, model)
@@ -245,7 +241,7 @@ def fit_path(
         # a copy to undo the lambda with; a lambda that cannot be undone needs none
         saved_state = copy.deepcopy(model.state_dict()) if can_refine else None
         # a stream's run reads the shuffles its key names: the same on a resumed walk
-        key = 1000 + 1009 * len(state.steps) + state.n_rejected
+        key = lambda_key(len(state.steps), state.n_rejected)
         result, solver_step = problem.solve_lambda(
             model, lam, state.active, state.solver_step,
             # a lambda that will be undone anyway need not be solved to the end; groups can pass
@@ -257,7 +253,8 @@ def fit_path(
                 f"training diverged at lambda={lam:.3g}: the objective is not finite",
                 hint="check the table for extreme values (streaming: lower --learning-rate)",
             )
-        now_active = model.group_norms(penalty.group_ids, penalty.n_groups).cpu().numpy() > 0
+        support = penalty.support(model.first_weight)
+        now_active = support.active
         n_left = int(np.count_nonzero(state.active & ~now_active))
         # at the first lambda, losing every group at once says the start was too high, not a tie
         too_many = result.stopped or n_left > max_departures or (is_first and n_left > 0 and not now_active.any())
@@ -273,9 +270,9 @@ def fit_path(
                 state.lam = state.previous_lam * math.exp(state.log_ratio)
             continue
         wanted = None if score_step is None else score_step(len(state.steps))
-        relaxed = _relaxed_score(problem, state, model, now_active, wanted, key)
+        relaxed = _relaxed_score(problem, state, model, support, wanted, key)
         train_loss = problem.training_loss(model) if exact else result.loss  # a stream: its run's mean
-        step = _record(problem, model, lam, train_loss, result.n_iters, result.converged, relaxed)
+        step = _record(problem, model, lam, train_loss, result.n_iters, result.converged, relaxed, support)
         state.steps.append(step)
         if n_left == 0:
             state.log_ratio = min(state.log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster
@@ -308,28 +305,23 @@ def fit_path(
 
 def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
     """Train the dense model and place the first lambda."""
-    dense_training = problem.train(model, "train", key=DENSE_KEY)
+    dense_training = fit_dense(problem, model)
     dense_val = _mean_and_se(model, problem.val, problem.row_loss_fn)
+    support = problem.penalty(model.first_weight.shape[0]).support(model.first_weight)
     first = _record(
-        problem, model, 0.0, problem.training_loss(model), dense_training.n_iters, dense_training.stopped_early, dense_val
+        problem, model, 0.0, problem.training_loss(model), dense_training.n_iters, dense_training.stopped_early, dense_val,
+        support,
     )
     if not math.isfinite(first.train_loss) and problem.exact:
         raise GlselectError(
             "training diverged: the loss of the dense model is not finite",
             hint="check the table for extreme values",
         )
-    kkt_lambdas = problem.zero_kkt_lambdas(model)
-    positive = kkt_lambdas[kkt_lambdas > 0]
-    lambda_max_estimate = float(positive.max()) if positive.size else 1.0
-    # Start about where the first groups leave. A noise group's zero-point KKT lambda is the size
-    # of its chance gradient, so the lower quartile of all groups' values sits just below the first
-    # departures (measured on Friedman #1: 0.0034 vs first departures at 0.0048 at 2,000 x 100;
-    # 0.00084 vs 0.0014 at 20,000 x 500). Too low costs idle steps, too high is undone by halving.
-    start = float(np.quantile(positive, 0.25)) if positive.size else 1.0
+    lambda_max_estimate, lam = first_lambda(problem, model)
     state = model.state_dict()
     return PathState(
         steps=[first],
-        lam=problem.settings.path.lambda_start or max(start, 1e-4 * lambda_max_estimate),
+        lam=lam,
         log_ratio=math.log(problem.settings.path.lambda_step),
         previous_lam=0.0,
         active=first.group_norms > 0,
@@ -346,25 +338,22 @@ def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
 
 
 def _relaxed_score(
-    problem: Problem, state: PathState, model: GroupLassoMLP, now_active: np.ndarray, wanted: bool | None, key: int
+    problem: Problem, state: PathState, model: GroupLassoMLP, support: Support, wanted: bool | None, key: int
 ) -> Scored:
     """The relaxed validation score of this support, computed once per support (NaN when not scored).
 
-    ``wanted`` None: scored by the size rule (every small support, a ladder of large ones).
+    The support scored is the columns the refit would read (a column can be zero inside a kept
+    group under the sparse group lasso). ``wanted`` None: scored by the size rule (every small
+    support, a ladder of large ones).
     """
-    keep = now_active[problem.group_ids]
-    support = now_active
-    if problem.settings.model.l1_ratio > 0:
-        # a column can be zero inside a kept group: the support scored is the columns the refit would read
-        keep = keep & (torch.linalg.vector_norm(model.first_weight.detach(), dim=0) > 0).cpu().numpy()
-        support = keep
-    support_key = np.packbits(support).tobytes()
-    n_active = int(np.count_nonzero(now_active))
+    keep = support.column_mask(problem.group_ids)
+    support_key = support.key(problem.group_ids)
+    n_active = int(np.count_nonzero(support.active))
     if wanted is None:
         wanted = n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * state.last_relaxed_size
     if wanted and support_key not in state.relaxed_by_support:
         state.relaxed_by_support[support_key] = (
-            relaxed_val_loss(problem, model, keep, key=key + 1)
+            relaxed_val_loss(problem, model, keep, key=relaxed_key(key))
             if keep.any()
             else _mean_and_se(model, problem.val, problem.row_loss_fn)
         )

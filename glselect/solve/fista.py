@@ -27,14 +27,15 @@ iteration is mostly such operations' fixed cost).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
-from glselect.model.objective import GroupPenalty, neuron_prox
-from glselect.model.prox import project_column_norms
+from glselect.model.objective import Objective
+from glselect.model.penalties import Penalty
+from glselect.solve.base import ObjectiveStop, SolveResult
 
 MIN_STEP = 1e-10
 WINDOW = 5  # accepted iterations over which the mean relative improvement is compared with tol
@@ -50,22 +51,10 @@ BACKTRACK_ALLOWANCE = 1.0
 # 50 iterations a lambda typically gets. On a CPU a read costs about a microsecond: the loop
 # reads every iteration there.
 READ_EVERY = 8
-ObjectiveStop = Callable[[torch.Tensor], torch.Tensor]  # first-layer weight -> 0-d bool tensor
 
 
 def default_read_every(device: torch.device) -> int:
     return 1 if device.type == "cpu" else READ_EVERY
-
-
-@dataclass(frozen=True)
-class SolveResult:
-    """What one solver run did; both solvers return it."""
-
-    n_iters: int
-    converged: bool
-    objective: float
-    stopped: bool  # ended early because the caller's stop condition held
-    loss: float
 
 
 class ProximalGradient:
@@ -104,7 +93,7 @@ class ProximalGradient:
         X: torch.Tensor,
         y: torch.Tensor,
         loss_fn: LossFunction,
-        penalty: GroupPenalty | None,
+        penalty: Penalty | None,
         max_norm: float,
         step: float | torch.Tensor = 1.0,
         neuron_penalty: float = 0.0,
@@ -115,6 +104,8 @@ class ProximalGradient:
         self.loss_fn = loss_fn
         self.penalty = penalty
         self.max_norm = max_norm
+        self.neuron_penalty = neuron_penalty if model.later_weights else 0.0
+        self.objective_parts = Objective(loss_fn, penalty, max_norm, self.neuron_penalty)
         self._params = list(model.parameters())
         self._shapes = [p.shape for p in self._params]
         self._sizes = [p.numel() for p in self._params]
@@ -126,7 +117,6 @@ class ProximalGradient:
         # parameters() order is layer 0's weight and bias, then layer 1's, ...: index 0 is the
         # penalised weight, every later even index a bounded one, index 2 the hidden units' outgoing weights
         self._later = list(range(2, len(self._params), 2))
-        self.neuron_penalty = neuron_penalty if model.later_weights else 0.0
         self._reset_momentum()
 
     @property
@@ -162,31 +152,13 @@ class ProximalGradient:
     def _prox_(self, flat: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """Apply every part's prox at ``step`` to ``flat`` in place; return the penalty at the result."""
         views = self._views(flat)
-        penalty_value = torch.zeros((), dtype=flat.dtype, device=flat.device)
-        if self.penalty is not None and self.lam > 0.0:
-            shrunk, group_value = self.penalty.prox_and_value(views[0], step * self._lam)
-            views[0].copy_(shrunk)
-            penalty_value = penalty_value + self._lam * group_value
-        for i in self._later:
-            weight = views[i]
-            if i == 2 and self.neuron_penalty:
-                # each column (one hidden unit's outgoing weights) is a group; shrinking and then
-                # capping a vector's norm is the prox of the penalty plus the bound: both are radial
-                weight = neuron_prox(weight, step * self.neuron_penalty)
-            bounded = project_column_norms(weight, self.max_norm)
-            views[i].copy_(bounded)
-            if i == 2 and self.neuron_penalty:
-                penalty_value = penalty_value + self.neuron_penalty * torch.linalg.vector_norm(bounded, dim=0).sum()
-        return penalty_value
+        later = [views[i] for i in self._later]
+        return self.objective_parts.prox_(views[0], later, step, self._lam, penalised=self.lam > 0.0, with_value=True)
 
     def _penalty_value(self, flat: torch.Tensor) -> torch.Tensor:
         views = self._views(flat)
-        value = torch.zeros((), dtype=flat.dtype, device=flat.device)
-        if self.penalty is not None and self.lam != 0.0:
-            value = value + self._lam * self.penalty.value(views[0])
-        if self.neuron_penalty:
-            value = value + self.neuron_penalty * torch.linalg.vector_norm(views[2], dim=0).sum()
-        return value
+        later = [views[i] for i in self._later]
+        return self.objective_parts.penalty_value(views[0], later, self._lam, penalised=self.lam != 0.0)
 
     @torch.no_grad()
     def objective(self) -> float:

@@ -1,8 +1,7 @@
 """Solve one lambda on only the groups that can be non-zero, then prove the rest are zero.
 
 Along the path most groups are exactly zero, and a zero group whose gradient is inside its KKT
-ball (``||grad_g|| <= lam * sqrt(d_g)``; for the sparse group lasso see
-``GroupPenalty.kkt_excess``) stays zero: its columns need not enter the forward and
+ball (``||grad_g|| <= lam * sqrt(d_g)``; for any penalty see its ``kkt_excess``) stays zero: its columns need not enter the forward and
 backward passes at all. The solve runs on the previously active groups only (the first layer
 shrinks as the path advances); afterwards one full gradient checks every excluded group, and
 any that violates its condition joins the working set and the lambda is solved again. The
@@ -11,7 +10,6 @@ result is the same solution as an unscreened solve, found at the cost of the act
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -19,8 +17,11 @@ import torch
 
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
-from glselect.model.objective import GroupPenalty, Objective
-from glselect.solve.fista import ProximalGradient, SolveResult
+from glselect.model.objective import Objective
+from glselect.model.penalties import Penalty
+from glselect.solve.base import SolveResult
+from glselect.solve.fista import ProximalGradient
+
 
 def first_layer_gradient(
     model: GroupLassoMLP,
@@ -45,27 +46,13 @@ def kkt_violators(
     X: torch.Tensor,
     y: torch.Tensor,
     loss_fn: LossFunction,
-    penalty: GroupPenalty,
+    penalty: Penalty,
     lam: float,
     Z: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Bool (n_groups,): groups whose gradient leaves the ball a zero group can absorb (``penalty.kkt_excess``)."""
     gradient = first_layer_gradient(model, X, y, loss_fn, Z)
     return (penalty.kkt_excess(gradient, lam) > 0).cpu().numpy()
-
-
-def _restricted(
-    model: GroupLassoMLP, keep: np.ndarray, group_ids: np.ndarray, penalty: GroupPenalty
-) -> tuple[GroupLassoMLP, GroupPenalty]:
-    """The model reading only the kept columns, and its penalty with group ids renumbered 0..k-1."""
-    kept_ids = group_ids[keep]
-    present, compact = np.unique(kept_ids, return_inverse=True)
-    small = restrict_inputs(model, keep)
-    return small, dataclasses.replace(
-        penalty,
-        group_ids=torch.as_tensor(compact, dtype=torch.int64, device=penalty.weights.device),
-        weights=penalty.weights[torch.as_tensor(present, device=penalty.weights.device)],
-    )
 
 
 @torch.no_grad()
@@ -78,7 +65,7 @@ def _write_back(model: GroupLassoMLP, small: GroupLassoMLP, columns: torch.Tenso
 
 
 def too_many_departures(
-    penalty: GroupPenalty, was_active: np.ndarray, max_departures: int | None
+    penalty: Penalty, was_active: np.ndarray, max_departures: int | None
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A stop test for a solver: more than ``max_departures`` of the ``was_active`` groups are zero (None: never stop).
 
@@ -131,7 +118,7 @@ def solve_screened(
             stop = too_many_departures(penalty, working, max_departures)
         else:
             columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=X.device)
-            small, small_penalty = _restricted(model, keep, group_ids, penalty)
+            small, small_penalty = restrict_inputs(model, keep), penalty.restrict(keep)
             solver = ProximalGradient(small, X[:, columns], y, loss_fn, small_penalty, max_norm, step=step)
             stop = too_many_departures(small_penalty, np.ones(small_penalty.n_groups, dtype=bool), max_departures)
         solver.set_lambda(lam)

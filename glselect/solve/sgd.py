@@ -10,7 +10,6 @@ same on every rank, so the ranks keep identical weights.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 
@@ -18,8 +17,8 @@ from glselect import distributed
 from glselect.config import StreamConfig
 from glselect.data.stream import MiniBatches
 from glselect.model.mlp import GroupLassoMLP
-from glselect.model.objective import Objective, neuron_prox
-from glselect.solve.fista import SolveResult
+from glselect.model.objective import Objective
+from glselect.solve.base import ObjectiveStop, SolveResult
 
 STOP_CHECKS = 16  # looks at the caller's stop test per run: each is a host read of the group norms
 
@@ -78,7 +77,7 @@ class ProximalSGD:
     def set_lambda(self, lam: float) -> None:
         self.lam = lam
 
-    def run(self, max_iters: int, tol: float, stop: Callable[[torch.Tensor], bool] | None = None) -> SolveResult:
+    def run(self, max_iters: int, tol: float, stop: ObjectiveStop | None = None) -> SolveResult:
         """``max_iters`` mini-batch steps. Converged: the second half's mean loss is within
         ``max(100 tol, 1%)`` of the first half's (stochastic steps never settle exactly).
         ``stop(first_layer_weight)`` is looked at every ``STOP_CHECKS``-th of the run (a host
@@ -95,12 +94,10 @@ class ProximalSGD:
             loss.backward()
             self.optimizer.step()
             with torch.no_grad():
-                if parts.penalty is not None and self.lam > 0:
-                    self.model.first_weight.copy_(parts.penalty.prox(self.model.first_weight, self.step * self.lam))
-                if parts.neuron_penalty and self.model.later_weights:
-                    second = self.model.later_weights[0]
-                    second.copy_(neuron_prox(second, self.step * parts.neuron_penalty))
-                self.model.bound_later_layers_(parts.max_norm)
+                parts.prox_(
+                    self.model.first_weight, self.model.later_weights, self.step, self.lam, penalised=self.lam > 0,
+                    with_value=False,
+                )
                 sums[0] += loss.detach()
                 if 2 * step >= max_iters:
                     sums[1] += loss.detach()

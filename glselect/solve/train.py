@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
@@ -14,7 +13,7 @@ from glselect.data.source import Rows
 from glselect.errors import GlselectError
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
-from glselect.solve.fista import SolveResult
+from glselect.solve.base import Budget, Solver
 
 
 @dataclass(frozen=True)
@@ -22,25 +21,6 @@ class TrainResult:
     n_iters: int
     best_val_loss: float
     stopped_early: bool  # validation loss stopped improving before max_iters
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Solver iterations a training run may take, and how often it looks at the validation rows."""
-
-    max_iters: int
-    check_every: int
-    patience: int  # checks without improvement before stopping
-
-
-class Solver(Protocol):
-    """Full-batch FISTA (``fista.ProximalGradient``) or mini-batch prox-SGD (``sgd.ProximalSGD``)."""
-
-    exact: bool  # full-batch: a run that converges has reached a stationary point; mini-batch: never settles
-
-    def set_lambda(self, lam: float) -> None: ...
-
-    def run(self, max_iters: int, tol: float, stop: object = None) -> SolveResult: ...
 
 
 @torch.no_grad()

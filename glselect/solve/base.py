@@ -1,0 +1,69 @@
+"""What every solver shares: the protocol, the result of a run, the iteration budgets, the settings.
+
+Two solvers minimise one lambda's objective: full-batch FISTA (``fista.ProximalGradient``, rows
+in memory) and mini-batch proximal SGD (``sgd.ProximalSGD``, streamed rows). Which one runs is
+decided by the kind of training rows alone (``make.make_solving``); nothing above asks whether
+the data is streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from glselect.config import (
+    DataConfig,
+    ModelConfig,
+    PathConfig,
+    StreamConfig,
+    TrainConfig,
+)
+
+ObjectiveStop = Callable[[torch.Tensor], torch.Tensor]  # first-layer weight -> 0-d bool tensor
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The training settings a problem carries (from ``RunConfig``)."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    path: PathConfig = PathConfig()
+    stream: StreamConfig = StreamConfig()
+    val_fraction: float = DataConfig().val_fraction  # share of a resampled set of rows that early-stops its fit
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """What one solver run did; both solvers return it."""
+
+    n_iters: int
+    converged: bool
+    objective: float
+    stopped: bool  # ended early because the caller's stop condition held
+    loss: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Solver iterations a training run may take, and how often it looks at the validation rows."""
+
+    max_iters: int
+    check_every: int
+    patience: int  # checks without improvement before stopping
+
+
+class Solver(Protocol):
+    """Minimises one lambda's objective over a model's parameters, in place; ``run`` may be called again to continue."""
+
+    exact: bool  # full-batch: a run that converges has reached a stationary point; mini-batch: never settles
+
+    def set_lambda(self, lam: float) -> None: ...
+
+    def run(self, max_iters: int, tol: float, stop: ObjectiveStop | None = None) -> SolveResult: ...
+
+
+__all__ = ["Budget", "ObjectiveStop", "Settings", "SolveResult", "Solver"]
