@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from glselect.data.names import with_suggestion
 from glselect.data.numeric import as_series, column_of, float_block, in_blocks, is_plain_numeric, raw_values
 from glselect.data.parquet import Source
 from glselect.data.stats import (
@@ -118,7 +119,7 @@ def check_named_columns(named: list[str] | tuple[str, ...], columns: list[str], 
     if unknown:
         raise GlselectError(
             f"column(s) {', '.join(map(repr, unknown))} named by {options} are not in '{source}'",
-            hint="check the spelling against the table's header",
+            hint=with_suggestion("check the spelling against the table's header", unknown, columns),
         )
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from glselect.data.names import with_suggestion
 from glselect.errors import GlselectError
 
 Batch = Union[pa.RecordBatch, pd.DataFrame]
@@ -40,7 +41,7 @@ def check_survival_columns(
         if name not in columns:
             raise GlselectError(
                 f"{role} column '{name}' (--{role}) is not in '{source}'",
-                hint=f"columns are: {', '.join(map(str, columns[:20]))}" + (" ..." if len(columns) > 20 else ""),
+                hint=with_suggestion(f"columns are: {', '.join(map(str, columns[:20]))}" + (" ..." if len(columns) > 20 else ""), [name], columns),
             )
         if name in (*(features or ()), *drop):
             raise GlselectError(f"the {role} column '{name}' is part of the target: it cannot be named by --features or --drop")
