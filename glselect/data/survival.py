@@ -121,7 +121,9 @@ def fold_batch(batch: Batch, time: str, event: str, positions: np.ndarray) -> Ba
     """``batch`` with the event column removed and the time column holding the folded target, in its place."""
     if isinstance(batch, pd.DataFrame):
         folded = fold_values(batch[time], batch[event], positions)
-        return batch.drop(columns=[event]).assign(**{time: folded})
+        frame = batch.drop(columns=[event]).assign(**{time: folded})
+        frame.attrs = dict(batch.attrs)  # the reading notes stay with the table
+        return frame
     values = fold_values(
         batch.column(time).to_pandas().rename(time), batch.column(event).to_pandas().rename(event), positions
     )

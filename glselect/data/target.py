@@ -38,7 +38,9 @@ def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.
             ),
         )
     missing = df[target].isna().to_numpy()
-    return df.loc[~missing].reset_index(drop=True), int(missing.sum())
+    kept = df.loc[~missing].reset_index(drop=True)
+    kept.attrs = dict(df.attrs)  # the reading notes (``glselect.data.io.reading_notes``) stay with the table
+    return kept, int(missing.sum())
 
 
 def plain_value(value: object) -> object:
