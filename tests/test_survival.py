@@ -48,7 +48,8 @@ def test_cox_loss_is_the_breslow_partial_likelihood_by_hand():
 
 
 def _brute_force_concordance(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
-    earlier = event[:, None] & (time[:, None] < time[None, :])  # comparable: i had its event before j's time
+    # comparable: i had its event before j's time, or at the time j was censored (lifelines, scikit-survival)
+    earlier = event[:, None] & ((time[:, None] < time[None, :]) | ((time[:, None] == time[None, :]) & ~event[None, :]))
     score = (risk[:, None] > risk[None, :]) + 0.5 * (risk[:, None] == risk[None, :])
     return float((score * earlier).sum() / earlier.sum())
 
@@ -63,7 +64,26 @@ def test_concordance_index_matches_a_brute_force_count_with_ties(rng):
     time = rng.random(60)
     event = np.ones(60, dtype=bool)
     assert concordance_index(-time, time, event) == 1.0 and concordance_index(time, time, event) == 0.0
-    assert math.isnan(concordance_index(np.zeros(3), np.ones(3), np.ones(3, dtype=bool)))  # equal times: nothing comparable
+    assert math.isnan(concordance_index(np.zeros(3), np.ones(3), np.ones(3, dtype=bool)))  # equal event times: nothing comparable
+
+
+def test_concordance_counts_a_row_censored_at_an_event_time_as_outliving_it():
+    """lifelines and scikit-survival both give 0.5 here: row 1, censored at row 0's event time, outlived it with a higher risk."""
+    risk, time, event = np.array([0.0, 1.0, -1.0]), np.array([1.0, 1.0, 2.0]), np.array([True, False, True])
+    assert concordance_index(risk, time, event) == 0.5
+
+
+def test_concordance_index_matches_lifelines_with_ties(rng):
+    utils = pytest.importorskip("lifelines.utils")
+    for n in (5, 40, 300):
+        time = rng.integers(0, 10, n).astype(float)
+        risk = rng.integers(0, 5, n).astype(float)
+        event = rng.random(n) < 0.5
+        event[0] = True
+        time[0] = 0.0
+        # lifelines scores predicted survival times (higher: lives longer), so the risk enters negated
+        expected = utils.concordance_index(time, -risk, event)
+        assert concordance_index(risk, time, event) == pytest.approx(expected, abs=1e-12)
 
 
 @pytest.fixture(scope="module")

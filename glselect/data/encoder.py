@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from glselect.data.io import NOTES_KEY
+from glselect.data.names import with_suggestion
 from glselect.data.numeric import as_series, column_of, float_block, in_blocks, is_plain_numeric, raw_values
 from glselect.data.parquet import Source
 from glselect.data.stats import (
@@ -118,7 +120,7 @@ def check_named_columns(named: list[str] | tuple[str, ...], columns: list[str], 
     if unknown:
         raise GlselectError(
             f"column(s) {', '.join(map(repr, unknown))} named by {options} are not in '{source}'",
-            hint="check the spelling against the table's header",
+            hint=with_suggestion("check the spelling against the table's header", unknown, columns),
         )
 
 
@@ -439,6 +441,7 @@ def fit_encoder_and_stats(
     """``fit_encoder``, and the column statistics it was fitted from (what ``data.reading`` reports on)."""
     kinds = frame_kinds(df, [name for name in df.columns if name != target], excluded, categorical)
     stats = collect_batch_stats([(df, np.arange(len(df)))], training_part(len(df), fit_rows), target, kinds)
+    stats.notes = dict(df.attrs.get(NOTES_KEY, {}))
     return build_encoder_from_stats(stats, target, task, max_levels, excluded, event=event), stats
 
 

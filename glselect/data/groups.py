@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from glselect.data.names import with_suggestion
 from glselect.errors import GlselectError
 
 
@@ -103,7 +104,7 @@ def build_group_index(
         raise GlselectError(
             f"group map '{map_source}' names column(s) not in the table: {', '.join(map(repr, unknown[:5]))}"
             + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
-            hint="check the spelling against the table's header",
+            hint=with_suggestion("check the spelling against the table's header", unknown[:5], table_columns),
         )
     if target in group_map:
         raise GlselectError(

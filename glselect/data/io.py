@@ -1,10 +1,18 @@
 """Read tables (CSV or Parquet, by suffix) and group-map files.
 
 pandas/pyarrow failures are turned into ``GlselectError`` here, where the file name is known.
+
+A CSV file is read as spreadsheets save it: in UTF-8 (with or without a byte order mark), else in
+Windows-1252 (Excel on Windows; a superset of Latin-1's letters), or UTF-16 when it starts with that byte
+order mark; empty and ``NA``-like cells are missing in every column, text ones included; the all-empty
+rows Excel leaves at the end of a sheet (``,,,,``) are dropped; and dates written ``mm/dd/yyyy`` or
+``dd/mm/yyyy`` are dates, as ISO dates are. What of this applied is kept in the table's metadata
+(``reading_notes``), for the reading report.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -12,6 +20,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +37,15 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 THOUSANDS_NUMBER = r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$"
 PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
 OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+ENCODINGS = ("utf-8", "cp1252")  # tried in this order: a Windows-1252 file is rarely valid UTF-8, the reverse always decodes
+ENCODING_NAMES = {"cp1252": "Windows-1252 (cp1252)", "utf-16": "UTF-16"}
+DECODE_CHUNK = 1 << 22
+NOTES_KEY = "glselect.reading"  # Arrow schema metadata and DataFrame.attrs key of the reading notes
+# a date as spreadsheets write it: day and month in either order, a four-digit year, an optional time
+SLASH_DATE = (
+    r"^\s*(?P<a>[0-9]{1,2})(?P<s1>[/.-])(?P<b>[0-9]{1,2})(?P<s2>[/.-])(?P<year>[0-9]{4})"
+    r"(?:[ T](?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.[0-9]+)?)?(?:\s*(?P<ampm>[AaPp][Mm]))?)?\s*$"
+)
 
 
 def _suffix(path: Path) -> str:
@@ -41,7 +59,19 @@ def _suffix(path: Path) -> str:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame (``read_arrow_table``, then pandas)."""
     # dates become datetime64, so encoding sees a date column rather than text to one-hot
-    return read_arrow_table(path).to_pandas(date_as_object=False)
+    table = read_arrow_table(path)
+    frame = table.to_pandas(date_as_object=False)
+    notes = reading_notes(table)
+    if notes:
+        frame.attrs[NOTES_KEY] = notes
+    return frame
+
+
+def reading_notes(table: pa.Table) -> dict:
+    """What reading a CSV file did beyond the plain read, as ``read_arrow_table`` records it: ``encoding`` (when
+    not UTF-8), ``trailing_empty_rows`` (dropped), ``dates`` (``{column: format}`` of columns read as dates)."""
+    raw = (table.schema.metadata or {}).get(NOTES_KEY.encode())
+    return json.loads(raw) if raw else {}
 
 
 def read_arrow_table(path: Path) -> pa.Table:
@@ -70,9 +100,24 @@ def read_arrow_table(path: Path) -> pa.Table:
     try:
         if suffix in CSV_SUFFIXES:
             delimiter = "\t" if suffix == ".tsv" else ","
-            table = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=delimiter))
+            encoding = csv_encoding(path)
+            table = pa_csv.read_csv(
+                path,
+                read_options=pa_csv.ReadOptions(encoding=encoding) if encoding != "utf-8" else None,
+                parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+                # an empty or NA cell is missing in a text column too, as in a numeric one: else a text target's
+                # empty cells would be a class of their own
+                convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
+            )
             _check_delimiter(path, table.column_names, delimiter)
+            table, n_empty = without_trailing_empty_rows(table)
             table = numbers_with_thousands_separators(table)
+            table, dates = spreadsheet_dates(table)
+            notes = {"encoding": encoding} if encoding != "utf-8" else {}
+            notes.update({"trailing_empty_rows": n_empty} if n_empty else {})
+            notes.update({"dates": dates} if dates else {})
+            if notes:
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), NOTES_KEY.encode(): json.dumps(notes).encode()})
         elif suffix in PARQUET_SUFFIXES:
             table = pq.read_table(path)
         else:
@@ -80,7 +125,7 @@ def read_arrow_table(path: Path) -> pa.Table:
                 f"cannot tell the format of '{path}' from its suffix '{suffix}'",
                 hint="name the file *.csv, *.tsv or *.parquet",
             )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         hint = _delimiter_hint(path, _header_line(path)) if suffix in CSV_SUFFIXES else None
         raise GlselectError(f"cannot read table '{path}': {detail}", hint=hint) from err
@@ -93,6 +138,110 @@ def read_arrow_table(path: Path) -> pa.Table:
     if table.num_rows == 0:
         raise GlselectError(f"table '{path}' has no data rows")
     return table
+
+
+def _opener(path: Path):
+    return gzip.open if path.name.lower().endswith(".gz") else open
+
+
+def csv_encoding(path: Path) -> str:
+    """The text encoding of a CSV file: "utf-16" when it starts with a UTF-16 byte order mark, else the first of
+    ``ENCODINGS`` that decodes every byte (a UTF-8 byte order mark is skipped by the CSV reader).
+
+    Raises
+    ------
+    GlselectError
+        No encoding decodes the file (it names the first byte that none could read).
+    """
+    with _opener(path)(path, "rb") as file:
+        head = file.read(2)
+    if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
+    failures = []
+    for encoding in ENCODINGS:
+        decoder, offset = codecs.getincrementaldecoder(encoding)(), 0
+        try:
+            with _opener(path)(path, "rb") as file:
+                while chunk := file.read(DECODE_CHUNK):
+                    decoder.decode(chunk)
+                    offset += len(chunk)
+                decoder.decode(b"", final=True)
+            return encoding
+        except UnicodeDecodeError as err:
+            failures.append((offset + err.start, err.object[err.start : err.start + 1]))
+    offset, byte = failures[-1]
+    raise GlselectError(
+        f"cannot read table '{path}': it is not text in UTF-8 or Windows-1252 (byte {offset + 1} of the file, 0x{byte.hex()}, is neither)",
+        hint="save the file as UTF-8 (in Excel: Save As, 'CSV UTF-8'), or convert it, e.g. iconv -f ENCODING -t UTF-8",
+    )
+
+
+def without_trailing_empty_rows(table: pa.Table) -> tuple[pa.Table, int]:
+    """``table`` without the rows at its end whose every cell is missing (a spreadsheet's ``,,,,`` lines), and
+    how many there were. Empty rows inside the table stay, so data rows keep their numbers in messages."""
+    if table.num_rows == 0 or table.num_columns == 0:
+        return table, 0
+    empty = np.ones(table.num_rows, dtype=bool)
+    for column in table.columns:
+        if column.null_count == 0:
+            return table, 0
+        empty &= pc.is_null(column).to_numpy(zero_copy_only=False)
+    kept = table.num_rows if not empty[-1] else int(np.flatnonzero(~empty)[-1]) + 1 if (~empty).any() else 0
+    return table.slice(0, kept), table.num_rows - kept
+
+
+def _date_order(days_or_months: np.ndarray, months_or_days: np.ndarray) -> str | None:
+    """"mdy" or "dmy" from the values of the first and second part of every date; None when neither fits
+    (a part over 12 in both positions, or a part over 31). Dates whose parts are all 12 or less are read
+    month first, as the US spreadsheets that write this format most do; a date is ignored either way."""
+    if days_or_months.size == 0 or max(days_or_months.max(), months_or_days.max()) > 31 or min(days_or_months.min(), months_or_days.min()) < 1:
+        return None
+    first_is_day, second_is_day = bool((days_or_months > 12).any()), bool((months_or_days > 12).any())
+    if first_is_day and second_is_day:
+        return None
+    return "dmy" if first_is_day else "mdy"
+
+
+def spreadsheet_dates(table: pa.Table) -> tuple[pa.Table, dict[str, str]]:
+    """Text columns whose every present value is a date written day and month first or month and day first
+    (``01/31/2024``, ``31.01.2024``, with an optional time), as timestamp columns, and ``{column: format}``
+    of those converted. The order is decided from the values: a first part over 12 is a day, a second part
+    over 12 is a day; a column where both happen, or a value that is no real date (``02/30/2024``), stays
+    text."""
+    converted: dict[str, str] = {}
+    for index, field in enumerate(table.schema):
+        if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
+            continue
+        column = table.column(index)
+        if column.null_count == len(column) or not pc.all(pc.match_substring_regex(column, SLASH_DATE)).as_py():
+            continue
+        parts = column.to_pandas().str.extract(SLASH_DATE)  # NaN rows: missing cells
+        present = parts["a"].notna().to_numpy()
+        first, second = (pd.to_numeric(parts[key]).fillna(0).to_numpy(dtype=np.int64) for key in ("a", "b"))
+        order = _date_order(first[present], second[present])
+        if order is None or not (parts["s1"] == parts["s2"])[present].all():
+            continue
+        hour, minute, sec = (pd.to_numeric(parts[key]).fillna(0).to_numpy() for key in ("hour", "minute", "second"))
+        pm = parts["ampm"].str.lower().to_numpy(dtype=object)
+        has_ampm = pd.notna(pm)
+        if ((hour > 12) & has_ampm).any() or ((hour == 0) & has_ampm).any():
+            continue
+        hour = np.where(pm == "pm", hour % 12 + 12, np.where(pm == "am", hour % 12, hour))
+        fields = {
+            "year": pd.to_numeric(parts["year"]).fillna(2000).to_numpy(dtype=np.int64),
+            "month": second if order == "dmy" else first,
+            "day": first if order == "dmy" else second,
+            "hour": hour, "minute": minute, "second": sec,
+        }
+        fields["month"], fields["day"] = np.where(present, fields["month"], 1), np.where(present, fields["day"], 1)
+        when = pd.to_datetime(pd.DataFrame(fields), errors="coerce")
+        if when.isna().to_numpy().any():
+            continue  # not every value is a real date (02/30/2024): text
+        has_time = bool(parts["hour"].notna().any())
+        separator = parts["s1"][present].iloc[0]
+        converted[field.name] = separator.join(("dd", "mm", "yyyy") if order == "dmy" else ("mm", "dd", "yyyy")) + (" hh:mm" if has_time else "")
+        table = table.set_column(index, field.name, pa.array(when.to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"), mask=~present))
+    return table, converted
 
 
 def _header_line(path: Path) -> str:

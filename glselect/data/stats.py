@@ -182,6 +182,7 @@ class StreamStats:
     columns: dict[str, ColumnStats]
     target: TargetStats
     n_rows_by_part: list[int]  # rows with a target in TRAIN, VAL, TEST
+    notes: dict = field(default_factory=dict)  # what reading the file did (``glselect.data.io.reading_notes``)
 
     def merge(self, other: StreamStats) -> None:
         for name, stats in self.columns.items():

@@ -26,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from glselect.data.names import with_suggestion
 from glselect.errors import GlselectError
 
 Batch = Union[pa.RecordBatch, pd.DataFrame]
@@ -40,7 +41,7 @@ def check_survival_columns(
         if name not in columns:
             raise GlselectError(
                 f"{role} column '{name}' (--{role}) is not in '{source}'",
-                hint=f"columns are: {', '.join(map(str, columns[:20]))}" + (" ..." if len(columns) > 20 else ""),
+                hint=with_suggestion(f"columns are: {', '.join(map(str, columns[:20]))}" + (" ..." if len(columns) > 20 else ""), [name], columns),
             )
         if name in (*(features or ()), *drop):
             raise GlselectError(f"the {role} column '{name}' is part of the target: it cannot be named by --features or --drop")
@@ -120,7 +121,9 @@ def fold_batch(batch: Batch, time: str, event: str, positions: np.ndarray) -> Ba
     """``batch`` with the event column removed and the time column holding the folded target, in its place."""
     if isinstance(batch, pd.DataFrame):
         folded = fold_values(batch[time], batch[event], positions)
-        return batch.drop(columns=[event]).assign(**{time: folded})
+        frame = batch.drop(columns=[event]).assign(**{time: folded})
+        frame.attrs = dict(batch.attrs)  # the reading notes stay with the table
+        return frame
     values = fold_values(
         batch.column(time).to_pandas().rename(time), batch.column(event).to_pandas().rename(event), positions
     )

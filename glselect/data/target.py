@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from glselect.data.names import with_suggestion
 from glselect.errors import GlselectError
 
 MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with at most this many values is a class label
@@ -32,10 +33,14 @@ def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.
     if target not in df.columns:
         raise GlselectError(
             f"target column '{target}' is not in '{source}'",
-            hint=f"columns are: {', '.join(map(str, df.columns[:20]))}" + (" ..." if len(df.columns) > 20 else ""),
+            hint=with_suggestion(
+                f"columns are: {', '.join(map(str, df.columns[:20]))}" + (" ..." if len(df.columns) > 20 else ""), [target], map(str, df.columns)
+            ),
         )
     missing = df[target].isna().to_numpy()
-    return df.loc[~missing].reset_index(drop=True), int(missing.sum())
+    kept = df.loc[~missing].reset_index(drop=True)
+    kept.attrs = dict(df.attrs)  # the reading notes (``glselect.data.io.reading_notes``) stay with the table
+    return kept, int(missing.sum())
 
 
 def plain_value(value: object) -> object:
