@@ -134,6 +134,6 @@ def test_a_table_too_wide_for_the_screen_s_budget_is_not_read(monkeypatch) -> No
     problem = Problem.from_arrays((X[:300], y[:300]), (X[300:], y[300:]), np.arange(12), np.ones(12, dtype=np.int64), "binary")
     model = GroupLassoMLP(12, (32,), 1)
     assert [(pair.first, pair.second) for pair in problem.interacting_pairs(model)] == [(3, 7)]
-    monkeypatch.setattr("glselect.path.problem.screen_rows", lambda n_features, n_outputs: 0)
-    monkeypatch.setattr("glselect.path.problem.screen_pairs", lambda *args: pytest.fail("the screen ran"))
+    monkeypatch.setattr("glselect.path.start.screen_rows", lambda n_features, n_outputs: 0)
+    monkeypatch.setattr("glselect.path.start.screen_pairs", lambda *args: pytest.fail("the screen ran"))
     assert problem.interacting_pairs(model) == ()
