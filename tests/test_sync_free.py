@@ -61,16 +61,14 @@ def _data(n_rows=120, n_columns=12, seed=0):
     return X, y, group_ids, np.bincount(group_ids)
 
 
-@pytest.mark.parametrize("hidden, neuron_penalty", [((), 0.0), ((4,), 0.01)])
+@pytest.mark.parametrize(("hidden", "neuron_penalty"), [((), 0.0), ((4,), 0.01)])
 def test_a_solve_reads_the_device_once_per_block_of_iterations(hidden, neuron_penalty):
     X, y, group_ids, n_encoded = _data()
     X, y = X.double(), y.double()  # float64: the solve runs long before rounding stalls it
     model = GroupLassoMLP(X.shape[1], hidden, 1).double()
     fan_out = model.first_weight.shape[0]
     penalty = make_penalty(group_ids, n_encoded, fan_out, torch.float64)
-    solver = ProximalGradient(
-        model, X, y, loss_function("regression"), penalty, 1.0, neuron_penalty=neuron_penalty, read_every=READ_EVERY
-    )
+    solver = ProximalGradient(model, X, y, loss_function("regression"), penalty, 1.0, neuron_penalty=neuron_penalty, read_every=READ_EVERY)
     solver.set_lambda(0.02)
     # a stop test that never holds still runs every iteration: its tensor must not be read either
     stop = too_many_departures(penalty, np.ones(penalty.n_groups, dtype=bool), penalty.n_groups)
@@ -97,7 +95,7 @@ def test_a_screened_solve_reads_per_block_and_per_working_set_not_per_iteration(
     assert counts["reads"] <= 3 * (int(result.n_iters * (1 + BACKTRACK_ALLOWANCE)) // READ_EVERY + 8)
 
 
-@pytest.mark.parametrize("hidden, neuron_penalty", [((), 0.0), ((4,), 0.01)])
+@pytest.mark.parametrize(("hidden", "neuron_penalty"), [((), 0.0), ((4,), 0.01)])
 def test_how_often_the_loop_reads_changes_no_iterate(hidden, neuron_penalty):
     """Reading every iteration (the CPU default: decisions taken in Python, the gradient reused
     after a rejected trial) and reading once per block (a GPU's: decisions as tensor masks) give
@@ -122,7 +120,7 @@ def test_how_often_the_loop_reads_changes_no_iterate(hidden, neuron_penalty):
     assert (model.first_weight == 0).any(dim=0).any()  # the prox zeroed some columns
     for results, weights, step in outcomes[1:]:
         assert results == first_results and step == first_step
-        assert all(torch.equal(a, b) for a, b in zip(weights, first_weights))
+        assert all(torch.equal(a, b) for a, b in zip(weights, first_weights, strict=True))
 
 
 def test_an_iteration_that_settles_early_in_a_block_changes_nothing_after_it():
@@ -159,7 +157,7 @@ def test_a_path_reads_nothing_back_inside_an_iteration(monkeypatch):
     methods that make up an iteration never hand a value to Python; the reads are per block and
     per solve (the two tests above bound those)."""
     monkeypatch.setattr(fista, "default_read_every", lambda device: READ_EVERY)  # what a GPU gets
-    calls = {name: 0 for name in PER_ITERATION}
+    calls = dict.fromkeys(PER_ITERATION, 0)
     reads_inside = []
     with counted_host_reads() as counts:
         for name in PER_ITERATION:
@@ -187,7 +185,7 @@ def test_a_path_on_the_gpu_never_synchronises_inside_an_iteration(monkeypatch):
     """The same on a GPU, where a read is a synchronisation: every iteration runs under
     ``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising call."""
     X, y, group_ids, n_encoded = _data(n_rows=400)
-    calls = {name: 0 for name in PER_ITERATION}
+    calls = dict.fromkeys(PER_ITERATION, 0)
     for name in PER_ITERATION:
         method = getattr(ProximalGradient, name)
 
