@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-fast sample-data clean
+.PHONY: install run test test-fast lint sample-data clean
 
 install: $(STAMP)
 
@@ -22,8 +22,16 @@ run: install
 # one worker per core (at most 4), each test file whole on one worker: module fixtures are built once
 XDIST := -n auto --maxprocesses 4 --dist loadfile
 
+# the tests, then the lint: CI (.ci/run) runs this
 test: install
 	$(BIN)/python -m pytest $(XDIST)
+	$(MAKE) --no-print-directory lint
+
+# each line runs alone too (from the repository root, after `make install`); settings in pyproject.toml
+lint: install
+	$(BIN)/ruff check glselect tests benchmarks
+	$(BIN)/ruff format --check glselect tests benchmarks
+	$(BIN)/mypy glselect
 
 test-fast: install
 	$(BIN)/python -m pytest $(XDIST) -m "not slow"
@@ -32,4 +40,4 @@ sample-data: install
 	$(BIN)/python sample_data/make_sample_data.py
 
 clean:
-	rm -rf $(VENV) sample_data/*.glselect .pytest_cache .hypothesis
+	rm -rf $(VENV) sample_data/*.glselect .pytest_cache .hypothesis .ruff_cache .mypy_cache

@@ -3,9 +3,10 @@ tensor, and the loop looks at its ``done`` flag once per ``READ_EVERY`` iteratio
 the CPU; on the CPU it reads every iteration by default, which the tests here override, and the
 iterates are the same either way).
 
-On the CPU the reads are counted by wrapping every Tensor method that hands a value to Python;
-on a GPU (skipped without one) a short path runs with every iteration under
-``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising call.
+On the CPU the reads are counted by wrapping every Tensor method that hands a value to Python,
+per solve and inside the methods that make up one iteration over a whole path; on a GPU (skipped
+without one) the same path runs with every iteration under ``torch.cuda.set_sync_debug_mode("error")``,
+which raises on any synchronising call.
 """
 
 from __future__ import annotations
@@ -60,16 +61,14 @@ def _data(n_rows=120, n_columns=12, seed=0):
     return X, y, group_ids, np.bincount(group_ids)
 
 
-@pytest.mark.parametrize("hidden, neuron_penalty", [((), 0.0), ((4,), 0.01)])
+@pytest.mark.parametrize(("hidden", "neuron_penalty"), [((), 0.0), ((4,), 0.01)])
 def test_a_solve_reads_the_device_once_per_block_of_iterations(hidden, neuron_penalty):
     X, y, group_ids, n_encoded = _data()
     X, y = X.double(), y.double()  # float64: the solve runs long before rounding stalls it
     model = GroupLassoMLP(X.shape[1], hidden, 1).double()
     fan_out = model.first_weight.shape[0]
     penalty = make_penalty(group_ids, n_encoded, fan_out, torch.float64)
-    solver = ProximalGradient(
-        model, X, y, loss_function("regression"), penalty, 1.0, neuron_penalty=neuron_penalty, read_every=READ_EVERY
-    )
+    solver = ProximalGradient(model, X, y, loss_function("regression"), penalty, 1.0, neuron_penalty=neuron_penalty, read_every=READ_EVERY)
     solver.set_lambda(0.02)
     # a stop test that never holds still runs every iteration: its tensor must not be read either
     stop = too_many_departures(penalty, np.ones(penalty.n_groups, dtype=bool), penalty.n_groups)
@@ -96,7 +95,7 @@ def test_a_screened_solve_reads_per_block_and_per_working_set_not_per_iteration(
     assert counts["reads"] <= 3 * (int(result.n_iters * (1 + BACKTRACK_ALLOWANCE)) // READ_EVERY + 8)
 
 
-@pytest.mark.parametrize("hidden, neuron_penalty", [((), 0.0), ((4,), 0.01)])
+@pytest.mark.parametrize(("hidden", "neuron_penalty"), [((), 0.0), ((4,), 0.01)])
 def test_how_often_the_loop_reads_changes_no_iterate(hidden, neuron_penalty):
     """Reading every iteration (the CPU default: decisions taken in Python, the gradient reused
     after a rejected trial) and reading once per block (a GPU's: decisions as tensor masks) give
@@ -121,7 +120,7 @@ def test_how_often_the_loop_reads_changes_no_iterate(hidden, neuron_penalty):
     assert (model.first_weight == 0).any(dim=0).any()  # the prox zeroed some columns
     for results, weights, step in outcomes[1:]:
         assert results == first_results and step == first_step
-        assert all(torch.equal(a, b) for a, b in zip(weights, first_weights))
+        assert all(torch.equal(a, b) for a, b in zip(weights, first_weights, strict=True))
 
 
 def test_an_iteration_that_settles_early_in_a_block_changes_nothing_after_it():
@@ -140,23 +139,65 @@ def test_an_iteration_that_settles_early_in_a_block_changes_nothing_after_it():
     assert torch.equal(weights[0], weights[1])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_a_path_on_the_gpu_never_synchronises_inside_an_iteration(monkeypatch):
-    X, y, group_ids, n_encoded = _data(n_rows=400)
-    X, y = X.cuda(), y.cuda()
-    iterate = fista.ProximalGradient._iterate
+# the work of one iteration off the CPU: a trial step, then its decision as tensor masks; the
+# look at ``done`` once per block lives in ``run`` and is counted by the tests above
+PER_ITERATION = ("_trial", "_settle_on_device")
 
-    def strict(self, *args, **kwargs):
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            return iterate(self, *args, **kwargs)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
 
-    monkeypatch.setattr(fista.ProximalGradient, "_iterate", strict)
+def _small_path(X, y, group_ids, n_encoded):
     settings = Settings(
         ModelConfig(hidden=(4,)), TrainConfig(max_iters=60), PathConfig(max_steps=4, max_iters_per_lambda=40, relax_iters=10)
     )
     problem = Problem.from_arrays((X[:300], y[:300]), (X[300:], y[300:]), group_ids, n_encoded, "regression", settings)
-    path = fit_path(problem)
+    return fit_path(problem)
+
+
+def test_a_path_reads_nothing_back_inside_an_iteration(monkeypatch):
+    """A whole path (dense fit, walk, relaxed refits) with the solver as it runs off the CPU: the
+    methods that make up an iteration never hand a value to Python; the reads are per block and
+    per solve (the two tests above bound those)."""
+    monkeypatch.setattr(fista, "default_read_every", lambda device: READ_EVERY)  # what a GPU gets
+    calls = dict.fromkeys(PER_ITERATION, 0)
+    reads_inside = []
+    with counted_host_reads() as counts:
+        for name in PER_ITERATION:
+            method = getattr(ProximalGradient, name)
+
+            def counting(self, *args, _method=method, _name=name, **kwargs):
+                before = counts["reads"]
+                try:
+                    return _method(self, *args, **kwargs)
+                finally:
+                    calls[_name] += 1
+                    if counts["reads"] != before:
+                        reads_inside.append(f"{_name}: {counts['reads'] - before} reads")
+
+            monkeypatch.setattr(ProximalGradient, name, counting)
+        path = _small_path(*_data(n_rows=400))
     assert len(path.steps) >= 2 and all(step.n_iters > 0 for step in path.steps)
+    assert calls["_settle_on_device"] >= 100, calls  # the blocked loop really ran, many iterations
+    assert not reads_inside, reads_inside[:5]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_path_on_the_gpu_never_synchronises_inside_an_iteration(monkeypatch):
+    """The same on a GPU, where a read is a synchronisation: every iteration runs under
+    ``torch.cuda.set_sync_debug_mode("error")``, which raises on any synchronising call."""
+    X, y, group_ids, n_encoded = _data(n_rows=400)
+    calls = dict.fromkeys(PER_ITERATION, 0)
+    for name in PER_ITERATION:
+        method = getattr(ProximalGradient, name)
+
+        def strict(self, *args, _method=method, _name=name, **kwargs):
+            calls[_name] += 1
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                return _method(self, *args, **kwargs)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+
+        monkeypatch.setattr(ProximalGradient, name, strict)
+    path = _small_path(X.cuda(), y.cuda(), group_ids, n_encoded)
+    assert len(path.steps) >= 2 and all(step.n_iters > 0 for step in path.steps)
+    assert calls["_settle_on_device"] >= 100, calls  # on a GPU the loop runs blocked by default
