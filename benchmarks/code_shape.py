@@ -29,7 +29,8 @@ def sources(ref: str | None) -> dict[str, str]:
     names = subprocess.run(["git", "ls-tree", "-r", "--name-only", ref, "glselect"], capture_output=True, text=True, cwd=ROOT, check=True)
     return {
         name: subprocess.run(["git", "show", f"{ref}:{name}"], capture_output=True, text=True, cwd=ROOT, check=True).stdout
-        for name in names.stdout.split() if name.endswith(".py")
+        for name in names.stdout.split()
+        if name.endswith(".py")
     }
 
 
@@ -67,7 +68,9 @@ def main() -> None:
                     conditionals = sum(isinstance(inner, ast.IfExp) for inner in ast.walk(node))
                     length = (node.end_lineno or node.lineno) - node.lineno + 1
                     print(f"fit_dataset: {length} lines, {ifs} if (elif counted), {conditionals} conditional expressions ({path})")
-    print("lines per layer:", ", ".join(f"{layer} {per_layer[layer]}" for layer in [*LAYERS, "other"]), f"(total {sum(per_layer.values())})")
+    print(
+        "lines per layer:", ", ".join(f"{layer} {per_layer[layer]}" for layer in [*LAYERS, "other"]), f"(total {sum(per_layer.values())})"
+    )
     biggest = sorted(((len(text.splitlines()), path) for path, text in modules.items()), reverse=True)[:5]
     print("biggest modules:", ", ".join(f"{path} {n}" for n, path in biggest))
     print("longest parameter lists:", ", ".join(f"{name} {n}" for n, name in sorted(signatures, reverse=True)[:6]))

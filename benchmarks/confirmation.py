@@ -37,8 +37,18 @@ N_NOISE = 4
 
 def one_step_path(group_mask: np.ndarray) -> LambdaPath:
     """A path whose only step keeps ``group_mask``: what refit reads the support from."""
-    step = PathStep(lam=0.0, n_selected=int(group_mask.sum()), group_norms=group_mask.astype(float), train_loss=0.0,
-                    val_loss=0.0, objective=0.0, n_iters=0, converged=True, relaxed_val_loss=0.0, relaxed_val_se=0.0)
+    step = PathStep(
+        lam=0.0,
+        n_selected=int(group_mask.sum()),
+        group_norms=group_mask.astype(float),
+        train_loss=0.0,
+        val_loss=0.0,
+        objective=0.0,
+        n_iters=0,
+        converged=True,
+        relaxed_val_loss=0.0,
+        relaxed_val_se=0.0,
+    )
     return LambdaPath(steps=(step,), dense_model=None, dense_training=None, lambda_max_estimate=1.0, n_rejected=0, complete=True)
 
 
@@ -57,9 +67,18 @@ def run(seed: int, n_folds: int) -> list[dict]:
     t_cf = t_cross_fitted(state)
     cross_seconds = time.perf_counter() - started - validation_seconds
     print(f"seed {seed}: {validation_seconds:.1f} s on the validation rows, {cross_seconds:.1f} s cross-fitted", flush=True)
-    return [{"seed": seed, "column": name, "true": name in truth, "t_validation": float(t_val[groups.index(name)]),
-             "t_cross_fitted": float(t_cf[groups.index(name)]), "validation_rows": len(problem.val),
-             "model_rows": sum(len(tested) for _, tested in folds)} for name in chosen]
+    return [
+        {
+            "seed": seed,
+            "column": name,
+            "true": name in truth,
+            "t_validation": float(t_val[groups.index(name)]),
+            "t_cross_fitted": float(t_cf[groups.index(name)]),
+            "validation_rows": len(problem.val),
+            "model_rows": sum(len(tested) for _, tested in folds),
+        }
+        for name in chosen
+    ]
 
 
 def main() -> None:
@@ -71,22 +90,29 @@ def main() -> None:
     torch.set_num_threads(1)
     records = [record for seed in args.seeds for record in run(seed, args.folds)]
     lines = [
-        "# Confirmation on the validation rows against cross-fitted (`benchmarks/confirmation.py`)", "",
+        "# Confirmation on the validation rows against cross-fitted (`benchmarks/confirmation.py`)",
+        "",
         f"`wide` (600 x 2,000), the eight true columns and {N_NOISE} random noise columns refitted; "
         f"{records[0]['validation_rows']} validation rows, {records[0]['model_rows']} model rows cross-fitted over {args.folds} folds. "
-        "A column passes at t >= 3.", "",
-        "| seed | column | true | t, validation rows | t, cross-fitted |", "|---:|---|---|---:|---:|",
+        "A column passes at t >= 3.",
+        "",
+        "| seed | column | true | t, validation rows | t, cross-fitted |",
+        "|---:|---|---|---:|---:|",
     ]
     for r in records:
-        lines.append(f"| {r['seed']} | {r['column']} | {'yes' if r['true'] else 'no'} | {r['t_validation']:.2f} | {r['t_cross_fitted']:.2f} |")
+        lines.append(
+            f"| {r['seed']} | {r['column']} | {'yes' if r['true'] else 'no'} | {r['t_validation']:.2f} | {r['t_cross_fitted']:.2f} |"
+        )
     for kind in ("t_validation", "t_cross_fitted"):
         true_t = [r[kind] for r in records if r["true"]]
         noise_t = [r[kind] for r in records if not r["true"]]
         passed = sum(t >= 3 for t in true_t)
         lines.append("")
-        lines.append(f"{kind.replace('t_', '').replace('_', '-')}: true columns passing {passed} of {len(true_t)} "
-                     f"(t {min(true_t):.2f} to {max(true_t):.2f}); noise columns passing {sum(t >= 3 for t in noise_t)} "
-                     f"of {len(noise_t)} (t {min(noise_t):.2f} to {max(noise_t):.2f}).")
+        lines.append(
+            f"{kind.replace('t_', '').replace('_', '-')}: true columns passing {passed} of {len(true_t)} "
+            f"(t {min(true_t):.2f} to {max(true_t):.2f}); noise columns passing {sum(t >= 3 for t in noise_t)} "
+            f"of {len(noise_t)} (t {min(noise_t):.2f} to {max(noise_t):.2f})."
+        )
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

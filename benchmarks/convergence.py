@@ -65,13 +65,17 @@ def main() -> None:
             if stop.code:
                 raise
     a = np.array([(n, c, s, end / max(start, 1e-30)) for n, c, s, start, end in records])
-    print(f"{len(a)} penalised solves, {a[:, 0].sum():.0f} iterations (mean {a[:, 0].mean():.1f}); "
-          f"window test converged {a[:, 1].mean():.0%}, stopped by the walker {a[:, 2].mean():.0%}")
+    print(
+        f"{len(a)} penalised solves, {a[:, 0].sum():.0f} iterations (mean {a[:, 0].mean():.1f}); "
+        f"window test converged {a[:, 1].mean():.0%}, stopped by the walker {a[:, 2].mean():.0%}"
+    )
     for name, part in (("converged by the window test", a[a[:, 1] == 1]), ("hit the iteration cap", a[(a[:, 1] == 0) & (a[:, 2] == 0)])):
         if len(part):
             q10, q50, q90 = np.quantile(part[:, 3], [0.1, 0.5, 0.9])
-            print(f"{name}: {len(part)} solves, median {np.median(part[:, 0]):.0f} iterations; "
-                  f"end / start gradient-mapping norm: 10% {q10:.3f}, median {q50:.3f}, 90% {q90:.3f}")
+            print(
+                f"{name}: {len(part)} solves, median {np.median(part[:, 0]):.0f} iterations; "
+                f"end / start gradient-mapping norm: 10% {q10:.3f}, median {q50:.3f}, 90% {q90:.3f}"
+            )
 
 
 if __name__ == "__main__":

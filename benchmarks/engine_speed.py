@@ -88,6 +88,7 @@ def run_glselect(table: Path, blocks: bool = False) -> dict:
             if inside[0]:
                 counts["reads"] += 1
             return original(self, *args, **kwargs)
+
         return wrapper
 
     for name in HOST_READS:
@@ -106,17 +107,21 @@ def run_glselect(table: Path, blocks: bool = False) -> dict:
 
     fista.ProximalGradient.run = counted_run
     started = time.perf_counter()
-    config = RunConfig(table=table, target="y", out=table.with_suffix(f".out{os.getpid()}"), model=ModelConfig(hidden=(32,)),
-                       threads=THREADS)
+    config = RunConfig(
+        table=table, target="y", out=table.with_suffix(f".out{os.getpid()}"), model=ModelConfig(hidden=(32,)), threads=THREADS
+    )
     result = run(config)
-    return {"seconds": time.perf_counter() - started, "selected": result.summary["selected_features"],
-            "lambdas": result.summary["path"]["n_steps"], **counts}
+    return {
+        "seconds": time.perf_counter() - started,
+        "selected": result.summary["selected_features"],
+        "lambdas": result.summary["path"]["n_steps"],
+        **counts,
+    }
 
 
 def run_lassonet(table: Path) -> dict:
     """LassoNet's default path as ``benchmarks/speed.py`` runs it, with one torch thread."""
     import torch
-
     from speed import run_lassonet as lassonet_path
 
     torch.set_num_threads(THREADS)
@@ -136,8 +141,11 @@ def run_forest(table: Path) -> dict:
 
 def child(method: str, table: Path) -> None:
     runner = {
-        "glselect": run_glselect, "glselect-blocks": lambda path: run_glselect(path, blocks=True),
-        "glselect-old": run_glselect, "lassonet": run_lassonet, "forest": run_forest,
+        "glselect": run_glselect,
+        "glselect-blocks": lambda path: run_glselect(path, blocks=True),
+        "glselect-old": run_glselect,
+        "lassonet": run_lassonet,
+        "forest": run_forest,
     }[method]
     print(json.dumps(runner(table)))
 
@@ -197,8 +205,11 @@ def main() -> None:
                 reads = f"{outcome['reads'] / iters:.3f}" if iters else ""
                 selected = set(outcome["selected"])
                 quality = (f"{len(selected)}", f"{f1(selected, truth):.2f}") if method != "forest" else ("", "")
-                print(f"| {method} | {outcome['seconds']:.1f} | {ratio:.2f} | {outcome['lambdas'] or ''} | {iters or ''} "
-                      f"| {reads} | {quality[0]} | {quality[1]} |", flush=True)
+                print(
+                    f"| {method} | {outcome['seconds']:.1f} | {ratio:.2f} | {outcome['lambdas'] or ''} | {iters or ''} "
+                    f"| {reads} | {quality[0]} | {quality[1]} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    print(f"Friedman #1, {args.rows} rows x {args.columns} columns, hidden {args.hidden}, rule {args.rule}, cv {args.cv}, confirm {args.confirm}\n")
+    print(
+        f"Friedman #1, {args.rows} rows x {args.columns} columns, hidden {args.hidden}, rule {args.rule}, cv {args.cv}, confirm {args.confirm}\n"
+    )
     print("| seed | top-5 ranks = x0..x4 | selected | exactly x0..x4 | F1 | path steps | fit seconds |")
     print("|---:|:---:|---|:---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as folder:
@@ -52,8 +54,12 @@ def main() -> None:
             table = Path(folder) / f"friedman_{seed}.parquet"
             make_friedman1(args.rows, args.columns, noise=1.0, seed=1000 + seed).to_parquet(table, index=False)
             config = RunConfig(
-                table=table, target="y", out=Path(folder) / f"out_{seed}", seed=seed,
-                model=ModelConfig(hidden=(args.hidden,)), selection=SelectionConfig(rule=args.rule, cv=args.cv, confirm=args.confirm),
+                table=table,
+                target="y",
+                out=Path(folder) / f"out_{seed}",
+                seed=seed,
+                model=ModelConfig(hidden=(args.hidden,)),
+                selection=SelectionConfig(rule=args.rule, cv=args.cv, confirm=args.confirm),
             )
             started = time.perf_counter()
             result = run(config)
@@ -62,14 +68,24 @@ def main() -> None:
             top5 = set(result.importances.features["feature"].head(5))
             precision, recall, f1 = score(selected)
             row = {
-                "seed": seed, "top5_correct": top5 == TRUTH, "exact": selected == TRUTH, "selected": sorted(selected),
-                "precision": precision, "recall": recall, "f1": f1, "n_steps": result.summary["path"]["n_steps"],
-                "seconds": seconds, "path_seconds": result.summary["timings"]["path_seconds"],
+                "seed": seed,
+                "top5_correct": top5 == TRUTH,
+                "exact": selected == TRUTH,
+                "selected": sorted(selected),
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "n_steps": result.summary["path"]["n_steps"],
+                "seconds": seconds,
+                "path_seconds": result.summary["timings"]["path_seconds"],
             }
             rows.append(row)
             shown = ", ".join(sorted(selected, key=lambda name: int(name[1:])))
-            print(f"| {seed} | {'yes' if row['top5_correct'] else 'no'} | {shown} | {'yes' if row['exact'] else 'no'} "
-                  f"| {f1:.2f} | {row['n_steps']} | {seconds:.1f} |", flush=True)
+            print(
+                f"| {seed} | {'yes' if row['top5_correct'] else 'no'} | {shown} | {'yes' if row['exact'] else 'no'} "
+                f"| {f1:.2f} | {row['n_steps']} | {seconds:.1f} |",
+                flush=True,
+            )
     n = len(rows)
     print(
         f"\ntop-5 correct in {sum(r['top5_correct'] for r in rows)}/{n} seeds; "

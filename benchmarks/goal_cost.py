@@ -45,23 +45,34 @@ def main() -> None:
                     workdir.mkdir()
                     choice = select_glselect(problem.frame, workdir, seed, f"--threads 1 --goal {goal}", problem.group_of)
                     summary = json.loads((workdir / "table.glselect" / "summary.json").read_text())
-                    row = {"problem": problem_name, "seed": seed, "goal": goal, "f1": score(choice, problem)["f1"],
-                           "seconds": choice.seconds, "rounds": summary.get("all_relevant_rounds")}
+                    row = {
+                        "problem": problem_name,
+                        "seed": seed,
+                        "goal": goal,
+                        "f1": score(choice, problem)["f1"],
+                        "seconds": choice.seconds,
+                        "rounds": summary.get("all_relevant_rounds"),
+                    }
                     rows.append(row)
-                    print(f"  {problem_name} seed {seed} {goal}: F1 {row['f1']:.2f}, {row['seconds']:.1f} s, "
-                          f"rounds added {row['rounds']}", flush=True)
-    lines = ["| problem | minimal F1 | auto F1 | minimal s | auto s | auto / minimal | auto's rounds added |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+                    print(
+                        f"  {problem_name} seed {seed} {goal}: F1 {row['f1']:.2f}, {row['seconds']:.1f} s, rounds added {row['rounds']}",
+                        flush=True,
+                    )
+    lines = [
+        "| problem | minimal F1 | auto F1 | minimal s | auto s | auto / minimal | auto's rounds added |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for problem_name in args.problems:
         by_goal = {goal: [row for row in rows if row["problem"] == problem_name and row["goal"] == goal] for goal in GOALS}
         f1 = {goal: statistics.mean(row["f1"] for row in runs) for goal, runs in by_goal.items()}
         seconds = {goal: statistics.mean(row["seconds"] for row in runs) for goal, runs in by_goal.items()}
         added = "; ".join(
-            f"seed {row['seed']}: " + (" / ".join(", ".join(names) for names in row["rounds"]) or "none")
-            for row in by_goal["auto"]
+            f"seed {row['seed']}: " + (" / ".join(", ".join(names) for names in row["rounds"]) or "none") for row in by_goal["auto"]
         )
-        lines.append(f"| {problem_name} | {f1['minimal']:.2f} | {f1['auto']:.2f} | {seconds['minimal']:.1f} | "
-                     f"{seconds['auto']:.1f} | {seconds['auto'] / seconds['minimal']:.2f} | {added} |")
+        lines.append(
+            f"| {problem_name} | {f1['minimal']:.2f} | {f1['auto']:.2f} | {seconds['minimal']:.1f} | "
+            f"{seconds['auto']:.1f} | {seconds['auto'] / seconds['minimal']:.2f} | {added} |"
+        )
     header = f"one thread each, seeds 0..{args.seeds - 1}, means over seeds; the two goals run one after the other\n"
     table = "\n".join(lines) + "\n"
     print("\n" + header + "\n" + table)

@@ -55,14 +55,24 @@ def fit(table: Path, device: str, threads: int | None, stream: bool = False) -> 
     from glselect import RunConfig, run
     from glselect.config import StreamConfig
 
-    config = RunConfig(table=table, target="y", out=table.with_suffix(f".out{os.getpid()}"), device=device,
-                       threads=threads, stream=StreamConfig(stream=True) if stream else StreamConfig())
+    config = RunConfig(
+        table=table,
+        target="y",
+        out=table.with_suffix(f".out{os.getpid()}"),
+        device=device,
+        threads=threads,
+        stream=StreamConfig(stream=True) if stream else StreamConfig(),
+    )
     started = time.perf_counter()
     result = run(config)
     summary = result.summary
-    return {"seconds": round(time.perf_counter() - started, 2), "selected": summary["selected_features"],
-            "exact": set(summary["selected_features"]) == TRUE, "lambdas": summary["path"]["n_steps"],
-            "streaming": summary.get("streaming", {}).get("rows_per_second_per_epoch")}
+    return {
+        "seconds": round(time.perf_counter() - started, 2),
+        "selected": summary["selected_features"],
+        "exact": set(summary["selected_features"]) == TRUE,
+        "lambdas": summary["path"]["n_steps"],
+        "streaming": summary.get("streaming", {}).get("rows_per_second_per_epoch"),
+    }
 
 
 def count_syncs(table: Path, device: str) -> dict:
@@ -159,8 +169,22 @@ def main() -> None:
 
     if args.device == "cuda":
         tests = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_sync_free.py", "tests/test_stream.py", "-k", "cuda"],
-            capture_output=True, text=True, cwd=REPO, timeout=args.timeout,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/test_sync_free.py",
+                "tests/test_stream.py",
+                "-k",
+                "cuda",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=args.timeout,
         )
         record("tests", {"returncode": tests.returncode, "tail": tests.stdout.strip().splitlines()[-3:]})
     with tempfile.TemporaryDirectory() as folder:

@@ -101,8 +101,15 @@ def score(selected: set[str], truth: set[str]) -> dict[str, float]:
 
 def glselect_fdr(frame: pd.DataFrame, seed: int, draws: int, hidden: str) -> dict[str, object]:
     config = config_from(
-        {"target": "y", "hidden": hidden, "fdr": QS[0], "knockoff_draws": draws, "seed": seed, "permutation_repeats": 0,
-         "lambda_step": 1.1},
+        {
+            "target": "y",
+            "hidden": hidden,
+            "fdr": QS[0],
+            "knockoff_draws": draws,
+            "seed": seed,
+            "permutation_repeats": 0,
+            "lambda_step": 1.1,
+        },
         table=Path("benchmark.csv"),
     )
     started = time.perf_counter()
@@ -140,7 +147,7 @@ def lasso_knockoffs(frame: pd.DataFrame, seed: int) -> dict[str, set[str]]:
     out = {}
     for tag, W in (("", Z[: len(names)] - Z[len(names) :]), ("_cv", coef[: len(names)] - coef[len(names) :])):
         for q in QS:
-            out[f"q{q}{tag}"] = {names[j] for j in np.flatnonzero(W >= knockoff_threshold(W, q))}
+            out[f"q{q}{tag}"] = {names[j] for j in np.flatnonzero(knockoff_threshold(W, q) <= W)}
     return out
 
 
@@ -206,7 +213,13 @@ def main() -> None:
             with lines_path.open("a") as handle:
                 handle.write(json.dumps(row) + "\n")
             print(f"{family} seed {seed}: glselect {fit['seconds']:.1f}s, total {time.perf_counter() - started:.0f}s", flush=True)
-    methods = ["glselect --fdr", "glselect --fdr, draw level Q/2", "lasso knockoffs", "lasso knockoffs, CV coefficients", "stability selection (E[V] <= 1)"]
+    methods = [
+        "glselect --fdr",
+        "glselect --fdr, draw level Q/2",
+        "lasso knockoffs",
+        "lasso knockoffs, CV coefficients",
+        "stability selection (E[V] <= 1)",
+    ]
     lines = [
         f"{len(rows)} tables, {N_ROWS} rows x {N_COLUMNS} columns, {N_TRUE} true; "
         f"glselect --hidden {args.hidden} (linear) / {args.hidden_nonlinear} (non-linear), {args.draws} draws, --lambda-step 1.1; "

@@ -50,6 +50,7 @@ whole CLI process (start-up, reading, path, selection, refit, artifacts); LassoN
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import shlex
@@ -140,9 +141,25 @@ def select_with_glselect(split: Split, dataset: Dataset, k: int, seed: int, extr
     table = workdir / f"{dataset.name}_{seed}.parquet"
     pd.concat([split.train, split.val]).to_parquet(table, index=False)
     out = workdir / f"{dataset.name}_{seed}.glselect"
-    command = [str(GLSELECT), "fit", str(table), "--target", dataset.target, "--out", str(out), "--quiet",
-               "--seed", str(seed), "--threads", str(torch.get_num_threads()),
-               "--max-features", str(k), "--min-features", str(k), *shlex.split(extra_args)]
+    command = [
+        str(GLSELECT),
+        "fit",
+        str(table),
+        "--target",
+        dataset.target,
+        "--out",
+        str(out),
+        "--quiet",
+        "--seed",
+        str(seed),
+        "--threads",
+        str(torch.get_num_threads()),
+        "--max-features",
+        str(k),
+        "--min-features",
+        str(k),
+        *shlex.split(extra_args),
+    ]
     started, cpu_before = time.perf_counter(), _children_cpu_seconds()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds, cpu_seconds = time.perf_counter() - started, _children_cpu_seconds() - cpu_before
@@ -169,9 +186,17 @@ def select_with_lassonet(matrices: dict, names: list[str], k: int, seed: int, ar
     from lassonet import LassoNetClassifier
 
     hidden = args.lassonet_hidden or len(names) // 3
-    model = LassoNetClassifier(hidden_dims=(hidden,), M=10, batch_size=256, path_multiplier=args.lassonet_path_multiplier,
-                               n_iters=_pair(args.lassonet_epochs), patience=_pair(args.lassonet_patience),
-                               verbose=0, random_state=seed, torch_seed=seed)
+    model = LassoNetClassifier(
+        hidden_dims=(hidden,),
+        M=10,
+        batch_size=256,
+        path_multiplier=args.lassonet_path_multiplier,
+        n_iters=_pair(args.lassonet_epochs),
+        patience=_pair(args.lassonet_patience),
+        verbose=0,
+        random_state=seed,
+        torch_seed=seed,
+    )
     history = []
 
     def stop_at_k(_model, path_so_far) -> None:
@@ -181,14 +206,17 @@ def select_with_lassonet(matrices: dict, names: list[str], k: int, seed: int, ar
 
     (X_train, y_train), (X_val, y_val) = matrices["train"], matrices["val"]
     started, cpu_before = time.perf_counter(), time.process_time()
-    try:
+    with contextlib.suppress(_EnoughDropped):
         model.path(X_train, y_train, X_val=X_val, y_val=y_val, callback=stop_at_k, disable_lambda_warning=True)
-    except _EnoughDropped:
-        pass
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_before
     chosen = history[-1].selected.cpu().numpy()
-    return {"columns": [names[j] for j in np.flatnonzero(chosen)], "seconds": seconds, "cpu_seconds": cpu_seconds,
-            "n_lambdas": len(history) - 1, "hidden": hidden}
+    return {
+        "columns": [names[j] for j in np.flatnonzero(chosen)],
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "n_lambdas": len(history) - 1,
+        "hidden": hidden,
+    }
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -241,21 +269,28 @@ def run_seed(frame: pd.DataFrame, dataset: Dataset, seed: int, args: argparse.Na
     record["all_features"] = {"n_columns": len(names), "accuracy": score(names)}
     chosen = select_with_glselect(split, dataset, args.k, seed, args.glselect_args, workdir)
     record["glselect"] = {**chosen, "n_columns": len(chosen["columns"]), "accuracy": score(chosen["columns"])}
-    print(f"  seed {seed}: all {record['all_features']['accuracy']:.4f}, glselect {record['glselect']['accuracy']:.4f} "
-          f"({len(chosen['columns'])} columns, {chosen['seconds']:.0f} s)", flush=True)
+    print(
+        f"  seed {seed}: all {record['all_features']['accuracy']:.4f}, glselect {record['glselect']['accuracy']:.4f} "
+        f"({len(chosen['columns'])} columns, {chosen['seconds']:.0f} s)",
+        flush=True,
+    )
     if not args.skip_lassonet:
         chosen = select_with_lassonet(design_matrices(split, names, dataset.target), names, args.k, seed, args)
         record["lassonet"] = {**chosen, "n_columns": len(chosen["columns"]), "accuracy": score(chosen["columns"])}
-        print(f"  seed {seed}: lassonet {record['lassonet']['accuracy']:.4f} "
-              f"({len(chosen['columns'])} columns, {chosen['seconds']:.0f} s)", flush=True)
+        print(
+            f"  seed {seed}: lassonet {record['lassonet']['accuracy']:.4f} ({len(chosen['columns'])} columns, {chosen['seconds']:.0f} s)",
+            flush=True,
+        )
     return record
 
 
 def markdown(results: dict) -> str:
     """Per-seed and mean ± std test accuracy, with the published figures alongside."""
-    lines = ["| data | seed | glselect k=50 | LassoNet k=50 | all columns | glselect wall s (CPU s) | LassoNet wall s (CPU s) "
-             "| columns used (glselect / LassoNet) |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| data | seed | glselect k=50 | LassoNet k=50 | all columns | glselect wall s (CPU s) | LassoNet wall s (CPU s) "
+        "| columns used (glselect / LassoNet) |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for name, entry in results.items():
         runs = entry["runs"]
 
@@ -276,16 +311,23 @@ def markdown(results: dict) -> str:
         for run in runs:
             cells = [accuracy([run[m]["accuracy"]] if m in run else []) for m in ("glselect", "lassonet", "all_features")]
             times = [seconds([run[m]] if m in run else []) for m in ("glselect", "lassonet")]
-            lines.append(f"| {name} | {run['seed']} | {' | '.join(cells)} | {' | '.join(times)} "
-                         f"| {n_columns(run, 'glselect')} / {n_columns(run, 'lassonet')} |")
+            lines.append(
+                f"| {name} | {run['seed']} | {' | '.join(cells)} | {' | '.join(times)} "
+                f"| {n_columns(run, 'glselect')} / {n_columns(run, 'lassonet')} |"
+            )
         cells = [accuracy([run[m]["accuracy"] for run in runs if m in run]) for m in ("glselect", "lassonet", "all_features")]
         times = [seconds([run[m] for run in runs if m in run]) for m in ("glselect", "lassonet")]
-        lines.append(f"| **{name}** | **mean ± std ({len(runs)} seed{'s' * (len(runs) > 1)})** | **{'** | **'.join(cells)}** | {' | '.join(times)} | |")
+        lines.append(
+            f"| **{name}** | **mean ± std ({len(runs)} seed{'s' * (len(runs) > 1)})** | **{'** | **'.join(cells)}** | {' | '.join(times)} | |"
+        )
         lines.append(f"| {name} | published | | {entry['published_k50']:.3f} | {entry['published_all']:.3f} | | | |")
-    notes = [f"- {name}: glselect `{entry['settings']['glselect_args']}`; LassoNet hidden "
-             f"{entry['settings']['lassonet_hidden'] or 'd // 3'}, path multiplier {entry['settings']['lassonet_path_multiplier']}, "
-             f"epochs {entry['settings']['lassonet_epochs']}, patience {entry['settings']['lassonet_patience']}; "
-             f"{entry['settings']['threads']} torch thread(s)" for name, entry in results.items()]
+    notes = [
+        f"- {name}: glselect `{entry['settings']['glselect_args']}`; LassoNet hidden "
+        f"{entry['settings']['lassonet_hidden'] or 'd // 3'}, path multiplier {entry['settings']['lassonet_path_multiplier']}, "
+        f"epochs {entry['settings']['lassonet_epochs']}, patience {entry['settings']['lassonet_patience']}; "
+        f"{entry['settings']['threads']} torch thread(s)"
+        for name, entry in results.items()
+    ]
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 

@@ -60,15 +60,25 @@ def glselect_binary() -> Path:
     return Path(sys.executable).with_name("glselect")
 
 
-def select_glselect(
-    frame: pd.DataFrame, workdir: Path, seed: int, extra_args: str = "", group_map: dict[str, str] | None = None
-) -> Choice:
+def select_glselect(frame: pd.DataFrame, workdir: Path, seed: int, extra_args: str = "", group_map: dict[str, str] | None = None) -> Choice:
     """Run `glselect fit` in a subprocess and read its artifacts."""
     table = workdir / "table.csv"
     out = workdir / "table.glselect"
     frame.to_csv(table, index=False)
-    command = [str(glselect_binary()), "fit", str(table), "--target", TARGET, "--out", str(out),
-               "--quiet", "--force", "--seed", str(seed), *shlex.split(extra_args)]
+    command = [
+        str(glselect_binary()),
+        "fit",
+        str(table),
+        "--target",
+        TARGET,
+        "--out",
+        str(out),
+        "--quiet",
+        "--force",
+        "--seed",
+        str(seed),
+        *shlex.split(extra_args),
+    ]
     if group_map is not None:
         groups = workdir / "groups.csv"
         pd.DataFrame({"feature": list(group_map), "group": list(group_map.values())}).to_csv(groups, index=False)
@@ -114,12 +124,14 @@ def select_lassonet(frame: pd.DataFrame, task: str, seed: int) -> Choice:
     started = time.perf_counter()
     if task == "regression":
         y = ((y - y.mean()) / y.std()).astype(np.float32)
-        model = LassoNetRegressor(hidden_dims=(HIDDEN,), path_multiplier=LASSONET_PATH_MULTIPLIER, verbose=0,
-                                  random_state=seed, torch_seed=seed)
+        model = LassoNetRegressor(
+            hidden_dims=(HIDDEN,), path_multiplier=LASSONET_PATH_MULTIPLIER, verbose=0, random_state=seed, torch_seed=seed
+        )
     else:
         y = np.unique(y, return_inverse=True)[1]
-        model = LassoNetClassifier(hidden_dims=(HIDDEN,), path_multiplier=LASSONET_PATH_MULTIPLIER, verbose=0,
-                                   random_state=seed, torch_seed=seed)
+        model = LassoNetClassifier(
+            hidden_dims=(HIDDEN,), path_multiplier=LASSONET_PATH_MULTIPLIER, verbose=0, random_state=seed, torch_seed=seed
+        )
     path = model.path(X, y, return_state_dicts=False)
     seconds = time.perf_counter() - started
     best = min(path, key=lambda item: item.val_loss)
@@ -146,8 +158,16 @@ def select_linear_lasso(frame: pd.DataFrame, task: str, seed: int) -> Choice:
             path_coefs = lasso_path(X, y, alphas=model.alphas_)[1]
         else:
             model = LogisticRegressionCV(
-                Cs=10, l1_ratios=(1.0,), solver="saga", cv=5, scoring="neg_log_loss", tol=1e-3, max_iter=1000,
-                random_state=seed, use_legacy_attributes=False, n_jobs=1,
+                Cs=10,
+                l1_ratios=(1.0,),
+                solver="saga",
+                cv=5,
+                scoring="neg_log_loss",
+                tol=1e-3,
+                max_iter=1000,
+                random_state=seed,
+                use_legacy_attributes=False,
+                n_jobs=1,
             ).fit(X, y)
             coef = np.abs(model.coef_).sum(axis=0)
             # (folds, l1_ratios, Cs, classes, features [+ intercept]); Cs run from strong to weak penalty
@@ -181,11 +201,13 @@ def select_random_forest(frame: pd.DataFrame, task: str, seed: int) -> dict[str,
     return {
         "RF impurity": Choice(
             selected=[names[j] for j in np.flatnonzero(impurity > impurity.mean())],
-            ranking=_ranked(names, [impurity]), seconds=fit_seconds,
+            ranking=_ranked(names, [impurity]),
+            seconds=fit_seconds,
         ),
         "RF permutation": Choice(
             selected=[names[j] for j in np.flatnonzero(drop > 2 * spread)],
-            ranking=_ranked(names, [drop, impurity]), seconds=fit_seconds + permutation_seconds,
+            ranking=_ranked(names, [drop, impurity]),
+            seconds=fit_seconds + permutation_seconds,
         ),
     }
 
@@ -206,17 +228,23 @@ def select_boruta_style(frame: pd.DataFrame, task: str, seed: int) -> Choice:
         shadows = rng.permuted(X, axis=0)
         forest = forest_class(n_estimators=100, max_features="sqrt", n_jobs=2, random_state=seed * 100 + round_)
         forest.fit(np.hstack([X, shadows]), y)
-        real, shadow = forest.feature_importances_[: X.shape[1]], forest.feature_importances_[X.shape[1]:]
+        real, shadow = forest.feature_importances_[: X.shape[1]], forest.feature_importances_[X.shape[1] :]
         hits += real > shadow.max()
         importance += real
     seconds = time.perf_counter() - started
-    return Choice(selected=[names[j] for j in np.flatnonzero(hits >= BORUTA_HITS)], ranking=_ranked(names, [hits, importance]),
-                  seconds=seconds)
+    return Choice(
+        selected=[names[j] for j in np.flatnonzero(hits >= BORUTA_HITS)], ranking=_ranked(names, [hits, importance]), seconds=seconds
+    )
 
 
 def select_all(
-    frame: pd.DataFrame, task: str, seed: int, workdir: Path, glselect_args: str = "",
-    group_map: dict[str, str] | None = None, methods: list[str] | None = None,
+    frame: pd.DataFrame,
+    task: str,
+    seed: int,
+    workdir: Path,
+    glselect_args: str = "",
+    group_map: dict[str, str] | None = None,
+    methods: list[str] | None = None,
 ) -> dict[str, Choice]:
     """Every method on the same table, in the order they are reported. `methods` keeps a subset."""
     wanted = methods or METHODS
@@ -235,15 +263,15 @@ def select_all(
     return choices
 
 
-
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every side-by-side benchmark takes: seeds, methods, and glselect's extra arguments."""
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS)
     parser.add_argument(
-        "--glselect-args", default="",
+        "--glselect-args",
+        default="",
         help='extra `glselect fit` arguments, passed verbatim; write --glselect-args="..." so that a value '
-             "starting with -- is not read as an option",
+        "starting with -- is not read as an option",
     )
 
 

@@ -26,7 +26,9 @@ def main() -> None:
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for penalty in PENALTIES:
             config = RunConfig(
-                table=table, target="y", out=Path(folder) / f"out_{penalty}",
+                table=table,
+                target="y",
+                out=Path(folder) / f"out_{penalty}",
                 model=ModelConfig(hidden=(64,), neuron_penalty=penalty),
             )
             summary = run(config).summary

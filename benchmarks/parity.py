@@ -28,7 +28,18 @@ import pandas as pd
 from glselect._synthetic import make_friedman1, make_mixed_table, make_survival
 
 ROOT = Path(__file__).resolve().parents[1]
-NOT_RESULTS = {"timings", "versions", "version", "table", "groups_file", "out_dir", "config", "glselect_version", "torch_version", "rows_per_second_per_epoch"}
+NOT_RESULTS = {
+    "timings",
+    "versions",
+    "version",
+    "table",
+    "groups_file",
+    "out_dir",
+    "config",
+    "glselect_version",
+    "torch_version",
+    "rows_per_second_per_epoch",
+}
 FAST = ["--max-iters", "400", "--max-iters-per-lambda", "200", "--relax-iters", "200"]
 
 
@@ -143,7 +154,9 @@ def main() -> None:
     if args.check:
         expected = json.loads(args.check.read_text())
         differing = [
-            f"{case}: {key}" for case, prints in results.items() for key in sorted(set(prints) | set(expected.get(case, {})))
+            f"{case}: {key}"
+            for case, prints in results.items()
+            for key in sorted(set(prints) | set(expected.get(case, {})))
             if prints.get(key) != expected.get(case, {}).get(key)
         ]
         print("identical" if not differing else "DIFFERENT:\n" + "\n".join(differing))

@@ -73,10 +73,17 @@ def child(table: Path, profile: Path | None) -> None:
             finally:
                 seconds[stage] += time.perf_counter() - started
                 cpu[stage] += time.process_time() - started_cpu
+
         return wrapper
 
     # the stages are looked up in pipeline's namespace when open_dataset runs, so wrapping them there times them
-    for stage, name in (("read", "read_table"), ("read", "read_arrow_table"), ("stats", "fit_encoder_and_stats"), ("encode", "encode"), ("encode", "encode_features")):
+    for stage, name in (
+        ("read", "read_table"),
+        ("read", "read_arrow_table"),
+        ("stats", "fit_encoder_and_stats"),
+        ("encode", "encode"),
+        ("encode", "encode_features"),
+    ):
         if hasattr(pipeline, name):
             setattr(pipeline, name, timed(stage, getattr(pipeline, name)))
     config = RunConfig(table=table, target="y")

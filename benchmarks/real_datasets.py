@@ -30,20 +30,19 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
+from methods import TARGET, add_run_arguments, select_all, write_results
 from sklearn import datasets
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from methods import TARGET, add_run_arguments, select_all, write_results
 
 REFERENCES = ["all columns", "random k"]
 
@@ -83,13 +82,16 @@ def load_frame(dataset: Dataset) -> pd.DataFrame | None:
 def downstream_scores(train: pd.DataFrame, test: pd.DataFrame, columns: list[str], task: str, seed: int) -> dict:
     """Test score of the two fixed downstream models trained on `columns` only."""
     if task == "regression":
-        models = {"linear": make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
-                  "forest": RandomForestRegressor(n_estimators=300, n_jobs=2, random_state=seed)}
+        models = {
+            "linear": make_pipeline(StandardScaler(), Ridge(alpha=1.0)),
+            "forest": RandomForestRegressor(n_estimators=300, n_jobs=2, random_state=seed),
+        }
     else:
-        models = {"linear": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)),
-                  "forest": RandomForestClassifier(n_estimators=300, n_jobs=2, random_state=seed)}
-    return {name: model.fit(train[columns], train[TARGET]).score(test[columns], test[TARGET])
-            for name, model in models.items()}
+        models = {
+            "linear": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)),
+            "forest": RandomForestClassifier(n_estimators=300, n_jobs=2, random_state=seed),
+        }
+    return {name: model.fit(train[columns], train[TARGET]).score(test[columns], test[TARGET]) for name, model in models.items()}
 
 
 def summary_table(rows: list[dict], methods: list[str], metric: str) -> str:
@@ -117,17 +119,20 @@ def main() -> None:
     add_run_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "real_datasets.md")
     parser.add_argument(
-        "--glselect-max-features", action="store_true",
+        "--glselect-max-features",
+        action="store_true",
         help="ask glselect for each dataset's k columns itself (--max-features k: the path's least-penalised step "
-             "with k groups, walked past columns correlated above --max-correlation with one already taken), "
-             "rather than cutting its default ranking at k",
+        "with k groups, walked past columns correlated above --max-correlation with one already taken), "
+        "rather than cutting its default ranking at k",
     )
     args = parser.parse_args()
 
     rows: list[dict] = []
     top_k = "; `--max-features k` per dataset" if args.glselect_max_features else ""
-    sections = [f"glselect extra arguments: `{args.glselect_args or '(none: defaults)'}`{top_k}; seeds 0..{args.seeds - 1}; "
-                "mean ± std over seeds (each seed its own 70/30 split)\n"]
+    sections = [
+        f"glselect extra arguments: `{args.glselect_args or '(none: defaults)'}`{top_k}; seeds 0..{args.seeds - 1}; "
+        "mean ± std over seeds (each seed its own 70/30 split)\n"
+    ]
     print(sections[0])
     with tempfile.TemporaryDirectory() as folder:
         for dataset in (d for d in DATASETS if d.name in args.datasets):
@@ -146,19 +151,23 @@ def main() -> None:
                 choices = select_all(train, dataset.task, seed, workdir, glselect_args, methods=args.methods)
                 features = [str(name) for name in frame.columns.drop(TARGET)]
                 random_k = list(np.random.default_rng(seed).choice(features, size=dataset.k, replace=False))
-                candidates = {name: (choice.ranking[: dataset.k], len(choice.selected), choice.seconds)
-                              for name, choice in choices.items()}
+                candidates = {name: (choice.ranking[: dataset.k], len(choice.selected), choice.seconds) for name, choice in choices.items()}
                 candidates |= {"all columns": (features, None, None), "random k": (random_k, None, None)}
                 for method, (columns, n_selected, seconds) in candidates.items():
-                    row = {"dataset": dataset.name, "seed": seed, "method": method, "k": dataset.k, "columns": columns,
-                           "n_selected": n_selected, "seconds": seconds,
-                           **downstream_scores(train, test, columns, dataset.task, seed)}
+                    row = {
+                        "dataset": dataset.name,
+                        "seed": seed,
+                        "method": method,
+                        "k": dataset.k,
+                        "columns": columns,
+                        "n_selected": n_selected,
+                        "seconds": seconds,
+                        **downstream_scores(train, test, columns, dataset.task, seed),
+                    }
                     dataset_rows.append(row)
-                    print(f"  {dataset.name} seed {seed} {method}: linear {row['linear']:.3f}, forest {row['forest']:.3f}",
-                          flush=True)
+                    print(f"  {dataset.name} seed {seed} {method}: linear {row['linear']:.3f}, forest {row['forest']:.3f}", flush=True)
             rows += dataset_rows
-            title = (f"### {dataset.name}: {len(frame)} rows, {frame.shape[1] - 1} columns, {dataset.task}, "
-                     f"top k = {dataset.k}")
+            title = f"### {dataset.name}: {len(frame)} rows, {frame.shape[1] - 1} columns, {dataset.task}, top k = {dataset.k}"
             section = f"{title}\n\n{summary_table(dataset_rows, args.methods + REFERENCES, metric)}\n"
             sections.append(section)
             print("\n" + section, flush=True)

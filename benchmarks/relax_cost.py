@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_speed import make_table  # noqa: E402
+from engine_speed import make_table
 
-from glselect.config import ModelConfig, RunConfig  # noqa: E402
-from glselect.path.problem import Problem  # noqa: E402
-from glselect.pipeline import fit_frame  # noqa: E402
+from glselect.config import ModelConfig, RunConfig
+from glselect.path.problem import Problem
+from glselect.pipeline import fit_frame
 
 OLD_CAP = 100
 
@@ -49,8 +49,10 @@ def main() -> None:
     for kind in ("train", "relax"):
         iters = np.array([n for k, n, _ in runs if k == kind])
         seconds = sum(s for k, _, s in runs if k == kind)
-        print(f"  {kind}: {iters.size} runs, {iters.sum()} iterations (median {np.median(iters):.0f}, max {iters.max()}), "
-              f"{seconds:.1f} s; {int((iters > OLD_CAP).sum())} runs past {OLD_CAP} iterations")
+        print(
+            f"  {kind}: {iters.size} runs, {iters.sum()} iterations (median {np.median(iters):.0f}, max {iters.max()}), "
+            f"{seconds:.1f} s; {int((iters > OLD_CAP).sum())} runs past {OLD_CAP} iterations"
+        )
 
 
 if __name__ == "__main__":

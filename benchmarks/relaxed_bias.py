@@ -124,36 +124,56 @@ def run(name: str, seed: int) -> dict:
         scored = index > 0 and np.isfinite(step.relaxed_val_loss) and info is not None
         scores["path"].append((step.relaxed_val_loss, step.relaxed_val_se, step.relaxed_val_rows))
         for kind in ("capped", "fresh"):
-            scores[kind].append(info[kind] if scored else (
-                (step.relaxed_val_loss, step.relaxed_val_se, step.relaxed_val_rows) if index == 0 or step.n_selected == 0
-                else (np.nan, np.nan, None)))
+            scores[kind].append(
+                info[kind]
+                if scored
+                else (
+                    (step.relaxed_val_loss, step.relaxed_val_se, step.relaxed_val_rows)
+                    if index == 0 or step.n_selected == 0
+                    else (np.nan, np.nan, None)
+                )
+            )
         if scored:
-            records.append({
-                "step": index, "n_selected": step.n_selected, "shrinkage": info["shrinkage"],
-                "path": step.relaxed_val_loss, "capped": info["capped"][0], "fresh": info["fresh"][0],
-                "true_in": sum(groups[g] in truth for g in np.flatnonzero(step.group_norms > 0)),
-            })
+            records.append(
+                {
+                    "step": index,
+                    "n_selected": step.n_selected,
+                    "shrinkage": info["shrinkage"],
+                    "path": step.relaxed_val_loss,
+                    "capped": info["capped"][0],
+                    "fresh": info["fresh"][0],
+                    "true_in": sum(groups[g] in truth for g in np.flatnonzero(step.group_norms > 0)),
+                }
+            )
     chosen = {}
     for kind, values in scores.items():
         step_scores = StepScores(
-            loss=np.array([v[0] for v in values]), se=np.array([v[1] for v in values]), source="validation",
+            loss=np.array([v[0] for v in values]),
+            se=np.array([v[1] for v in values]),
+            source="validation",
             rows=stack_row_losses([v[2] for v in values]),
         )
         index, _ = choose_step(path, SelectionConfig(), step_scores)
         kept = [groups[g] for g in np.flatnonzero(path.steps[index].group_norms > 0)]
-        chosen[kind] = {"step": index, "n_selected": len(kept), "true": sum(g in truth for g in kept),
-                        "noise": sum(g not in truth for g in kept)}
+        chosen[kind] = {
+            "step": index,
+            "n_selected": len(kept),
+            "true": sum(g in truth for g in kept),
+            "noise": sum(g not in truth for g in kept),
+        }
     return {"problem": name, "seed": seed, "n_true": len(truth), "seconds": seconds, "records": records, "chosen": chosen}
 
 
 def summarise(results: list[dict]) -> str:
     lines = [
-        "# Relaxed scores against the penalty's shrinkage (`benchmarks/relaxed_bias.py`)", "",
+        "# Relaxed scores against the penalty's shrinkage (`benchmarks/relaxed_bias.py`)",
+        "",
         "Per scored support: `shrinkage` = first-layer norm of its columns at the step / in the dense model; "
         "`left undone` = the score of the same warm start cut at 100 iterations (the old default) minus the "
         "path's own (at most 3,000, stopping once the validation loss stops improving), in validation loss; "
         "`fresh` = a fresh network on the support trained to convergence. "
-        "Spearman correlations over a path's scored supports.", "",
+        "Spearman correlations over a path's scored supports.",
+        "",
         "| problem | seed | scored supports | median shrinkage | left undone at 100: median (max) | corr(left undone, shrinkage) "
         "| corr(path - fresh, shrinkage) | 1se picks by path / capped at 100 / fresh (true + noise) |",
         "|---|---:|---:|---:|---:|---:|---:|---|",

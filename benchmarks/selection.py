@@ -61,7 +61,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from methods import TARGET, Choice, add_run_arguments, select_all, write_results
 
 
@@ -170,7 +169,8 @@ PROBLEMS = {
     "xor": ("XOR of two signs, binary, 2,000 x 30; true x0, x1", make_xor),
     "grouped": ("20 correlated groups of 5, 3 active, 2,000 x 100; scored by group", make_grouped),
     "make_classification": (
-        "make_classification, 2,000 x 210: 5 informative + 5 redundant + 200 noise; true = the 10", make_informative_redundant
+        "make_classification, 2,000 x 210: 5 informative + 5 redundant + 200 noise; true = the 10",
+        make_informative_redundant,
     ),
     "wide": ("p >> n: 600 x 2,000, 6 linear + a U-shape + a wave; true x0..x7", make_wide),
     "weak_linear": ("weak linear x2 (0.4) beside a strong interaction 2 x0 x1, 2,000 x 50; true x0..x2", make_weak_linear),
@@ -219,17 +219,21 @@ def score(choice: Choice, problem: Problem) -> dict[str, float]:
 
 
 COLUMNS = [
-    ("precision", "precision", 2), ("recall", "recall", 2), ("f1", "F1", 2), ("top_hits", "top-\\|T\\| hits", 2),
+    ("precision", "precision", 2),
+    ("recall", "recall", 2),
+    ("f1", "F1", 2),
+    ("top_hits", "top-\\|T\\| hits", 2),
     ("spanned", "signal spanned", 2),
-    ("average_precision", "avg precision", 2), ("n_selected", "selected", 1), ("noise_selected", "noise selected", 1),
+    ("average_precision", "avg precision", 2),
+    ("n_selected", "selected", 1),
+    ("noise_selected", "noise selected", 1),
     ("seconds", "seconds", 1),
 ]
 
 
 def summary_table(rows: list[dict], methods: list[str]) -> str:
     """Markdown table: one line per method, mean ± std over seeds of every score."""
-    lines = ["| method | " + " | ".join(header for _, header, _ in COLUMNS) + " |",
-             "|---|" + "---:|" * len(COLUMNS)]
+    lines = ["| method | " + " | ".join(header for _, header, _ in COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for method in methods:
         mine = [row for row in rows if row["method"] == method]
         if not mine:
@@ -251,8 +255,9 @@ def main() -> None:
     args = parser.parse_args()
 
     rows: list[dict] = []
-    sections = [f"glselect extra arguments: `{args.glselect_args or '(none: defaults)'}`; seeds 0..{args.seeds - 1}; "
-                "mean ± std over seeds\n"]
+    sections = [
+        f"glselect extra arguments: `{args.glselect_args or '(none: defaults)'}`; seeds 0..{args.seeds - 1}; mean ± std over seeds\n"
+    ]
     print(sections[0])
     with tempfile.TemporaryDirectory() as folder:
         for problem_name in args.problems:
@@ -262,14 +267,22 @@ def main() -> None:
                 problem = make(seed)
                 workdir = Path(folder) / f"{problem_name}_{seed}"
                 workdir.mkdir()
-                choices = select_all(problem.frame, problem.task, seed, workdir, args.glselect_args,
-                                     problem.group_of, args.methods)
+                choices = select_all(problem.frame, problem.task, seed, workdir, args.glselect_args, problem.group_of, args.methods)
                 for method, choice in choices.items():
-                    row = {"problem": problem_name, "seed": seed, "method": method, **score(choice, problem),
-                           "selected": choice.selected, "top_ranked": choice.ranking[:20]}
+                    row = {
+                        "problem": problem_name,
+                        "seed": seed,
+                        "method": method,
+                        **score(choice, problem),
+                        "selected": choice.selected,
+                        "top_ranked": choice.ranking[:20],
+                    }
                     problem_rows.append(row)
-                    print(f"  {problem_name} seed {seed} {method}: F1 {row['f1']:.2f}, top hits {row['top_hits']:.2f}, "
-                          f"{row['n_selected']} selected, {row['seconds']:.1f} s", flush=True)
+                    print(
+                        f"  {problem_name} seed {seed} {method}: F1 {row['f1']:.2f}, top hits {row['top_hits']:.2f}, "
+                        f"{row['n_selected']} selected, {row['seconds']:.1f} s",
+                        flush=True,
+                    )
             rows += problem_rows
             section = f"### {title}\n\n{summary_table(problem_rows, args.methods)}\n"
             sections.append(section)

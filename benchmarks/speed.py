@@ -51,8 +51,11 @@ def run_glselect(table: Path, hidden: int) -> dict:
 
     started = time.perf_counter()
     result = run(RunConfig(table=table, target="y", out=table.with_suffix(".glselect"), model=ModelConfig(hidden=(hidden,))))
-    return {"seconds": time.perf_counter() - started, "selected": result.summary["selected_features"],
-            "n_lambdas": result.summary["path"]["n_steps"]}
+    return {
+        "seconds": time.perf_counter() - started,
+        "selected": result.summary["selected_features"],
+        "n_lambdas": result.summary["path"]["n_steps"],
+    }
 
 
 def run_lassonet(table: Path, hidden: int) -> dict:
@@ -71,8 +74,7 @@ def run_lassonet(table: Path, hidden: int) -> dict:
     seconds = time.perf_counter() - started
     best = min(path, key=lambda item: item.val_loss)
     names = frame.drop(columns="y").columns
-    return {"seconds": seconds, "selected": [names[j] for j in np.flatnonzero(best.selected.cpu().numpy())],
-            "n_lambdas": len(path)}
+    return {"seconds": seconds, "selected": [names[j] for j in np.flatnonzero(best.selected.cpu().numpy())], "n_lambdas": len(path)}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -114,8 +116,11 @@ def main() -> None:
             seconds[method] = outcome["seconds"]
             selected = set(outcome["selected"])
             shown = ", ".join(sorted(selected, key=lambda name: int(name[1:]))[:12]) + (" ..." if len(selected) > 12 else "")
-            print(f"| {method} | {outcome['seconds']:.1f} | {outcome['peak_rss_mb']:.0f} | {outcome['n_lambdas']} "
-                  f"| {len(selected)}: {shown} | {f1(selected, truth):.2f} |", flush=True)
+            print(
+                f"| {method} | {outcome['seconds']:.1f} | {outcome['peak_rss_mb']:.0f} | {outcome['n_lambdas']} "
+                f"| {len(selected)}: {shown} | {f1(selected, truth):.2f} |",
+                flush=True,
+            )
         if len(seconds) == 2:
             print(f"\nLassoNet / glselect time ratio: {seconds['lassonet'] / seconds['glselect']:.1f}x")
 

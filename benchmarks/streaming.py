@@ -41,7 +41,10 @@ def generate(path: Path, n_rows: int, n_columns: int, seed: int) -> None:
             n = min(ROW_GROUP, n_rows - start)
             X = rng.random((n, n_columns), dtype=np.float32)
             y = (
-                10 * np.sin(np.pi * X[:, 0] * X[:, 1]) + 20 * (X[:, 2] - 0.5) ** 2 + 10 * X[:, 3] + 5 * X[:, 4]
+                10 * np.sin(np.pi * X[:, 0] * X[:, 1])
+                + 20 * (X[:, 2] - 0.5) ** 2
+                + 10 * X[:, 3]
+                + 5 * X[:, 4]
                 + rng.standard_normal(n, dtype=np.float32)
             ).astype(np.float32)
             arrays = [pa.array(X[:, j]) for j in range(n_columns)] + [pa.array(y)]
@@ -50,8 +53,22 @@ def generate(path: Path, n_rows: int, n_columns: int, seed: int) -> None:
 
 def fit(data: Path, out: Path, options: list[str]) -> dict:
     """Run ``glselect fit --stream`` in a child process; its wall time, peak RSS and summary."""
-    command = [sys.executable, "-m", "glselect", "fit", str(data), "--target", "y", "--stream", "--out", str(out),
-               "--force", "--json", "--quiet", *options]
+    command = [
+        sys.executable,
+        "-m",
+        "glselect",
+        "fit",
+        str(data),
+        "--target",
+        "y",
+        "--stream",
+        "--out",
+        str(out),
+        "--force",
+        "--json",
+        "--quiet",
+        *options,
+    ]
     started = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.PIPE)
     stdout = child.stdout.read()
@@ -100,9 +117,14 @@ def main() -> None:
             # the same optimizer steps at every size: a larger table is seen in a smaller share of an epoch
             steps_per_epoch = 0.6 * n_rows / args.batch_size
             options = [
-                "--batch-size", str(args.batch_size), "--hidden", args.hidden,
-                "--epochs-per-lambda", f"{args.steps_per_lambda / steps_per_epoch:.6g}",
-                "--max-epochs", f"{args.dense_steps / steps_per_epoch:.6g}",
+                "--batch-size",
+                str(args.batch_size),
+                "--hidden",
+                args.hidden,
+                "--epochs-per-lambda",
+                f"{args.steps_per_lambda / steps_per_epoch:.6g}",
+                "--max-epochs",
+                f"{args.dense_steps / steps_per_epoch:.6g}",
                 *args.fit_options.split(),
             ]
             result = fit(data, args.dir / f"friedman_{n_rows}.glselect", options)
@@ -127,7 +149,9 @@ def main() -> None:
     if len(rows) > 1:
         base = rows[0]["peak_rss_mb"]
         for result in rows[1:]:
-            print(f"peak RSS at {result['rows']:,} rows: {result['peak_rss_mb']:,.0f} MB, {result['peak_rss_mb'] / base:.2f}x the {rows[0]['rows']:,}-row fit's {base:,.0f} MB")
+            print(
+                f"peak RSS at {result['rows']:,} rows: {result['peak_rss_mb']:,.0f} MB, {result['peak_rss_mb'] / base:.2f}x the {rows[0]['rows']:,}-row fit's {base:,.0f} MB"
+            )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from glselect._synthetic import make_survival  # noqa: E402
+from glselect._synthetic import make_survival
 
 TRUE = {f"x{j}" for j in range(5)}
 METHODS = ["glselect", "glselect --hidden 0", "LassoNet Cox", "linear Cox lasso"]
@@ -61,8 +61,24 @@ def run_glselect(fit: pd.DataFrame, test: pd.DataFrame, workdir: Path, seed: int
     fit.to_csv(workdir / "fit.csv", index=False)
     test.drop(columns=["time", "event"]).to_csv(workdir / "test.csv", index=False)
     out = workdir / "fit.glselect"
-    command = [str(binary), "fit", str(workdir / "fit.csv"), "--task", "survival", "--time", "time", "--event", "event",
-               "--out", str(out), "--quiet", "--force", "--seed", str(seed), *extra]
+    command = [
+        str(binary),
+        "fit",
+        str(workdir / "fit.csv"),
+        "--task",
+        "survival",
+        "--time",
+        "time",
+        "--event",
+        "event",
+        "--out",
+        str(out),
+        "--quiet",
+        "--force",
+        "--seed",
+        str(seed),
+        *extra,
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"glselect failed: {done.stderr[-2000:]}")
@@ -139,8 +155,10 @@ def summary_table(rows: list[dict]) -> str:
         part = frame[frame["method"] == method]
         if part.empty:
             continue
-        cells = [f"{part[key].mean():.{digits}f} ± {part[key].std(ddof=1) if len(part) > 1 else 0.0:.{digits}f}"
-                 for key, digits in (("precision", 2), ("recall", 2), ("f1", 2), ("n_selected", 1), ("c_index", 3), ("seconds", 1))]
+        cells = [
+            f"{part[key].mean():.{digits}f} ± {part[key].std(ddof=1) if len(part) > 1 else 0.0:.{digits}f}"
+            for key, digits in (("precision", 2), ("recall", 2), ("f1", 2), ("n_selected", 1), ("c_index", 3), ("seconds", 1))
+        ]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -177,17 +195,28 @@ def main() -> None:
                         selected, risk = run_lassonet(fit, test, names, seed)
                     else:
                         selected, risk = run_coxnet(fit, test, names, seed)
-                    row = {"hazard": hazard, "seed": seed, "method": method, **score(selected, risk, test),
-                           "seconds": time.perf_counter() - started, "selected": selected}
+                    row = {
+                        "hazard": hazard,
+                        "seed": seed,
+                        "method": method,
+                        **score(selected, risk, test),
+                        "seconds": time.perf_counter() - started,
+                        "selected": selected,
+                    }
                     hazard_rows.append(row)
-                    print(f"  {hazard} seed {seed} {method}: F1 {row['f1']:.2f}, C {row['c_index']:.3f}, "
-                          f"{row['n_selected']} selected, {row['seconds']:.1f} s", flush=True)
+                    print(
+                        f"  {hazard} seed {seed} {method}: F1 {row['f1']:.2f}, C {row['c_index']:.3f}, "
+                        f"{row['n_selected']} selected, {row['seconds']:.1f} s",
+                        flush=True,
+                    )
         rows += hazard_rows
         title = f"{hazard} hazard, {args.rows:,} x {args.columns}, true x0..x4, ~30% censored"
         sections.append(f"### {title}\n\n{summary_table(hazard_rows)}\n")
         print("\n" + sections[-1], flush=True)
-    header = (f"glselect extra arguments: `{args.glselect_args or '(none: defaults)'}`; seeds 0..{args.seeds - 1}; "
-              f"mean ± std over seeds; test rows: 25% of each table\n\n")
+    header = (
+        f"glselect extra arguments: `{args.glselect_args or '(none: defaults)'}`; seeds 0..{args.seeds - 1}; "
+        f"mean ± std over seeds; test rows: 25% of each table\n\n"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(header + "\n".join(sections))
     args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))

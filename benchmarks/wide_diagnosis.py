@@ -35,8 +35,22 @@ TRUE = [f"x{j}" for j in range(8)]
 
 
 def fit(table: Path, out: Path) -> dict:
-    command = [sys.executable, "-m", "glselect", "fit", str(table), "--target", "y", "--out", str(out), "--force",
-               "--quiet", "--json", "--threads", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "glselect",
+        "fit",
+        str(table),
+        "--target",
+        "y",
+        "--out",
+        str(out),
+        "--force",
+        "--quiet",
+        "--json",
+        "--threads",
+        "1",
+    ]
     return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 
 
@@ -61,15 +75,19 @@ def main() -> None:
     quartiles = ranked["dense_norm"].quantile([0.25, 0.5, 0.75]).to_numpy()
     residual_rank = dict(zip(residual_ranked["feature"], residual_ranked["rank"]))
     lines = [
-        f"# `wide`, seed {args.seed}: where glselect ranks the true columns (`benchmarks/wide_diagnosis.py`)", "",
+        f"# `wide`, seed {args.seed}: where glselect ranks the true columns (`benchmarks/wide_diagnosis.py`)",
+        "",
         f"Default fit, one thread: selected {', '.join(summary['selected_features']) or 'nothing'}; test R2 dense "
-        f"{summary['metrics']['dense']['r2']:.3f}, pruned {summary['metrics']['pruned']['r2']:.3f}.", "",
+        f"{summary['metrics']['dense']['r2']:.3f}, pruned {summary['metrics']['pruned']['r2']:.3f}.",
+        "",
         "| column | path rank | selected | dense norm | dense-norm rank of 2,000 | rank in the residual fit (1,994 columns) |",
         "|---|---:|---|---:|---:|---:|",
     ]
     for _, row in ranked[ranked["feature"].isin(TRUE)].sort_values("feature").iterrows():
-        lines.append(f"| {row.feature} | {row['rank']} | {row.selected} | {row.dense_norm:.4f} | {row.dense_rank} | "
-                     f"{residual_rank.get(row.feature, '-')} |")
+        lines.append(
+            f"| {row.feature} | {row['rank']} | {row.selected} | {row.dense_norm:.4f} | {row.dense_rank} | "
+            f"{residual_rank.get(row.feature, '-')} |"
+        )
     lines += [
         "",
         f"Dense norms of all 2,000 columns: quartiles {quartiles[0]:.4f} / {quartiles[1]:.4f} / {quartiles[2]:.4f}.",

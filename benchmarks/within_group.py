@@ -73,8 +73,13 @@ def run_one(seed: int, task: str, l1_ratio: float) -> dict[str, float]:
     group_f1 = f1(set(summary["selected_groups"]), {group_of[name] for name in truth})[2]
     metric = summary["metrics"]["pruned"]["r2" if task == "regression" else "auc"]
     return {
-        "column_precision": precision, "column_recall": recall, "column_f1": column_f1, "group_f1": group_f1,
-        "test_metric": metric, "n_selected": len(selected), "seconds": seconds,
+        "column_precision": precision,
+        "column_recall": recall,
+        "column_f1": column_f1,
+        "group_f1": group_f1,
+        "test_metric": metric,
+        "n_selected": len(selected),
+        "seconds": seconds,
     }
 
 

@@ -5,9 +5,7 @@ Group-lasso feature selection for multilayer perceptrons, with an exact proximal
 
 __version__ = "0.1.0"
 
-from glselect.errors import ExitCode, GlselectError  # noqa: E402
-
-
+from glselect.errors import ExitCode, GlselectError
 
 # where each lazily imported name lives: torch (seconds to load) and scikit-learn (an optional extra)
 # load only when one of these is used, so 'glselect --version' and '--help' answer at once
@@ -22,7 +20,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module-level lazy attribute
+def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 

@@ -203,9 +203,7 @@ class ImportanceConfig:
     stability_q: int | None = None  # groups each half-path selects; None: as many as the chosen model
 
     def __post_init__(self) -> None:
-        _require(
-            self.permutation_repeats >= 0, f"permutation_repeats must be >= 0, got {self.permutation_repeats}"
-        )
+        _require(self.permutation_repeats >= 0, f"permutation_repeats must be >= 0, got {self.permutation_repeats}")
         _require(self.stability_pairs >= 0, f"stability pairs must be >= 0, got {self.stability_pairs}")
         _require(
             0.5 < self.stability_threshold <= 1,
@@ -228,7 +226,10 @@ def _check_target(config: RunConfig) -> None:
             config.time is None and config.event is None,
             "--time and --event name a survival target: add --task survival (or drop them and pass --target)",
         )
-        _require(config.target is not None, "--target is required: name the column to predict (for a survival target: --task survival --time COL --event COL)")
+        _require(
+            config.target is not None,
+            "--target is required: name the column to predict (for a survival target: --task survival --time COL --event COL)",
+        )
         return
     _require(
         config.time is not None and config.event is not None,

@@ -13,14 +13,26 @@ import dataclasses
 import inspect
 import numbers
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from glselect.config import TASKS, RunConfig
 from glselect.errors import GlselectError
 
 REQUIRED = inspect.Parameter.empty  # the default of an option that has none
-SIZE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "KB": 1 << 10, "M": 1 << 20, "MB": 1 << 20, "G": 1 << 30, "GB": 1 << 30, "T": 1 << 40, "TB": 1 << 40}
+SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1 << 10,
+    "KB": 1 << 10,
+    "M": 1 << 20,
+    "MB": 1 << 20,
+    "G": 1 << 30,
+    "GB": 1 << 30,
+    "T": 1 << 40,
+    "TB": 1 << 40,
+}
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
@@ -38,7 +50,7 @@ def parse_size(text: str) -> int:
     """'4GB' -> 4 * 2**30, '512M' -> 512 * 2**20, '1000' -> 1000 bytes (binary units, case-insensitive)."""
     cleaned = text.strip().upper().replace(" ", "").removesuffix("IB").removesuffix("I")
     number = cleaned.rstrip("KMGTB")
-    unit = cleaned[len(number):]
+    unit = cleaned[len(number) :]
     try:
         value = float(number) * SIZE_UNITS[unit if unit in SIZE_UNITS else unit + "B"]
     except (ValueError, KeyError):
@@ -136,12 +148,18 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("target", "target", "Column to predict (required unless --task survival).", in_selector=False, aliases=("-t",), show_default=False),
+    Option(
+        "target", "target", "Column to predict (required unless --task survival).", in_selector=False, aliases=("-t",), show_default=False
+    ),
     Option("time", "time", "--task survival: the follow-up time column (>= 0).", in_selector=False, show_default=False),
     # torchrun's own parser takes '--event' for a prefix of its '--event-log-handler': '--event-column' passes through it
     Option(
-        "event", "event", "--task survival: the event column, 1/True if the event happened at that time, 0/False if censored.",
-        in_selector=False, aliases=("--event-column",), show_default=False,
+        "event",
+        "event",
+        "--task survival: the event column, 1/True if the event happened at that time, 0/False if censored.",
+        in_selector=False,
+        aliases=("--event-column",),
+        show_default=False,
     ),
     Option("groups", "groups", "Group map: CSV with header 'feature,group', or JSON {group: [columns]}; names may be globs like 'px_*'."),
     Option("out", "out", "Output directory.", in_selector=False, aliases=("-o",), show_default="DATA's name + .glselect, beside it"),
@@ -152,62 +170,93 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_levels", "data.max_levels", "One-hot levels kept per categorical column; rarer levels are pooled as <other>."),
     Option("hidden", "model.hidden", "Hidden layer widths, e.g. '64' or '64,32'; '0' fits the linear/logistic group lasso.", text=WIDTHS),
     Option(
-        "neuron_penalty", "model.neuron_penalty",
+        "neuron_penalty",
+        "model.neuron_penalty",
         "Penalty on each hidden unit's outgoing weights in the refit: units it zeroes are pruned from the saved model.",
     ),
     Option(
-        "l1_ratio", "model.l1_ratio",
+        "l1_ratio",
+        "model.l1_ratio",
         "Sparse group lasso: share of the penalty on each encoded column inside its group (0: group lasso, whole groups in or out; 1: lasso on the columns).",
     ),
     Option(
-        "screen_pairs", "model.screen_pairs",
+        "screen_pairs",
+        "model.screen_pairs",
         "Before the dense fit, find pairs of columns that act on the target only together (a product, an XOR) "
         "and give each a few first-layer units, so the network need not find them among many columns.",
     ),
     Option(
-        "rule", "selection.rule",
+        "rule",
+        "selection.rule",
         "How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) or 'min' (best validation loss).",
     ),
     Option("max_features", "selection.max_features", "Choose the least-penalised model with at most this many groups (overrides --rule)."),
     Option(
-        "goal", "selection.goal",
+        "goal",
+        "selection.goal",
         "'minimal': the fewest groups that predict as well as the model can (a redundant copy is left out); "
         "'all-relevant': also every group that later rounds of selection find without those, copies included; "
         "'auto': the rounds only while a group left out is associated with the target, and none with --fdr or --max-features.",
     ),
     Option(
-        "max_correlation", "selection.max_correlation",
+        "max_correlation",
+        "selection.max_correlation",
         "With --max-features: walk the path's ranking and skip a group whose absolute correlation with one already "
         "taken exceeds this (on the validation rows); 1 takes the path's own K survivors.",
     ),
     Option(
-        "cv", "selection.cv",
+        "cv",
+        "selection.cv",
         "Score the path's lambdas by K-fold cross-validation (K >= 2); 0 scores them on one validation split; "
         "'auto': 5 folds when the validation split has fewer than 250 rows, else the split.",
         text=FOLDS,
     ),
     Option(
-        "confirm", "selection.confirm",
+        "confirm",
+        "selection.confirm",
         "Keep a chosen group only if shuffling it raises the refit model's validation loss by this many standard errors; 0 keeps the whole step.",
     ),
     Option(
-        "fdr", "selection.fdr",
+        "fdr",
+        "selection.fdr",
         "Select by model-X knockoffs at this false discovery rate (in (0, 1)) instead of --rule; --confirm is not applied.",
         show_default="off",
     ),
-    Option("knockoff_draws", "selection.knockoff_draws", "Knockoff draws for --fdr (one extra path each, on twice the columns), combined by e-values."),
-    Option("class_weight", "data.class_weight", "'balanced' weighs each class equally in the loss, however rare; 'none' weighs rows equally."),
-    Option("permutation_repeats", "importance.permutation_repeats", "Shuffles per group for permutation importance on the test rows; 0 skips it."),
+    Option(
+        "knockoff_draws",
+        "selection.knockoff_draws",
+        "Knockoff draws for --fdr (one extra path each, on twice the columns), combined by e-values.",
+    ),
+    Option(
+        "class_weight", "data.class_weight", "'balanced' weighs each class equally in the loss, however rare; 'none' weighs rows equally."
+    ),
+    Option(
+        "permutation_repeats",
+        "importance.permutation_repeats",
+        "Shuffles per group for permutation importance on the test rows; 0 skips it.",
+    ),
     # the flag predates the field name; renaming it would break scripts and fitted pipelines' parameters
-    Option("stability", "importance.stability_pairs", "Stability selection over B complementary pairs of half-samples (2B extra paths); 0: off."),
+    Option(
+        "stability",
+        "importance.stability_pairs",
+        "Stability selection over B complementary pairs of half-samples (2B extra paths); 0: off.",
+    ),
     Option("stability_threshold", "importance.stability_threshold", "Selection frequency a group needs to count as stable (in (0.5, 1])."),
     Option("stability_q", "importance.stability_q", "Groups each half-sample path selects.", show_default="as many as the chosen model"),
     Option("min_features", "path.min_features", "Stop the path once this few groups remain."),
     Option("lambda_step", "path.lambda_step", "Base ratio between consecutive lambdas."),
     Option("lambda_start", "path.lambda_start", "First lambda of the path.", show_default="estimated from the data"),
-    Option("max_iters_per_lambda", "path.max_iters_per_lambda", "Iteration budget for each lambda (accepted or restarted iterations; trial steps the line search rejects are free, up to as many again)."),
+    Option(
+        "max_iters_per_lambda",
+        "path.max_iters_per_lambda",
+        "Iteration budget for each lambda (accepted or restarted iterations; trial steps the line search rejects are free, up to as many again).",
+    ),
     Option("max_steps", "path.max_steps", "Most lambdas on the path (a safety cap)."),
-    Option("relax_iters", "path.relax_iters", "Most unpenalised iterations that score each new support of the path on the validation rows (the run stops sooner once their loss stops improving)."),
+    Option(
+        "relax_iters",
+        "path.relax_iters",
+        "Most unpenalised iterations that score each new support of the path on the validation rows (the run stops sooner once their loss stops improving).",
+    ),
     Option("max_iters", "train.max_iters", "Iteration budget for the dense fit and the refit (both stop early on validation loss)."),
     Option("val_fraction", "data.val_fraction", "Share of rows used to choose the model."),
     Option("test_fraction", "data.test_fraction", "Share of rows held out to report metrics."),
@@ -217,28 +266,51 @@ OPTIONS: tuple[Option, ...] = (
     Option("resume", "resume", "Continue an interrupted fit from its last checkpoint (same data and settings).", in_selector=False),
     Option("device", "device", "Where to train: 'auto' (a CUDA GPU when present), 'cpu' or 'cuda'."),
     Option(
-        "stream", "stream.stream", "Read a Parquet file or directory in record batches instead of loading it.",
-        in_selector=False, show_default="when the table would not fit --memory-budget",
+        "stream",
+        "stream.stream",
+        "Read a Parquet file or directory in record batches instead of loading it.",
+        in_selector=False,
+        show_default="when the table would not fit --memory-budget",
     ),
     Option(
-        "memory_budget", "stream.memory_budget", "Memory the in-memory fit may use, e.g. '8GB'; larger Parquet tables stream.",
-        in_selector=False, text=SIZE, show_default="a quarter of the available memory",
+        "memory_budget",
+        "stream.memory_budget",
+        "Memory the in-memory fit may use, e.g. '8GB'; larger Parquet tables stream.",
+        in_selector=False,
+        text=SIZE,
+        show_default="a quarter of the available memory",
     ),
     Option(
-        "batch_size", "stream.batch_size", "Streaming: rows per optimizer step.", in_selector=False,
+        "batch_size",
+        "stream.batch_size",
+        "Streaming: rows per optimizer step.",
+        in_selector=False,
         show_default="1024, fewer when a pass over the training rows would make under 32 steps",
     ),
     Option("learning_rate", "stream.learning_rate", "Streaming: SGD learning rate (momentum 0.9).", in_selector=False),
-    Option("epochs_per_lambda", "stream.epochs_per_lambda", "Streaming: passes over the training rows at each lambda (fractions allowed).", in_selector=False),
+    Option(
+        "epochs_per_lambda",
+        "stream.epochs_per_lambda",
+        "Streaming: passes over the training rows at each lambda (fractions allowed).",
+        in_selector=False,
+    ),
     Option("max_epochs", "stream.max_epochs", "Streaming: most passes for the dense fit and the refit (early-stopped).", in_selector=False),
 )
 SELECTOR_OPTIONS = tuple(option for option in OPTIONS if option.in_selector)
 # RunConfig fields no option sets: 'table' is fit's DATA argument (X for the selector); the rest are
 # tuned settings not offered to users. A test checks that every other field has an option.
-FIELDS_WITHOUT_OPTION = frozenset({
-    "table", "model.max_norm", "train.check_every", "train.patience", "path.tol", "path.departure_fraction",
-    "stream.momentum", "stream.max_holdout_rows",
-})
+FIELDS_WITHOUT_OPTION = frozenset(
+    {
+        "table",
+        "model.max_norm",
+        "train.check_every",
+        "train.patience",
+        "path.tol",
+        "path.departure_fraction",
+        "stream.momentum",
+        "stream.max_holdout_rows",
+    }
+)
 
 
 def _config_field(path: str) -> tuple[type, dataclasses.Field]:
@@ -277,4 +349,3 @@ def config_from(values: Mapping[str, Any], **fields: Any) -> RunConfig:
     for section, section_values in sections.items():
         fields[section] = section_types[section](**section_values)
     return RunConfig(**fields)
-

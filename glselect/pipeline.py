@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ from glselect.select.knockoffs import KnockoffSelection
 from glselect.select.plan import resolve, result_of
 from glselect.select.stability import Stability
 
-__all__ = ["FitResult", "MIN_ROWS", "StageCallback", "fit_frame", "frame_dataset", "open_dataset", "run", "save_result"]
+__all__ = ["MIN_ROWS", "FitResult", "StageCallback", "fit_frame", "frame_dataset", "open_dataset", "run", "save_result"]
 
 # below this many multiply-adds per first-layer pass, extra threads cost more in hand-offs than they
 # save (measured: a 600 x 12 table took 60 s with 2 busy threads and 3 s with one)
@@ -104,9 +105,7 @@ def _checkpoint_dropped_on_user_error(directory: Path | None) -> Iterator[None]:
         raise
 
 
-def run(
-    config: RunConfig, on_step: Callable[[PathStep], None] | None = None, on_stage: StageCallback | None = None
-) -> FitResult:
+def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None, on_stage: StageCallback | None = None) -> FitResult:
     """Fit the path on ``config.table``, choose and refit a model, and write the out dir.
 
     The table is read whole when it fits in memory, streamed in record batches when it is a
@@ -260,26 +259,42 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
             path, selection, data.group_index, data.encoder, dense_column_norms, plan.column_parts(parts, problem.n_groups)
         )
         timings = _timings(started, read_seconds, path_seconds, chosen, measured)
-        facts = SummaryFacts(config, data, path, selection, metrics, problem.class_weights, None if resume is None else len(resume.steps) - 1)
+        facts = SummaryFacts(
+            config, data, path, selection, metrics, problem.class_weights, None if resume is None else len(resume.steps) - 1
+        )
         summary = summary_document(facts, [*parts, *_streaming(data, problem, test), timings])
         path_scalars, path_norms = path_tables(path, data.group_index, result_of(parts, "cross-validation"))
         inputs = [name for name, keep in zip(data.encoder.feature_names, selection.feature_mask) if keep]
         model_meta = model_document(selection.model, data.encoder, inputs, summary["selected_features"], config.model.max_norm, __version__)
     return FitResult(
-        summary=summary, encoder=data.encoder, importances=importances, path=path, selection=selection, parts=parts,
-        path_scalars=path_scalars, path_norms=path_norms, model_meta=model_meta, out_dir=None, files=[],
+        summary=summary,
+        encoder=data.encoder,
+        importances=importances,
+        path=path,
+        selection=selection,
+        parts=parts,
+        path_scalars=path_scalars,
+        path_norms=path_norms,
+        model_meta=model_meta,
+        out_dir=None,
+        files=[],
     )
 
 
 def _timings(started: float, read_seconds: float, path_seconds: float, chosen: list[Part], measured: list[Part]) -> Part:
     """``summary.json``'s timings: reading and the path as measured, the stages' as each stage measured itself."""
-    return Part("timings", summary={"timings": {
-        "read_seconds": round(read_seconds, 3),
-        "path_seconds": round(path_seconds, 3),
-        "cv_and_refit_seconds": round(sum(part.seconds for part in chosen), 3),
-        "importance_seconds": round(sum(part.seconds for part in measured), 3),
-        "total_seconds": round(time.perf_counter() - started, 3),
-    }})
+    return Part(
+        "timings",
+        summary={
+            "timings": {
+                "read_seconds": round(read_seconds, 3),
+                "path_seconds": round(path_seconds, 3),
+                "cv_and_refit_seconds": round(sum(part.seconds for part in chosen), 3),
+                "importance_seconds": round(sum(part.seconds for part in measured), 3),
+                "total_seconds": round(time.perf_counter() - started, 3),
+            }
+        },
+    )
 
 
 def _checkpoints(data: Dataset, config: RunConfig, directory: Path | None) -> tuple[PathState | None, Checkpointer | None]:
@@ -293,7 +308,9 @@ def _checkpoints(data: Dataset, config: RunConfig, directory: Path | None) -> tu
 
 
 @torch.no_grad()
-def _held_out_metrics(path: LambdaPath, selection: Selection, test: Rows, encoder: Encoder) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+def _held_out_metrics(
+    path: LambdaPath, selection: Selection, test: Rows, encoder: Encoder
+) -> tuple[dict[str, dict[str, float]], np.ndarray]:
     """The dense and the pruned model's metrics on the test rows, and the dense model's first-layer norm per encoded column."""
     columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=test.X.device)
     dense_metrics = evaluate(path.dense_model(test.X), test.y, encoder.target)
@@ -307,12 +324,19 @@ def _streaming(data: Dataset, problem: Problem, test: Rows) -> list[Part]:
     streaming = data.describe()
     if streaming is None:
         return []
-    return [Part("streaming", summary={"streaming": {
-        **streaming,
-        "steps_per_epoch": problem.rows.steps_per_epoch,
-        "val_rows_scored": len(problem.val),
-        "test_rows_scored": len(test),
-    }})]
+    return [
+        Part(
+            "streaming",
+            summary={
+                "streaming": {
+                    **streaming,
+                    "steps_per_epoch": problem.rows.steps_per_epoch,
+                    "val_rows_scored": len(problem.val),
+                    "test_rows_scored": len(test),
+                }
+            },
+        )
+    ]
 
 
 def _set_threads(config: RunConfig, problem: Problem) -> None:

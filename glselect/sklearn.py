@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,14 +22,14 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted
 
-from glselect.pipeline import MIN_ROWS, fit_frame, save_result
-from glselect.outputs.load import LoadedModel, load_model, load_results
 from glselect.config import RunConfig
 from glselect.data.encoder import Encoder
 from glselect.data.io import read_group_map
 from glselect.errors import GlselectError
 from glselect.options import SELECTOR_OPTIONS, config_from
+from glselect.outputs.load import LoadedModel, load_model, load_results
 from glselect.outputs.predict import predict_table
+from glselect.pipeline import MIN_ROWS, fit_frame, save_result
 
 TARGET = "__target__"  # the name y takes inside the table; no user column is called this
 # scikit-learn fits estimators on tables of 10 or 15 rows (check_estimator does): the selector fits
@@ -178,7 +179,7 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         check_is_fitted(self, "result_")
         return save_result(self.result_, Path(out_dir))
 
-    def __sklearn_tags__(self):  # noqa: ANN204 - sklearn's Tags type
+    def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True  # missing cells are imputed and flagged
         tags.input_tags.string = True  # text columns are one-hot encoded
@@ -243,7 +244,7 @@ def load(out_dir: str | Path) -> GroupLassoSelector:
             raise
         raise GlselectError(f"'{Path(out_dir) / 'summary.json'}' is malformed: its 'config' does not parse ({err})") from err
     selector = GroupLassoSelector(**params)
-    names = [name for name in results.summary["columns"]]
+    names = list(results.summary["columns"])
     selector.feature_names_in_ = np.array(names, dtype=object)
     selector.n_features_in_ = len(names)
     selector._set_result(results.summary, results.features, results.path, names)

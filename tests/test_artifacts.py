@@ -26,8 +26,11 @@ def fitted_once(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fit")
     table.to_csv(folder / "data.csv", index=False)
     config = RunConfig(
-        table=folder / "data.csv", target="y", out=folder / "out",
-        model=ModelConfig(hidden=(4,)), path=PathConfig(max_iters_per_lambda=30),
+        table=folder / "data.csv",
+        target="y",
+        out=folder / "out",
+        model=ModelConfig(hidden=(4,)),
+        path=PathConfig(max_iters_per_lambda=30),
     )
     return run(config), table
 
@@ -136,4 +139,4 @@ def test_a_group_an_all_relevant_round_added_ranks_after_the_minimal_selection(f
     rounds = rank_groups(result.path, result.selection, group_index, encoder, dense_norms, [found_later])
     assert list(plain.groups["group"][: len(selected)]) == by_survival
     assert list(rounds.groups["group"][: len(selected)]) == by_survival[1:] + by_survival[:1]
-    assert list(rounds.groups["group"][len(selected):]) == list(plain.groups["group"][len(selected):])
+    assert list(rounds.groups["group"][len(selected) :]) == list(plain.groups["group"][len(selected) :])

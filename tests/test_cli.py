@@ -208,9 +208,7 @@ def test_missing_target_column(tmp_path, write_table, linear_table):
 
 def test_constant_target(tmp_path, write_table, linear_table):
     linear_table["y"] = 1.0
-    assert_user_error(
-        invoke("fit", write_table(linear_table), "-t", "y"), "target column 'y' has only one distinct value (1.0)"
-    )
+    assert_user_error(invoke("fit", write_table(linear_table), "-t", "y"), "target column 'y' has only one distinct value (1.0)")
 
 
 def test_unknown_suffix(tmp_path):
@@ -265,7 +263,10 @@ def test_infinite_values_name_the_column_and_row(tmp_path, write_table, linear_t
         ("column,group\na,g\n", "group map '{map}' must start with the header 'feature,group', found 'column,group'"),
         ("feature,group\na\n", "group map '{map}' line 2: expected 'feature,group', found 'a'"),
         ("", "group map '{map}' is empty"),
-        ("feature,group\na,b\n", "group map '{map}' uses the name 'b' for a group, but 'b' is also a column outside the map (its own group)"),
+        (
+            "feature,group\na,b\n",
+            "group map '{map}' uses the name 'b' for a group, but 'b' is also a column outside the map (its own group)",
+        ),
     ],
 )
 def test_bad_group_maps(tmp_path, write_table, linear_table, map_text, message):
@@ -334,8 +335,9 @@ def test_compressed_csv_gets_a_clean_default_out_dir(tmp_path, linear_table):
 
 
 def test_max_features_keeps_the_strongest_columns(tmp_path, write_table, linear_table):
-    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q",
-                    "--out", tmp_path / "o")
+    result = invoke(
+        "fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q", "--out", tmp_path / "o"
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["selected_features"] == ["a", "b"] and summary["rule"] == "max_features=2"

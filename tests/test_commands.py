@@ -24,8 +24,11 @@ def mixed_fit(tmp_path_factory):
     table["y"] = np.where(table["y"] > 0, "high", "low")
     table.to_parquet(folder / "train.parquet", index=False)
     config = RunConfig(
-        table=folder / "train.parquet", target="y", out=folder / "out",
-        model=ModelConfig(hidden=(6,)), path=PathConfig(max_iters_per_lambda=30),
+        table=folder / "train.parquet",
+        target="y",
+        out=folder / "out",
+        model=ModelConfig(hidden=(6,)),
+        path=PathConfig(max_iters_per_lambda=30),
     )
     return run(config), table, folder
 
@@ -123,7 +126,7 @@ def test_check_baseline_overlap(mixed_fit, tmp_path):
     drifted = tmp_path / "drifted"
     shutil.copytree(result.out_dir, drifted)
     summary = json.loads((drifted / "summary.json").read_text())
-    summary["selected_features"] = summary["selected_features"][:1] + ["city"]
+    summary["selected_features"] = [*summary["selected_features"][:1], "city"]
     (drifted / "summary.json").write_text(json.dumps(summary))
     cli = invoke("check", result.out_dir, "--baseline", drifted, "--min-overlap", "0.9")
     assert cli.exit_code == 3 and "FAIL" in cli.stdout and "new:" in cli.stdout

@@ -32,7 +32,11 @@ def _environment() -> dict[str, str]:
 def _glselect(prefix: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*prefix, "-m", "glselect", "fit", *args, "--json", "--quiet", *OPTIONS],
-        cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -171,8 +175,25 @@ def test_torchrun_fits_a_survival_target_with_the_sparse_group_lasso_and_knockof
     groups = tmp_path / "groups.csv"
     groups.write_text("feature,group\nx0,first\nx5,first\nx1,second\nx6,second\n")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    args = [str(data), "--task", "survival", "--time", "time", "--event-column", "event", "--groups", str(groups),
-            "--hidden", "0", "--l1-ratio", "0.5", "--fdr", "0.5", "--out", str(tmp_path / "multi")]
+    args = [
+        str(data),
+        "--task",
+        "survival",
+        "--time",
+        "time",
+        "--event-column",
+        "event",
+        "--groups",
+        str(groups),
+        "--hidden",
+        "0",
+        "--l1-ratio",
+        "0.5",
+        "--fdr",
+        "0.5",
+        "--out",
+        str(tmp_path / "multi"),
+    ]
     multi = _glselect(torchrun, args, tmp_path)
     assert multi.returncode == 0, multi.stderr[-3000:]
 

@@ -253,7 +253,7 @@ def _run_command(kind: str, argv: list[str]) -> int:
             return stop.code or 0
         print(stop.code, file=sys.stderr)
         return 1
-    except BaseException:  # noqa: BLE001 - as the interpreter would: print it, exit 1
+    except BaseException:
         import traceback
 
         traceback.print_exc()
@@ -267,15 +267,15 @@ def serve(path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
-    import sklearn.model_selection  # noqa: F401
+    import matplotlib.pyplot
+    import sklearn.linear_model
+    import sklearn.model_selection
     import sklearn.pipeline  # noqa: F401
 
-    import glselect.cli.app  # noqa: F401  (rich and typer; the CLI loads the rest lazily, so import it here)
-    import glselect.outputs.artifacts  # noqa: F401  (torch, pandas, pyarrow)
-    import glselect.outputs.predict  # noqa: F401
-    import glselect.outputs.report  # noqa: F401
+    import glselect.cli.app
+    import glselect.outputs.artifacts
+    import glselect.outputs.predict
+    import glselect.outputs.report
     import glselect.pipeline  # noqa: F401
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

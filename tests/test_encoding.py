@@ -11,16 +11,42 @@ from tests.test_stats import assert_same_encoder
 # test_mixed_table_encodes_each_kind_and_keeps_sources: model.json files of old out dirs hold this
 SAVED_BEFORE_STATISTICS = {
     "columns": [
-        {"name": "num", "kind": "numeric", "missing_indicator": True, "levels": [], "centers": [3.0, 0.2],
-         "scales": [1.4142135623730951, 0.4000000000000001],
-         "reason": "numeric: standardised; missing cells imputed with the mean and flagged"},
-        {"name": "flag", "kind": "boolean", "missing_indicator": False, "levels": [], "centers": [0.6],
-         "scales": [0.48989794855663565], "reason": "boolean: 0/1, standardised"},
-        {"name": "color", "kind": "categorical", "missing_indicator": False, "levels": ["<missing>", "blue", "red"],
-         "centers": [0.2, 0.2, 0.6], "scales": [0.4000000000000001, 0.4000000000000001, 0.48989794855663565],
-         "reason": "categorical: one-hot over 3 levels, standardised"},
-        {"name": "when", "kind": "ignored", "missing_indicator": False, "levels": [], "centers": [], "scales": [],
-         "reason": "date/time column: not used as-is (derive numeric features from it)"},
+        {
+            "name": "num",
+            "kind": "numeric",
+            "missing_indicator": True,
+            "levels": [],
+            "centers": [3.0, 0.2],
+            "scales": [1.4142135623730951, 0.4000000000000001],
+            "reason": "numeric: standardised; missing cells imputed with the mean and flagged",
+        },
+        {
+            "name": "flag",
+            "kind": "boolean",
+            "missing_indicator": False,
+            "levels": [],
+            "centers": [0.6],
+            "scales": [0.48989794855663565],
+            "reason": "boolean: 0/1, standardised",
+        },
+        {
+            "name": "color",
+            "kind": "categorical",
+            "missing_indicator": False,
+            "levels": ["<missing>", "blue", "red"],
+            "centers": [0.2, 0.2, 0.6],
+            "scales": [0.4000000000000001, 0.4000000000000001, 0.48989794855663565],
+            "reason": "categorical: one-hot over 3 levels, standardised",
+        },
+        {
+            "name": "when",
+            "kind": "ignored",
+            "missing_indicator": False,
+            "levels": [],
+            "centers": [],
+            "scales": [],
+            "reason": "date/time column: not used as-is (derive numeric features from it)",
+        },
     ],
     "target": {"name": "y", "task": "regression", "classes": [], "center": 3.1, "scale": 1.5620499351813308},
 }
@@ -174,8 +200,16 @@ def test_each_kind_encodes_to_the_numbers_its_rule_gives_in_memory_and_from_reco
     encoder = fit_encoder(table, "y", fit_rows=np.flatnonzero(train))
     X = encode_features(encoder, table)
     kinds = {column.name: column.kind for column in encoder.columns}
-    assert kinds == {**{f"f{j}": "numeric" for j in range(40)}, "gappy": "numeric", "count": "numeric", "whole": "numeric",
-                     "flag": "boolean", "city": "categorical", "amount": "numeric", "three": "ignored"}
+    assert kinds == {
+        **{f"f{j}": "numeric" for j in range(40)},
+        "gappy": "numeric",
+        "count": "numeric",
+        "whole": "numeric",
+        "flag": "boolean",
+        "city": "categorical",
+        "amount": "numeric",
+        "three": "ignored",
+    }
     assert {column.name: column.reason for column in encoder.columns}["three"] == "constant: every value is 3"
     names = list(encoder.feature_names)
     for name in [f"f{j}" for j in range(40)] + ["whole"]:
@@ -220,9 +254,9 @@ def test_predicting_on_bad_numbers_names_the_first_bad_column_in_the_fitted_orde
 def test_a_constant_integer_column_with_a_gap_is_quoted_as_pandas_reads_it():
     import pyarrow as pa
 
-    from glselect.data.stats import collect_batch_stats, column_kinds, training_part
     from glselect.data.encoder import build_encoder_from_stats
     from glselect.data.parquet import Source
+    from glselect.data.stats import collect_batch_stats, column_kinds, training_part
 
     batch = pa.RecordBatch.from_pydict({"a": pa.array([3, None, 3, 3], pa.int64()), "b": [1.0, 2.0, 5.0, 3.0], "y": [1.0, 2.0, 3.0, 4.0]})
     kinds = column_kinds(Source(None, batch.schema, ()), ["a", "b"], frozenset(), frozenset())

@@ -32,7 +32,9 @@ def _solved(problem, lam):
 def test_hidden_0_streamed_and_in_memory_fits_reach_the_same_support_and_meet_kkt(tmp_path: Path) -> None:
     path = write_parquet(strong_linear_table(3000), tmp_path / "data.parquet", row_group_size=400)
     config = RunConfig(
-        table=path, target="y", model=ModelConfig(hidden=()),
+        table=path,
+        target="y",
+        model=ModelConfig(hidden=()),
         path=PathConfig(max_iters_per_lambda=3000, tol=1e-10),
         stream=StreamConfig(batch_size=256, learning_rate=0.005, epochs_per_lambda=30),
         data=DataConfig(),
@@ -66,7 +68,10 @@ def test_a_streamed_path_resumed_from_a_checkpoint_ends_as_an_uninterrupted_one(
 
     path = write_parquet(strong_linear_table(1200), tmp_path / "data.parquet", row_group_size=200)
     config = RunConfig(
-        table=path, target="y", model=ModelConfig(hidden=(4,)), path=PathConfig(max_steps=8),
+        table=path,
+        target="y",
+        model=ModelConfig(hidden=(4,)),
+        path=PathConfig(max_steps=8),
         stream=StreamConfig(batch_size=128, max_epochs=1),
     )
     problem = make_problem(StreamData.open(config, CPU, distributed.SINGLE), config)

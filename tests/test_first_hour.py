@@ -54,7 +54,9 @@ def _subprocess_env(**extra: str) -> dict[str, str]:
 
 def _binary_table(n: int = 160) -> pd.DataFrame:
     generator = np.random.default_rng(5)
-    frame = pd.DataFrame({LONG_A: generator.standard_normal(n), LONG_B: generator.standard_normal(n), "noise": generator.standard_normal(n)})
+    frame = pd.DataFrame(
+        {LONG_A: generator.standard_normal(n), LONG_B: generator.standard_normal(n), "noise": generator.standard_normal(n)}
+    )
     frame["y"] = np.where(frame[LONG_A] - frame[LONG_B] + 0.3 * generator.standard_normal(n) > 0, "yes", "no")
     return frame
 
@@ -77,8 +79,24 @@ def fitted(tmp_path_factory) -> tuple[Path, Path, object]:
     out = folder / "out"
     (folder / ".out.lock").write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
     result = invoke(
-        "fit", table, "-t", "y", "--out", out, "--hidden", "0", "--groups", group_map,
-        "--max-iters-per-lambda", "3", "--lambda-step", "1.5", "--permutation-repeats", "1", "--top", "3",
+        "fit",
+        table,
+        "-t",
+        "y",
+        "--out",
+        out,
+        "--hidden",
+        "0",
+        "--groups",
+        group_map,
+        "--max-iters-per-lambda",
+        "3",
+        "--lambda-step",
+        "1.5",
+        "--permutation-repeats",
+        "1",
+        "--top",
+        "3",
     )
     assert result.exit_code == 0, result.output
     return table, out, result
@@ -123,7 +141,10 @@ def test_no_command_prints_the_help_and_exits_2():
 def test_ctrl_c_while_torch_loads_is_one_line_and_exit_130(tmp_path, write_table, linear_table):
     process = subprocess.Popen(
         [sys.executable, "-m", "glselect", "fit", str(write_table(linear_table)), "-t", "y", "--out", str(tmp_path / "out")],
-        env=_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     maps = Path(f"/proc/{process.pid}/maps")
     deadline = time.monotonic() + 60
@@ -144,7 +165,9 @@ def test_negative_seed_is_refused(tmp_path):
 def test_unwritable_out_fails_before_any_work(tmp_path, write_table, linear_table):
     (tmp_path / "a_file").write_text("")
     result = invoke("fit", write_table(linear_table), "-t", "y", "--out", tmp_path / "a_file" / "deeper" / "out", "-q")
-    assert_user_error(result, f"cannot write output directory '{tmp_path / 'a_file' / 'deeper' / 'out'}': '{tmp_path / 'a_file'}' is not a directory")
+    assert_user_error(
+        result, f"cannot write output directory '{tmp_path / 'a_file' / 'deeper' / 'out'}': '{tmp_path / 'a_file'}' is not a directory"
+    )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file", "data.csv"]
 
 
@@ -167,7 +190,7 @@ def test_a_fit_refuses_an_out_dir_another_run_is_writing(tmp_path, write_table, 
 
 
 def test_a_dead_runs_lock_is_taken_over_and_released(fitted):
-    table, out, result = fitted
+    _table, out, _result = fitted
     assert (out / "summary.json").exists()
     assert not (out.parent / ".out.lock").exists()
 
@@ -190,37 +213,38 @@ def test_every_torchrun_rank_stops_with_rank_0s_lock_refusal(tmp_path, monkeypat
 
 
 def test_fit_warns_of_path_steps_that_did_not_converge(fitted):
-    table, out, result = fitted
+    _table, out, result = fitted
     summary = json.loads((out / "summary.json").read_text())
     n_unconverged, n_steps = summary["path"]["n_unconverged_steps"], summary["path"]["n_steps"] - 1
     assert n_unconverged > 0
     assert (
-        f"warning: {n_unconverged} of {n_steps} path steps did not converge (max iterations 3 per lambda); "
-        "raise --max-iters-per-lambda"
+        f"warning: {n_unconverged} of {n_steps} path steps did not converge (max iterations 3 per lambda); raise --max-iters-per-lambda"
     ) in result.stderr
     # no progress display when stderr is not a terminal
     assert "dense fit" not in result.stderr and "groups dropped" not in result.stderr
 
 
 def test_plurals_agree_with_their_counts(fitted):
-    table, out, result = fitted
+    _table, _out, result = fitted
     assert "(0 of 1 group)" in result.stdout or "(1 of 1 group)" in result.stdout
     assert "Top 3 of 3 columns" in result.stdout
     assert "groups)" not in result.stdout.replace("of 1 group)", "")
 
 
 def test_piped_output_keeps_each_line_whole(fitted):
-    table, out, result = fitted
+    _table, out, _result = fitted
     shown = invoke("show", out)
     assert shown.exit_code == 0, shown.output
     metrics = [line for line in shown.stdout.splitlines() if line.startswith("held-out test rows")]
-    assert len(metrics) == 1 and re.search(r"log_loss \S+ → \S+, accuracy \S+ → \S+, balanced_accuracy \S+ → \S+, auc \S+ → \S+$", metrics[0])
+    assert len(metrics) == 1 and re.search(
+        r"log_loss \S+ → \S+, accuracy \S+ → \S+, balanced_accuracy \S+ → \S+, auc \S+ → \S+$", metrics[0]
+    )
     # the long names print whole: nothing to cut them at in a pipe
     assert LONG_A in shown.stdout and LONG_B in shown.stdout
 
 
 def test_long_names_stay_distinguishable_in_a_narrow_terminal(fitted):
-    table, out, result = fitted
+    _table, out, _result = fitted
     console = Console(file=io.StringIO(), width=60, color_system=None)
     console.print(top_features_table(pd.read_csv(out / "importances.csv"), 3))
     names: list[str] = []
@@ -235,7 +259,7 @@ def test_long_names_stay_distinguishable_in_a_narrow_terminal(fitted):
 
 
 def test_show_prints_a_missing_metric_as_na(fitted, tmp_path):
-    table, out, result = fitted
+    _table, out, _result = fitted
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     summary = json.loads((copy / "summary.json").read_text())
@@ -247,18 +271,20 @@ def test_show_prints_a_missing_metric_as_na(fitted, tmp_path):
 
 
 def test_top_must_not_be_negative(fitted):
-    table, out, result = fitted
+    _table, out, _result = fitted
     shown = invoke("show", out, "--top", "-3")
     assert shown.exit_code == 2
     assert "Invalid value for '--top'" in shown.output
 
 
 def test_predict_and_select_refuse_an_unwritable_out_before_reading(fitted, tmp_path):
-    table, out, result = fitted
+    table, out, _result = fitted
     (tmp_path / "a_file").write_text("")
     target = tmp_path / "a_file" / "predictions.csv"
     for command in ("predict", "select"):
-        assert_user_error(invoke(command, out, table, "--out", target), f"cannot write --out '{target}': '{tmp_path / 'a_file'}' is not a directory")
+        assert_user_error(
+            invoke(command, out, table, "--out", target), f"cannot write --out '{target}': '{tmp_path / 'a_file'}' is not a directory"
+        )
     assert_user_error(invoke("predict", out, table, "--out", tmp_path), f"--out '{tmp_path}' is a directory")
 
 
@@ -269,14 +295,20 @@ def test_predict_names_the_row_it_cannot_read(fitted, tmp_path):
     frame.loc[9, LONG_B] = "none"
     frame.to_csv(tmp_path / "new.csv", index=False)
     result = invoke("predict", out, tmp_path / "new.csv")
-    assert_user_error(result, f"column '{LONG_B}' was numeric when the model was fitted, but data row 7 holds 'n/a?' (2 unreadable cells in all)")
+    assert_user_error(
+        result, f"column '{LONG_B}' was numeric when the model was fitted, but data row 7 holds 'n/a?' (2 unreadable cells in all)"
+    )
 
 
 def test_progress_hears_of_every_stage(tmp_path, write_table, linear_table):
     stages: list[str] = []
     config = RunConfig(
-        table=write_table(linear_table.head(150)), target="y", out=tmp_path / "out", seed=1,
-        selection=SelectionConfig(cv=2), **_tiny(),
+        table=write_table(linear_table.head(150)),
+        target="y",
+        out=tmp_path / "out",
+        seed=1,
+        selection=SelectionConfig(cv=2),
+        **_tiny(),
     )
     run(config, on_stage=lambda stage, done, total: stages.append(stage))
     assert list(dict.fromkeys(stages)) == ["dense fit", "cv fold", "refit", "confirmation", "permutation importance", "writing"]

@@ -73,7 +73,8 @@ def test_a_misspelt_drop_suggests_the_right_name(tmp_path):
     wide_table().to_csv(path, index=False)
     result = invoke("fit", path, "--target", "y", "--drop", "agee", "--out", tmp_path / "out", *FAST)
     assert_user_error(
-        result, f"column(s) 'agee' named by --features/--drop are not in '{path}'",
+        result,
+        f"column(s) 'agee' named by --features/--drop are not in '{path}'",
         "did you mean 'age'? check the spelling against the table's header",
     )
 
@@ -164,7 +165,9 @@ def test_a_windows_1252_csv_with_accented_headers_and_cells_is_read(tmp_path):
     dropped as 'type binary' (accented cells)."""
     frame = binary_table()
     frame = frame.rename(columns={"income": "revenu_é"})
-    frame["région"] = np.where(np.arange(len(frame)) % 3 == 0, "Île-de-France", np.where(np.arange(len(frame)) % 3 == 1, "Rhône", "Bretagne"))
+    frame["région"] = np.where(
+        np.arange(len(frame)) % 3 == 0, "Île-de-France", np.where(np.arange(len(frame)) % 3 == 1, "Rhône", "Bretagne")
+    )
     path = tmp_path / "excel.csv"
     path.write_bytes(frame.to_csv(index=False).encode("cp1252"))
     summary, result = fit_summary(tmp_path, path)
@@ -221,12 +224,14 @@ def test_what_is_not_a_date_stays_text():
 
     from glselect.data.io import spreadsheet_dates
 
-    table = pa.table({
-        "impossible": ["02/30/2024", "01/01/2024"],  # no 30th of February
-        "both_over_12": ["13/01/2024", "01/13/2024"],  # neither order reads every value
-        "code": ["12/34/5678", "01/02/2024"],
-        "ambiguous": ["01/02/2024", None],  # every part 12 or less: read month first
-    })
+    table = pa.table(
+        {
+            "impossible": ["02/30/2024", "01/01/2024"],  # no 30th of February
+            "both_over_12": ["13/01/2024", "01/13/2024"],  # neither order reads every value
+            "code": ["12/34/5678", "01/02/2024"],
+            "ambiguous": ["01/02/2024", None],  # every part 12 or less: read month first
+        }
+    )
     converted, formats = spreadsheet_dates(table)
     assert formats == {"ambiguous": "mm/dd/yyyy"}
     assert converted.column("ambiguous").to_pylist()[0] == pd.Timestamp("2024-01-02").to_pydatetime()

@@ -56,8 +56,7 @@ def test_any_table_either_fits_or_fails_cleanly(table, flags):
         path = folder / f"t.{fmt}"
         df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path, index=False)
         out = folder / "out"
-        result = invoke("fit", path, "--target", target, "--out", out, "-q", "--max-iters-per-lambda", "5",
-                        "--max-steps", "6", *flags)
+        result = invoke("fit", path, "--target", target, "--out", out, "-q", "--max-iters-per-lambda", "5", "--max-steps", "6", *flags)
         assert "Traceback" not in result.output
         assert result.exit_code in (0, 2), (result.exit_code, result.output, repr(result.exception))
         if result.exit_code == 0:
@@ -71,14 +70,29 @@ def test_any_table_either_fits_or_fails_cleanly(table, flags):
 
 
 COLUMNS = ["a", "b", "c", "n1", "n2"]
-entries = st.sampled_from(COLUMNS + ["y", "zz", "n*", "*", "[ab]", "", " a ", "a,b"])
+entries = st.sampled_from([*COLUMNS, "y", "zz", "n*", "*", "[ab]", "", " a ", "a,b"])
 flag_sets = st.lists(
-    st.sampled_from([
-        ("--hidden", "0"), ("--hidden", "3,2"), ("--rule", "min"), ("--rule", "1se"), ("--max-features", "1"),
-        ("--max-features", "9"), ("--min-features", "2"), ("--lambda-step", "1.5"), ("--lambda-step", "0.5"),
-        ("--max-levels", "1"), ("--drop", "a"), ("--features", "b"), ("--categorical", "c"), ("--task", "binary"),
-        ("--val-fraction", "0.3"), ("--test-fraction", "0.05"), ("--lambda-start", "10"),
-    ]),
+    st.sampled_from(
+        [
+            ("--hidden", "0"),
+            ("--hidden", "3,2"),
+            ("--rule", "min"),
+            ("--rule", "1se"),
+            ("--max-features", "1"),
+            ("--max-features", "9"),
+            ("--min-features", "2"),
+            ("--lambda-step", "1.5"),
+            ("--lambda-step", "0.5"),
+            ("--max-levels", "1"),
+            ("--drop", "a"),
+            ("--features", "b"),
+            ("--categorical", "c"),
+            ("--task", "binary"),
+            ("--val-fraction", "0.3"),
+            ("--test-fraction", "0.05"),
+            ("--lambda-start", "10"),
+        ]
+    ),
     max_size=4,
 )
 

@@ -19,7 +19,6 @@ import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,7 +33,14 @@ EXAMPLES = int(os.environ.get("GLSELECT_FUZZ_EXAMPLES", "30"))
 MISSING_CELLS = ("", "NA", "N/A", "NULL")
 LABELS = (("yes", "no"), ("oui", "non", "été"), ("Zürich", "Genève"))
 LEVELS = ("red", "grün", "Île", "blue sky")
-DATE_FORMATS = {"iso": "%Y-%m-%d", "mdy": "%m/%d/%Y", "dmy": "%d/%m/%Y", "dmy_dots": "%d.%m.%Y", "mdy_time": "%m/%d/%Y %H:%M", "iso_time": "%Y-%m-%d %H:%M:%S"}
+DATE_FORMATS = {
+    "iso": "%Y-%m-%d",
+    "mdy": "%m/%d/%Y",
+    "dmy": "%d/%m/%Y",
+    "dmy_dots": "%d.%m.%Y",
+    "mdy_time": "%m/%d/%Y %H:%M",
+    "iso_time": "%Y-%m-%d %H:%M:%S",
+}
 
 
 @st.composite
@@ -49,10 +55,20 @@ def tables(draw):
     levels = [draw(st.sampled_from(LEVELS)) for _ in range(n)]
     date_format = draw(st.sampled_from(sorted(DATE_FORMATS)))
     start = datetime(2020, 1, 1) + timedelta(days=draw(st.integers(0, 2000)))
-    dates = [(start + timedelta(days=draw(st.integers(0, 400)), hours=draw(st.integers(0, 23)), minutes=draw(st.integers(0, 59)))).strftime(DATE_FORMATS[date_format]) for _ in range(n)]
+    dates = [
+        (start + timedelta(days=draw(st.integers(0, 400)), hours=draw(st.integers(0, 23)), minutes=draw(st.integers(0, 59)))).strftime(
+            DATE_FORMATS[date_format]
+        )
+        for _ in range(n)
+    ]
     return {
-        "target": target, "missing_target": missing_target, "target_cells": target_cells, "amounts": amounts, "counts": counts,
-        "levels": levels, "dates": dates,
+        "target": target,
+        "missing_target": missing_target,
+        "target_cells": target_cells,
+        "amounts": amounts,
+        "counts": counts,
+        "levels": levels,
+        "dates": dates,
         "encoding": draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252"])),
         "delimiter": draw(st.sampled_from([",", "\t", ";"])),
         "decimal_comma": draw(st.booleans()),

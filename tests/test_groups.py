@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from glselect.errors import GlselectError
 from glselect.data.groups import build_group_index
+from glselect.errors import GlselectError
 from glselect.model.objective import make_penalty
 
 COLUMNS = ["age", "city", "x", "y"]

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from glselect.errors import GlselectError
 from glselect.data.io import format_group_map, parse_group_map, read_group_map, read_table
+from glselect.errors import GlselectError
 
 names = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=12).map(str.strip).filter(bool)
 

@@ -14,11 +14,16 @@ from typer.testing import CliRunner
 
 from glselect.cli.app import app
 from glselect.data.knockoffs import SHRINKAGE, Moments, gaussian_knockoffs, row_normals
-from glselect.options import config_from
 from glselect.data.open import frame_dataset
+from glselect.options import config_from
 from glselect.pipeline import fit_frame, make_problem
 from glselect.select.knockoffs import (
-    e_bh, knockoff_e_values, knockoff_selection, knockoff_statistic, knockoff_threshold, path_areas,
+    e_bh,
+    knockoff_e_values,
+    knockoff_selection,
+    knockoff_statistic,
+    knockoff_threshold,
+    path_areas,
 )
 
 runner = CliRunner()
@@ -28,8 +33,14 @@ GROUPS = np.array([0, 0, 1, 2, 2, 2])
 def correlated_columns(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     mixing = np.array(
-        [[1, 0, 0, 0, 0, 0], [0.6, 0.8, 0, 0, 0, 0], [0.3, 0.2, 0.9, 0, 0, 0],
-         [0, 0.4, 0.3, 0.8, 0, 0], [0, 0, 0.2, 0.5, 0.8, 0], [0.2, 0, 0, 0.4, 0.3, 0.8]]
+        [
+            [1, 0, 0, 0, 0, 0],
+            [0.6, 0.8, 0, 0, 0, 0],
+            [0.3, 0.2, 0.9, 0, 0, 0],
+            [0, 0.4, 0.3, 0.8, 0, 0],
+            [0, 0, 0.2, 0.5, 0.8, 0],
+            [0.2, 0, 0, 0.4, 0.3, 0.8],
+        ]
     )
     return rng.standard_normal((n, 6)) @ mixing.T * np.array([1, 2, 0.5, 1, 3, 1]) + np.arange(6)
 
@@ -53,7 +64,7 @@ def test_copies_match_first_and_second_moments_and_are_swap_exchangeable() -> No
     # swapping any group with its copy leaves the joint covariance unchanged
     for g in range(3):
         swap = np.arange(12)
-        members = np.flatnonzero(GROUPS == g)
+        members = np.flatnonzero(g == GROUPS)
         swap[members], swap[members + 6] = members + 6, members
         assert np.allclose(joint[np.ix_(swap, swap)], joint)
     # and on a large sample: the copies' means, covariance and cross-covariance, in the data's own units
@@ -89,7 +100,7 @@ def test_knockoff_plus_threshold_and_e_bh_on_hand_made_statistics() -> None:
     for _ in range(20):
         W = rng.standard_normal(30) + np.r_[np.full(10, 2.5), np.zeros(20)]
         e, threshold = knockoff_e_values(W, 0.2)
-        assert np.array_equal(e_bh(e, 0.2), W >= threshold)
+        assert np.array_equal(e_bh(e, 0.2), threshold <= W)
 
 
 def test_path_area_statistic_by_hand_and_its_sign_flips_when_a_group_is_swapped_with_its_copy() -> None:
@@ -154,8 +165,29 @@ def test_streamed_fit_with_fdr_selects_by_knockoffs(tmp_path: Path) -> None:
     frame["colour"] = np.random.default_rng(2).choice(["red", "green", "blue"], len(frame))  # one group of 3 one-hot columns
     frame.to_parquet(path, index=False)
     out = tmp_path / "out"
-    args = ["fit", str(path), "-t", "y", "--stream", "--hidden", "0", "--fdr", "0.2", "--knockoff-draws", "1", "--lambda-step", "1.3",
-            "--batch-size", "100", "--max-epochs", "1", "--out", str(out), "--permutation-repeats", "0"]
+    args = [
+        "fit",
+        str(path),
+        "-t",
+        "y",
+        "--stream",
+        "--hidden",
+        "0",
+        "--fdr",
+        "0.2",
+        "--knockoff-draws",
+        "1",
+        "--lambda-step",
+        "1.3",
+        "--batch-size",
+        "100",
+        "--max-epochs",
+        "1",
+        "--out",
+        str(out),
+        "--permutation-repeats",
+        "0",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())

@@ -83,8 +83,9 @@ def test_a_categorical_that_drives_the_target_ranks_first_as_one_row(tmp_path):
 
 def test_features_and_drop_choose_the_columns(tmp_path, write_table, linear_table):
     table = write_table(linear_table)
-    result = invoke("fit", table, "-t", "y", "--hidden", "0", "--features", "a", "--features", "n1", "--json", "-q",
-                    "--out", tmp_path / "o")
+    result = invoke(
+        "fit", table, "-t", "y", "--hidden", "0", "--features", "a", "--features", "n1", "--json", "-q", "--out", tmp_path / "o"
+    )
     assert result.exit_code == 0, result.output
     columns = json.loads(result.stdout)["columns"]
     assert [name for name, info in columns.items() if info["kind"] != "ignored"] == ["a", "n1"]
@@ -94,9 +95,7 @@ def test_features_and_drop_choose_the_columns(tmp_path, write_table, linear_tabl
 
 def test_unknown_names_in_features_or_drop(tmp_path, write_table, linear_table):
     table = write_table(linear_table)
-    assert_user_error(
-        invoke("fit", table, "-t", "y", "--drop", "zz"), f"column(s) 'zz' named by --features/--drop are not in '{table}'"
-    )
+    assert_user_error(invoke("fit", table, "-t", "y", "--drop", "zz"), f"column(s) 'zz' named by --features/--drop are not in '{table}'")
     assert_user_error(invoke("fit", table, "-t", "y", "--features", "y"), "the target 'y' cannot be named by --features or --drop")
 
 
@@ -110,8 +109,7 @@ def test_unknown_names_in_features_or_drop(tmp_path, write_table, linear_table):
 def test_json_and_pattern_group_maps(tmp_path, write_table, linear_table, name, text, expected):
     group_map = tmp_path / name
     group_map.write_text(text)
-    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--groups", group_map, "-q",
-                    "--out", tmp_path / "o")
+    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--groups", group_map, "-q", "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     groups = pd.read_csv(tmp_path / "o" / "groups.csv").set_index("group")
     for group, members in expected.items():
@@ -124,9 +122,17 @@ def test_json_and_pattern_group_maps(tmp_path, write_table, linear_table, name, 
         ("g.json", '{"g": []}', "group map '{map}': group 'g' is empty"),
         ("g.json", '{"g": ["a"], "h": ["a"]}', "group map '{map}': column 'a' is in two groups, 'g' and 'h'"),
         ("g.json", "[1, 2]", "group map '{map}' must be a non-empty JSON object of groups"),
-        ("g.json", "{oops", "group map '{map}' is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        (
+            "g.json",
+            "{oops",
+            "group map '{map}' is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
         ("g.csv", "feature,group\nz*,g\n", "group map '{map}': pattern 'z*' (group 'g') matches no column"),
-        ("g.csv", "feature,group\nn*,g\n*1,h\n", "group map '{map}': column 'n1' matches patterns of two groups, 'g' ('n*') and 'h' ('*1')"),
+        (
+            "g.csv",
+            "feature,group\nn*,g\n*1,h\n",
+            "group map '{map}': column 'n1' matches patterns of two groups, 'g' ('n*') and 'h' ('*1')",
+        ),
     ],
 )
 def test_bad_json_and_pattern_group_maps(tmp_path, write_table, linear_table, name, text, message):

@@ -141,13 +141,25 @@ def _values() -> dict[str, object]:
     return {
         "summary.json": {"format": OUTPUT_FORMAT, "selected_features": ["007", "café"], "lambda": 0.125, "metrics": {"r2": None}},
         "importances.csv": pd.DataFrame(
-            {"rank": [1, 2], "feature": ["007", "café"], "group": ["007", "g"], "selected": [True, False], "importance": [0.75, 0.0],
-             "dense_norm": [2.5, 0.5]}
+            {
+                "rank": [1, 2],
+                "feature": ["007", "café"],
+                "group": ["007", "g"],
+                "selected": [True, False],
+                "importance": [0.75, 0.0],
+                "dense_norm": [2.5, 0.5],
+            }
         ),
-        "groups.csv": pd.DataFrame({"rank": [1, 2], "group": ["007", "g"], "columns": ["007", "café"], "selected": [True, False], "importance": [0.75, 0.0]}),
+        "groups.csv": pd.DataFrame(
+            {"rank": [1, 2], "group": ["007", "g"], "columns": ["007", "café"], "selected": [True, False], "importance": [0.75, 0.0]}
+        ),
         "path.csv": pd.DataFrame({"step": [0, 1], "lambda": [0.0, 0.1], "n_selected": [2, 1], "val_loss": [0.5, 0.625]}),
         "path_norms.parquet": pd.DataFrame(
-            {"step": np.array([0, 0, 1], dtype=np.int32), "group": pd.Categorical.from_codes([0, 1, 0], categories=["007", "g"]), "norm": [1.5, 0.25, 1.0]}
+            {
+                "step": np.array([0, 0, 1], dtype=np.int32),
+                "group": pd.Categorical.from_codes([0, 1, 0], categories=["007", "g"]),
+                "norm": [1.5, 0.25, 1.0],
+            }
         ),
         "model.safetensors": {"layers.0.weight": torch.arange(6, dtype=torch.float32).reshape(2, 3), "layers.0.bias": torch.zeros(2)},
         "model.json": {"format": "glselect-model", "hidden": [], "inputs": ["007", "café"]},

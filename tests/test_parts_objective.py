@@ -1,6 +1,5 @@
 """The objective's parts: each penalty's prox, KKT excess, zero lambdas and restriction, and each datafit's loss."""
 
-
 import numpy as np
 import pytest
 import torch
@@ -266,8 +265,12 @@ def test_each_datafit_s_loss_is_the_task_keyed_loss_bit_for_bit(task, weighted):
     from glselect.model import metrics
 
     out = _outputs(12, 3 if task == "multiclass" else 1).float()
-    y = {"regression": _outputs(12, 1, 1)[:, 0].float(), "binary": torch.tensor([0.0, 1.0] * 6),
-         "multiclass": torch.tensor([0, 1, 2] * 4), "survival": torch.arange(1.0, 13.0) * torch.tensor([1.0, -1.0, 1.0] * 4)}[task]
+    y = {
+        "regression": _outputs(12, 1, 1)[:, 0].float(),
+        "binary": torch.tensor([0.0, 1.0] * 6),
+        "multiclass": torch.tensor([0, 1, 2] * 4),
+        "survival": torch.arange(1.0, 13.0) * torch.tensor([1.0, -1.0, 1.0] * 4),
+    }[task]
     weights = None
     if weighted and task in ("binary", "multiclass"):
         weights = np.array([0.5, 2.0, 1.5])[: out.shape[1] if task == "multiclass" else 2]

@@ -9,12 +9,12 @@ import torch
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.data.encoder import encode, fit_encoder
 from glselect.data.groups import build_group_index
-from glselect.select.importance import survival
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
-from glselect.path.problem import Problem, Settings
 from glselect.model.penalties import make_penalty
+from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
+from glselect.select.importance import survival
 from glselect.solve.fista import ProximalGradient
 
 

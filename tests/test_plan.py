@@ -40,9 +40,15 @@ def names(**values) -> tuple[str, ...]:
             "--goal all-relevant and --fdr ask different questions: knockoffs test each group given all the others, "
             "so a redundant copy is never selected; give one of them",
         ),
-        ({"max_features": 3, "goal": "all-relevant"}, "--goal all-relevant and --max-features both choose the selected set: give one of them"),
+        (
+            {"max_features": 3, "goal": "all-relevant"},
+            "--goal all-relevant and --max-features both choose the selected set: give one of them",
+        ),
         # several conflicts at once: the first line of the table is the one raised
-        ({"fdr": 0.1, "max_features": 3, "cv": 5, "goal": "all-relevant"}, "--fdr and --max-features both choose the selected set: give one of them"),
+        (
+            {"fdr": 0.1, "max_features": 3, "cv": 5, "goal": "all-relevant"},
+            "--fdr and --max-features both choose the selected set: give one of them",
+        ),
     ],
 )
 def test_each_conflict_stops_the_plan_with_its_exact_message(values, message):
@@ -82,7 +88,13 @@ def test_cv_confirm_goal_and_stability_each_add_their_own_stage():
 
 def test_every_plan_without_a_conflict_has_one_chooser_and_runs_its_stages_in_the_table_order():
     order = [step.stage.name for step in STAGES]
-    options = {"fdr": [None, 0.2], "max_features": [None, 3], "cv": [0, 5], "goal": ["auto", "minimal", "all-relevant"], "confirm": [0, 3.0]}
+    options = {
+        "fdr": [None, 0.2],
+        "max_features": [None, 3],
+        "cv": [0, 5],
+        "goal": ["auto", "minimal", "all-relevant"],
+        "confirm": [0, 3.0],
+    }
     for combination in itertools.product(*options.values()):
         values = {key: value for key, value in zip(options, combination) if value is not None}
         try:
@@ -160,7 +172,9 @@ def test_summary_validation_names_the_malformed_field(linear, tmp_path):
     with pytest.raises(GlselectError, match=r"is malformed: it lacks 'task'$"):
         check_summary(without_task, file)
     with pytest.raises(GlselectError, match=r"is malformed: 'stability.q' must be a number, found 'many'"):
-        check_summary({**summary, "stability": {"pairs": 1, "q": "many", "threshold": 0.6, "stable_groups": [], "expected_false_bound": 0.1}}, file)
+        check_summary(
+            {**summary, "stability": {"pairs": 1, "q": "many", "threshold": 0.6, "stable_groups": [], "expected_false_bound": 0.1}}, file
+        )
     with pytest.raises(GlselectError, match=r"is malformed: the file must be a JSON object, found \[1\]"):
         schema_check_summary([1], file)  # the readers' entry point checks against the same fields
 

@@ -19,7 +19,7 @@ from glselect.outputs.load import load_results
 
 pytest.importorskip("matplotlib")
 
-from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report  # noqa: E402
+from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -32,8 +32,11 @@ def fitted_out(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fit")
     table.to_csv(folder / "data.csv", index=False)
     config = RunConfig(
-        table=folder / "data.csv", target="y", out=folder / "out",
-        model=ModelConfig(hidden=(4,)), path=PathConfig(max_iters_per_lambda=30),
+        table=folder / "data.csv",
+        target="y",
+        out=folder / "out",
+        model=ModelConfig(hidden=(4,)),
+        path=PathConfig(max_iters_per_lambda=30),
     )
     return run(config).out_dir
 
@@ -63,7 +66,7 @@ def test_png_is_valid_and_12_by_4_5_inches_at_120_dpi(report):
 
 
 def test_html_is_self_contained(report):
-    _, written, text = report
+    _, _written, text = report
     assert text.count("data:image/png;base64,") == 1
     # the base64 payload may spell "http" by chance: look at everything else
     markup = re.sub(r"base64,[A-Za-z0-9+/=]+", "base64,", text)
@@ -202,7 +205,7 @@ def test_importance_chart_shows_stability_with_its_binomial_spread(report, tmp_p
     )
     keys = [key for key, *_ in importance_panels(stable)]
     assert keys == ["permutation", "stability"]
-    _, _, values, spread = importance_panels(stable)[1]
+    _, _, _values, spread = importance_panels(stable)[1]
     assert spread == pytest.approx(np.sqrt(frequency * (1 - frequency) / 20))
 
 
@@ -225,8 +228,17 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _chromium(*args: str, folder: Path) -> subprocess.CompletedProcess:
-    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               f"--user-data-dir={folder / 'profile'}", "--enable-logging=stderr", "--v=0", *args]
+    command = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        f"--user-data-dir={folder / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 

@@ -35,6 +35,7 @@ def numbers_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
 
 # ----- numbers written as text -----------------------------------------------------------------------------
 
+
 def test_numbers_with_thousands_separators_are_read_as_numbers(tmp_path):
     df = numbers_table()
     amounts = df["a"] * 3000 + 5000  # most above 1,000: written "5,125.73" (quoted) by a spreadsheet export
@@ -56,8 +57,11 @@ def test_numbers_with_thousands_separators_are_read_as_numbers(tmp_path):
 def test_numbers_mixed_with_text_are_refused_by_name():
     df = numbers_table()
     df["a"] = [f"{value:.3f}" if i % 3 else "unknown" for i, value in enumerate(df["a"])]  # 2/3 numbers
-    with pytest.raises(GlselectError, match=r"^column 'a' mixes numbers and text: 200 of 300 values are numbers, 100 are not "
-                       r"\(first at data row 1: 'unknown'\)$") as raised:
+    with pytest.raises(
+        GlselectError,
+        match=r"^column 'a' mixes numbers and text: 200 of 300 values are numbers, 100 are not "
+        r"\(first at data row 1: 'unknown'\)$",
+    ) as raised:
         fit_encoder(df, "y")
     assert "--categorical 'a'" in raised.value.hint
     # the same column as categories is what the user asked for
@@ -85,6 +89,7 @@ def test_a_column_of_infinities_is_an_error_like_one_infinite_cell():
 
 # ----- targets that cannot be learned ------------------------------------------------------------------------
 
+
 def test_a_target_with_a_label_per_row_is_refused():
     df = numbers_table()
     df["y"] = [f"label{i}" for i in range(len(df))]
@@ -108,6 +113,7 @@ def test_few_whole_numbers_that_never_repeat_are_a_regression_target():
 
 # ----- files ---------------------------------------------------------------------------------------------
 
+
 def test_a_semicolon_separated_csv_gets_a_delimiter_hint(tmp_path):
     path = tmp_path / "semi.csv"
     numbers_table(30).to_csv(path, index=False, sep=";")
@@ -122,6 +128,7 @@ def test_a_semicolon_separated_csv_gets_a_delimiter_hint(tmp_path):
 
 
 # ----- streaming: enough optimiser steps ----------------------------------------------------------------------
+
 
 def test_the_streamed_batch_size_gives_an_epoch_enough_steps():
     assert choose_batch_size(None, 1_000_000) == 1024
@@ -141,8 +148,29 @@ def test_a_small_streamed_classification_learns_both_classes(tmp_path):
     path = tmp_path / "t.parquet"
     df.to_parquet(path, index=False)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["fit", str(path), "--target", "y", "--stream", "--out", str(out), "--quiet", "--hidden", "0",
-                                 "--max-steps", "3", "--epochs-per-lambda", "0.25", "--permutation-repeats", "0", "--confirm", "0"])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(path),
+            "--target",
+            "y",
+            "--stream",
+            "--out",
+            str(out),
+            "--quiet",
+            "--hidden",
+            "0",
+            "--max-steps",
+            "3",
+            "--epochs-per-lambda",
+            "0.25",
+            "--permutation-repeats",
+            "0",
+            "--confirm",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["streaming"]["steps_per_epoch"] >= 32
@@ -157,11 +185,19 @@ def test_the_streamed_speed_is_printed_with_the_metrics():
     from glselect.outputs.report import metrics_lines
 
     summary = {
-        "metrics": {"dense": {"r2": 0.9}, "pruned": {"r2": 0.8}}, "sizes": {"columns": 5, "groups": 5, "test_rows": 40},
-        "n_selected_features": 2, "n_selected_groups": 2, "rule": "min", "lambda": 0.1,
+        "metrics": {"dense": {"r2": 0.9}, "pruned": {"r2": 0.8}},
+        "sizes": {"columns": 5, "groups": 5, "test_rows": 40},
+        "n_selected_features": 2,
+        "n_selected_groups": 2,
+        "rule": "min",
+        "lambda": 0.1,
     }
     assert not any(line.startswith("streamed") for line in metrics_lines(summary))  # in memory: no epochs to time
-    summary["streaming"] = {"epochs_timed": 3, "rows_per_second_per_epoch": {"median": 12345, "min": 1000, "max": 20000}, "test_rows_scored": 40}
+    summary["streaming"] = {
+        "epochs_timed": 3,
+        "rows_per_second_per_epoch": {"median": 12345, "min": 1000, "max": 20000},
+        "test_rows_scored": 40,
+    }
     assert metrics_lines(summary)[-1] == "streamed 12,345 rows/s per epoch (median of 3 whole epochs, 1,000 to 20,000)"
 
 
@@ -169,17 +205,24 @@ def test_the_groups_confirmation_left_out_are_printed_with_how_they_were_tested(
     from glselect.outputs.report import metrics_lines
 
     summary = {
-        "metrics": {"dense": {"r2": 0.9}, "pruned": {"r2": 0.8}}, "sizes": {"columns": 5, "groups": 5, "test_rows": 40},
-        "n_selected_features": 2, "n_selected_groups": 2, "rule": "1se", "lambda": 0.1, "unconfirmed_groups": ["n1"],
+        "metrics": {"dense": {"r2": 0.9}, "pruned": {"r2": 0.8}},
+        "sizes": {"columns": 5, "groups": 5, "test_rows": 40},
+        "n_selected_features": 2,
+        "n_selected_groups": 2,
+        "rule": "1se",
+        "lambda": 0.1,
+        "unconfirmed_groups": ["n1"],
     }
     for confirmed_by, tested in [
-        ("validation", "the refit's validation loss"), ("cross-fit5", "the held-out loss of 5 cross-fitted refits"),
+        ("validation", "the refit's validation loss"),
+        ("cross-fit5", "the held-out loss of 5 cross-fitted refits"),
     ]:
         lines = metrics_lines({**summary, "confirmed_by": confirmed_by})
         assert f"left out of the chosen step: n1 (shuffling it did not raise {tested} enough; see --confirm)" in lines
 
 
 # ----- the reading report ------------------------------------------------------------------------------------
+
 
 def report_table(n: int = 240) -> pd.DataFrame:
     df = numbers_table(n, seed=2)
@@ -194,7 +237,9 @@ def test_the_reading_report_is_the_same_in_memory_and_streamed(tmp_path):
     df = report_table()
     csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
     df.to_csv(csv, index=False)
-    pq.write_table(pa.Table.from_pandas(read_table(csv), preserve_index=False), parquet, row_group_size=60)  # four row groups: the statistics merge
+    pq.write_table(
+        pa.Table.from_pandas(read_table(csv), preserve_index=False), parquet, row_group_size=60
+    )  # four row groups: the statistics merge
     device = torch.device("cpu")
 
     def config(table: Path, **stream) -> RunConfig:
@@ -224,8 +269,25 @@ def test_the_fit_prints_the_reading_report_and_keeps_it_in_the_summary(tmp_path,
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["fit", str(path), "--target", "label", "--out", str(out), "--hidden", "0", "--max-steps", "4",
-                                 "--permutation-repeats", "0", "--confirm", "0"])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(path),
+            "--target",
+            "label",
+            "--out",
+            str(out),
+            "--hidden",
+            "0",
+            "--max-steps",
+            "4",
+            "--permutation-repeats",
+            "0",
+            "--confirm",
+            "0",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "read 240 rows; columns: 4 numeric, 1 ignored, 1 categorical" in result.stderr
     assert "ignored 'note': constant: every value is 'same'" in result.stderr
@@ -239,6 +301,7 @@ def test_the_fit_prints_the_reading_report_and_keeps_it_in_the_summary(tmp_path,
 
 
 # ----- the streamed epoch's background reader -----------------------------------------------------------------
+
 
 def test_the_background_reader_keeps_order_raises_errors_and_stops_with_its_reader():
     import threading

@@ -23,9 +23,17 @@ STREAM_FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs",
 def _path_with_rows(counts, rows):
     steps = tuple(
         PathStep(
-            lam=0.1 * i, n_selected=n, group_norms=np.r_[np.ones(n), np.zeros(4 - n)], train_loss=0.0,
-            val_loss=float(r.mean()), objective=0.0, n_iters=1, converged=True, relaxed_val_loss=float(r.mean()),
-            relaxed_val_se=float(r.std(ddof=1) / np.sqrt(r.size)), relaxed_val_rows=r.astype(np.float32),
+            lam=0.1 * i,
+            n_selected=n,
+            group_norms=np.r_[np.ones(n), np.zeros(4 - n)],
+            train_loss=0.0,
+            val_loss=float(r.mean()),
+            objective=0.0,
+            n_iters=1,
+            converged=True,
+            relaxed_val_loss=float(r.mean()),
+            relaxed_val_se=float(r.std(ddof=1) / np.sqrt(r.size)),
+            relaxed_val_rows=r.astype(np.float32),
         )
         for i, (n, r) in enumerate(zip(counts, rows))
     )
@@ -57,6 +65,7 @@ def test_paired_standard_error_is_that_of_the_row_differences():
 
 
 # --- --cv auto --------------------------------------------------------------------------------
+
 
 def test_cv_auto_cross_validates_only_when_validation_rows_are_few():
     from glselect.select.crossval import AUTO_CV_BELOW_ROWS, AUTO_FOLDS, folds_for
@@ -108,11 +117,11 @@ def test_max_features_skips_a_near_copy_of_a_column_taken(tmp_path):
     data = tmp_path / "data.csv"
     _near_copies().to_csv(data, index=False)
     common = [str(data), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q"]
-    taken = _selected(common + ["--out", str(tmp_path / "skip")])
+    taken = _selected([*common, "--out", str(tmp_path / "skip")])
     assert len(taken) == 2 and "b" in taken and len({"a", "a2"} & taken) == 1
     assert json.loads((tmp_path / "skip" / "summary.json").read_text())["confirmed_by"] is None  # top k: not confirmed
     # the path's own two survivors: both copies (what the walk avoids)
-    assert _selected(common + ["--max-correlation", "1", "--out", str(tmp_path / "own")]) == {"a", "a2"}
+    assert _selected([*common, "--max-correlation", "1", "--out", str(tmp_path / "own")]) == {"a", "a2"}
 
 
 def _selected(args: list[str]) -> set[str]:
@@ -122,6 +131,7 @@ def _selected(args: list[str]) -> set[str]:
 
 
 # --- --goal -----------------------------------------------------------------------------------
+
 
 def _redundant(n: int = 500, seed: int = 1) -> pd.DataFrame:
     """y = a + b + c + noise; r = a + b exactly (make_classification's redundant kind); n1..n4 noise."""
@@ -155,7 +165,7 @@ def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
     assert summary["rule"].endswith(", all-relevant")
     assert summary["confirmed_by"] == ("validation" if stream else "cross-fit5")  # 260 and 100 validation rows
     if not stream:
-        minimal = _selected(common + ["--goal", "minimal", "--out", str(tmp_path / "minimal")])
+        minimal = _selected([*common, "--goal", "minimal", "--out", str(tmp_path / "minimal")])
         assert "c" in minimal and len(minimal) < 4  # a redundant one of a, b, r is left out
 
 
@@ -182,8 +192,9 @@ def test_first_order_t_is_the_t_statistic_of_the_centred_products():
     X = rng.standard_normal((n, 40))
     X[:, 39] = 3.0  # constant: no spread, t = 0
     y = X[:, 0] + 0.5 * X[:, 1] + rng.standard_normal(n)
-    t = first_order_t(torch.as_tensor(X, dtype=torch.float32), target_outputs(torch.as_tensor(y), "regression", 1),
-                      distributed.Context())[:, 0]
+    t = first_order_t(torch.as_tensor(X, dtype=torch.float32), target_outputs(torch.as_tensor(y), "regression", 1), distributed.Context())[
+        :, 0
+    ]
     products = (X[:, 1] - X[:, 1].mean()) * (y - y.mean())
     assert t[1] == pytest.approx(products.mean() / products.std(ddof=1) * np.sqrt(n), rel=1e-3)
     assert t[0] > 20 and t[1] > 10 and t[2:39].max() < 4 and t[39] == 0

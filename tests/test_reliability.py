@@ -91,7 +91,9 @@ def test_resume_refuses_a_checkpoint_from_other_settings(tmp_path, write_table, 
     table = write_table(linear_table)
     assert invoke("fit", table, "-t", "y", "--hidden", "0", "-q", "--out", tmp_path / "o").exit_code == 0
     (tmp_path / ".o.checkpoint").mkdir()
-    (tmp_path / ".o.checkpoint" / "state.json").write_text(json.dumps({"version": 1, "fingerprint": "another run", "tensors": "t.safetensors"}))
+    (tmp_path / ".o.checkpoint" / "state.json").write_text(
+        json.dumps({"version": 1, "fingerprint": "another run", "tensors": "t.safetensors"})
+    )
     from safetensors.torch import save_file
 
     save_file({"norms": torch.zeros(1, 1)}, str(tmp_path / ".o.checkpoint" / "t.safetensors"))

@@ -8,6 +8,7 @@ and the Python loaders on the result: each outcome is a success with valid outpu
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
@@ -39,8 +40,11 @@ def fitted(tmp_path_factory) -> tuple[Path, Path]:
     table["y"] = np.where(table["y"] > 0, "high", "low")
     table.to_csv(folder / "data.csv", index=False)
     config = RunConfig(
-        table=folder / "data.csv", target="y", out=folder / "out",
-        model=ModelConfig(hidden=(2,)), path=PathConfig(max_iters_per_lambda=5, max_steps=6, relax_iters=5),
+        table=folder / "data.csv",
+        target="y",
+        out=folder / "out",
+        model=ModelConfig(hidden=(2,)),
+        path=PathConfig(max_iters_per_lambda=5, max_steps=6, relax_iters=5),
         importance=ImportanceConfig(permutation_repeats=1),
     )
     return run(config).out_dir, folder / "data.csv"
@@ -80,8 +84,7 @@ def test_non_numeric_scales_in_model_json_are_named(copy, fitted):
     edit_json(copy / "model.json", text_scales)
     assert_user_error(
         invoke("predict", copy, fitted[1]),
-        f"'{copy / 'model.json'}' is malformed: 'encoder.columns[0].scales' must be a list of positive numbers, "
-        "found ['wide', 'wide']",
+        f"'{copy / 'model.json'}' is malformed: 'encoder.columns[0].scales' must be a list of positive numbers, found ['wide', 'wide']",
     )
 
 
@@ -130,9 +133,7 @@ def test_non_finite_weights_are_refused(copy, fitted):
     tensors = load_file(str(copy / "model.safetensors"))
     tensors["layers.0.bias"][0] = float("nan")
     save_file(tensors, str(copy / "model.safetensors"))
-    assert_user_error(
-        invoke("predict", copy, fitted[1]), f"'{copy / 'model.safetensors'}' holds weights that are not finite numbers"
-    )
+    assert_user_error(invoke("predict", copy, fitted[1]), f"'{copy / 'model.safetensors'}' holds weights that are not finite numbers")
 
 
 def test_a_huge_width_in_model_json_is_refused_before_building_the_model(copy, fitted):
@@ -269,7 +270,9 @@ COMMANDS = ["predict", "show", "show --json", "select", "check"]
 # few examples, the same every run (derandomized): the suite's time budget; 1,500 random examples
 # of each test passed when they were written
 FUZZ = settings(
-    max_examples=30, deadline=None, derandomize=True,
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
 )
 
@@ -322,9 +325,7 @@ def test_the_python_loaders_on_a_corrupted_out_dir_load_or_raise_glselect_error(
         for change in changes:
             corrupt(out, change)
         for loader in (load_model, load_results, glselect.load):
-            try:
+            with contextlib.suppress(GlselectError):
                 loader(str(out))
-            except GlselectError:
-                pass
     finally:
         shutil.rmtree(folder)

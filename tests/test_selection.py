@@ -12,8 +12,16 @@ from glselect.select.choose import choose_step
 def _path(counts, losses, ses):
     steps = tuple(
         PathStep(
-            lam=0.1 * i, n_selected=n, group_norms=np.r_[np.ones(n), np.zeros(6 - n)], train_loss=0.0,
-            val_loss=loss, objective=0.0, n_iters=1, converged=True, relaxed_val_loss=loss, relaxed_val_se=se,
+            lam=0.1 * i,
+            n_selected=n,
+            group_norms=np.r_[np.ones(n), np.zeros(6 - n)],
+            train_loss=0.0,
+            val_loss=loss,
+            objective=0.0,
+            n_iters=1,
+            converged=True,
+            relaxed_val_loss=loss,
+            relaxed_val_se=se,
         )
         for i, (n, loss, se) in enumerate(zip(counts, losses, ses))
     )

@@ -11,26 +11,32 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from sklearn.linear_model import LinearRegression  # noqa: E402
-from sklearn.model_selection import GridSearchCV  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import check_estimator
 
-import glselect  # noqa: E402
-from glselect._synthetic import make_mixed_table  # noqa: E402
-from glselect.errors import GlselectError  # noqa: E402
-from glselect.options import OPTIONS, SELECTOR_OPTIONS  # noqa: E402
-from glselect.sklearn import GroupLassoSelector, TinyTableWarning  # noqa: E402
-from tests.test_cli import SAMPLES, config_value, invoke  # noqa: E402
+import glselect
+from glselect._synthetic import make_mixed_table
+from glselect.errors import GlselectError
+from glselect.options import OPTIONS, SELECTOR_OPTIONS
+from glselect.sklearn import GroupLassoSelector, TinyTableWarning
+from tests.test_cli import SAMPLES, config_value, invoke
 
 # scikit-learn's checks test the estimator's contract, not its selections: the smallest fits that still
 # walk a path (a few coarse lambdas), refit and score: about 0.25 s a fit instead of 18 s on average
-TINY = dict(
-    hidden=(4,), max_iters=20, max_iters_per_lambda=5, relax_iters=5, lambda_step=2.0, max_steps=5,
-    confirm=0, permutation_repeats=0,
-)
+TINY = {
+    "hidden": (4,),
+    "max_iters": 20,
+    "max_iters_per_lambda": 5,
+    "relax_iters": 5,
+    "lambda_step": 2.0,
+    "max_steps": 5,
+    "confirm": 0,
+    "permutation_repeats": 0,
+}
 # fits whose selections the tests check: a coarser path than the default, still resolving the planted columns
-QUICK = dict(hidden=(4,), lambda_step=1.5, max_iters_per_lambda=20, relax_iters=30)
+QUICK = {"hidden": (4,), "lambda_step": 1.5, "max_iters_per_lambda": 20, "relax_iters": 30}
 QUICK_FLAGS = ["--hidden", "4", "--lambda-step", "1.5", "--max-iters-per-lambda", "20", "--relax-iters", "30"]
 
 

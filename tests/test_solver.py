@@ -8,10 +8,10 @@ import torch
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
-from glselect.path.problem import Problem, Settings
 from glselect.model.penalties import make_penalty
-from glselect.path.walk import fit_path
 from glselect.model.prox import group_norms
+from glselect.path.problem import Problem, Settings
+from glselect.path.walk import fit_path
 from glselect.solve.fista import ProximalGradient
 
 GROUP_IDS = np.array([0, 1, 2, 0, 2, 2, 3, 4])  # a+n1, b, c+n2+n3, n4, n5 over columns a b c n1 n2 n3 n4 n5
@@ -22,10 +22,7 @@ def _problem(linear_table, task):
     X = linear_table[["a", "b", "c", "n1", "n2", "n3", "n4", "n5"]].to_numpy()
     X = (X - X.mean(0)) / X.std(0)
     y = linear_table["y"].to_numpy()
-    if task == "binary":
-        y = (y > 0).astype(np.float64)
-    else:
-        y = (y - y.mean()) / y.std()
+    y = (y > 0).astype(np.float64) if task == "binary" else (y - y.mean()) / y.std()
     return torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
 
 
@@ -80,7 +77,8 @@ def test_path_steps_meet_kkt_conditions(linear_table):
     rows = np.arange(len(y))
     train, val = (X[rows % 4 != 0], y[rows % 4 != 0]), (X[rows % 4 == 0], y[rows % 4 == 0])
     settings = Settings(
-        ModelConfig(hidden=()), TrainConfig(max_iters=200),
+        ModelConfig(hidden=()),
+        TrainConfig(max_iters=200),
         PathConfig(max_steps=5, max_iters_per_lambda=20000, tol=1e-13, relax_iters=10),
     )
     path = fit_path(Problem.from_arrays(train, val, GROUP_IDS, N_COLUMNS, "regression", settings))

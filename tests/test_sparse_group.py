@@ -29,8 +29,24 @@ def _fit(tmp_path: Path, l1_ratio: float) -> tuple[dict, pd.DataFrame, dict, Pat
     data, groups, out = tmp_path / "data.csv", tmp_path / "groups.json", tmp_path / f"out{l1_ratio}"
     _grouped_table().to_csv(data, index=False)
     groups.write_text(json.dumps(GROUPS))
-    result = runner.invoke(app, ["fit", str(data), "--target", "y", "--groups", str(groups), "--hidden", "0",
-                                 "--l1-ratio", str(l1_ratio), "--out", str(out), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(data),
+            "--target",
+            "y",
+            "--groups",
+            str(groups),
+            "--hidden",
+            "0",
+            "--l1-ratio",
+            str(l1_ratio),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     importances = pd.read_csv(out / "importances.csv").set_index("feature")
@@ -103,9 +119,33 @@ def test_a_streamed_sparse_group_fit_writes_consistent_artifacts(tmp_path: Path)
     data, groups, out = tmp_path / "data.parquet", tmp_path / "groups.json", tmp_path / "out"
     _grouped_table(1200).to_parquet(data, index=False, row_group_size=300)
     groups.write_text(json.dumps(GROUPS))
-    result = runner.invoke(app, ["fit", str(data), "--target", "y", "--groups", str(groups), "--hidden", "0", "--stream",
-                                 "--l1-ratio", "0.5", "--batch-size", "256", "--max-epochs", "2", "--max-steps", "20", "--permutation-repeats", "0",
-                                 "--out", str(out), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(data),
+            "--target",
+            "y",
+            "--groups",
+            str(groups),
+            "--hidden",
+            "0",
+            "--stream",
+            "--l1-ratio",
+            "0.5",
+            "--batch-size",
+            "256",
+            "--max-epochs",
+            "2",
+            "--max-steps",
+            "20",
+            "--permutation-repeats",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["streaming"]["processes"] == 1

@@ -15,11 +15,10 @@ import pytest
 
 from glselect.data import encoder as encoder_module
 from glselect.data import stats as stats_module
-from glselect.data.encoder import Encoder, build_encoder_from_stats, fit_encoder
+from glselect.data.encoder import Encoder, build_encoder, build_encoder_from_stats, fit_encoder
 from glselect.data.io import read_table
 from glselect.data.parquet import open_source, row_groups_of_rank
 from glselect.data.split import TRAIN, split_of
-from glselect.data.encoder import build_encoder
 from glselect.data.stats import Moments, collect_batch_stats, collect_stats, column_kinds, frame_kinds, training_part
 from glselect.errors import GlselectError
 
@@ -146,10 +145,13 @@ def _with_bad_cells(n: int = 1200) -> pd.DataFrame:
     return df
 
 
-@pytest.mark.parametrize(("column", "change", "message"), [
-    ("age", None, "column 'age' has 2 non-numeric values among numbers (first at data row 761: 'unknown')"),
-    ("dose", (900, np.inf), "column 'dose' has non-finite values (1, first at data row 901: inf)"),
-])
+@pytest.mark.parametrize(
+    ("column", "change", "message"),
+    [
+        ("age", None, "column 'age' has 2 non-numeric values among numbers (first at data row 761: 'unknown')"),
+        ("dose", (900, np.inf), "column 'dose' has non-finite values (1, first at data row 901: inf)"),
+    ],
+)
 def test_bad_cells_are_named_alike_in_memory_and_streamed(tmp_path, column, change, message):
     df = _with_bad_cells()
     if change is not None:

@@ -15,13 +15,12 @@ from typer.testing import CliRunner
 
 from glselect._synthetic import make_mixed_table
 from glselect.cli.app import app
-from glselect.options import parse_size
-from glselect.data.encoder import fit_encoder
-from glselect.errors import GlselectError
+from glselect.data.encoder import build_encoder, fit_encoder
 from glselect.data.parquet import open_source, row_groups_of_rank
 from glselect.data.split import TEST, TRAIN, VAL, split_of
-from glselect.data.encoder import build_encoder
 from glselect.data.stats import collect_stats, column_kinds
+from glselect.errors import GlselectError
+from glselect.options import parse_size
 
 runner = CliRunner()
 FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40"]
@@ -88,7 +87,12 @@ def test_streamed_encoding_statistics_match_the_in_memory_encoder(tmp_path: Path
     assert streamed.target.center == pytest.approx(in_memory.target.center, rel=1e-9)
     assert streamed.target.scale == pytest.approx(in_memory.target.scale, rel=1e-9)
     for ours, theirs in zip(streamed.columns, in_memory.columns):
-        assert (ours.name, ours.kind, ours.missing_indicator, ours.levels) == (theirs.name, theirs.kind, theirs.missing_indicator, theirs.levels)
+        assert (ours.name, ours.kind, ours.missing_indicator, ours.levels) == (
+            theirs.name,
+            theirs.kind,
+            theirs.missing_indicator,
+            theirs.levels,
+        )
         assert ours.centers == pytest.approx(theirs.centers, rel=1e-9, abs=1e-12)
         assert ours.scales == pytest.approx(theirs.scales, rel=1e-9)
     assert {c.name: c.kind for c in streamed.columns}["city"] == "categorical"  # 40 levels pooled to 20 + <other>
@@ -209,7 +213,9 @@ def test_device_cuda_without_a_gpu_is_a_user_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_cuda_fit_end_to_end(tmp_path: Path, stream: bool) -> None:
     path = write_parquet(strong_linear_table(), tmp_path / "data.parquet")
-    summary = _fit([str(path), "--target", "y", "--device", "cuda", "--out", str(tmp_path / "out"), "--stream" if stream else "--no-stream"])
+    summary = _fit(
+        [str(path), "--target", "y", "--device", "cuda", "--out", str(tmp_path / "out"), "--stream" if stream else "--no-stream"]
+    )
     assert {"a", "b", "c"} <= set(summary["selected_features"])
     predicted = runner.invoke(app, ["predict", str(tmp_path / "out"), str(path)])
     assert predicted.exit_code == 0
@@ -232,8 +238,24 @@ def test_a_streamed_fit_takes_every_selection_option(tmp_path: Path) -> None:
     df = pd.DataFrame({name: rng.standard_normal(1500) for name in ["a", "b", "n1", "n2", "n3"]})
     df["label"] = np.where(2 * df["a"] - df["b"] + 0.3 * rng.standard_normal(1500) > 1.2, "rare", "common")
     path = write_parquet(df, tmp_path / "labels.parquet", row_group_size=300)
-    options = ["--cv", "2", "--stability", "1", "--class-weight", "balanced", "--neuron-penalty", "0.01",
-               "--permutation-repeats", "2", "--hidden", "8", "--epochs-per-lambda", "0.5", "--l1-ratio", "0.3"]
+    options = [
+        "--cv",
+        "2",
+        "--stability",
+        "1",
+        "--class-weight",
+        "balanced",
+        "--neuron-penalty",
+        "0.01",
+        "--permutation-repeats",
+        "2",
+        "--hidden",
+        "8",
+        "--epochs-per-lambda",
+        "0.5",
+        "--l1-ratio",
+        "0.3",
+    ]
     out = tmp_path / "out"
     summary = _fit([str(path), "--target", "label", "--stream", "--out", str(out), "--resume", *options])
     assert {"a", "b"} <= set(summary["selected_features"]) and not {"n1", "n2", "n3"} & set(summary["selected_features"])

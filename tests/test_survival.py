@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -98,7 +97,7 @@ def survival_fit(tmp_path_factory):
 
 
 def test_a_linear_cox_fit_selects_the_true_columns(survival_fit):
-    folder, table, summary = survival_fit
+    _folder, table, summary = survival_fit
     assert 0.2 < 1 - table["event"].mean() < 0.4
     assert summary["task"] == "survival" and summary["primary_metric"] == "c_index"
     assert summary["target"] == "time" and summary["event"] == "event"
@@ -148,15 +147,31 @@ def test_a_streamed_survival_target_folds_as_in_memory(tmp_path):
 @pytest.mark.parametrize(
     ("change", "args", "message"),
     [
-        (None, ["--task", "survival", "--time", "time"],
-         "--task survival needs --time COL (the follow-up time) and --event COL (1 if the event happened, 0 if censored)"),
-        (None, ["--time", "time", "--event", "event"],
-         "--time and --event name a survival target: add --task survival (or drop them and pass --target)"),
-        (None, [*SURVIVAL, "--target", "x0"],
-         "--target 'x0' is not used with --task survival: the target is --time 'time' and --event 'event'; drop --target"),
-        (None, [*SURVIVAL, "--class-weight", "balanced"],
-         "--class-weight needs a classification target; a survival target has no classes (drop --class-weight)"),
-        (None, [*SURVIVAL, "--drop", "event"], "the event column 'event' is part of the target: it cannot be named by --features or --drop"),
+        (
+            None,
+            ["--task", "survival", "--time", "time"],
+            "--task survival needs --time COL (the follow-up time) and --event COL (1 if the event happened, 0 if censored)",
+        ),
+        (
+            None,
+            ["--time", "time", "--event", "event"],
+            "--time and --event name a survival target: add --task survival (or drop them and pass --target)",
+        ),
+        (
+            None,
+            [*SURVIVAL, "--target", "x0"],
+            "--target 'x0' is not used with --task survival: the target is --time 'time' and --event 'event'; drop --target",
+        ),
+        (
+            None,
+            [*SURVIVAL, "--class-weight", "balanced"],
+            "--class-weight needs a classification target; a survival target has no classes (drop --class-weight)",
+        ),
+        (
+            None,
+            [*SURVIVAL, "--drop", "event"],
+            "the event column 'event' is part of the target: it cannot be named by --features or --drop",
+        ),
         (None, ["--task", "survival", "--time", "tme", "--event", "event"], "time column 'tme' (--time) is not in '{data}'"),
         ("negative", SURVIVAL, "time column 'time' has negative values (1, first at data row 8: -2)"),
         ("not binary", SURVIVAL, "event column 'event' must hold 0/1 or True/False; 1 values do not (first at data row 4: 2)"),

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import torch
 
-from glselect.pipeline import fit_frame
 from glselect.config import DataConfig, ImportanceConfig, ModelConfig, PathConfig, RunConfig, SelectionConfig
 from glselect.data.split import MODEL_ROWS, TEST, TRAIN, VAL, cv_fold, stability_half
-from glselect.select.crossval import CrossValidation
-from glselect.select.permutation import Shuffles, permutation_importance
 from glselect.model.metrics import balanced_class_weights, loss_function, row_loss_function
 from glselect.model.mlp import GroupLassoMLP
+from glselect.pipeline import fit_frame
+from glselect.select.crossval import CrossValidation
+from glselect.select.permutation import Shuffles, permutation_importance
 from glselect.select.stability import Stability, top_surviving
 from tests.test_cli import FAST, assert_user_error, invoke
 from tests.test_selection import PATH
@@ -26,8 +26,12 @@ TRUE = {"a", "b", "c"}
 
 def _config(**sections) -> RunConfig:
     return RunConfig(
-        table=Path("table.csv"), target="y", seed=0,
-        model=ModelConfig(hidden=(8,)), path=PathConfig(max_iters_per_lambda=40), **sections,
+        table=Path("table.csv"),
+        target="y",
+        seed=0,
+        model=ModelConfig(hidden=(8,)),
+        path=PathConfig(max_iters_per_lambda=40),
+        **sections,
     )
 
 
@@ -136,9 +140,7 @@ def test_stability_frequencies_are_high_for_true_groups_and_low_for_noise():
     from tests.conftest import make_linear_table
 
     torch.set_num_threads(1)
-    result = fit_frame(
-        make_linear_table(), _config(importance=ImportanceConfig(stability_pairs=4, stability_q=3))
-    )
+    result = fit_frame(make_linear_table(), _config(importance=ImportanceConfig(stability_pairs=4, stability_q=3)))
     groups = result.importances.groups.set_index("group")
     assert (groups.loc[sorted(TRUE), "stability"] >= 0.75).all()
     noise = groups.loc[["n1", "n2", "n3", "n4", "n5"], "stability"]
@@ -179,10 +181,7 @@ def test_balanced_class_weights_lift_the_rare_class(rng):
     balanced = fit_frame(df, _config(data=DataConfig(task="binary", class_weight="balanced")))
     assert "x0" in balanced.summary["selected_features"]
     assert balanced.summary["class_weights"]["rare"] > 4 * balanced.summary["class_weights"]["common"]
-    assert (
-        balanced.summary["metrics"]["pruned"]["balanced_accuracy"]
-        > plain.summary["metrics"]["pruned"]["balanced_accuracy"] + 0.05
-    )
+    assert balanced.summary["metrics"]["pruned"]["balanced_accuracy"] > plain.summary["metrics"]["pruned"]["balanced_accuracy"] + 0.05
 
 
 @pytest.mark.parametrize(
@@ -208,8 +207,20 @@ def test_bad_selection_options_are_one_line_errors(tmp_path, write_table, linear
 def test_cv_and_stability_from_the_command_line(tmp_path, write_table, linear_table):
     out = tmp_path / "out"
     result = invoke(
-        "fit", write_table(linear_table), "-t", "y", "--out", out, "--json", "--cv", "3", "--stability", "2",
-        "--stability-q", "3", *FAST,
+        "fit",
+        write_table(linear_table),
+        "-t",
+        "y",
+        "--out",
+        out,
+        "--json",
+        "--cv",
+        "3",
+        "--stability",
+        "2",
+        "--stability-q",
+        "3",
+        *FAST,
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
@@ -229,9 +240,18 @@ def _carried_step(df, norms):
 
     design = encode(fit_encoder(df, "y"), df)  # one group per column
     X, y = torch.from_numpy(design.X), torch.from_numpy(design.y)
-    step = PathStep(lam=0.1, n_selected=int(np.count_nonzero(norms)), group_norms=np.asarray(norms, dtype=float),
-                    train_loss=0.0, val_loss=0.0, objective=0.0, n_iters=1, converged=True,
-                    relaxed_val_loss=0.0, relaxed_val_se=0.0)
+    step = PathStep(
+        lam=0.1,
+        n_selected=int(np.count_nonzero(norms)),
+        group_norms=np.asarray(norms, dtype=float),
+        train_loss=0.0,
+        val_loss=0.0,
+        objective=0.0,
+        n_iters=1,
+        converged=True,
+        relaxed_val_loss=0.0,
+        relaxed_val_se=0.0,
+    )
     path = LambdaPath(steps=(step,), dense_model=None, dense_training=None, lambda_max_estimate=1.0, n_rejected=0, complete=True)
     return path, (X[:200], y[:200]), (X[200:], y[200:]), design.feature_names
 
@@ -243,7 +263,9 @@ def _confirmed(df, norms, n_folds=0):
 
     path, train, val, names = _carried_step(df, norms)
     group_ids = np.arange(len(names))
-    problem = Problem.from_arrays(train, val, group_ids, np.ones(len(names), dtype=np.int64), "regression", Settings(ModelConfig(hidden=(8,))))
+    problem = Problem.from_arrays(
+        train, val, group_ids, np.ones(len(names), dtype=np.int64), "regression", Settings(ModelConfig(hidden=(8,)))
+    )
     selection = refit(problem, path, 0, "1se")
     confirmed = confirm(problem, path, selection, min_t=3.0, n_folds=n_folds)
     # the kept model is a fresh refit on the confirmed groups (the tests between drops ran on

@@ -9,7 +9,7 @@ needs when it runs, so ``--version`` and ``--help`` answer at once (torch alone 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperGroup
@@ -17,8 +17,8 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup
 from glselect import __version__
 from glselect.cli import commands
 from glselect.cli.console import report_interrupted
-from glselect.cli.interrupt import unwind_on_ctrl_c
 from glselect.cli.fit import fit
+from glselect.cli.interrupt import unwind_on_ctrl_c
 
 
 def _flags_without_metavar(params: list[Any]) -> list[Any]:
@@ -78,7 +78,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool],
+        bool | None,
         typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit."),
     ] = None,
 ) -> None:

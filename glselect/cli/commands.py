@@ -9,16 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from glselect.cli.console import DEBUG, stderr, stdout_console, user_errors
-from glselect.text import plural
 from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, GlselectError
+from glselect.text import plural
 
 OUT_DIR = Annotated[Path, typer.Argument(metavar="OUT_DIR", help="The --out directory of a glselect fit.", show_default=False)]
 
@@ -56,13 +56,15 @@ def _write(table: object, path: Path) -> None:
 
 def predict(
     out_dir: OUT_DIR,
-    data: Annotated[Path, typer.Argument(metavar="DATA", help="Table to predict: needs only the columns the model reads.", show_default=False)],
+    data: Annotated[
+        Path, typer.Argument(metavar="DATA", help="Table to predict: needs only the columns the model reads.", show_default=False)
+    ],
     out: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--out", "-o", metavar="FILE", help="Write predictions here (.csv or .parquet).", show_default="CSV on stdout"),
     ] = None,
     keep: Annotated[
-        Optional[list[str]], typer.Option(metavar="COLUMN", help="Copy this column of DATA into the output, e.g. an ID (repeatable).")
+        list[str] | None, typer.Option(metavar="COLUMN", help="Copy this column of DATA into the output, e.g. an ID (repeatable).")
     ] = None,
     debug: DEBUG = False,
 ) -> None:
@@ -116,7 +118,9 @@ def select(
         # a survival target is two columns: the time (summary's target) and the event
         targets = [name for name in (results.summary["target"], results.summary.get("event")) if name is not None]
         _write(table[selected + [name for name in targets if name in table.columns]], out)
-        stderr.print(f"wrote {plural(len(selected), 'selected column')} of {plural(len(table), 'row')} to {escape(str(out))}", soft_wrap=True)
+        stderr.print(
+            f"wrote {plural(len(selected), 'selected column')} of {plural(len(table), 'row')} to {escape(str(out))}", soft_wrap=True
+        )
 
 
 def show(
@@ -164,16 +168,16 @@ def report(
 
 def check(
     out_dir: OUT_DIR,
-    expect: Annotated[Optional[list[str]], typer.Option(metavar="COLUMN", help="This column must be selected (repeatable).")] = None,
+    expect: Annotated[list[str] | None, typer.Option(metavar="COLUMN", help="This column must be selected (repeatable).")] = None,
     forbid: Annotated[
-        Optional[list[str]], typer.Option(metavar="COLUMN", help="This column must not be selected, e.g. an ID (repeatable).")
+        list[str] | None, typer.Option(metavar="COLUMN", help="This column must not be selected, e.g. an ID (repeatable).")
     ] = None,
     max_share: Annotated[
-        Optional[float], typer.Option(metavar="SHARE", help="No group may carry more than this share of the total importance.")
+        float | None, typer.Option(metavar="SHARE", help="No group may carry more than this share of the total importance.")
     ] = None,
-    baseline: Annotated[Optional[Path], typer.Option(metavar="DIR", help="An earlier out dir to compare the selection with.")] = None,
+    baseline: Annotated[Path | None, typer.Option(metavar="DIR", help="An earlier out dir to compare the selection with.")] = None,
     min_overlap: Annotated[
-        Optional[float], typer.Option(metavar="SHARE", help="Least Jaccard overlap of the selected columns with --baseline.")
+        float | None, typer.Option(metavar="SHARE", help="Least Jaccard overlap of the selected columns with --baseline.")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rule results as JSON.")] = False,
     debug: DEBUG = False,
@@ -181,9 +185,9 @@ def check(
     """Gate a CI job on OUT_DIR: exit 0 when every rule holds, 3 when one fails."""
     with user_errors(debug):
         with loading():
+            from glselect.outputs.checks import run_checks
             from glselect.outputs.files import dump_json
             from glselect.outputs.load import load_results
-            from glselect.outputs.checks import run_checks
 
         outcomes = run_checks(
             load_results(out_dir),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Iterator, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -56,5 +57,3 @@ def stdout_console() -> Console:
     if console.is_terminal:
         return console
     return Console(width=100_000, soft_wrap=True)
-
-

@@ -10,8 +10,9 @@ from __future__ import annotations
 import inspect
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -26,12 +27,12 @@ from rich.progress import (
 )
 
 from glselect.cli.console import DEBUG, report_interrupted, stderr, stdout_console, user_errors
-from glselect.text import plural
+from glselect.cli.interrupt import loading
 from glselect.cli.reading import print_reading
 from glselect.config import RunConfig
-from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, Terminated
 from glselect.options import OPTIONS, REQUIRED, Option, config_from
+from glselect.text import plural
 
 if TYPE_CHECKING:  # torch loads only when a fit runs: --help and --version stay fast
     from glselect.path.walk import PathStep
@@ -50,9 +51,20 @@ PANELS = {
 RUN_OPTIONS = frozenset({"seed", "threads", "device", "force", "resume"})  # top-level fields that are not input/output
 # what a value looks like, in --help's type column, instead of typer's '<str>' or '<list[str]>'
 METAVARS = {
-    "target": "COLUMN", "time": "COLUMN", "event": "COLUMN", "groups": "FILE", "out": "DIR", "task": "TASK",
-    "features": "COLUMN", "drop": "COLUMN", "categorical": "COLUMN", "hidden": "WIDTHS", "rule": "RULE",
-    "class_weight": "WEIGHTS", "device": "DEVICE", "memory_budget": "SIZE",
+    "target": "COLUMN",
+    "time": "COLUMN",
+    "event": "COLUMN",
+    "groups": "FILE",
+    "out": "DIR",
+    "task": "TASK",
+    "features": "COLUMN",
+    "drop": "COLUMN",
+    "categorical": "COLUMN",
+    "hidden": "WIDTHS",
+    "rule": "RULE",
+    "class_weight": "WEIGHTS",
+    "device": "DEVICE",
+    "memory_budget": "SIZE",
 }
 
 
@@ -84,8 +96,11 @@ def typer_parameter(option: Option) -> inspect.Parameter:
     declarations = (flag, *option.aliases)
     info = typer.Option(
         # escaped: rich would read '{group: [columns]}' as markup and print '{group: }'
-        *declarations, help=escape(option.help), show_default=option.show_default,
-        metavar=_metavar(option, cli_type), rich_help_panel=_panel(option),
+        *declarations,
+        help=escape(option.help),
+        show_default=option.show_default,
+        metavar=_metavar(option, cli_type),
+        rich_help_panel=_panel(option),
     )
     return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[cli_type, info])
 
@@ -113,7 +128,10 @@ def _progress_callback(progress: Progress, task_id: TaskID) -> Callable[[PathSte
     def on_step(step: PathStep) -> None:
         total = len(step.group_norms)
         progress.update(
-            task_id, description="path", completed=total - step.n_selected, total=total,
+            task_id,
+            description="path",
+            completed=total - step.n_selected,
+            total=total,
             detail=f"groups dropped · λ={step.lam:.3g} · {step.n_selected} left",
         )
 
@@ -124,8 +142,11 @@ def _stage_callback(progress: Progress, task_id: TaskID) -> Callable[[str, int, 
     def on_stage(stage: str, done: int, total: int) -> None:
         # a stage of one piece of work (the dense fit, the refit) shows a spinner and the time, not '0/1'
         progress.update(
-            task_id, description=stage if total == 1 else f"{stage} {done + 1}/{total}",
-            completed=done, total=None if total == 1 else total, detail="",
+            task_id,
+            description=stage if total == 1 else f"{stage} {done + 1}/{total}",
+            completed=done,
+            total=None if total == 1 else total,
+            detail="",
         )
 
     return on_stage
@@ -154,9 +175,7 @@ def fit_warnings(summary: dict[str, Any]) -> list[str]:
 
 @with_options
 def fit(
-    data: Annotated[
-        Path, typer.Argument(metavar="DATA", help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)
-    ],
+    data: Annotated[Path, typer.Argument(metavar="DATA", help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)],
     *,
     top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table printed at the end.")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
-from contextlib import contextmanager
-from typing import Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 
 INTERRUPTED = 130  # ExitCode.INTERRUPTED, 128 + SIGINT
 
@@ -34,10 +34,8 @@ def exit_at_once_on_ctrl_c() -> None:
 
 def unwind_on_ctrl_c() -> None:
     """Start-up is over: Ctrl-C raises KeyboardInterrupt again, which the commands turn into their message."""
-    try:
+    with suppress(ValueError):
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    except ValueError:
-        pass
 
 
 @contextmanager

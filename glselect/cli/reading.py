@@ -22,7 +22,7 @@ def print_reading(summary: dict[str, Any], quiet: bool) -> None:
     if not quiet:
         shown = facts[:MAX_FACT_LINES]
         if len(facts) > len(shown):
-            shown.append(f"... {len(facts) - len(shown)} more ignored columns: see \"reading\" in summary.json")
+            shown.append(f'... {len(facts) - len(shown)} more ignored columns: see "reading" in summary.json')
         for line in shown:
             stderr.print(escape(one_line(line)), soft_wrap=True, highlight=False)
     for warning in warnings:

@@ -90,9 +90,7 @@ class Encoder:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Encoder:
         columns = tuple(
-            ColumnEncoding(
-                **{**column, **{key: tuple(column[key]) for key in ("levels", "centers", "scales")}}
-            )
+            ColumnEncoding(**{**column, **{key: tuple(column[key]) for key in ("levels", "centers", "scales")}})
             for column in raw["columns"]
         )
         target = TargetEncoding(**{**raw["target"], "classes": tuple(raw["target"]["classes"])})
@@ -293,14 +291,21 @@ def _target_encoding(name: str, stats: TargetStats, task: str | None, event: str
             task = "regression"  # a few whole numbers, hardly any repeated: amounts, not class labels
     if task == "regression":
         if not is_number:
-            raise GlselectError(f"target column '{name}' is not numeric, so it cannot be a regression target", hint="use --task binary or --task multiclass")
+            raise GlselectError(
+                f"target column '{name}' is not numeric, so it cannot be a regression target", hint="use --task binary or --task multiclass"
+            )
         if stats.non_finite:
             raise GlselectError(f"target column '{name}' has non-finite values (inf)")
         if stats.moments.n and stats.moments.m2 == 0:
-            raise GlselectError(f"target column '{name}' has only one distinct value ({plain_value(distinct.iloc[0])!r})", hint="a target must vary to be predicted")
+            raise GlselectError(
+                f"target column '{name}' has only one distinct value ({plain_value(distinct.iloc[0])!r})",
+                hint="a target must vary to be predicted",
+            )
         return TargetEncoding(name, task, center=stats.moments.mean, scale=_scale(stats.moments.m2 / max(stats.moments.n, 1)))
     if stats.overflowed:
-        raise GlselectError(f"target column '{name}' has more than {MAX_TARGET_VALUES} classes", hint="use --task regression for a numeric target")
+        raise GlselectError(
+            f"target column '{name}' has more than {MAX_TARGET_VALUES} classes", hint="use --task regression for a numeric target"
+        )
     encoding = fit_target(distinct, task)
     _check_class_sizes(name, encoding, stats)
     return encoding
@@ -489,7 +494,12 @@ def _encode_column(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
 
 
 def _encode_numeric_block(
-    columns: list[ColumnEncoding], raws: list[np.ndarray], X: np.ndarray, offsets: list[int], errors: dict[int, GlselectError], indices: list[int]
+    columns: list[ColumnEncoding],
+    raws: list[np.ndarray],
+    X: np.ndarray,
+    offsets: list[int],
+    errors: dict[int, GlselectError],
+    indices: list[int],
 ) -> None:
     """Numeric columns, a block at once (``glselect.data.numeric``), into their places in ``X``: elementwise the
     same arithmetic as ``_encode_column``, so the same float32 values. A column with infinities is recorded in
@@ -550,7 +560,11 @@ def encode_features(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> n
         offset += len(column.output_names)
     for block in in_blocks(numeric):
         _encode_numeric_block(
-            [column for _, column, _, _ in block], [raw for _, _, raw, _ in block], X, [at for *_, at in block], errors,
+            [column for _, column, _, _ in block],
+            [raw for _, _, raw, _ in block],
+            X,
+            [at for *_, at in block],
+            errors,
             [index for index, *_ in block],
         )
     if errors:
@@ -570,7 +584,13 @@ def encode(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> Design:
 
 
 def build_encoder(
-    stats: StreamStats, source: Source, target: str, task: str | None, max_levels: int, excluded: frozenset[str], categorical: frozenset[str],
+    stats: StreamStats,
+    source: Source,
+    target: str,
+    task: str | None,
+    max_levels: int,
+    excluded: frozenset[str],
+    categorical: frozenset[str],
     event: str | None = None,
 ) -> Encoder:
     """``build_encoder_from_stats`` for the streaming fit (the same class and file format as in memory);

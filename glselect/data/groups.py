@@ -38,9 +38,7 @@ def _is_pattern(entry: str) -> bool:
     return any(char in entry for char in "*?[")
 
 
-def resolve_patterns(
-    group_map: dict[str, str], table_columns: list[str], target: str, map_source: str
-) -> dict[str, str]:
+def resolve_patterns(group_map: dict[str, str], table_columns: list[str], target: str, map_source: str) -> dict[str, str]:
     """Expand glob entries (``sensor_*``) into the columns they match; exact names win over patterns.
 
     Raises

@@ -191,10 +191,14 @@ def without_trailing_empty_rows(table: pa.Table) -> tuple[pa.Table, int]:
 
 
 def _date_order(days_or_months: np.ndarray, months_or_days: np.ndarray) -> str | None:
-    """"mdy" or "dmy" from the values of the first and second part of every date; None when neither fits
+    """ "mdy" or "dmy" from the values of the first and second part of every date; None when neither fits
     (a part over 12 in both positions, or a part over 31). Dates whose parts are all 12 or less are read
     month first, as the US spreadsheets that write this format most do; a date is ignored either way."""
-    if days_or_months.size == 0 or max(days_or_months.max(), months_or_days.max()) > 31 or min(days_or_months.min(), months_or_days.min()) < 1:
+    if (
+        days_or_months.size == 0
+        or max(days_or_months.max(), months_or_days.max()) > 31
+        or min(days_or_months.min(), months_or_days.min()) < 1
+    ):
         return None
     first_is_day, second_is_day = bool((days_or_months > 12).any()), bool((months_or_days > 12).any())
     if first_is_day and second_is_day:
@@ -231,7 +235,9 @@ def spreadsheet_dates(table: pa.Table) -> tuple[pa.Table, dict[str, str]]:
             "year": pd.to_numeric(parts["year"]).fillna(2000).to_numpy(dtype=np.int64),
             "month": second if order == "dmy" else first,
             "day": first if order == "dmy" else second,
-            "hour": hour, "minute": minute, "second": sec,
+            "hour": hour,
+            "minute": minute,
+            "second": sec,
         }
         fields["month"], fields["day"] = np.where(present, fields["month"], 1), np.where(present, fields["day"], 1)
         when = pd.to_datetime(pd.DataFrame(fields), errors="coerce")
@@ -239,7 +245,9 @@ def spreadsheet_dates(table: pa.Table) -> tuple[pa.Table, dict[str, str]]:
             continue  # not every value is a real date (02/30/2024): text
         has_time = bool(parts["hour"].notna().any())
         separator = parts["s1"][present].iloc[0]
-        converted[field.name] = separator.join(("dd", "mm", "yyyy") if order == "dmy" else ("mm", "dd", "yyyy")) + (" hh:mm" if has_time else "")
+        converted[field.name] = separator.join(("dd", "mm", "yyyy") if order == "dmy" else ("mm", "dd", "yyyy")) + (
+            " hh:mm" if has_time else ""
+        )
         table = table.set_column(index, field.name, pa.array(when.to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"), mask=~present))
     return table, converted
 
@@ -309,15 +317,11 @@ def parse_group_map(text: str, source: str = "<group map>") -> dict[str, str]:
         raise GlselectError(f"group map '{source}' is empty", hint="write a header 'feature,group'")
     header = [cell.strip() for cell in rows[0]]
     if header != ["feature", "group"]:
-        raise GlselectError(
-            f"group map '{source}' must start with the header 'feature,group', found '{','.join(rows[0])}'"
-        )
+        raise GlselectError(f"group map '{source}' must start with the header 'feature,group', found '{','.join(rows[0])}'")
     mapping: dict[str, str] = {}
     for line_number, row in enumerate(rows[1:], start=2):
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
-            raise GlselectError(
-                f"group map '{source}' line {line_number}: expected 'feature,group', found '{','.join(row)}'"
-            )
+            raise GlselectError(f"group map '{source}' line {line_number}: expected 'feature,group', found '{','.join(row)}'")
         feature, group = row[0].strip(), row[1].strip()
         if feature in mapping:
             raise GlselectError(

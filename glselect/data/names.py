@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 MAX_SUGGESTIONS = 3
 SIMILARITY = 0.6  # difflib's ratio a name must reach to be suggested (its own default)

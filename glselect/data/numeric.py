@@ -12,7 +12,8 @@ a small multiple of one column's size however wide the table.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Union
+from collections.abc import Iterator
+from typing import Any, Union
 
 import numpy as np
 import pandas as pd

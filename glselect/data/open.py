@@ -63,7 +63,9 @@ def frame_dataset(
     ``min_rows``: the fewest rows accepted (the scikit-learn selector goes down to 3, one per part).
     """
     if config.is_survival:  # the event column is folded into the time column, the target from here on
-        check_survival_columns(list(map(str, table.columns)), config.time, config.event, config.data.features, config.data.drop, str(config.table))
+        check_survival_columns(
+            list(map(str, table.columns)), config.time, config.event, config.data.features, config.data.drop, str(config.table)
+        )
         table = fold_batch(table, config.time, config.event, np.arange(len(table)))
     positions = frame_positions(table, config.target) if config.target in table.columns else np.arange(len(table))
     table, n_missing_target = drop_missing_target(table, config.target, str(config.table))
@@ -73,15 +75,26 @@ def frame_dataset(
     left_out = columns_left_out(columns, config.target, config.data.features, config.data.drop, str(config.table))
     check_named_columns(config.data.categorical, columns, "--categorical", str(config.table))
     encoder, stats = fit_encoder_and_stats(
-        table, config.target, config.data.task, fit_rows=np.flatnonzero(parts == TRAIN), max_levels=config.data.max_levels,
-        excluded=left_out, categorical=frozenset(config.data.categorical), event=config.event,
+        table,
+        config.target,
+        config.data.task,
+        fit_rows=np.flatnonzero(parts == TRAIN),
+        max_levels=config.data.max_levels,
+        excluded=left_out,
+        categorical=frozenset(config.data.categorical),
+        event=config.event,
     )
     design = encode(encoder, table)
-    group_index = build_group_index(
-        design.sources, group_map, table_columns=columns, target=config.target, map_source=str(config.groups)
-    )
+    group_index = build_group_index(design.sources, group_map, table_columns=columns, target=config.target, map_source=str(config.groups))
     return InMemoryData(
-        encoder=encoder, group_index=group_index, X=design.X, y=design.y, positions=positions, parts=parts,
-        seed=config.seed, device=device, n_missing_target=n_missing_target,
+        encoder=encoder,
+        group_index=group_index,
+        X=design.X,
+        y=design.y,
+        positions=positions,
+        parts=parts,
+        seed=config.seed,
+        device=device,
+        n_missing_target=n_missing_target,
         reading=read_report(stats, encoder, n_missing_target),
     )

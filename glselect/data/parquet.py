@@ -10,9 +10,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -37,10 +37,15 @@ class RowGroup:
         # otherwise queue decoded batches and buffer whole compressed column chunks besides. The batches are
         # still slices of the whole decoded row group (measured: a 262,144-row group of 51 float32 columns
         # holds 53 MB of Arrow memory while any of its batches lives), so each open reader costs a row group
-        return iter(self.fragment.to_batches(
-            columns=columns, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1,
-            fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False, use_buffered_stream=True, buffer_size=64 << 10),
-        ))
+        return iter(
+            self.fragment.to_batches(
+                columns=columns,
+                batch_size=batch_rows,
+                batch_readahead=1,
+                fragment_readahead=1,
+                fragment_scan_options=ds.ParquetFragmentScanOptions(pre_buffer=False, use_buffered_stream=True, buffer_size=64 << 10),
+            )
+        )
 
     @property
     def name(self) -> str:

@@ -7,9 +7,11 @@ overlap even in one process. The queue is bounded, so memory holds at most ``dep
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from typing import Iterator, TypeVar
+from collections.abc import Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 POLL_SECONDS = 0.1  # how often a blocked producer looks whether its reader has gone
@@ -62,8 +64,6 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
     finally:
         stop.set()
         while thread.is_alive():  # unblock a producer waiting on a full queue, then let it finish its item
-            try:
+            with contextlib.suppress(queue.Empty):
                 ready.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                pass
         thread.join()

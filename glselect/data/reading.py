@@ -60,7 +60,13 @@ class ReadReport:
 
     def with_warning(self, warning: str) -> ReadReport:
         return ReadReport(
-            self.n_rows, self.n_rows_dropped_missing_target, self.kinds, self.ignored, (*self.warnings, warning), self.notes, self.mostly_empty
+            self.n_rows,
+            self.n_rows_dropped_missing_target,
+            self.kinds,
+            self.ignored,
+            (*self.warnings, warning),
+            self.notes,
+            self.mostly_empty,
         )
 
 
@@ -111,11 +117,14 @@ def _typo_warning(encoder: Encoder, stats: StreamStats, typos: dict[Any, Any]) -
     if not typos:
         return None
     target, counts = encoder.target, stats.target.counts
-    listed = ", ".join(f"{label!r} ({_rows(counts[label])}) looks like a typo of {intended!r}" for label, intended in list(typos.items())[:LISTED])
+    listed = ", ".join(
+        f"{label!r} ({_rows(counts[label])}) looks like a typo of {intended!r}" for label, intended in list(typos.items())[:LISTED]
+    )
     n_classes = len(target.classes)
     effect = (
         f", and makes the target multiclass ({n_classes} classes instead of 2)"
-        if target.task == "multiclass" and n_classes - len(typos) == 2 else ""
+        if target.task == "multiclass" and n_classes - len(typos) == 2
+        else ""
     )
     return (
         f"target '{target.name}': {listed}{' ...' if len(typos) > LISTED else ''}{effect}; "
@@ -151,12 +160,15 @@ def _small_class_warning(encoder: Encoder, stats: StreamStats, typos: dict[Any, 
     if target.task not in ("binary", "multiclass") or not stats.target.counts:
         return None
     small = [
-        (label, stats.target.counts[label]) for label in target.classes
+        (label, stats.target.counts[label])
+        for label in target.classes
         if stats.target.counts[label] < SMALL_CLASS_ROWS and label not in (typos or {})
     ]
     if not small:
         return None
-    listed = ", ".join(f"{plain_value(label)!r}: {count} row{'s' if count != 1 else ''}" for label, count in small[:LISTED]) + (" ..." if len(small) > LISTED else "")
+    listed = ", ".join(f"{plain_value(label)!r}: {count} row{'s' if count != 1 else ''}" for label, count in small[:LISTED]) + (
+        " ..." if len(small) > LISTED else ""
+    )
     return (
         f"target '{target.name}' has small classes ({listed}): their metrics rest on a few held-out rows; "
         "collect more rows of them or merge them into other classes"
@@ -172,7 +184,10 @@ def read_report(stats: StreamStats, encoder: Encoder, n_missing_target: int) -> 
     warnings = [
         warning
         for warning in (
-            _typo_warning(encoder, stats, typos), _small_class_warning(encoder, stats, typos), _id_warning(encoder, stats), _mostly_empty_warning(mostly_empty)
+            _typo_warning(encoder, stats, typos),
+            _small_class_warning(encoder, stats, typos),
+            _id_warning(encoder, stats),
+            _mostly_empty_warning(mostly_empty),
         )
         if warning
     ]

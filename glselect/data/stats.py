@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any, Union
 
 import numpy as np
 import pandas as pd
@@ -313,9 +314,7 @@ def _update_column(stats: ColumnStats, column: pa.Array | pd.Series, positions: 
         stats.low, stats.high = min(stats.low, float(present.min())), max(stats.high, float(present.max()))
 
 
-def _update_numeric_block(
-    columns: list[ColumnStats], raws: list[np.ndarray], positions: np.ndarray, is_train: np.ndarray
-) -> None:
+def _update_numeric_block(columns: list[ColumnStats], raws: list[np.ndarray], positions: np.ndarray, is_train: np.ndarray) -> None:
     """``_update_column`` for numeric columns, a block of them at once (``glselect.data.numeric``).
 
     The common column (no missing or infinite cell in this batch) is counted with whole-block operations;

@@ -22,8 +22,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,11 +35,20 @@ from glselect.config import RunConfig
 from glselect.data.encoder import Encoder, build_encoder, check_named_columns, columns_left_out, encode
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
-from glselect.data.knockoffs import GaussianKnockoffs, MomentSums, Moments
-from glselect.data.reading import ReadReport, read_report
-from glselect.data.prefetch import prefetched
-from glselect.data.parquet import READ_ROWS, Source, available_memory, estimated_bytes, is_parquet_dataset, open_source, row_groups_of_rank, slice_table
+from glselect.data.knockoffs import GaussianKnockoffs, Moments, MomentSums
 from glselect.data.open import require_rows
+from glselect.data.parquet import (
+    READ_ROWS,
+    Source,
+    available_memory,
+    estimated_bytes,
+    is_parquet_dataset,
+    open_source,
+    row_groups_of_rank,
+    slice_table,
+)
+from glselect.data.prefetch import prefetched
+from glselect.data.reading import ReadReport, read_report
 from glselect.data.source import Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.data.stats import collect_stats, column_kinds, read_batches
@@ -179,7 +189,14 @@ class StreamData:
         kinds = column_kinds(source, columns, left_out, categorical)
         try:
             stats = collect_stats(
-                pieces, source, config.target, columns, kinds, config.seed, config.data.val_fraction, config.data.test_fraction,
+                pieces,
+                source,
+                config.target,
+                columns,
+                kinds,
+                config.seed,
+                config.data.val_fraction,
+                config.data.test_fraction,
                 event=config.event,
             )
         except GlselectError as err:
@@ -205,12 +222,22 @@ class StreamData:
         if warning is not None:
             reading = reading.with_warning(warning)
         return cls(
-            encoder=encoder, group_index=group_index, device=device, context=context,
-            n_rows_by_part=tuple(stats.n_rows_by_part), n_missing_target=stats.target.n_missing,
-            source=source, pieces=pieces, columns=[*used, config.target], seed=config.seed,
-            val_fraction=config.data.val_fraction, test_fraction=config.data.test_fraction,
-            batch_size=batch_size, max_holdout_rows=config.stream.max_holdout_rows,
-            n_mixed=max(1, min(MAX_MIX_ROW_GROUPS, MIX_BYTES // max(largest, 1))), reading=reading,
+            encoder=encoder,
+            group_index=group_index,
+            device=device,
+            context=context,
+            n_rows_by_part=tuple(stats.n_rows_by_part),
+            n_missing_target=stats.target.n_missing,
+            source=source,
+            pieces=pieces,
+            columns=[*used, config.target],
+            seed=config.seed,
+            val_fraction=config.data.val_fraction,
+            test_fraction=config.data.test_fraction,
+            batch_size=batch_size,
+            max_holdout_rows=config.stream.max_holdout_rows,
+            n_mixed=max(1, min(MAX_MIX_ROW_GROUPS, MIX_BYTES // max(largest, 1))),
+            reading=reading,
         )
 
     # ----- the rows of a RowSet ---------------------------------------------------------------
@@ -247,7 +274,7 @@ class StreamData:
     def moments(self, rows: RowSet) -> Moments:
         """Mean and covariance of the encoded columns over ``rows``: one pass, summed over ranks."""
         sums = MomentSums.empty(len(self.encoder.feature_names))
-        for batch, positions in self._rows_of(rows):
+        for batch, _positions in self._rows_of(rows):
             sums.add(encode(self.encoder, batch).X)
         n_rows = distributed.all_reduce_sum(torch.tensor([float(sums.n_rows)], dtype=torch.float64), self.context)
         total = distributed.all_reduce_sum(torch.from_numpy(sums.total), self.context)
@@ -335,7 +362,9 @@ class StreamData:
             "row_groups_mixed": self.n_mixed,
             "batch_size": self.batch_size,
             "epochs_timed": len(self._epoch_speeds),
-            "rows_per_second_per_epoch": None if not self._epoch_speeds else {
+            "rows_per_second_per_epoch": None
+            if not self._epoch_speeds
+            else {
                 "median": round(float(np.median(self._epoch_speeds))),
                 "min": round(min(self._epoch_speeds)),
                 "max": round(max(self._epoch_speeds)),
@@ -414,7 +443,9 @@ class StreamData:
                 yield X[permutation], y[permutation]
 
 
-def _smallest_hashes(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cap: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _smallest_hashes(
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cap: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ``cap`` rows with the smallest hash: a sample that does not depend on reading order or ranks."""
     positions = np.concatenate([part[0] for part in parts])
     X = np.concatenate([part[1] for part in parts])
@@ -462,4 +493,4 @@ def local_cores() -> int:
     return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
-__all__ = ["MiniBatches", "StreamData", "TEST", "TRAIN", "VAL", "local_batch_size", "local_cores", "row_hash", "wants_streaming"]
+__all__ = ["TEST", "TRAIN", "VAL", "MiniBatches", "StreamData", "local_batch_size", "local_cores", "row_hash", "wants_streaming"]

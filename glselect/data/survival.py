@@ -41,7 +41,9 @@ def check_survival_columns(
         if name not in columns:
             raise GlselectError(
                 f"{role} column '{name}' (--{role}) is not in '{source}'",
-                hint=with_suggestion(f"columns are: {', '.join(map(str, columns[:20]))}" + (" ..." if len(columns) > 20 else ""), [name], columns),
+                hint=with_suggestion(
+                    f"columns are: {', '.join(map(str, columns[:20]))}" + (" ..." if len(columns) > 20 else ""), [name], columns
+                ),
             )
         if name in (*(features or ()), *drop):
             raise GlselectError(f"the {role} column '{name}' is part of the target: it cannot be named by --features or --drop")
@@ -124,9 +126,7 @@ def fold_batch(batch: Batch, time: str, event: str, positions: np.ndarray) -> Ba
         frame = batch.drop(columns=[event]).assign(**{time: folded})
         frame.attrs = dict(batch.attrs)  # the reading notes stay with the table
         return frame
-    values = fold_values(
-        batch.column(time).to_pandas().rename(time), batch.column(event).to_pandas().rename(event), positions
-    )
+    values = fold_values(batch.column(time).to_pandas().rename(time), batch.column(event).to_pandas().rename(event), positions)
     names = [name for name in batch.schema.names if name != event]
     arrays = [pa.array(values, from_pandas=True) if name == time else batch.column(name) for name in names]
     return pa.RecordBatch.from_arrays(arrays, names=names)

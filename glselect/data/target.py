@@ -34,7 +34,9 @@ def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.
         raise GlselectError(
             f"target column '{target}' is not in '{source}'",
             hint=with_suggestion(
-                f"columns are: {', '.join(map(str, df.columns[:20]))}" + (" ..." if len(df.columns) > 20 else ""), [target], map(str, df.columns)
+                f"columns are: {', '.join(map(str, df.columns[:20]))}" + (" ..." if len(df.columns) > 20 else ""),
+                [target],
+                map(str, df.columns),
             ),
         )
     missing = df[target].isna().to_numpy()

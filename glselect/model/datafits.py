@@ -202,6 +202,16 @@ def evaluate(out: torch.Tensor, y: torch.Tensor, target: TargetEncoding) -> dict
 
 
 __all__ = [
-    "DATAFITS", "PRIMARY_METRIC", "Binary", "Cox", "Datafit", "LossFunction", "Multiclass", "Regression", "evaluate", "loss_function",
-    "make_datafit", "row_loss_function",
+    "DATAFITS",
+    "PRIMARY_METRIC",
+    "Binary",
+    "Cox",
+    "Datafit",
+    "LossFunction",
+    "Multiclass",
+    "Regression",
+    "evaluate",
+    "loss_function",
+    "make_datafit",
+    "row_loss_function",
 ]

@@ -7,7 +7,7 @@ forwarded from here for the callers that import them from this module.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

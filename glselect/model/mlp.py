@@ -6,6 +6,7 @@ that must stay bounded, and the per-group norms of the first layer.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 
@@ -37,7 +38,7 @@ class GroupLassoMLP(nn.Module):
             # a model with no inputs (nothing selected, or a fold past its last group) or no live
             # hidden units is an intercept; torch warns that initialising an empty weight does nothing
             warnings.filterwarnings("ignore", message="Initializing zero-element tensors")
-            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.n_inputs = n_inputs
         self.hidden = tuple(hidden)
         self.n_outputs = n_outputs

@@ -46,9 +46,7 @@ class Objective:
     max_norm: float
     neuron_penalty: float = 0.0
 
-    def penalty_value(
-        self, first: torch.Tensor, later: Sequence[torch.Tensor], lam: float | torch.Tensor, penalised: bool
-    ) -> torch.Tensor:
+    def penalty_value(self, first: torch.Tensor, later: Sequence[torch.Tensor], lam: float | torch.Tensor, penalised: bool) -> torch.Tensor:
         """``lam * penalty(first)`` (when ``penalised``) plus the neuron penalty of ``later[0]``, a 0-d tensor."""
         value = torch.zeros((), dtype=first.dtype, device=first.device)
         if self.penalty is not None and penalised:

@@ -200,7 +200,9 @@ class SparseGroupLasso(GroupLasso):
         """Each column's norm shrinks first, by its share of the threshold, then each group's
         (the columns nest inside the groups: the composition is the prox of the sum)."""
         return sparse_group_soft_threshold(
-            W, self.group_ids, threshold_scale * self.l1_ratio * self.column_weight,
+            W,
+            self.group_ids,
+            threshold_scale * self.l1_ratio * self.column_weight,
             threshold_scale * (1.0 - self.l1_ratio) * self.weights,
         )
 
@@ -304,7 +306,11 @@ def make_penalty(
 
 
 def penalty_for(
-    model: ModelConfig, group_ids: np.ndarray, n_encoded: np.ndarray, fan_out: int, dtype: torch.dtype,
+    model: ModelConfig,
+    group_ids: np.ndarray,
+    n_encoded: np.ndarray,
+    fan_out: int,
+    dtype: torch.dtype,
     device: torch.device | None = None,
 ) -> GroupLasso:
     """The first-layer penalty the model settings ask for (``make_penalty`` with their ``l1_ratio``):

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from glselect.select.crossval import CrossValidation
 from glselect.data.encoder import Encoder
 from glselect.data.groups import GroupIndex
 from glselect.model.mlp import GroupLassoMLP
 from glselect.outputs.files import FORMAT_VERSION, MODEL_FORMAT
 from glselect.path.walk import LambdaPath
+from glselect.select.crossval import CrossValidation
 
 
 def path_tables(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from glselect.outputs.load import Results
 from glselect.errors import GlselectError
+from glselect.outputs.load import Results
 
 
 @dataclass(frozen=True)
@@ -18,9 +18,7 @@ class RuleResult:
 def _known_columns(results: Results, names: list[str], option: str) -> None:
     unknown = [name for name in names if name not in set(results.features["feature"])]
     if unknown:
-        raise GlselectError(
-            f"{option} names column(s) that the fit in '{results.out_dir}' never saw: {', '.join(map(repr, unknown))}"
-        )
+        raise GlselectError(f"{option} names column(s) that the fit in '{results.out_dir}' never saw: {', '.join(map(repr, unknown))}")
 
 
 def run_checks(
@@ -63,9 +61,7 @@ def run_checks(
         total = float(results.groups["importance"].sum())
         top = results.groups.iloc[0]
         share = float(top["importance"]) / total if total > 0 else 0.0
-        outcomes.append(
-            RuleResult(f"max-share {max_share:g}", share <= max_share, f"largest: group '{top['group']}' carries {share:.3f}")
-        )
+        outcomes.append(RuleResult(f"max-share {max_share:g}", share <= max_share, f"largest: group '{top['group']}' carries {share:.3f}"))
     if baseline is not None and min_overlap is not None:
         before = set(baseline.summary["selected_features"])
         union = selected | before

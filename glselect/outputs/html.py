@@ -73,8 +73,11 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
             ["data path", config.get("table", "n/a")],
             ["target", ", ".join(map(str, targets)) + f" ({summary['task']})"],
             ["table size", f"{fmt(table_rows)} rows; {fmt(sizes['columns'])} columns besides the target"],
-            ["rows used", f"{fmt(rows)} (training {fmt(sizes.get('train_rows'))}, validation {fmt(sizes.get('val_rows'))}, "
-                          f"test {fmt(sizes['test_rows'])}, scored {fmt(n_scored)})"],
+            [
+                "rows used",
+                f"{fmt(rows)} (training {fmt(sizes.get('train_rows'))}, validation {fmt(sizes.get('val_rows'))}, "
+                f"test {fmt(sizes['test_rows'])}, scored {fmt(n_scored)})",
+            ],
             ["rows dropped (missing target)", fmt(dropped)],
             ["columns by kind", ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items())) or "n/a"],
             ["ignored columns", "; ".join(ignored) or "none"],
@@ -84,17 +87,26 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
             ["groups", fmt(sizes["groups"])],
             ["hidden layers (dense)", "none (linear)" if hidden == [] else fmt_list(hidden)],
             ["parameters, dense model", fmt(sizes.get("dense_parameters"))],
-            ["parameters, pruned model", f"{fmt(sizes.get('pruned_parameters'))} (hidden {fmt_list(sizes.get('pruned_hidden'))}, "
-                                         f"{fmt(sizes.get('pruned_neurons_removed'))} neurons removed)"],
+            [
+                "parameters, pruned model",
+                f"{fmt(sizes.get('pruned_parameters'))} (hidden {fmt_list(sizes.get('pruned_hidden'))}, "
+                f"{fmt(sizes.get('pruned_neurons_removed'))} neurons removed)",
+            ],
         ],
         "Selection": [
             ["rule", f"{summary['rule']} ({summary.get('scored_by', 'validation')})"],
             ["chosen lambda", f"{fmt(summary['lambda'])} (step {summary['step']})"],
-            ["selected", f"{len(summary['selected_features'])} of {sizes['columns']} columns, "
-                         f"{len(summary['selected_groups'])} of {sizes['groups']} groups"],
+            [
+                "selected",
+                f"{len(summary['selected_features'])} of {sizes['columns']} columns, "
+                f"{len(summary['selected_groups'])} of {sizes['groups']} groups",
+            ],
             ["selected columns", ", ".join(summary["selected_features"]) or "none"],
-            ["path steps", f"{fmt(path.get('n_steps'))} ({fmt(path.get('n_unconverged_steps'))} did not converge; "
-                           f"{'complete' if path.get('complete') else 'stopped before every group left'})"],
+            [
+                "path steps",
+                f"{fmt(path.get('n_steps'))} ({fmt(path.get('n_unconverged_steps'))} did not converge; "
+                f"{'complete' if path.get('complete') else 'stopped before every group left'})",
+            ],
         ],
         "Reproduce": [
             ["seed", fmt(summary.get("seed"))],
@@ -117,18 +129,21 @@ def render_report(results: Results, path_png: str, importance_svg: str) -> str:
     summary, target = results.summary, html.escape(str(results.summary["target"]))
     dense, pruned = summary["metrics"]["dense"], summary["metrics"]["pruned"]
     facts = "".join(
-        f'<section><h3>{topic}</h3>{table(None, rows, f"facts-{topic.lower()}")}</section>'
-        for topic, rows in run_facts(summary).items()
+        f"<section><h3>{topic}</h3>{table(None, rows, f'facts-{topic.lower()}')}</section>" for topic, rows in run_facts(summary).items()
     )
     metrics = [[name, fmt(dense[name]), fmt(pruned.get(name))] for name in dense]
     columns = ["rank", "feature", "group", "selected", "importance", "dense_norm"]
     optional = [  # measures the fit computed
-        name for name in MEASURE_COLUMNS
-        if name in results.features.columns and results.features[name].notna().any()
+        name for name in MEASURE_COLUMNS if name in results.features.columns and results.features[name].notna().any()
     ]
     ranked = [
-        [row["rank"], row["feature"], row["group"], "yes" if row["selected"] else "no",
-         *(fmt(row[name]) for name in ["importance", "dense_norm", *optional])]
+        [
+            row["rank"],
+            row["feature"],
+            row["group"],
+            "yes" if row["selected"] else "no",
+            *(fmt(row[name]) for name in ["importance", "dense_norm", *optional]),
+        ]
         for row in results.features[columns + optional].to_dict("records")
     ]
     settings = table(["setting", "value"], _flatten(summary["config"]), "settings")

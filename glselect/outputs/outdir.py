@@ -184,8 +184,7 @@ class OutDirLock:
         self._drop_created()
         pid, host = holder.get("pid", "?"), holder.get("host", "?")
         raise GlselectError(
-            f"output directory '{self.out_dir}' is being written by another glselect run "
-            f"(pid {pid} on {host}; lock file '{self.path}')",
+            f"output directory '{self.out_dir}' is being written by another glselect run (pid {pid} on {host}; lock file '{self.path}')",
             hint="wait for that run to finish or choose another --out; if no such run exists, delete the lock file",
         )
 
@@ -205,7 +204,9 @@ class OutDirLock:
             missing.append(folder)
             folder = folder.parent
         if not folder.is_dir():
-            raise GlselectError(f"cannot write output directory '{self.out_dir}': '{folder}' is not a directory", hint="choose another --out")
+            raise GlselectError(
+                f"cannot write output directory '{self.out_dir}': '{folder}' is not a directory", hint="choose another --out"
+            )
         for path in reversed(missing):
             try:
                 path.mkdir()

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from glselect.errors import GlselectError
 from glselect.outputs.load import Results
 from glselect.outputs.outdir import atomic_write
-from glselect.errors import GlselectError
 from glselect.text import plural
 
 if TYPE_CHECKING:
@@ -111,8 +111,15 @@ def _draw_norms(ax: Any, results: Results, top: int) -> None:
     n_gone = int((~values.any(axis=0)).sum()) if len(lambdas) else 0
     n_gone += len(set(results.groups["group"].astype(str)) - set(norms.columns))
     if n_gone and len(lambdas):
-        ax.text(0.01, 0.98, f"{n_gone} group{'s' if n_gone > 1 else ''} zero from the first lambda on", transform=ax.transAxes,
-                va="top", fontsize=8, color="0.35")
+        ax.text(
+            0.01,
+            0.98,
+            f"{n_gone} group{'s' if n_gone > 1 else ''} zero from the first lambda on",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+            color="0.35",
+        )
     ax.set_xscale("log")
     ax.autoscale_view()
     ax.set_ylim(bottom=0)
@@ -144,17 +151,22 @@ def _draw_losses(ax: Any, results: Results) -> None:
     # the line only traces the walk: supports of one size can differ, so the path may double back
     ax.plot(scored["n_selected"], scored[loss], "-", color="tab:blue", alpha=0.4, lw=1, zorder=3)
     ax.errorbar(
-        scored["n_selected"], scored[loss], yerr=scored[se].fillna(0.0),
-        fmt="o", color="tab:blue", ms=4, capsize=3, label=scored_label, zorder=3,
+        scored["n_selected"],
+        scored[loss],
+        yerr=scored[se].fillna(0.0),
+        fmt="o",
+        color="tab:blue",
+        ms=4,
+        capsize=3,
+        label=scored_label,
+        zorder=3,
     )
-    ax.plot(dense["n_selected"], dense[loss], "s", mfc="none", mec="tab:purple", ms=7, mew=1.5,
-            label="dense start (lambda 0)", zorder=3)
+    ax.plot(dense["n_selected"], dense[loss], "s", mfc="none", mec="tab:purple", ms=7, mew=1.5, label="dense start (lambda 0)", zorder=3)
     chosen = results.path.loc[results.path["step"] == results.summary["step"]].iloc[0]
     label = _label(f"chosen: {plural(int(chosen['n_selected']), 'group')} (rule {results.summary['rule']})")
     ax.axvline(chosen["n_selected"], color="black", ls="--", lw=1, zorder=2)
     if math.isfinite(chosen[loss]):
-        ax.plot(chosen["n_selected"], chosen[loss], "*", color="tab:red", ms=15, mec="black",
-                mew=0.6, zorder=4, label=label)
+        ax.plot(chosen["n_selected"], chosen[loss], "*", color="tab:red", ms=15, mec="black", mew=0.6, zorder=4, label=label)
     values = np.concatenate([results.path["val_loss"].to_numpy(), scored[loss].to_numpy()])
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > 10:
@@ -219,18 +231,21 @@ def importance_panels(results: Results) -> list[tuple[str, str, np.ndarray, np.n
     panels = []
     permutation, spread = _measure(results, "permutation"), _measure(results, "permutation_std")
     if np.isfinite(permutation).any():
-        panels.append(("permutation", "permutation importance (test loss increase, mean ± sd over shuffles)",
-                       permutation, np.nan_to_num(spread)))
+        panels.append(
+            ("permutation", "permutation importance (test loss increase, mean ± sd over shuffles)", permutation, np.nan_to_num(spread))
+        )
     frequency = _measure(results, "stability")
     stability = results.summary.get("stability")
     if np.isfinite(frequency).any() and isinstance(stability, dict):
         n_halves = 2 * int(stability.get("pairs", 1))
         se = np.sqrt(np.clip(frequency * (1 - frequency), 0, None) / max(n_halves, 1))
-        panels.append(("stability", f"stability selection frequency (± binomial SE over {n_halves} half-samples)",
-                       frequency, np.nan_to_num(se)))
+        panels.append(
+            ("stability", f"stability selection frequency (± binomial SE over {n_halves} half-samples)", frequency, np.nan_to_num(se))
+        )
     if not panels:
-        panels.append(("survival", "path survival: the largest lambda at which the column is non-zero",
-                       _measure(results, "importance"), None))
+        panels.append(
+            ("survival", "path survival: the largest lambda at which the column is non-zero", _measure(results, "importance"), None)
+        )
     return panels
 
 
@@ -283,7 +298,7 @@ def importance_svg(results: Results, top: int = 20) -> str:
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": "glselect"}):
         plot_importance(results, top).savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    text = text[text.index("<svg"):]  # the XML prolog and doctype have no place inside HTML
+    text = text[text.index("<svg") :]  # the XML prolog and doctype have no place inside HTML
     # nor the RDF metadata and namespace declarations: HTML knows inline SVG without them, and the
     # page then names no URL at all
     text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from glselect.outputs.load import LoadedModel
 from glselect.data.encoder import Encoder, encode_features
 from glselect.errors import GlselectError
+from glselect.outputs.load import LoadedModel
 
 
 def predict_table(loaded: LoadedModel, table: pd.DataFrame) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,7 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
     table = Table(title=f"Top {min(top, len(features))} of {plural(len(features), 'column')}", title_justify="left")
     shown = features.head(top)
     has_groups = bool((shown["group"] != shown["feature"]).any())
+
     # out dirs written before a measure existed lack its column: show what is there
     def measure(name: str) -> pd.Series:  # blank cells: not computed
         values = features[name] if name in features.columns else pd.Series(np.nan, index=features.index)
@@ -90,7 +92,8 @@ def _unconfirmed_line(summary: dict[str, Any]) -> str | None:
         return None
     confirmed_by = summary.get("confirmed_by") or "validation"
     tested = (
-        "the refit's validation loss" if confirmed_by == "validation"
+        "the refit's validation loss"
+        if confirmed_by == "validation"
         else f"the held-out loss of {confirmed_by.removeprefix('cross-fit')} cross-fitted refits"
     )
     return (
@@ -112,9 +115,7 @@ def _rounds_line(summary: dict[str, Any]) -> str | None:
     rounds = summary.get("all_relevant_rounds")
     if not rounds:  # what the minimal set left out and later rounds found without it (select/relevant.py)
         return None
-    return "added by later rounds (all-relevant): " + "; ".join(
-        f"round {k}: {', '.join(names)}" for k, names in enumerate(rounds, start=1)
-    )
+    return "added by later rounds (all-relevant): " + "; ".join(f"round {k}: {', '.join(names)}" for k, names in enumerate(rounds, start=1))
 
 
 def _stability_line(summary: dict[str, Any]) -> str | None:
@@ -141,5 +142,9 @@ def _streaming_line(summary: dict[str, Any]) -> str | None:
 
 # a line each for what a stage (or a stream) adds to summary.json, in the order they are printed
 SUMMARY_LINES: tuple[Callable[[dict[str, Any]], str | None], ...] = (
-    _unconfirmed_line, _interacting_line, _rounds_line, _stability_line, _streaming_line,
+    _unconfirmed_line,
+    _interacting_line,
+    _rounds_line,
+    _stability_line,
+    _streaming_line,
 )

@@ -8,9 +8,11 @@ from deep inside pandas, numpy or torch.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -96,6 +98,7 @@ def _document(value: Any, file: Path, where: str = "") -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------- summary.json
 
+
 def check_summary(summary: Any, file: Path) -> dict[str, Any]:
     """``summary`` (parsed ``summary.json``) when every field a reader uses is there and well typed:
     checked against ``outputs/summary.FIELDS``, the one definition of the file's fields.
@@ -115,8 +118,12 @@ def check_summary(summary: Any, file: Path) -> dict[str, Any]:
 # (column, kind) per table; kind: "text", "count", "number" (NaN allowed: not computed), "flag"
 TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "importances.csv": (
-        ("rank", "count"), ("feature", "text"), ("group", "text"), ("selected", "flag"),
-        ("importance", "number"), ("dense_norm", "number"),
+        ("rank", "count"),
+        ("feature", "text"),
+        ("group", "text"),
+        ("selected", "flag"),
+        ("importance", "number"),
+        ("dense_norm", "number"),
     ),
     "groups.csv": (("rank", "count"), ("group", "text"), ("selected", "flag"), ("importance", "number")),
     "path.csv": (("step", "count"), ("lambda", "number"), ("n_selected", "count"), ("val_loss", "number")),
@@ -135,8 +142,7 @@ FLAGS = {True: True, False: False, "True": True, "False": False, "true": True, "
 def _bad_cell(file: Path, column: str, values: pd.Series, bad: np.ndarray, expected: str) -> NoReturn:
     row = int(np.flatnonzero(bad)[0])
     raise GlselectError(
-        f"'{file}' is malformed: column '{column}' must hold {expected}, "
-        f"found {_short(values.iloc[row])} in data row {row + 1}",
+        f"'{file}' is malformed: column '{column}' must hold {expected}, found {_short(values.iloc[row])} in data row {row + 1}",
         hint=HINT,
     )
 
@@ -243,7 +249,12 @@ def _target(raw: Any, file: Path) -> TargetEncoding:
     raw = _record(raw, TARGET_FIELDS, ("name", "task"), file, "encoder.target")
     target = TargetEncoding(**{**raw, "classes": tuple(raw.get("classes", ()))})
     if (target.task == "binary" and len(target.classes) != 2) or (target.task == "multiclass" and len(target.classes) < 2):
-        _malformed(file, "'encoder.target.classes'", f"{'2' if target.task == 'binary' else '2 or more'} labels for a {target.task} target", list(target.classes))
+        _malformed(
+            file,
+            "'encoder.target.classes'",
+            f"{'2' if target.task == 'binary' else '2 or more'} labels for a {target.task} target",
+            list(target.classes),
+        )
     return target
 
 
@@ -265,7 +276,9 @@ def architecture_from_meta(meta: dict[str, Any], file: Path, encoder: Encoder) -
     """``(n_inputs, hidden, n_outputs, inputs)`` of ``model.json``, consistent with its encoder."""
     n_inputs = _field(meta, "n_inputs", is_count, "a whole number", file)
     hidden = tuple(_field(meta, "hidden", list_of(lambda value: is_count(value) and value > 0), "a list of positive whole numbers", file))
-    n_outputs = _field(meta, "n_outputs", lambda value: value == encoder.target.n_outputs, f"{encoder.target.n_outputs} for its target", file)
+    n_outputs = _field(
+        meta, "n_outputs", lambda value: value == encoder.target.n_outputs, f"{encoder.target.n_outputs} for its target", file
+    )
     inputs = tuple(_field(meta, "inputs", list_of(is_text, unique=True), "a list of distinct column names", file))
     if len(inputs) != n_inputs:
         raise GlselectError(f"'{file}' is malformed: it lists {len(inputs)} inputs but 'n_inputs' is {n_inputs}", hint=HINT)
@@ -280,7 +293,7 @@ def tensor_shapes(n_inputs: int, hidden: tuple[int, ...], n_outputs: int) -> dic
     (a tampered width must not allocate a huge model before the weights file disagrees)."""
     widths = [n_inputs, *hidden, n_outputs]
     shapes: dict[str, tuple[int, ...]] = {}
-    for index, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+    for index, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
         shapes[f"layers.{index}.weight"] = (fan_out, fan_in)
         shapes[f"layers.{index}.bias"] = (fan_out,)
     return shapes

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ from glselect.select.base import Part
 from glselect.select.choose import Selection
 
 __all__ = ["FIELDS", "Field", "SummaryFacts", "check_summary", "summary_document"]
+
 
 @dataclass(frozen=True)
 class Field:
@@ -190,9 +192,7 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
             {"columns": [encoder.feature_names[pair.first], encoder.feature_names[pair.second]], "t": round(pair.t, 2)}
             for pair in path.pairs
         ],
-        "class_weights": None if facts.class_weights is None else dict(
-            zip(map(str, encoder.target.classes), facts.class_weights.tolist())
-        ),
+        "class_weights": None if facts.class_weights is None else dict(zip(map(str, encoder.target.classes), facts.class_weights.tolist())),
         "primary_metric": PRIMARY_METRIC[task],
         "metrics": facts.metrics,
         "sizes": {
@@ -248,9 +248,7 @@ def summary_document(facts: SummaryFacts, parts: Sequence[Part]) -> dict[str, An
     unknown = sorted(set(values) - {entry.key for entry in FIELDS})
     if unknown:
         raise ValueError(f"summary.json has no field(s) {', '.join(unknown)}: define them in outputs/summary.FIELDS")
-    document = {
-        entry.key: values.get(entry.key) for entry in FIELDS if entry.key in values or not entry.optional_write
-    }
+    document = {entry.key: values.get(entry.key) for entry in FIELDS if entry.key in values or not entry.optional_write}
     try:  # as the file will be read: the writer's JSON (NaN written as null)
         check_summary(json.loads(dump_json(document)), Path("summary.json"))
     except GlselectError as err:

@@ -98,9 +98,7 @@ def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
         document = json.loads(state_path.read_text(encoding="utf-8"))
         tensors = load_file(str(directory / document["tensors"]))
     except (OSError, ValueError, KeyError, SafetensorError) as err:
-        raise GlselectError(
-            f"the checkpoint in '{directory}' is unreadable: {err}", hint="delete it and run without --resume"
-        ) from err
+        raise GlselectError(f"the checkpoint in '{directory}' is unreadable: {err}", hint="delete it and run without --resume") from err
     if document.get("version") != CHECKPOINT_VERSION or document.get("fingerprint") != run_fingerprint:
         raise GlselectError(
             f"the checkpoint in '{directory}' was made with other data or settings",
@@ -112,8 +110,10 @@ def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
     support_rows = _unstack_rows(tensors["support_rows"].numpy())
     steps = [
         PathStep(
-            group_norms=norms[index], column_support=None if columns is None else columns[index].copy(),
-            relaxed_val_rows=step_rows[index], **raw,
+            group_norms=norms[index],
+            column_support=None if columns is None else columns[index].copy(),
+            relaxed_val_rows=step_rows[index],
+            **raw,
         )
         for index, raw in enumerate(document["steps"])
     ]
@@ -127,9 +127,7 @@ def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
         n_rejected=document["n_rejected"],
         first_step_retries=document["first_step_retries"],
         last_relaxed_size=document["last_relaxed_size"],
-        relaxed_by_support={
-            bytes.fromhex(key): (loss, se, rows) for (key, loss, se), rows in zip(document["relaxed"], support_rows)
-        },
+        relaxed_by_support={bytes.fromhex(key): (loss, se, rows) for (key, loss, se), rows in zip(document["relaxed"], support_rows)},
         lambda_max_estimate=document["lambda_max_estimate"],
         solver_step=document["solver_step"],
         model_state={name[6:]: tensor for name, tensor in tensors.items() if name.startswith("model.")},

@@ -92,8 +92,15 @@ class Problem:
             assert task is not None, "a Problem needs a datafit or a task"
             datafit = make_datafit(task, n_outputs, class_weights)
         values = {
-            "data": data, "rows": rows, "val": val, "group_ids": group_ids, "n_encoded": n_encoded, "datafit": datafit,
-            "settings": settings, "seed": seed, "column_index": column_index,
+            "data": data,
+            "rows": rows,
+            "val": val,
+            "group_ids": group_ids,
+            "n_encoded": n_encoded,
+            "datafit": datafit,
+            "settings": settings,
+            "seed": seed,
+            "column_index": column_index,
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
@@ -119,13 +126,26 @@ class Problem:
         y = torch.cat([train[1], val[1]]).cpu().numpy()
         parts = np.concatenate([np.full(len(train[1]), TRAIN), np.full(len(val[1]), VAL)]).astype(np.int8)
         data = InMemoryData(
-            encoder=None, group_index=None, X=X, y=y, positions=np.arange(len(y)), parts=parts, seed=seed,
-            device=train[0].device, n_missing_target=0,
+            encoder=None,
+            group_index=None,
+            X=X,
+            y=y,
+            positions=np.arange(len(y)),
+            parts=parts,
+            seed=seed,
+            device=train[0].device,
+            n_missing_target=0,
         )
         datafit = make_datafit(task, DATAFITS[task].outputs_for(y), class_weights)
         return cls(
-            data=data, rows=data.training(TRAINING_ROWS), val=data.holdout(VALIDATION_ROWS), group_ids=np.asarray(group_ids),
-            n_encoded=np.asarray(n_encoded), datafit=datafit, settings=settings or Settings(), seed=seed,
+            data=data,
+            rows=data.training(TRAINING_ROWS),
+            val=data.holdout(VALIDATION_ROWS),
+            group_ids=np.asarray(group_ids),
+            n_encoded=np.asarray(n_encoded),
+            datafit=datafit,
+            settings=settings or Settings(),
+            seed=seed,
         )
 
     # ----- what the fit is about --------------------------------------------------------------
@@ -195,16 +215,17 @@ class Problem:
         columns = torch.as_tensor(np.flatnonzero(feature_mask), dtype=torch.int64, device=self.device)
         composed = columns if self.column_index is None else self.column_index[columns]
         return dataclasses.replace(
-            self, rows=self.rows.columns(columns), val=self.val.columns(columns),
-            group_ids=self.group_ids[feature_mask], column_index=composed,
+            self,
+            rows=self.rows.columns(columns),
+            val=self.val.columns(columns),
+            group_ids=self.group_ids[feature_mask],
+            column_index=composed,
         )
 
     def on_rows(self, fit: RowSet, held_out: RowSet, seed: int) -> Problem:
         """The same problem (reading the same columns) on other rows of the table (a CV fold, a
         stability half, a confirmation fold), with its own seed."""
-        return dataclasses.replace(
-            self, rows=self.data.training(fit).columns(self.column_index), val=self.held_out(held_out), seed=seed
-        )
+        return dataclasses.replace(self, rows=self.data.training(fit).columns(self.column_index), val=self.held_out(held_out), seed=seed)
 
     def held_out(self, rows: RowSet) -> Rows:
         """Other held-out rows of the table (a confirmation fold's tested rows), reading this problem's columns."""

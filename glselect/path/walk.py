@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -112,6 +112,7 @@ Scored = tuple[float, float, np.ndarray | None]
 
 __all__ = ["REFIT_KEY", "LambdaPath", "PathState", "PathStep", "fit_path", "relaxed_val_loss"]  # REFIT_KEY: solve.keys's, for the refit
 
+
 def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, key: int = RELAXED_KEY) -> Scored:
     """Validation loss (its standard error over rows, and each row's loss) of a support once the penalty's shrinkage is undone.
 
@@ -138,8 +139,14 @@ def _mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) ->
 
 
 def _record(
-    problem: Problem, model: GroupLassoMLP, lam: float, train_loss: float, n_iters: int, converged: bool,
-    relaxed: Scored, support: Support,
+    problem: Problem,
+    model: GroupLassoMLP,
+    lam: float,
+    train_loss: float,
+    n_iters: int,
+    converged: bool,
+    relaxed: Scored,
+    support: Support,
 ) -> PathStep:
     """The step at ``lam`` of ``model``, whose first layer's ``support`` (with its norms) is already read."""
     penalty = problem.penalty(model.first_weight.shape[0])
@@ -234,19 +241,21 @@ def fit_path(
         max_departures = max(1, int(path_config.departure_fraction * np.count_nonzero(state.active)))
         is_first = state.previous_lam == 0.0
         can_refine = grid is None and (
-            state.first_step_retries < FIRST_STEP_RETRIES
-            if is_first
-            else exact and state.log_ratio > base_log_ratio * MIN_RATIO_FRACTION
+            state.first_step_retries < FIRST_STEP_RETRIES if is_first else exact and state.log_ratio > base_log_ratio * MIN_RATIO_FRACTION
         )
         # a copy to undo the lambda with; a lambda that cannot be undone needs none
         saved_state = copy.deepcopy(model.state_dict()) if can_refine else None
         # a stream's run reads the shuffles its key names: the same on a resumed walk
         key = lambda_key(len(state.steps), state.n_rejected)
         result, solver_step = problem.solve_lambda(
-            model, lam, state.active, state.solver_step,
+            model,
+            lam,
+            state.active,
+            state.solver_step,
             # a lambda that will be undone anyway need not be solved to the end; groups can pass
             # through zero and come back within a solve, so only a clear excess stops it early
-            max_departures=2 * max_departures + 1 if can_refine else None, key=key,
+            max_departures=2 * max_departures + 1 if can_refine else None,
+            key=key,
         )
         if not math.isfinite(result.objective):
             raise GlselectError(
@@ -309,7 +318,13 @@ def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
     dense_val = _mean_and_se(model, problem.val, problem.row_loss_fn)
     support = problem.penalty(model.first_weight.shape[0]).support(model.first_weight)
     first = _record(
-        problem, model, 0.0, problem.training_loss(model), dense_training.n_iters, dense_training.stopped_early, dense_val,
+        problem,
+        model,
+        0.0,
+        problem.training_loss(model),
+        dense_training.n_iters,
+        dense_training.stopped_early,
+        dense_val,
         support,
     )
     if not math.isfinite(first.train_loss) and problem.exact:
@@ -337,9 +352,7 @@ def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
     )
 
 
-def _relaxed_score(
-    problem: Problem, state: PathState, model: GroupLassoMLP, support: Support, wanted: bool | None, key: int
-) -> Scored:
+def _relaxed_score(problem: Problem, state: PathState, model: GroupLassoMLP, support: Support, wanted: bool | None, key: int) -> Scored:
     """The relaxed validation score of this support, computed once per support (NaN when not scored).
 
     The support scored is the columns the refit would read (a column can be zero inside a kept

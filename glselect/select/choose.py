@@ -1,5 +1,4 @@
-"""Pick one step of the path by a named rule; ``Selection`` is what the selection stages produce.
-"""
+"""Pick one step of the path by a named rule; ``Selection`` is what the selection stages produce."""
 
 from __future__ import annotations
 
@@ -11,8 +10,8 @@ from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.walk import LambdaPath
-from glselect.text import plural
 from glselect.solve.train import TrainResult
+from glselect.text import plural
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ refit for every column it drops.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -96,10 +97,15 @@ def t_on_validation(selection: Selection, problem: Problem) -> np.ndarray:
 def t_cross_fitted(state: FoldRefits) -> np.ndarray:
     """t of every group (0 for those out), pooling each model row's increase while its fold was held out."""
     chosen = np.flatnonzero(state.group_mask)
-    increases = np.concatenate([  # (chosen groups, model rows): only the groups in, on a wide table
-        group_permutation(fit, tested, fold.group_ids, fold.row_loss_fn, Shuffles(CONFIRM_REPEATS, fold.seed, keep_rows=True), chosen).rows
-        for fold, tested, fit in state.fits
-    ], axis=1)
+    increases = np.concatenate(
+        [  # (chosen groups, model rows): only the groups in, on a wide table
+            group_permutation(
+                fit, tested, fold.group_ids, fold.row_loss_fn, Shuffles(CONFIRM_REPEATS, fold.seed, keep_rows=True), chosen
+            ).rows
+            for fold, tested, fit in state.fits
+        ],
+        axis=1,
+    )
     t = np.zeros(state.group_mask.size)
     t[chosen] = [growth_t(float(row.mean()), row) for row in increases]
     return t
@@ -121,7 +127,10 @@ def weakest_unconfirmed(group_mask: np.ndarray, t: np.ndarray, min_t: float) -> 
 
 
 def _backward_elimination(
-    state: State, t_of: Callable[[State], np.ndarray], refit_on: Callable[[State, np.ndarray, bool], State], min_t: float,
+    state: State,
+    t_of: Callable[[State], np.ndarray],
+    refit_on: Callable[[State, np.ndarray, bool], State],
+    min_t: float,
     retest_fresh: bool,
 ) -> State:
     """Drop the weakest group and refit (warm), until every group passes.
@@ -158,9 +167,11 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
         return dataclasses.replace(selection, confirmed_by=f"cross-fit{n_folds}" if n_folds else "validation")
     if not n_folds:
         confirmed = _backward_elimination(
-            selection, lambda s: t_on_validation(s, problem),
+            selection,
+            lambda s: t_on_validation(s, problem),
             lambda s, mask, warm: refit(problem, path, step, rule, group_mask=mask, warm_from=s if warm else None),
-            min_t, retest_fresh=True,  # the tested refit is the saved model: it must be a fresh one that passes
+            min_t,
+            retest_fresh=True,  # the tested refit is the saved model: it must be a fresh one that passes
         )
         return dataclasses.replace(confirmed, confirmed_by="validation")
     folds = cross_fit_folds(problem, n_folds)
@@ -169,10 +180,13 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
         return confirm(problem, path, selection, min_t)
 
     def refit_folds(state: FoldRefits, mask: np.ndarray, warm: bool) -> FoldRefits:
-        return FoldRefits(mask, tuple(
-            (fold, tested, refit(fold, path, step, rule, group_mask=mask, warm_from=fit if warm else None))
-            for fold, tested, fit in state.fits
-        ))
+        return FoldRefits(
+            mask,
+            tuple(
+                (fold, tested, refit(fold, path, step, rule, group_mask=mask, warm_from=fit if warm else None))
+                for fold, tested, fit in state.fits
+            ),
+        )
 
     unfitted = FoldRefits(selection.group_mask, tuple((fold, tested, None) for fold, tested in folds))
     first = refit_folds(unfitted, selection.group_mask, False)

@@ -10,8 +10,8 @@ The chosen lambda's support is then read off the full path, as glmnet's ``cv.glm
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -20,7 +20,6 @@ from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath, fit_path
 from glselect.select.base import Fit, Part
 from glselect.select.choose import StepScores, stack_row_losses
-
 
 # --cv auto: below this many validation rows, the path is scored by AUTO_FOLDS-fold cross-validation.
 # A paired loss difference's standard error shrinks as 1/sqrt(rows): with 250 rows one validation
@@ -60,9 +59,7 @@ class CrossValidation:
         return StepScores(loss=loss, se=se, source=f"cv{self.n_folds}", rows=self.row_losses)
 
 
-def cross_validate(
-    problem: Problem, path: LambdaPath, n_folds: int, on_fold: Callable[[int], None] | None = None
-) -> CrossValidation:
+def cross_validate(problem: Problem, path: LambdaPath, n_folds: int, on_fold: Callable[[int], None] | None = None) -> CrossValidation:
     """Score every scored step of ``path`` by K-fold cross-validation on the model rows.
 
     The folds partition every row but the test rows by a hash of the row's position

@@ -38,8 +38,9 @@ The default is one draw all the same: in the benchmark five draws kept the FDR b
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -120,7 +121,7 @@ def knockoff_threshold(W: np.ndarray, level: float) -> float:
     """
     candidates = np.unique(np.abs(W[W != 0]))
     for t in candidates:  # increasing: the first that qualifies is the smallest
-        if (1 + np.sum(W <= -t)) / max(1, int(np.sum(W >= t))) <= level:
+        if (1 + np.sum(-t >= W)) / max(1, int(np.sum(t <= W))) <= level:
             return float(t)
     return float("inf")
 
@@ -130,7 +131,7 @@ def knockoff_e_values(W: np.ndarray, level: float) -> tuple[np.ndarray, float]:
     threshold = knockoff_threshold(W, level)
     if not np.isfinite(threshold):
         return np.zeros(W.size), threshold
-    return W.size * (W >= threshold) / (1 + np.sum(W <= -threshold)), threshold
+    return W.size * (threshold <= W) / (1 + np.sum(-threshold >= W)), threshold
 
 
 def e_bh(e_values: np.ndarray, q: float) -> np.ndarray:
@@ -162,9 +163,7 @@ def knockoff_problem(problem: Problem, sampler: GaussianKnockoffs, draw: int) ->
     return doubled.with_path(min_features=0)
 
 
-def knockoff_selection(
-    problem: Problem, q: float, draws: int, on_draw: Callable[[int], None] | None = None
-) -> KnockoffSelection:
+def knockoff_selection(problem: Problem, q: float, draws: int, on_draw: Callable[[int], None] | None = None) -> KnockoffSelection:
     """Select groups at false discovery rate ``q`` from ``draws`` knockoff paths (see the module docstring).
 
     The second moments come from the rows the paths are fit on (one pass over a stream); each
@@ -187,8 +186,13 @@ def knockoff_selection(
         thresholds.append(threshold)
         e_values += e / draws
     return KnockoffSelection(
-        q=q, level=level, statistics=np.stack(statistics), thresholds=np.array(thresholds), e_values=e_values,
-        selected=e_bh(e_values, q), gamma=sampler.gamma,
+        q=q,
+        level=level,
+        statistics=np.stack(statistics),
+        thresholds=np.array(thresholds),
+        e_values=e_values,
+        selected=e_bh(e_values, q),
+        gamma=sampler.gamma,
     )
 
 
@@ -208,8 +212,8 @@ def fdr_document(knockoffs: KnockoffSelection, group_names: list[str]) -> dict[s
     return {
         "q": knockoffs.q,
         "method": "model-X Gaussian group knockoffs (equicorrelated), W = signed max of the areas of group and knockoff under "
-                  "their path norms over log lambda, "
-                  "derandomised by averaged e-values and e-BH (Ren & Barber 2023)",
+        "their path norms over log lambda, "
+        "derandomised by averaged e-values and e-BH (Ren & Barber 2023)",
         "draws": knockoffs.draws,
         "draw_level": knockoffs.level,
         "thresholds": finite(knockoffs.thresholds),

@@ -88,14 +88,16 @@ def permutation_importance(
     per_batch = max(1, SHUFFLED_VALUES // max(1, Z.numel()))
     W = model.first_weight.detach()
     for start in range(0, len(draws), per_batch):
-        batch = [(i, repeat, torch.randperm(X.shape[0], generator=generator)) for i, repeat in draws[start:start + per_batch]]
+        batch = [(i, repeat, torch.randperm(X.shape[0], generator=generator)) for i, repeat in draws[start : start + per_batch]]
         # the first layer is linear: shuffling columns S moves Z by (X[order, S] - X[:, S]) W[:, S]^T,
         # so each shuffle costs its own columns, not the whole table, and all go through one forward pass
-        shifted = torch.stack([
-            Z + (X[:, index][order.to(X.device)] - X[:, index]) @ W[:, index].T
-            for i, _, order in batch
-            for index in [torch.as_tensor(column_sets[i], dtype=torch.int64, device=X.device)]
-        ])
+        shifted = torch.stack(
+            [
+                Z + (X[:, index][order.to(X.device)] - X[:, index]) @ W[:, index].T
+                for i, _, order in batch
+                for index in [torch.as_tensor(column_sets[i], dtype=torch.int64, device=X.device)]
+            ]
+        )
         outputs = model.forward_from_first(shifted.reshape(-1, Z.shape[1])).reshape(len(batch), X.shape[0], -1)
         for k, (i, repeat, _) in enumerate(batch):
             if i not in growth_of:
@@ -124,7 +126,11 @@ def growth_t(mean: float, per_row: np.ndarray) -> float:
 
 
 def group_permutation(
-    selection: Selection, rows: Rows, group_ids: np.ndarray, row_loss_fn: LossFunction, shuffles: Shuffles,
+    selection: Selection,
+    rows: Rows,
+    group_ids: np.ndarray,
+    row_loss_fn: LossFunction,
+    shuffles: Shuffles,
     groups: np.ndarray | None = None,
 ) -> PermutationScores:
     """Permutation importance of each group in ``groups`` (default: all of them, in group order)

@@ -14,8 +14,9 @@ line in ``STAGES`` (and, when it adds columns to the ranked tables, its name in 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from glselect.config import RunConfig, SelectionConfig
 from glselect.errors import GlselectError
@@ -100,16 +101,22 @@ class Override:
 
 OVERRIDES: tuple[Override, ...] = (
     Override(
-        "--fdr", lambda s: s.fdr is not None, ("rule", "top-k", "confirmation", "all-relevant"),
+        "--fdr",
+        lambda s: s.fdr is not None,
+        ("rule", "top-k", "confirmation", "all-relevant"),
         "the knockoff selection chooses the set and bounds its false discovery rate; --goal auto asks the minimal question alone",
     ),
     Override(
-        "--max-features", lambda s: s.max_features is not None, ("cross-validation", "confirmation", "all-relevant"),
+        "--max-features",
+        lambda s: s.max_features is not None,
+        ("cross-validation", "confirmation", "all-relevant"),
         "the set is the K groups that survive longest: no lambda to score, no group to drop; --goal auto asks the minimal question alone",
     ),
     Override(
-        "--max-features with --max-correlation under 1", lambda s: s.max_features is not None and s.max_correlation < 1,
-        ("rule",), "the redundancy-aware top k chooses the K groups instead of the path's own K survivors",
+        "--max-features with --max-correlation under 1",
+        lambda s: s.max_features is not None and s.max_correlation < 1,
+        ("rule",),
+        "the redundancy-aware top k chooses the K groups instead of the path's own K survivors",
     ),
 )
 

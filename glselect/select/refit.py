@@ -12,7 +12,11 @@ from glselect.select.choose import Selection, StepScores, choose_step
 
 
 def refit(
-    problem: Problem, path: LambdaPath, step_index: int, rule: str, group_mask: np.ndarray | None = None,
+    problem: Problem,
+    path: LambdaPath,
+    step_index: int,
+    rule: str,
+    group_mask: np.ndarray | None = None,
     warm_from: Selection | None = None,
 ) -> Selection:
     """Train a fresh unpenalised network on the chosen step's columns, early-stopped on validation rows.
@@ -34,10 +38,7 @@ def refit(
         # sparse group lasso: the columns the penalty zeroed inside a kept group stay out of the refit
         feature_mask = feature_mask & step.column_mask(problem.group_ids)
     narrow = problem.restrict(feature_mask)
-    if warm_from is None:
-        model = narrow.new_model()
-    else:
-        model = restrict_inputs(warm_from.model, feature_mask[warm_from.feature_mask])
+    model = narrow.new_model() if warm_from is None else restrict_inputs(warm_from.model, feature_mask[warm_from.feature_mask])
     neuron_penalty = problem.settings.model.neuron_penalty
     result = narrow.train(model, "train", key=REFIT_KEY, neuron_penalty=neuron_penalty)
     n_hidden_before = model.hidden[0] if model.hidden else 0

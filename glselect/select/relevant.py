@@ -32,7 +32,7 @@ pair): ``--goal all-relevant`` walks the rounds without the gate.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -56,7 +56,10 @@ BLOCK_CELLS = 1 << 22  # the statistic centres this many cells at a time in floa
 
 
 def all_relevant(
-    problem: Problem, minimal: np.ndarray, config: SelectionConfig, on_round: Callable[[int], None] | None = None,
+    problem: Problem,
+    minimal: np.ndarray,
+    config: SelectionConfig,
+    on_round: Callable[[int], None] | None = None,
     gated: bool = False,
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The ``minimal`` set (bool (n_groups,), already chosen and confirmed) and every group later
@@ -173,7 +176,10 @@ class AllRelevant:
         config, problem, path = fit.config.selection, fit.problem, fit.path
         confirmed_by = selection.confirmed_by  # later rounds confirm the same way
         relevant, rounds = all_relevant(
-            problem, selection.group_mask, config, on_round=lambda k: fit.progress.announce(f"all-relevant round {k}"),
+            problem,
+            selection.group_mask,
+            config,
+            on_round=lambda k: fit.progress.announce(f"all-relevant round {k}"),
             gated=config.goal == "auto",
         )
         if rounds:  # else the minimal selection stands as it is, refit and confirmed

@@ -11,8 +11,8 @@ exchangeable and each half-path selects them no better than at random.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -91,8 +91,11 @@ class StabilitySelection:
     def measure(self, fit: Fit, selection: Selection) -> Part:
         config = fit.config.importance
         stability = stability_selection(
-            fit.problem, config.stability_pairs, config.stability_q or max(1, int(selection.group_mask.sum())),
-            config.stability_threshold, on_subsample=fit.progress.counter("stability subsample", 2 * config.stability_pairs),
+            fit.problem,
+            config.stability_pairs,
+            config.stability_q or max(1, int(selection.group_mask.sum())),
+            config.stability_threshold,
+            on_subsample=fit.progress.counter("stability subsample", 2 * config.stability_pairs),
         )
         document = {
             "pairs": stability.n_pairs,

@@ -221,16 +221,11 @@ class ProximalGradient:
         self._store()
         if on_host:
             objective, loss = torch.stack([self._objective.double(), final_loss.double()]).tolist()
-            return SolveResult(
-                n_iters=flags.n_iters, converged=flags.converged, objective=objective, loss=loss, stopped=flags.stopped
-            )
+            return SolveResult(n_iters=flags.n_iters, converged=flags.converged, objective=objective, loss=loss, stopped=flags.stopped)
         n_iters, converged, stopped, objective, loss = torch.stack(
-            [flags.n_iters.double(), flags.converged.double(), flags.stopped.double(), self._objective.double(),
-             final_loss.double()]
+            [flags.n_iters.double(), flags.converged.double(), flags.stopped.double(), self._objective.double(), final_loss.double()]
         ).tolist()
-        return SolveResult(
-            n_iters=int(n_iters), converged=bool(converged), objective=objective, loss=loss, stopped=bool(stopped)
-        )
+        return SolveResult(n_iters=int(n_iters), converged=bool(converged), objective=objective, loss=loss, stopped=bool(stopped))
 
     def _trial(self, reuse: bool) -> _Trial:
         """One trial step from the momentum point at the current step length (nothing decided yet)."""
@@ -299,14 +294,17 @@ class ProximalGradient:
         flags.done |= window_converged | stationary | stopped | (active & trial.fits & ~finite) | (flags.n_iters >= max_iters)
 
     @torch.no_grad()
-    def _settle_on_host(
-        self, trial: _Trial, flags: _HostFlags, tol: float, stop: ObjectiveStop | None, max_iters: int
-    ) -> None:
+    def _settle_on_host(self, trial: _Trial, flags: _HostFlags, tol: float, stop: ObjectiveStop | None, max_iters: int) -> None:
         """The same decisions as ``_settle_on_device``, read back in one go and taken in Python: on a
         CPU a read costs less than the masks, whose values are the same (``torch.where`` copies)."""
         objective = trial.objective
-        tests = [trial.fits, torch.isfinite(objective), objective <= self._objective, trial.beta > 0,
-                 self._window_converged(flags.history, objective, tol)]
+        tests = [
+            trial.fits,
+            torch.isfinite(objective),
+            objective <= self._objective,
+            trial.beta > 0,
+            self._window_converged(flags.history, objective, tol),
+        ]
         if stop is not None:
             tests.append(stop(self._views(trial.candidate)[0]))
         fits, finite, improved, has_momentum, window, *stop_now = torch.stack(tests).tolist()

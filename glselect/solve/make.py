@@ -46,7 +46,13 @@ class FullBatchSolving:
         """Full-batch FISTA on ``model`` (``key`` is unused: no shuffles)."""
         rows = self.rows.rows
         return ProximalGradient(
-            model, rows.X, rows.y, objective.loss_fn, objective.penalty, objective.max_norm, step=step,
+            model,
+            rows.X,
+            rows.y,
+            objective.loss_fn,
+            objective.penalty,
+            objective.max_norm,
+            step=step,
             neuron_penalty=objective.neuron_penalty,
         )
 
@@ -57,8 +63,14 @@ class FullBatchSolving:
         return Budget(max_iters, train.check_every, train.patience)
 
     def solve_lambda(
-        self, model: GroupLassoMLP, objective: Objective, lam: float, working: np.ndarray, step: float,
-        max_departures: int | None, key: int,
+        self,
+        model: GroupLassoMLP,
+        objective: Objective,
+        lam: float,
+        working: np.ndarray,
+        step: float,
+        max_departures: int | None,
+        key: int,
     ) -> tuple[SolveResult, float]:
         """Screened FISTA from the ``working`` groups, stopping once more than ``max_departures`` leave."""
         rows = self.rows.rows
@@ -114,8 +126,14 @@ class MiniBatchSolving:
         return Budget(max_iters, max(1, per_epoch // 4), self.settings.train.patience)
 
     def solve_lambda(
-        self, model: GroupLassoMLP, objective: Objective, lam: float, working: np.ndarray, step: float,
-        max_departures: int | None, key: int,
+        self,
+        model: GroupLassoMLP,
+        objective: Objective,
+        lam: float,
+        working: np.ndarray,
+        step: float,
+        max_departures: int | None,
+        key: int,
     ) -> tuple[SolveResult, float]:
         """One budget of SGD steps, stopping once more than ``max_departures`` of the ``working`` groups leave."""
         solver = self.solver(model, objective, key)

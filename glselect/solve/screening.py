@@ -10,7 +10,7 @@ result is the same solution as an unscreened solve, found at the cost of the act
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -95,7 +95,11 @@ class ProximalSGD:
             self.optimizer.step()
             with torch.no_grad():
                 parts.prox_(
-                    self.model.first_weight, self.model.later_weights, self.step, self.lam, penalised=self.lam > 0,
+                    self.model.first_weight,
+                    self.model.later_weights,
+                    self.step,
+                    self.lam,
+                    penalised=self.lam > 0,
                     with_value=False,
                 )
                 sums[0] += loss.detach()
