@@ -4,7 +4,7 @@
 
 One generated table (float32 columns, one with missing cells, an integer count, a boolean, a text column
 with missing cells and a 40-level categorical) is written as Parquet and as CSV; each tree then opens it
-as ``glselect fit`` does (``pipeline.open_dataset``: read, column statistics, encoding) in a fresh process
+as ``glselect fit`` does (``data.open.open_dataset``: read, column statistics, encoding) in a fresh process
 with PYTHONPATH set to that tree, the trees interleaved so that load on a shared machine hits both alike.
 Reported per format and tree: seconds to read the file (``read_table``), to collect the statistics and fit
 the encoder (``fit_encoder_and_stats``), to encode (``encode``) and in all (``open_dataset``), the least
@@ -59,8 +59,16 @@ def child(table: Path, profile: Path | None) -> None:
 
     import torch
 
-    from glselect import distributed, pipeline
+    import importlib
+
+    from glselect import distributed
     from glselect.config import RunConfig
+
+    # the module whose open_dataset a fit calls: data/open.py, or pipeline.py in older trees
+    try:
+        opener = importlib.import_module("glselect.data.open")
+    except ModuleNotFoundError:
+        opener = importlib.import_module("glselect.pipeline")
 
     seconds = dict.fromkeys(STAGES, 0.0)
     cpu = dict.fromkeys(STAGES, 0.0)
@@ -76,7 +84,7 @@ def child(table: Path, profile: Path | None) -> None:
 
         return wrapper
 
-    # the stages are looked up in pipeline's namespace when open_dataset runs, so wrapping them there times them
+    # the stages are looked up in the opener's namespace when open_dataset runs, so wrapping them there times them
     for stage, name in (
         ("read", "read_table"),
         ("read", "read_arrow_table"),
@@ -84,14 +92,14 @@ def child(table: Path, profile: Path | None) -> None:
         ("encode", "encode"),
         ("encode", "encode_features"),
     ):
-        if hasattr(pipeline, name):
-            setattr(pipeline, name, timed(stage, getattr(pipeline, name)))
+        if hasattr(opener, name):
+            setattr(opener, name, timed(stage, getattr(opener, name)))
     config = RunConfig(table=table, target="y")
     profiler = cProfile.Profile() if profile else None
     started, started_cpu = time.perf_counter(), time.process_time()
     if profiler:
         profiler.enable()
-    data = pipeline.open_dataset(config, torch.device("cpu"), distributed.SINGLE)
+    data = opener.open_dataset(config, torch.device("cpu"), distributed.SINGLE)
     if profiler:
         profiler.disable()
     seconds["total"] = time.perf_counter() - started
