@@ -10,84 +10,10 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from glselect.cli.app import app
 from glselect.config import RunConfig
 from glselect.options import FIELDS_WITHOUT_OPTION, OPTIONS
-
-FAST = ["--hidden", "8", "--max-iters-per-lambda", "40", "--quiet"]
-ARTIFACTS = {"summary.json", "importances.csv", "groups.csv", "path.csv", "path_norms.parquet", "model.safetensors", "model.json"}
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, [str(arg) for arg in args])
-
-
-def assert_user_error(result, message: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.stderr.splitlines()[0] == f"error: {message}"
-
-
-# One value per option, none of them the default: (command-line arguments, the config value they must give).
-# Adding an option to glselect.options.OPTIONS needs a line here, and then the CLI and the selector are tested with it.
-SAMPLES: dict[str, tuple[list[str], object]] = {
-    "target": (["-t", "label"], "label"),
-    "time": (["--time", "t"], "t"),
-    "event": (["--event-column", "e"], "e"),
-    "groups": (["--groups", "map.csv"], Path("map.csv")),
-    "out": (["-o", "elsewhere"], Path("elsewhere")),
-    "task": (["--task", "binary"], "binary"),
-    "features": (["--features", "a", "--features", "b"], ("a", "b")),
-    "drop": (["--drop", "d", "--exclude", "e"], ("d", "e")),
-    "categorical": (["--categorical", "c"], ("c",)),
-    "max_levels": (["--max-levels", "5"], 5),
-    "hidden": (["--hidden", "8,4"], (8, 4)),
-    "neuron_penalty": (["--neuron-penalty", "0.01"], 0.01),
-    "l1_ratio": (["--l1-ratio", "0.5"], 0.5),
-    "screen_pairs": (["--no-screen-pairs"], False),
-    "rule": (["--rule", "min"], "min"),
-    "max_features": (["--max-features", "2"], 2),
-    "max_correlation": (["--max-correlation", "0.9"], 0.9),
-    "goal": (["--goal", "all-relevant"], "all-relevant"),
-    "cv": (["--cv", "3"], 3),
-    "confirm": (["--confirm", "2"], 2.0),
-    "fdr": (["--fdr", "0.1"], 0.1),
-    "knockoff_draws": (["--knockoff-draws", "3"], 3),
-    "class_weight": (["--class-weight", "balanced"], "balanced"),
-    "permutation_repeats": (["--permutation-repeats", "2"], 2),
-    "stability": (["--stability", "2"], 2),
-    "stability_threshold": (["--stability-threshold", "0.9"], 0.9),
-    "stability_q": (["--stability-q", "3"], 3),
-    "min_features": (["--min-features", "1"], 1),
-    "lambda_step": (["--lambda-step", "1.5"], 1.5),
-    "lambda_start": (["--lambda-start", "0.01"], 0.01),
-    "max_iters_per_lambda": (["--max-iters-per-lambda", "20"], 20),
-    "max_steps": (["--max-steps", "30"], 30),
-    "relax_iters": (["--relax-iters", "20"], 20),
-    "max_iters": (["--max-iters", "200"], 200),
-    "val_fraction": (["--val-fraction", "0.25"], 0.25),
-    "test_fraction": (["--test-fraction", "0.15"], 0.15),
-    "seed": (["--seed", "7"], 7),
-    "threads": (["--threads", "2"], 2),
-    "force": (["--force"], True),
-    "resume": (["--resume"], True),
-    "device": (["--device", "cpu"], "cpu"),
-    "stream": (["--no-stream"], False),
-    "memory_budget": (["--memory-budget", "2GB"], 2 << 30),
-    "batch_size": (["--batch-size", "64"], 64),
-    "learning_rate": (["--learning-rate", "0.05"], 0.05),
-    "epochs_per_lambda": (["--epochs-per-lambda", "0.5"], 0.5),
-    "max_epochs": (["--max-epochs", "2"], 2.0),
-}
-
-
-def config_value(config: RunConfig, field: str) -> object:
-    value: object = config
-    for name in field.split("."):
-        value = getattr(value, name)
-    return value
+from tests.conftest import ARTIFACTS, FAST, SAMPLES, assert_user_error, config_value, invoke
 
 
 def config_fields(config_type: type = RunConfig, prefix: str = "") -> set[str]:

@@ -13,7 +13,7 @@ import torch
 from glselect import ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_mixed_table
 from glselect.data.encoder import encode_features
-from tests.test_cli import assert_user_error, invoke
+from tests.conftest import assert_user_error, invoke
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import torch.distributed as dist
 from glselect import distributed
 from glselect.path.moments import target_outputs
 from glselect.select.relevant import first_order_t
-from tests.test_stream import strong_linear_table, write_parquet
+from tests.conftest import strong_linear_table, write_parquet
 
 OPTIONS = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40", "--lambda-step", "1.3"]
 

@@ -5,7 +5,7 @@ import pytest
 from glselect.data.encoder import Encoder, encode, encode_features, fit_encoder
 from glselect.data.target import detect_task, drop_missing_target
 from glselect.errors import GlselectError
-from tests.test_stats import assert_same_encoder
+from tests.conftest import assert_same_encoder
 
 # written by the encoder before it was fitted from mergeable statistics, for the table of
 # test_mixed_table_encodes_each_kind_and_keeps_sources: model.json files of old out dirs hold this

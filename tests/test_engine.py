@@ -14,8 +14,7 @@ from glselect.data.io import read_table
 from glselect.data.split import TRAINING_ROWS
 from glselect.data.stream import StreamData
 from glselect.pipeline import frame_dataset, make_problem
-from tests.test_solver import kkt_violations
-from tests.test_stream import strong_linear_table, write_parquet
+from tests.conftest import kkt_violations, strong_linear_table, write_parquet
 
 CPU = torch.device("cpu")
 # what proximal SGD with a constant step reaches: its iterate moves with every mini-batch, so the

@@ -12,7 +12,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_cli import ARTIFACTS, invoke
+from tests.conftest import ARTIFACTS, invoke
 
 names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8)
 KINDS = ("float", "int", "bool", "text", "mostly_missing")

@@ -14,9 +14,7 @@ from glselect import distributed
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.interactions import give_units, max_pairs_for, screen_pairs, screen_rows
 from glselect.path.problem import Problem
-from tests.test_cli import FAST, invoke
-from tests.test_recall import STREAM_FAST
-from tests.test_stream import write_parquet
+from tests.conftest import FAST, STREAM_FAST, invoke, write_parquet
 
 
 def _xor_rows(n_rows: int, n_columns: int, seed: int = 0, flip: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:

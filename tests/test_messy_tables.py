@@ -10,7 +10,7 @@ import pytest
 
 from glselect._synthetic import make_mixed_table
 from glselect.data.encoder import encode_features, fit_encoder
-from tests.test_cli import assert_user_error, invoke
+from tests.conftest import assert_user_error, invoke
 
 
 def kinds(df: pd.DataFrame, **options) -> dict[str, tuple[str, str]]:

@@ -15,9 +15,9 @@ from glselect.path.moments import target_outputs
 from glselect.path.walk import LambdaPath, PathStep
 from glselect.select.choose import StepScores, choose_step
 from glselect.select.relevant import first_order_t
+from tests.conftest import STREAM_FAST
 
 runner = CliRunner()
-STREAM_FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "2", "--max-steps", "25"]
 
 
 def _path_with_rows(counts, rows):

@@ -18,7 +18,7 @@ from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.errors import GlselectError
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
-from tests.test_cli import ARTIFACTS, invoke
+from tests.conftest import ARTIFACTS, invoke
 
 COMPARED = ("importances.csv", "groups.csv", "path.csv", "model.safetensors", "model.json")
 

@@ -27,7 +27,7 @@ from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_mixed_table
 from glselect.config import ImportanceConfig
 from glselect.outputs.load import load_model, load_results
-from tests.test_cli import assert_user_error, invoke
+from tests.conftest import assert_user_error, invoke
 
 HINT = "hint: the file was changed or damaged after the fit: refit, or restore it from a copy"
 

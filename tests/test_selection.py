@@ -1,38 +1,11 @@
 import math
 
-import numpy as np
 import pytest
 
 from glselect.config import SelectionConfig
 from glselect.errors import GlselectError
-from glselect.path.walk import LambdaPath, PathStep
 from glselect.select.choose import choose_step
-
-
-def _path(counts, losses, ses):
-    steps = tuple(
-        PathStep(
-            lam=0.1 * i,
-            n_selected=n,
-            group_norms=np.r_[np.ones(n), np.zeros(6 - n)],
-            train_loss=0.0,
-            val_loss=loss,
-            objective=0.0,
-            n_iters=1,
-            converged=True,
-            relaxed_val_loss=loss,
-            relaxed_val_se=se,
-        )
-        for i, (n, loss, se) in enumerate(zip(counts, losses, ses))
-    )
-    return LambdaPath(steps=steps, dense_model=None, dense_training=None, lambda_max_estimate=1.0, n_rejected=0, complete=True)
-
-
-PATH = _path(
-    counts=[6, 5, 4, 3, 2, 1, 0],
-    losses=[0.50, 0.30, 0.20, 0.21, 0.24, 0.60, 1.00],
-    ses=[0.05, 0.03, 0.02, 0.02, 0.02, 0.05, 0.10],
-)
+from tests.conftest import PATH, _path
 
 
 def test_min_picks_the_lowest_relaxed_validation_loss():

@@ -21,7 +21,7 @@ from glselect._synthetic import make_mixed_table
 from glselect.errors import GlselectError
 from glselect.options import OPTIONS, SELECTOR_OPTIONS
 from glselect.sklearn import GroupLassoSelector, TinyTableWarning
-from tests.test_cli import SAMPLES, config_value, invoke
+from tests.conftest import SAMPLES, config_value, invoke
 
 # scikit-learn's checks test the estimator's contract, not its selections: the smallest fits that still
 # walk a path (a few coarse lambdas), refit and score: about 0.25 s a fit instead of 18 s on average

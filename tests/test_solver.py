@@ -13,38 +13,7 @@ from glselect.model.prox import group_norms
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
 from glselect.solve.fista import ProximalGradient
-
-GROUP_IDS = np.array([0, 1, 2, 0, 2, 2, 3, 4])  # a+n1, b, c+n2+n3, n4, n5 over columns a b c n1 n2 n3 n4 n5
-N_COLUMNS = np.bincount(GROUP_IDS)
-
-
-def _problem(linear_table, task):
-    X = linear_table[["a", "b", "c", "n1", "n2", "n3", "n4", "n5"]].to_numpy()
-    X = (X - X.mean(0)) / X.std(0)
-    y = linear_table["y"].to_numpy()
-    y = (y > 0).astype(np.float64) if task == "binary" else (y - y.mean()) / y.std()
-    return torch.tensor(X, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
-
-
-def kkt_violations(model, X, y, loss_fn, lam, penalty):
-    """Relative KKT violation of every group, and the largest absolute bias gradient."""
-    loss = loss_fn(model(X), y)
-    grad_W, grad_b = torch.autograd.grad(loss, [model.first_weight, model.layers[0].bias])
-    W = model.first_weight.detach()
-    grad_norms = group_norms(grad_W, penalty.group_ids, penalty.n_groups)
-    norms = group_norms(W, penalty.group_ids, penalty.n_groups)
-    violations = []
-    for g in range(penalty.n_groups):
-        threshold = lam * float(penalty.weights[g])
-        columns = penalty.group_ids == g
-        if norms[g] == 0:
-            # a zero group: its gradient must be inside the ball of radius lam * sqrt(d_g)
-            violations.append(max(0.0, float(grad_norms[g]) - threshold) / threshold)
-        else:
-            # a non-zero group: grad_g = -lam * sqrt(d_g) * W_g / ||W_g||
-            residual = grad_W[:, columns] + threshold * W[:, columns] / norms[g]
-            violations.append(float(torch.linalg.vector_norm(residual)) / threshold)
-    return np.array(violations), float(grad_b.abs().max())
+from tests.conftest import GROUP_IDS, N_COLUMNS, _problem, kkt_violations
 
 
 @pytest.mark.parametrize("task", ["regression", "binary"])

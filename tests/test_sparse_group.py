@@ -94,7 +94,7 @@ def test_column_support_round_trips_through_a_checkpoint_and_a_resumed_path_ends
     from glselect.path.checkpoint import load_checkpoint, save_checkpoint
     from glselect.path.problem import Problem, Settings
     from glselect.path.walk import fit_path
-    from tests.test_solver import GROUP_IDS, N_COLUMNS, _problem
+    from tests.conftest import GROUP_IDS, N_COLUMNS, _problem
 
     X, y = _problem(linear_table, "regression")
     settings = Settings(ModelConfig(hidden=(), l1_ratio=0.5), path=PathConfig(max_steps=6, relax_iters=10))

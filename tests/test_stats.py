@@ -21,6 +21,7 @@ from glselect.data.parquet import open_source, row_groups_of_rank
 from glselect.data.split import TRAIN, split_of
 from glselect.data.stats import Moments, collect_batch_stats, collect_stats, column_kinds, frame_kinds, training_part
 from glselect.errors import GlselectError
+from tests.conftest import assert_same_encoder
 
 SEED, VAL_FRACTION, TEST_FRACTION = 3, 0.2, 0.2
 WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed", "do"]
@@ -59,26 +60,6 @@ def messy_table(n: int = 1200, seed: int = 0) -> pd.DataFrame:
 def write_parquet(df: pd.DataFrame, path: Path, row_group_size: int = 150) -> Path:
     pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=row_group_size)
     return path
-
-
-def _split_numbers(value, numbers: list):
-    """``value`` with every float replaced by None, collecting the floats in order."""
-    if isinstance(value, float):
-        numbers.append(value)
-        return None
-    if isinstance(value, dict):
-        return {key: _split_numbers(item, numbers) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_split_numbers(item, numbers) for item in value]
-    return value
-
-
-def assert_same_encoder(ours: Encoder, theirs: Encoder) -> None:
-    """Equal ``to_dict`` documents: names, kinds, reasons and levels exactly, numbers to 1e-9."""
-    our_numbers: list[float] = []
-    their_numbers: list[float] = []
-    assert _split_numbers(ours.to_dict(), our_numbers) == _split_numbers(theirs.to_dict(), their_numbers)
-    assert our_numbers == pytest.approx(their_numbers, rel=1e-9, abs=1e-12)
 
 
 def in_memory(path: Path, **options) -> Encoder:

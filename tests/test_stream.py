@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -21,26 +19,14 @@ from glselect.data.split import TEST, TRAIN, VAL, split_of
 from glselect.data.stats import collect_stats, column_kinds
 from glselect.errors import GlselectError
 from glselect.options import parse_size
+from tests.conftest import strong_linear_table, write_parquet
 
 runner = CliRunner()
 FAST = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40"]
 
 
-def write_parquet(df: pd.DataFrame, path: Path, row_group_size: int = 500) -> Path:
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, row_group_size=row_group_size)
-    return path
-
-
 def split_frame(df: pd.DataFrame, n_parts: int) -> list[pd.DataFrame]:
     return [df.iloc[rows] for rows in np.array_split(np.arange(len(df)), n_parts)]
-
-
-def strong_linear_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
-    """y depends on a, b, c; n1..n5 are noise."""
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "c", "n1", "n2", "n3", "n4", "n5"]})
-    df["y"] = 3 * df["a"] - 2 * df["b"] + 1.5 * df["c"] + 0.5 * rng.standard_normal(n)
-    return df
 
 
 def test_hash_split_is_deterministic_disjoint_and_in_proportion() -> None:

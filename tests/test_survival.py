@@ -17,8 +17,7 @@ from glselect.data.split import VALIDATION_ROWS
 from glselect.data.stream import StreamData
 from glselect.model.metrics import concordance_index, cox_row_loss, loss_function
 from glselect.pipeline import frame_dataset
-from tests.test_cli import assert_user_error, invoke
-from tests.test_stream import write_parquet
+from tests.conftest import assert_user_error, invoke, write_parquet
 
 SURVIVAL = ["--task", "survival", "--time", "time", "--event", "event"]
 LINEAR = ["--hidden", "0", "--quiet", "--json"]

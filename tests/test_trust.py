@@ -18,8 +18,7 @@ from glselect.pipeline import fit_frame
 from glselect.select.crossval import CrossValidation
 from glselect.select.permutation import Shuffles, permutation_importance
 from glselect.select.stability import Stability, top_surviving
-from tests.test_cli import FAST, assert_user_error, invoke
-from tests.test_selection import PATH
+from tests.conftest import FAST, PATH, assert_user_error, invoke
 
 TRUE = {"a", "b", "c"}
 
