@@ -29,7 +29,7 @@ from glselect.options import OPTIONS
 from glselect.outputs.report import top_features_table
 from glselect.pipeline import run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # two names that agree on their first 40 characters: cut short, they would read the same
 LONG_A = "customer_lifetime_value_in_euros_rolling_window_q1"
 LONG_B = "customer_lifetime_value_in_euros_rolling_window_q2"

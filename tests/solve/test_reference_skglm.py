@@ -119,7 +119,7 @@ def test_the_path_matches_skglm_coefficients_support_and_kkt(problem):
         residual_theirs, _ = _subdifferential_distance(X, y, theirs, group_ids, lam, weights)
         # glselect's line search accepts a step within 1e-6 max(|loss|, 1) of its quadratic bound
         # (slack for float32 rounding), so it stops at an objective gap of about that size even in
-        # float64: KKT residuals of 1e-6 to 1e-4 lam, measured; 1e-3 is tests/test_solver.py's bar.
+        # float64: KKT residuals of 1e-6 to 1e-4 lam, measured; 1e-3 is tests/solve/test_solver.py's bar.
         # skglm, asked for tol 1e-12, is the reference and must be far tighter.
         assert per_group.max() < 1e-3 * lam, (fraction, per_group)
         assert residual_theirs < 1e-8 * lam, fraction

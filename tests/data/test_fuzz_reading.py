@@ -7,7 +7,7 @@ one line: never another exception, never a silently changed target.
 It reads and encodes (``read_table``, ``drop_missing_target``, ``fit_encoder_and_stats``); it does not fit.
 The suite draws ``GLSELECT_FUZZ_EXAMPLES`` tables (default 30); for a longer search run e.g.
 
-    GLSELECT_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz_reading.py -q -p no:cacheprovider
+    GLSELECT_FUZZ_EXAMPLES=2000 python -m pytest tests/data/test_fuzz_reading.py -q -p no:cacheprovider
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from glselect.errors import GlselectError
 from glselect.outputs.files import ARTIFACT, ARTIFACT_FILES, ARTIFACTS, write_files
 from glselect.outputs.outdir import OUTPUT_FORMAT, OutDirLock, atomic_write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _refusal(out: Path, pid: int) -> str:

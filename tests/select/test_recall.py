@@ -113,7 +113,7 @@ def _near_copies(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 
 def test_max_features_skips_a_near_copy_of_a_column_taken(tmp_path):
-    # streamed and under torchrun: tests/test_distributed.py (both runs there take --max-correlation)
+    # streamed and under torchrun: tests/cli/test_distributed.py (both runs there take --max-correlation)
     data = tmp_path / "data.csv"
     _near_copies().to_csv(data, index=False)
     common = [str(data), "-t", "y", "--hidden", "0", "--max-features", "2", "--json", "-q"]
@@ -153,7 +153,7 @@ def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
     common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"] + (["--stream", *STREAM_FAST] if stream else [])
     # the default, --goal auto, walks the rounds here (streamed: its gate reads the stream's own
     # sample) because one of a, b, r is left out with its first-order signal; in memory the
-    # rounds without the gate (tests/test_artifacts.py's fixture runs the default in memory)
+    # rounds without the gate (tests/outputs/test_artifacts.py's fixture runs the default in memory)
     goal = [] if stream else ["--goal", "all-relevant"]
     result = runner.invoke(app, ["fit", *common, *goal, "--out", str(tmp_path / "all")])
     assert result.exit_code == 0, result.output

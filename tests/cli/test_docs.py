@@ -35,7 +35,7 @@ import pytest
 
 from glselect.outputs.report import top_features_table
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted(path for path in (ROOT / "docs").glob("*.md"))]
 RUN = {"bash", "python"}
 NOT_RUN = {"text", "csv", "json"}
