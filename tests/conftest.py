@@ -246,3 +246,31 @@ PATH = _path(
     losses=[0.50, 0.30, 0.20, 0.21, 0.24, 0.60, 1.00],
     ses=[0.05, 0.03, 0.02, 0.02, 0.02, 0.05, 0.10],
 )
+
+
+def knockoff_table(n: int, seed: int, n_true: int, strength: float, p: int = 16) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(p)])
+    frame["y"] = X[:, :n_true] @ np.full(n_true, strength) + rng.standard_normal(n)
+    return frame
+
+
+def numbers_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "c"]})
+    df["y"] = 2 * df["a"] + df["b"] + 0.3 * rng.standard_normal(n)
+    return df
+
+
+def report_table(n: int = 240) -> pd.DataFrame:
+    df = numbers_table(n, seed=2)
+    df["row_id"] = np.arange(1000, 1000 + n)  # an integer ID used as a number
+    df["note"] = "same"  # constant: ignored
+    df["kind"] = np.where(np.arange(n) % 2 == 0, "u", "v")
+    df.loc[[4, 9, 11], "y"] = np.nan  # three rows without a target
+    return df
+
+
+def split_frame(df: pd.DataFrame, n_parts: int) -> list[pd.DataFrame]:
+    return [df.iloc[rows] for rows in np.array_split(np.arange(len(df)), n_parts)]

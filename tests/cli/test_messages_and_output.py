@@ -23,11 +23,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from glselect.cli.app import app
-from glselect.config import RunConfig, SelectionConfig
 from glselect.errors import GlselectError
 from glselect.options import OPTIONS
 from glselect.outputs.report import top_features_table
-from glselect.pipeline import run
 
 ROOT = Path(__file__).resolve().parents[2]
 # two names that agree on their first 40 characters: cut short, they would read the same
@@ -298,29 +296,3 @@ def test_predict_names_the_row_it_cannot_read(fitted, tmp_path):
     assert_user_error(
         result, f"column '{LONG_B}' was numeric when the model was fitted, but data row 7 holds 'n/a?' (2 unreadable cells in all)"
     )
-
-
-def test_progress_hears_of_every_stage(tmp_path, write_table, linear_table):
-    stages: list[str] = []
-    config = RunConfig(
-        table=write_table(linear_table.head(150)),
-        target="y",
-        out=tmp_path / "out",
-        seed=1,
-        selection=SelectionConfig(cv=2),
-        **_tiny(),
-    )
-    run(config, on_stage=lambda stage, done, total: stages.append(stage))
-    assert list(dict.fromkeys(stages)) == ["dense fit", "cv fold", "refit", "confirmation", "permutation importance", "writing"]
-    assert stages.count("cv fold") == 2
-
-
-def _tiny() -> dict:
-    from glselect.config import ImportanceConfig, ModelConfig, PathConfig, TrainConfig
-
-    return {
-        "model": ModelConfig(hidden=()),
-        "train": TrainConfig(max_iters=200),
-        "path": PathConfig(lambda_step=2.0, max_iters_per_lambda=10, relax_iters=10),
-        "importance": ImportanceConfig(permutation_repeats=1),
-    }

@@ -89,30 +89,6 @@ def test_l1_ratio_outside_0_1_is_a_user_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_column_support_round_trips_through_a_checkpoint_and_a_resumed_path_ends_the_same(tmp_path: Path, linear_table) -> None:
-    from glselect.config import ModelConfig, PathConfig
-    from glselect.path.checkpoint import load_checkpoint, save_checkpoint
-    from glselect.path.problem import Problem, Settings
-    from glselect.path.walk import fit_path
-    from tests.conftest import GROUP_IDS, N_COLUMNS, _problem
-
-    X, y = _problem(linear_table, "regression")
-    settings = Settings(ModelConfig(hidden=(), l1_ratio=0.5), path=PathConfig(max_steps=6, relax_iters=10))
-    problem = Problem.from_arrays((X[:200], y[:200]), (X[200:], y[200:]), GROUP_IDS, N_COLUMNS, "regression", settings)
-
-    def keep_third(state) -> None:
-        if len(state.steps) == 3:
-            save_checkpoint(tmp_path / "checkpoint", state, "run")
-
-    full = fit_path(problem, on_checkpoint=keep_third)
-    resumed = fit_path(problem, resume=load_checkpoint(tmp_path / "checkpoint", "run"))
-    assert len(full.steps) == len(resumed.steps) == 7
-    for a, b in zip(full.steps, resumed.steps):
-        assert np.array_equal(a.column_support, b.column_support) and np.array_equal(a.group_norms, b.group_norms)
-    # some step has a column out inside a kept group: the support is not the groups' alone
-    assert any((step.column_mask(GROUP_IDS) != (step.group_norms[GROUP_IDS] > 0)).any() for step in full.steps)
-
-
 def test_a_streamed_sparse_group_fit_writes_consistent_artifacts(tmp_path: Path) -> None:
     """Streamed (proximal SGD through the same penalty object): the true groups are kept, and what
     the artifacts call selected is exactly what the saved model reads, which predict can apply."""

@@ -1,9 +1,9 @@
 """Tables a new user brings, read as they meant them or refused in one line (issue 16), and the
-reading report every fit writes: column kinds, ignored columns, dropped rows, warnings."""
+reading report every fit writes: column kinds, ignored columns, dropped rows, warnings (printed by a fit:
+tests/cli/test_reading_report.py)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,26 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from glselect import distributed
-from glselect.cli.app import app
-from glselect.cli.reading import print_reading
 from glselect.config import RunConfig, StreamConfig
 from glselect.data.encoder import fit_encoder
 from glselect.data.io import read_table
 from glselect.data.stream import StreamData, choose_batch_size, few_steps_warning
 from glselect.errors import GlselectError
-
-runner = CliRunner()
-
-
-def numbers_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "c"]})
-    df["y"] = 2 * df["a"] + df["b"] + 0.3 * rng.standard_normal(n)
-    return df
-
+from tests.conftest import numbers_table, report_table
 
 # ----- numbers written as text -----------------------------------------------------------------------------
 
@@ -139,48 +127,6 @@ def test_the_streamed_batch_size_gives_an_epoch_enough_steps():
     assert few_steps_warning(1_400, 1024, 5.0).startswith("the streamed fit makes about 10 optimiser steps")
 
 
-def test_a_small_streamed_classification_learns_both_classes(tmp_path):
-    rng = np.random.default_rng(1)
-    n = 2000
-    X = rng.standard_normal((n, 4))
-    probability = 1 / (1 + np.exp(-(2.5 * X[:, 0] + 1.5 * X[:, 1] - 1.5)))  # about 30% positives
-    df = pd.DataFrame(X, columns=["a", "b", "c", "d"]).assign(y=(rng.random(n) < probability).astype(int))
-    path = tmp_path / "t.parquet"
-    df.to_parquet(path, index=False)
-    out = tmp_path / "out"
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            str(path),
-            "--target",
-            "y",
-            "--stream",
-            "--out",
-            str(out),
-            "--quiet",
-            "--hidden",
-            "0",
-            "--max-steps",
-            "3",
-            "--epochs-per-lambda",
-            "0.25",
-            "--permutation-repeats",
-            "0",
-            "--confirm",
-            "0",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["streaming"]["steps_per_epoch"] >= 32
-    assert summary["streaming"]["batch_size"] == -(-summary["sizes"]["train_rows"] // 32)
-    speeds = summary["streaming"]["rows_per_second_per_epoch"]  # whole epochs of the dense fit and the refit, timed
-    assert summary["streaming"]["epochs_timed"] >= 2 and 0 < speeds["min"] <= speeds["median"] <= speeds["max"]
-    assert summary["metrics"]["pruned"]["balanced_accuracy"] > 0.7  # one class for every row scores 0.5
-    assert summary["reading"]["warnings"] == []
-
-
 def test_the_streamed_speed_is_printed_with_the_metrics():
     from glselect.outputs.report import metrics_lines
 
@@ -224,15 +170,6 @@ def test_the_groups_confirmation_left_out_are_printed_with_how_they_were_tested(
 # ----- the reading report ------------------------------------------------------------------------------------
 
 
-def report_table(n: int = 240) -> pd.DataFrame:
-    df = numbers_table(n, seed=2)
-    df["row_id"] = np.arange(1000, 1000 + n)  # an integer ID used as a number
-    df["note"] = "same"  # constant: ignored
-    df["kind"] = np.where(np.arange(n) % 2 == 0, "u", "v")
-    df.loc[[4, 9, 11], "y"] = np.nan  # three rows without a target
-    return df
-
-
 def test_the_reading_report_is_the_same_in_memory_and_streamed(tmp_path):
     df = report_table()
     csv, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
@@ -259,45 +196,6 @@ def test_the_reading_report_is_the_same_in_memory_and_streamed(tmp_path):
     assert {key: value for key, value in streamed.items() if key != "warnings"} == {
         key: value for key, value in in_memory.items() if key != "warnings"
     }
-
-
-def test_the_fit_prints_the_reading_report_and_keeps_it_in_the_summary(tmp_path, capsys):
-    df = report_table()
-    df["label"] = np.where(df["a"] > 0, "pos", "neg")
-    df.loc[[0, 1, 2], "label"] = "odd"  # a class of 3 rows
-    df = df.drop(columns=["y"]).dropna()
-    path = tmp_path / "t.csv"
-    df.to_csv(path, index=False)
-    out = tmp_path / "out"
-    result = runner.invoke(
-        app,
-        [
-            "fit",
-            str(path),
-            "--target",
-            "label",
-            "--out",
-            str(out),
-            "--hidden",
-            "0",
-            "--max-steps",
-            "4",
-            "--permutation-repeats",
-            "0",
-            "--confirm",
-            "0",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    assert "read 240 rows; columns: 4 numeric, 1 ignored, 1 categorical" in result.stderr
-    assert "ignored 'note': constant: every value is 'same'" in result.stderr
-    assert "warning: target 'label' has small classes ('odd': 3 rows)" in result.stderr
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["reading"]["warnings"][0].startswith("target 'label' has small classes ('odd': 3 rows)")
-    assert summary["reading"]["ignored"] == {"note": "constant: every value is 'same'"}
-    print_reading(summary, quiet=True)  # --quiet: the warnings still show, the facts do not
-    printed = capsys.readouterr().err
-    assert "read 240 rows" not in printed and "warning: target 'label' has small classes" in printed
 
 
 # ----- the streamed epoch's background reader -----------------------------------------------------------------

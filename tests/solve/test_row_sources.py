@@ -1,5 +1,6 @@
 """One engine: the same problem solved from rows in memory (full-batch FISTA) and from a Parquet
-stream (proximal SGD) reaches the same support and meets the group-lasso KKT conditions."""
+stream (proximal SGD) reaches the same support and meets the group-lasso KKT conditions (resumed streamed paths:
+tests/path/test_checkpoints.py)."""
 
 from __future__ import annotations
 
@@ -56,28 +57,3 @@ def test_hidden_0_streamed_and_in_memory_fits_reach_the_same_support_and_meet_kk
     assert worst[1] < STREAMED_KKT_TOLERANCE, worst
     assert (supports[0] == supports[1]).all()
     assert 0 < supports[0].sum() < supports[0].size  # some groups in, some out: both KKT branches checked
-
-
-def test_a_streamed_path_resumed_from_a_checkpoint_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
-    """Each solver run reads the mini-batches its key names, so a resumed stream reads what an
-    uninterrupted one would have read from there on: the same lambdas and the same norms."""
-    import copy
-
-    from glselect.path.walk import fit_path
-
-    path = write_parquet(strong_linear_table(1200), tmp_path / "data.parquet", row_group_size=200)
-    config = RunConfig(
-        table=path,
-        target="y",
-        model=ModelConfig(hidden=(4,)),
-        path=PathConfig(max_steps=8),
-        stream=StreamConfig(batch_size=128, max_epochs=1),
-    )
-    problem = make_problem(StreamData.open(config, CPU, distributed.SINGLE), config)
-    states = []
-    full = fit_path(problem, on_checkpoint=lambda state: states.append(copy.deepcopy(state)))
-    resumed = fit_path(problem, resume=copy.deepcopy(states[3]))
-    assert len(full.steps) == len(resumed.steps) > 4
-    for a, b in zip(full.steps, resumed.steps):
-        assert a.lam == b.lam
-        assert np.array_equal(a.group_norms, b.group_norms)
