@@ -8,7 +8,7 @@ subprocess under its own timeout, one failing part does not stop the others, and
 written to ``--out`` as soon as it is known (a cut-off run keeps what it finished):
 
 1. ``tests``: the CUDA-only tests (``tests/solve/test_sync_free.py``: a path under
-   ``torch.cuda.set_sync_debug_mode("error")``; ``tests/data/test_stream.py``: a fit end to end in
+   ``torch.cuda.set_sync_debug_mode("error")``; ``tests/cli/test_streamed_fits.py``: a fit end to end in
    memory and streamed on cuda).
 2. ``syncs``: one default fit of Friedman #1 (``--rows`` x 500) with the sync debug mode set to
    "warn", counting its warnings: the host-device synchronisations of the whole fit, and of the
@@ -177,7 +177,7 @@ def main() -> None:
                 "-p",
                 "no:cacheprovider",
                 "tests/solve/test_sync_free.py",
-                "tests/data/test_stream.py",
+                "tests/cli/test_streamed_fits.py",
                 "-k",
                 "cuda",
             ],
