@@ -248,11 +248,20 @@ def _task_keyed_loss(task: str, class_weights: np.ndarray | None = None):
     if task == "survival":
         row_loss = cox_row_loss
     elif task == "regression":
-        row_loss = lambda out, y: F.mse_loss(out[:, 0], y, reduction="none")
+
+        def row_loss(out, y):
+            return F.mse_loss(out[:, 0], y, reduction="none")
+
     elif task == "binary":
-        row_loss = lambda out, y: F.binary_cross_entropy_with_logits(out[:, 0], y.to(out.dtype), reduction="none")
+
+        def row_loss(out, y):
+            return F.binary_cross_entropy_with_logits(out[:, 0], y.to(out.dtype), reduction="none")
+
     else:
-        row_loss = lambda out, y: F.cross_entropy(out, y, reduction="none")
+
+        def row_loss(out, y):
+            return F.cross_entropy(out, y, reduction="none")
+
     if class_weights is None:
         return lambda out, y: row_loss(out, y).mean()
     weights = torch.as_tensor(class_weights)

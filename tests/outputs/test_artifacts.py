@@ -114,7 +114,7 @@ def test_a_pickle_posing_as_weights_is_reported_not_executed(fitted, tmp_path):
 
 
 def test_missing_files_are_named(tmp_path):
-    with pytest.raises(GlselectError, match="is not a glselect output: 'model.json' is missing"):
+    with pytest.raises(GlselectError, match=r"is not a glselect output: 'model\.json' is missing"):
         load_model(tmp_path)
 
 

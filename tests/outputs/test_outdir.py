@@ -100,12 +100,23 @@ class Midway(Exception):
     pass
 
 
+def _raise_midway(target: Path, write) -> None:
+    """Open an atomic write of ``target``, ``write(staging)``, then raise before the write ends."""
+    with atomic_write(target) as staging:
+        write(staging)
+        raise Midway
+
+
+def _first_file_in_a_folder(staging: Path) -> None:
+    staging.mkdir()
+    (staging / "first.txt").write_text("written")
+
+
 def test_a_file_write_that_raises_leaves_the_old_file_and_no_sibling(tmp_path):
     target = tmp_path / "table.csv"
     target.write_text("old\n")
-    with pytest.raises(Midway), atomic_write(target) as staging:
-        staging.write_text("half of the ne")
-        raise Midway
+    with pytest.raises(Midway):
+        _raise_midway(target, lambda staging: staging.write_text("half of the ne"))
     assert target.read_text() == "old\n"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["table.csv"]
     with atomic_write(target) as staging:
@@ -118,15 +129,12 @@ def test_a_folder_write_that_raises_leaves_the_old_folder_and_no_sibling(tmp_pat
     target = tmp_path / "out"
     target.mkdir()
     (target / "kept.txt").write_text("old")
-    with pytest.raises(Midway), atomic_write(target) as staging:
-        staging.mkdir()
-        (staging / "first.txt").write_text("written")
-        raise Midway
+    with pytest.raises(Midway):
+        _raise_midway(target, _first_file_in_a_folder)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
     assert sorted(path.name for path in target.iterdir()) == ["kept.txt"]
-    with pytest.raises(Midway), atomic_write(tmp_path / "new") as staging:
-        staging.mkdir()
-        raise Midway
+    with pytest.raises(Midway):
+        _raise_midway(tmp_path / "new", Path.mkdir)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no half-made folder under either name
     with atomic_write(target) as staging:
         staging.mkdir()
@@ -191,7 +199,7 @@ def test_a_writer_that_fails_leaves_the_earlier_output_whole(tmp_path):
     write_files(out, _values(), force=False)
     before = {name: (out / name).read_bytes() for name in ARTIFACT_FILES}
     broken = {**_values(), "model.safetensors": {"layers.0.weight": "not a tensor"}}
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match=r"expected torch\.Tensor"):  # safetensors refuses the value
         write_files(out, broken, force=False)
     assert {name: (out / name).read_bytes() for name in ARTIFACT_FILES} == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]
