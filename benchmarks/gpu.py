@@ -7,8 +7,8 @@ Device time is short (15 minutes a session, starts included), so every part runs
 subprocess under its own timeout, one failing part does not stop the others, and each result is
 written to ``--out`` as soon as it is known (a cut-off run keeps what it finished):
 
-1. ``tests``: the CUDA-only tests (``tests/test_sync_free.py``: a path under
-   ``torch.cuda.set_sync_debug_mode("error")``; ``tests/test_stream.py``: a fit end to end in
+1. ``tests``: the CUDA-only tests (``tests/solve/test_sync_free.py``: a path under
+   ``torch.cuda.set_sync_debug_mode("error")``; ``tests/cli/test_streamed_fits.py``: a fit end to end in
    memory and streamed on cuda).
 2. ``syncs``: one default fit of Friedman #1 (``--rows`` x 500) with the sync debug mode set to
    "warn", counting its warnings: the host-device synchronisations of the whole fit, and of the
@@ -176,8 +176,8 @@ def main() -> None:
                 "-q",
                 "-p",
                 "no:cacheprovider",
-                "tests/test_sync_free.py",
-                "tests/test_stream.py",
+                "tests/solve/test_sync_free.py",
+                "tests/cli/test_streamed_fits.py",
                 "-k",
                 "cuda",
             ],

@@ -1,0 +1,207 @@
+"""torchrun: two local processes (gloo) select what one process selects, and write one out dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+from glselect import distributed
+from glselect.path.moments import target_outputs
+from glselect.select.relevant import first_order_t
+from tests.conftest import strong_linear_table, write_parquet
+
+OPTIONS = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40", "--lambda-step", "1.3"]
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _glselect(prefix: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*prefix, "-m", "glselect", "fit", *args, "--json", "--quiet", *OPTIONS],
+        cwd=cwd,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_helpers_are_no_ops_in_one_process() -> None:
+    context = distributed.SINGLE
+    assert not distributed.launched_by_torchrun() or "RANK" in os.environ
+    assert distributed.all_gather_objects(3, context) == [3]
+    assert distributed.all_reduce_min(5, context) == 5
+    distributed.barrier(context)
+    assert not dist.is_initialized()
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_select_what_one_process_selects(tmp_path: Path) -> None:
+    data = write_parquet(strong_linear_table(2000), tmp_path / "data.parquet", row_group_size=250)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    # the redundancy-aware top k reads the validation rows, which every rank holds alike
+    top_k = ["--max-features", "3", "--max-correlation", "0.7"]
+    multi = _glselect(torchrun, [str(data), "--target", "y", *top_k, "--out", str(runs / "multi")], tmp_path)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    single = _glselect([sys.executable], [str(data), "--target", "y", *top_k, "--stream", "--out", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    # (each rank checks at the end that all ranks hold identical weights, else the run fails with exit 1)
+    # only rank 0 prints and writes: one JSON document, one out dir, no staging leftovers
+    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    assert sorted(path.name for path in runs.iterdir()) == ["multi"]
+    assert multi_summary["streaming"]["processes"] == 2 and single_summary["streaming"]["processes"] == 1
+    assert multi_summary["selected_features"] == single_summary["selected_features"] == ["a", "b", "c"]
+    # rank 0's saved model is usable like any other
+    assert (runs / "multi" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_on_a_csv_selects_what_one_process_selects(tmp_path: Path) -> None:
+    """Any table the single-process command accepts works under torchrun: every rank reads the CSV
+    and trains on its share of the rows; the same selection options as in memory apply."""
+    data = tmp_path / "data.csv"
+    table = strong_linear_table(1000)
+    table.insert(3, "r", table["a"] - table["b"])  # a redundant copy: one of a, b, r is left for --goal auto's rounds
+    table.to_csv(data, index=False)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    options = ["--target", "y", "--cv", "2"]
+    multi = _glselect(torchrun, [str(data), *options, "--out", str(tmp_path / "multi")], tmp_path)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    # one process, no torchrun: the same command line fits the CSV in memory
+    single = _glselect([sys.executable], [str(data), *options, "--out", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    assert multi_summary["streaming"]["processes"] == 2 and "streaming" not in single_summary
+    assert multi_summary["scored_by"] == single_summary["scored_by"] == "cv2"
+    assert multi_summary["selected_features"] == single_summary["selected_features"] == ["a", "b", "c", "r"]
+    # one process keeps two of a, b, r and a round finds the third; two ranks' mini-batch refits spread
+    # their weight over all three at once (as a stream's do), so the gate finds only noise left
+    assert single_summary["all_relevant_rounds"] and multi_summary["all_relevant_rounds"] == []
+
+
+@pytest.mark.slow
+def test_bad_data_in_one_ranks_share_stops_every_rank(tmp_path: Path) -> None:
+    # row groups alternate between the two ranks: only rank 1 reads the infinity, and rank 0 must
+    # hear of it rather than wait for rank 1 forever
+    table = strong_linear_table(1000)
+    table.loc[300, "n2"] = float("inf")
+    data = write_parquet(table, tmp_path / "data.parquet", row_group_size=250)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    result = _glselect(torchrun, [str(data), "--target", "y"], tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("column 'n2' in") == 2, result.stderr[-3000:]  # both ranks report it
+    assert not (tmp_path / "data.glselect").exists()
+
+
+def _compare_weights(rank: int, init_file: str, differ: bool, results: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        if differ and rank == 1:
+            with torch.no_grad():
+                model.weight[0, 0] += 1e-6
+        context = distributed.Context(rank=rank, world_size=2)
+        try:
+            distributed.check_same_weights(model, context)
+            outcome = "same"
+        except RuntimeError:
+            outcome = "different"
+        Path(results, f"rank{rank}").write_text(outcome)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_weight_check_catches_ranks_that_drift_apart(tmp_path: Path) -> None:
+    # (the torchrun test above covers the other side: identical ranks pass the same check)
+    torch.multiprocessing.spawn(_compare_weights, args=(str(tmp_path / "init"), True, str(tmp_path)), nprocs=2)
+    assert [(tmp_path / f"rank{rank}").read_text() for rank in range(2)] == ["different", "different"]
+
+
+def _first_order_t_on_half_the_rows(rank: int, init_file: str, results: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        X, y = _rows_for_first_order_t()
+        share = slice(0, 300) if rank == 0 else slice(300, 1000)  # ranks hold different rows, and numbers of them
+        t = first_order_t(X[share], target_outputs(y[share], "multiclass", 3), distributed.Context(rank=rank, world_size=2))
+        np.save(Path(results, f"rank{rank}.npy"), t)
+    finally:
+        dist.destroy_process_group()
+
+
+def _rows_for_first_order_t() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    X = torch.randn(1000, 12, generator=generator)
+    y = (X[:, 0] > 0).long() + (X[:, 1] > 0.5).long()
+    return X, y
+
+
+@pytest.mark.slow
+def test_first_order_t_sums_every_ranks_rows(tmp_path: Path) -> None:
+    # --goal auto's gate (select/relevant.py): two ranks' shares give the statistic of all the rows
+    torch.multiprocessing.spawn(_first_order_t_on_half_the_rows, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    X, y = _rows_for_first_order_t()
+    whole = first_order_t(X, target_outputs(y, "multiclass", 3), distributed.SINGLE)
+    for rank in range(2):
+        np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), whole, rtol=1e-9, atol=1e-9)
+    assert whole[:2].max() > 10 and whole[2:].max() < 4
+
+
+@pytest.mark.slow
+def test_torchrun_fits_a_survival_target_with_the_sparse_group_lasso_and_knockoffs(tmp_path: Path) -> None:
+    # the three options that change the target, the penalty and the selection, together on two ranks:
+    # each rank folds its own rows' events, applies the same combined prox and draws the same copies
+    from glselect._synthetic import make_survival
+
+    data = write_parquet(make_survival(2000, 8, 3, seed=4), tmp_path / "data.parquet", row_group_size=250)
+    groups = tmp_path / "groups.csv"
+    groups.write_text("feature,group\nx0,first\nx5,first\nx1,second\nx6,second\n")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = [
+        str(data),
+        "--task",
+        "survival",
+        "--time",
+        "time",
+        "--event-column",
+        "event",
+        "--groups",
+        str(groups),
+        "--hidden",
+        "0",
+        "--l1-ratio",
+        "0.5",
+        "--fdr",
+        "0.5",
+        "--out",
+        str(tmp_path / "multi"),
+    ]
+    multi = _glselect(torchrun, args, tmp_path)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+
+    summary = json.loads((tmp_path / "multi" / "summary.json").read_text())
+    assert summary["task"] == "survival" and summary["event"] == "event"
+    assert summary["streaming"]["processes"] == 2
+    assert summary["rule"] == "fdr=0.5" and summary["fdr"]["draws"] == 1
+    assert summary["config"]["model"]["l1_ratio"] == 0.5
+    # the true columns x0, x1, x2 beat their copies (with 6 groups knockoff+ needs 1/Q = 2 selections, hence Q = 0.5)
+    assert {"x0", "x1", "x2"} <= set(summary["selected_features"])
+    assert summary["metrics"]["pruned"]["c_index"] > 0.65
