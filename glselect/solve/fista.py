@@ -250,7 +250,7 @@ class ProximalGradient:
             # sufficient decrease of the smooth part; slack for float32 rounding, relative to at
             # least 1 (the scale of a loss on standardised targets or of a log-loss at the start):
             # relative to the loss alone it vanished once a network memorised its rows, and the
-            # ReLU kinks then failed the test at every step length (tests/test_solver.py)
+            # ReLU kinks then failed the test at every step length (tests/solve/test_solver.py)
             fits = (loss_candidate <= loss_y + linear + quadratic + 1e-6 * torch.clamp(loss_y.abs(), min=1.0)) | (step < MIN_STEP)
         return _Trial(t_next, beta, candidate, loss_candidate + candidate_penalty, fits)
 
