@@ -45,7 +45,8 @@ def main() -> None:
 
     rows = []
     print(
-        f"Friedman #1, {args.rows} rows x {args.columns} columns, hidden {args.hidden}, rule {args.rule}, cv {args.cv}, confirm {args.confirm}\n"
+        f"Friedman #1, {args.rows} rows x {args.columns} columns, hidden {args.hidden}, "
+        f"rule {args.rule}, cv {args.cv}, confirm {args.confirm}\n"
     )
     print("| seed | top-5 ranks = x0..x4 | selected | exactly x0..x4 | F1 | path steps | fit seconds |")
     print("|---:|:---:|---|:---:|---:|---:|---:|")

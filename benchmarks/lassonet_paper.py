@@ -318,7 +318,8 @@ def markdown(results: dict) -> str:
         cells = [accuracy([run[m]["accuracy"] for run in runs if m in run]) for m in ("glselect", "lassonet", "all_features")]
         times = [seconds([run[m] for run in runs if m in run]) for m in ("glselect", "lassonet")]
         lines.append(
-            f"| **{name}** | **mean ± std ({len(runs)} seed{'s' * (len(runs) > 1)})** | **{'** | **'.join(cells)}** | {' | '.join(times)} | |"
+            f"| **{name}** | **mean ± std ({len(runs)} seed{'s' * (len(runs) > 1)})** "
+            f"| **{'** | **'.join(cells)}** | {' | '.join(times)} | |"
         )
         lines.append(f"| {name} | published | | {entry['published_k50']:.3f} | {entry['published_all']:.3f} | | | |")
     notes = [

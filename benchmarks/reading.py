@@ -54,12 +54,11 @@ def child(table: Path, profile: Path | None) -> None:
     """Open ``table`` as ``glselect fit`` does, in this process, with the stages timed; print one JSON line."""
     import cProfile
     import hashlib
+    import importlib
     import io
     import pstats
 
     import torch
-
-    import importlib
 
     from glselect import distributed
     from glselect.config import RunConfig

@@ -150,7 +150,8 @@ def main() -> None:
         base = rows[0]["peak_rss_mb"]
         for result in rows[1:]:
             print(
-                f"peak RSS at {result['rows']:,} rows: {result['peak_rss_mb']:,.0f} MB, {result['peak_rss_mb'] / base:.2f}x the {rows[0]['rows']:,}-row fit's {base:,.0f} MB"
+                f"peak RSS at {result['rows']:,} rows: {result['peak_rss_mb']:,.0f} MB, "
+                f"{result['peak_rss_mb'] / base:.2f}x the {rows[0]['rows']:,}-row fit's {base:,.0f} MB"
             )
 
 

@@ -238,7 +238,8 @@ def _check_target(config: RunConfig) -> None:
     _require(config.time != config.event, f"--time and --event name the same column '{config.time}'")
     _require(
         config.target in (None, config.time),
-        f"--target '{config.target}' is not used with --task survival: the target is --time '{config.time}' and --event '{config.event}'; drop --target",
+        f"--target '{config.target}' is not used with --task survival: "
+        f"the target is --time '{config.time}' and --event '{config.event}'; drop --target",
     )
     _require(
         config.data.class_weight == "none",

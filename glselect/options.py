@@ -177,7 +177,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "l1_ratio",
         "model.l1_ratio",
-        "Sparse group lasso: share of the penalty on each encoded column inside its group (0: group lasso, whole groups in or out; 1: lasso on the columns).",
+        "Sparse group lasso: share of the penalty on each encoded column inside its group "
+        "(0: group lasso, whole groups in or out; 1: lasso on the columns).",
     ),
     Option(
         "screen_pairs",
@@ -188,7 +189,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "rule",
         "selection.rule",
-        "How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) or 'min' (best validation loss).",
+        "How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) "
+        "or 'min' (best validation loss).",
     ),
     Option("max_features", "selection.max_features", "Choose the least-penalised model with at most this many groups (overrides --rule)."),
     Option(
@@ -214,7 +216,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "confirm",
         "selection.confirm",
-        "Keep a chosen group only if shuffling it raises the refit model's validation loss by this many standard errors; 0 keeps the whole step.",
+        "Keep a chosen group only if shuffling it raises the refit model's validation loss by this many standard errors; "
+        "0 keeps the whole step.",
     ),
     Option(
         "fdr",
@@ -249,13 +252,15 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "max_iters_per_lambda",
         "path.max_iters_per_lambda",
-        "Iteration budget for each lambda (accepted or restarted iterations; trial steps the line search rejects are free, up to as many again).",
+        "Iteration budget for each lambda (accepted or restarted iterations; "
+        "trial steps the line search rejects are free, up to as many again).",
     ),
     Option("max_steps", "path.max_steps", "Most lambdas on the path (a safety cap)."),
     Option(
         "relax_iters",
         "path.relax_iters",
-        "Most unpenalised iterations that score each new support of the path on the validation rows (the run stops sooner once their loss stops improving).",
+        "Most unpenalised iterations that score each new support of the path on the validation rows "
+        "(the run stops sooner once their loss stops improving).",
     ),
     Option("max_iters", "train.max_iters", "Iteration budget for the dense fit and the refit (both stop early on validation loss)."),
     Option("val_fraction", "data.val_fraction", "Share of rows used to choose the model."),

@@ -10,6 +10,7 @@ process, makes them; a library user's process keeps its own.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import sys
@@ -23,10 +24,9 @@ def use_lean_allocators() -> None:
     here; a user's own ``ARROW_DEFAULT_MEMORY_POOL`` wins). Where glibc is not the C library,
     only the Arrow setting applies."""
     if sys.platform.startswith("linux"):
-        try:
+        # musl and others have no mallopt: nothing to set there
+        with contextlib.suppress(OSError, AttributeError):
             # the process's own symbols include the C library's: no search for libc (ctypes.util
             # would add 11 ms to every command's start-up, --version included)
             ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
-        except (OSError, AttributeError):  # musl and others: no mallopt, nothing to set
-            pass
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

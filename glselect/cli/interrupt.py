@@ -26,10 +26,9 @@ def exit_at_once_on_ctrl_c() -> None:
     raised inside ``import torch`` leaves torch half-initialised (seen: an AttributeError from a
     later import, and a crash on exit), so the process must not carry on after one.
     """
-    try:
+    # ValueError: not the main thread (an embedding application): its own handling stays
+    with suppress(ValueError):
         signal.signal(signal.SIGINT, _exit_at_once)
-    except ValueError:
-        pass  # not the main thread (an embedding application): its own handling stays
 
 
 def unwind_on_ctrl_c() -> None:

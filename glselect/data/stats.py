@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,7 @@ WHOLE_CHECK_ROWS = 1024  # rows looked at first for a fraction, before the rest 
 LEFT_OUT = "left out by the user (--drop / --features)"
 DATE_TIME = "date/time column: not used as-is (derive numeric features from it)"
 
-First = Union[tuple[int, Any], None]  # (global row position, value) of the earliest row with some property
+First = tuple[int, Any] | None  # (global row position, value) of the earliest row with some property
 
 
 @dataclass

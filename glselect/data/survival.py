@@ -19,8 +19,6 @@ days or years is exact enough, a raw epoch timestamp is not (subtract the start 
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -29,7 +27,7 @@ import torch
 from glselect.data.names import with_suggestion
 from glselect.errors import GlselectError
 
-Batch = Union[pa.RecordBatch, pd.DataFrame]
+Batch = pa.RecordBatch | pd.DataFrame
 EVENT_HINT = "encode the event as 1 (or True) when it happened at the row's time, 0 (or False) when the row is censored"
 
 

@@ -10,8 +10,9 @@ importance measures beside the rank.
   shuffled together (mean over repeats, ``permutation_std`` their spread; see ``permutation.py``);
 - ``stability``: the group's selection frequency over complementary-pairs subsamples (``--stability``);
 - ``knockoff_statistic``: W, the signed max of the group's and its knockoff copy's areas under
-  the norm curve of a path on both (``knockoffs.py``), averaged over the knockoff draws, with ``knockoff_e_value`` (averaged e-value) and ``knockoff_frequency`` (share
-  of draws whose own threshold selects the group) (``--fdr``; see ``knockoffs.py``).
+  the norm curve of a path on both (``knockoffs.py``), averaged over the knockoff draws, with
+  ``knockoff_e_value`` (averaged e-value) and ``knockoff_frequency`` (share of draws whose own
+  threshold selects the group) (``--fdr``; see ``knockoffs.py``).
 """
 
 from __future__ import annotations
