@@ -17,6 +17,7 @@ from glselect.path.start import zero_kkt_lambdas
 from glselect.path.walk import fit_path
 from glselect.solve.base import LambdaSolve
 from glselect.solve.fista import ProximalGradient
+from glselect.solve.screening import solve_screened
 from tests.conftest import GROUP_IDS, N_COLUMNS, _problem, kkt_violations
 
 
@@ -157,3 +158,47 @@ def test_the_line_search_does_not_collapse_once_the_rows_are_memorised(seed):
         steps.append(solver.step)
     ratios = np.array(steps[1:]) / np.array(steps[:-1])
     assert ratios.min() > 0.05, steps
+
+
+def _two_solves(first: Objective, second: Objective, hidden: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first-layer weights two fresh solvers reach from the same start on the same rows."""
+    X = torch.randn(80, 6, generator=torch.Generator().manual_seed(0))
+    y = X[:, 0] - X[:, 1]
+    weights = []
+    for objective in (first, second):
+        torch.manual_seed(0)
+        model = GroupLassoMLP(6, hidden, 1)
+        solver = ProximalGradient(model, Rows(X, y), objective)
+        solver.set_lambda(0.01)
+        solver.run(100, 1e-7)
+        weights.append(model.first_weight.detach().clone())
+    return weights[0], weights[1]
+
+
+def test_a_network_without_hidden_units_leaves_the_neuron_penalty_out():
+    penalty = make_penalty(np.arange(6), np.ones(6, dtype=np.int64), 1, torch.float32)
+    loss_fn = loss_function("regression")
+    plain, with_neurons = _two_solves(Objective(loss_fn, penalty, 1.0), Objective(loss_fn, penalty, 1.0, neuron_penalty=0.5), ())
+    assert torch.equal(plain, with_neurons)
+
+
+def test_a_screened_solve_minimises_the_objective_it_is_given_neuron_penalty_included():
+    """Every group in the working set: the screened solve is the plain solve of the same objective."""
+    X = torch.randn(80, 6, generator=torch.Generator().manual_seed(0))
+    y = X[:, 0] - X[:, 1]
+    penalty = make_penalty(np.arange(6), np.ones(6, dtype=np.int64), 4, torch.float32)
+    objective = Objective(loss_function("regression"), penalty, 1.0, neuron_penalty=0.5)
+    weights = []
+    for screened in (True, False):
+        torch.manual_seed(0)
+        model = GroupLassoMLP(6, (4,), 1)
+        if screened:
+            solve_screened(model, Rows(X, y), objective, LambdaSolve(0.01, np.ones(6, dtype=bool)), 1.0, (100, 1e-7))
+        else:
+            solver = ProximalGradient(model, Rows(X, y), objective)
+            solver.set_lambda(0.01)
+            solver.run(100, 1e-7)
+        weights.append(model.later_weights[0].detach().clone())
+    assert torch.equal(weights[0], weights[1])
+    # the neuron penalty took effect: some hidden unit's outgoing weight is exactly zero
+    assert (torch.linalg.vector_norm(weights[0], dim=0) == 0).any()
