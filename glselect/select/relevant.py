@@ -10,10 +10,9 @@ column (make_classification's redundant columns are linear combinations of its i
 ones) carries the signal once the original is gone, so a later round finds it; a noise column
 never predicts, so it must pass the confirmation test by chance in some round to get in.
 
-An earlier version tested each group's shuffling on the dense network (lambda = 0). It added
-nothing on make_classification: the dense network spread too little weight on the redundant
-columns for them to stand out from noise (their t statistics 2.6 to 3.2 against a noise
-column's 3.4, with 3.5 to clear; docs/method.md).
+Why rounds of the path and not a shuffling test of each group on the dense network (lambda = 0):
+the dense network spreads too little weight on redundant columns for them to stand out from
+noise there (docs/method.md).
 
 Every round is a full path fit on fewer columns, from the same seed, on the same rows as the fit
 (in memory, streamed, on every torchrun rank alike), so the set is reproducible; it costs a path
