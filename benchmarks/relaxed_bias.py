@@ -94,7 +94,7 @@ def run(name: str, seed: int) -> dict:
         dense_norm = float(torch.linalg.vector_norm(dense["model"].first_weight.detach()[:, torch.as_tensor(keep)]))
         extra[support] = {
             "capped": capped,
-            "fresh": walk._mean_and_se(fresh_model, narrow.val, problem_.row_loss_fn),
+            "fresh": walk._mean_and_se(fresh_model, narrow.val, problem_.datafit.row_loss),
             "shrinkage": step_norm / dense_norm if dense_norm > 0 else float("nan"),
         }
         return scored

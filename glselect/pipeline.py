@@ -29,7 +29,8 @@ from glselect.data.split import TEST_ROWS, TRAINING_ROWS, VALIDATION_ROWS
 from glselect.data.stream import local_cores
 from glselect.devices import resolve_device
 from glselect.errors import GlselectError
-from glselect.model.metrics import balanced_class_weights, evaluate
+from glselect.model.datafits import DATAFITS, evaluate, make_datafit
+from glselect.model.metrics import balanced_class_weights
 from glselect.outputs.artifacts import model_document, path_tables
 from glselect.outputs.files import write_artifacts
 from glselect.outputs.outdir import OutDirLock, check_out_dir
@@ -217,17 +218,14 @@ def fit_frame(
 
 def make_problem(data: Dataset, config: RunConfig) -> Problem:
     """The fit's ``Problem``: training rows, validation rows, groups, loss and settings."""
-    encoder = data.encoder
-    task, n_outputs = encoder.target.task, encoder.target.n_outputs
+    target = data.encoder.target
     return Problem(
         data=data,
         rows=data.training(TRAINING_ROWS),
         val=data.holdout(VALIDATION_ROWS),
         group_ids=data.group_index.group_ids,
         n_encoded=data.group_index.n_encoded,
-        task=task,
-        n_outputs=n_outputs,
-        class_weights=_class_weights(config.data.class_weight, data),
+        datafit=make_datafit(target.task, target.n_outputs, _class_weights(config.data.class_weight, data)),
         settings=Settings(config.model, config.train, config.path, config.stream, config.data.val_fraction),
         seed=config.seed,
     )
@@ -260,7 +258,7 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         )
         timings = _timings(started, read_seconds, path_seconds, chosen, measured)
         facts = SummaryFacts(
-            config, data, path, selection, metrics, problem.class_weights, None if resume is None else len(resume.steps) - 1
+            config, data, path, selection, metrics, problem.datafit.class_weights, None if resume is None else len(resume.steps) - 1
         )
         summary = summary_document(facts, [*parts, *_streaming(data, problem, test), timings])
         path_scalars, path_norms = path_tables(path, data.group_index, result_of(parts, "cross-validation"))
@@ -341,7 +339,7 @@ def _streaming(data: Dataset, problem: Problem, test: Rows) -> list[Part]:
 
 def _set_threads(config: RunConfig, problem: Problem) -> None:
     """One thread for small problems (hand-offs cost more than they save), else every core this process has."""
-    work = problem.rows.work() * max(config.model.hidden or (problem.n_outputs,))
+    work = problem.rows.work() * max(config.model.hidden or (problem.datafit.outputs,))
     torch.set_num_threads(config.threads or (1 if work < SINGLE_THREAD_WORK else local_cores()))
 
 
@@ -350,7 +348,7 @@ def _class_weights(setting: str, data: Dataset) -> np.ndarray | None:
     if setting == "none":
         return None
     target = data.encoder.target
-    if target.task == "regression":
+    if not DATAFITS[target.task].has_classes:  # survival targets are refused earlier, by the config
         raise GlselectError(f"--class-weight {setting} needs a classification target; this one is numeric (regression)")
     counts = data.class_counts(TRAINING_ROWS)
     return balanced_class_weights(np.repeat(np.arange(len(counts)), counts), len(target.classes))

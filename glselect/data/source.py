@@ -67,12 +67,20 @@ class FullBatch:
         """Rows x columns of one pass: what the thread policy sizes itself by."""
         return len(self.rows) * self.n_features
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """One: a full batch passes over every row in each step."""
+        return 1
+
 
 class TrainingRows(Protocol):
     """What a solver reads: ``FullBatch`` or ``stream.MiniBatches``."""
 
     @property
     def n_features(self) -> int: ...
+
+    @property
+    def steps_per_epoch(self) -> int: ...
 
     def columns(self, columns: torch.Tensor | None) -> TrainingRows: ...
 
@@ -82,13 +90,31 @@ class TrainingRows(Protocol):
 class Dataset(Protocol):
     """A table opened for fitting: its encoding, its groups, and its rows by ``RowSet``."""
 
-    encoder: Encoder
-    group_index: GroupIndex
-    device: torch.device
-    context: distributed.Context
-    n_rows_by_part: tuple[int, int, int]  # rows with a target in the training, validation and test parts
-    n_missing_target: int
-    reading: ReadReport | None  # what reading the table found; None for rows encoded by the caller
+    # read-only: a dataset is opened once and never changed in place (``with_knockoffs`` makes another)
+    @property
+    def encoder(self) -> Encoder: ...
+
+    @property
+    def group_index(self) -> GroupIndex: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def context(self) -> distributed.Context: ...
+
+    @property
+    def n_rows_by_part(self) -> tuple[int, int, int]:
+        """Rows with a target in the training, validation and test parts."""
+        ...
+
+    @property
+    def n_missing_target(self) -> int: ...
+
+    @property
+    def reading(self) -> ReadReport | None:
+        """What reading the table found; None for rows encoded by the caller."""
+        ...
 
     def training(self, rows: RowSet) -> TrainingRows: ...
 
@@ -124,8 +150,8 @@ def hash_split(positions: np.ndarray, seed: int, val_fraction: float, test_fract
 class InMemoryData:
     """A table encoded whole and moved to the device once; the full-batch solver reads it directly."""
 
-    encoder: Encoder | None  # None: rows already encoded by the caller (``Problem.from_arrays``)
-    group_index: GroupIndex | None
+    encoder: Encoder
+    group_index: GroupIndex
     X: np.ndarray  # float32 (n_rows, n_features): every row with a target
     y: np.ndarray
     positions: np.ndarray  # int64 (n_rows,): each row's position in the file (the split's hash key)

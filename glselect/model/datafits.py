@@ -3,8 +3,9 @@
 A datafit says how a model's outputs are scored against the encoded target: ``row_loss`` (each
 row's loss, what the 1se rule, confirmation and permutation importance take means and spreads
 of), ``loss`` (their mean, what a solver minimises), ``outputs`` (how many outputs the network
-needs), ``metric`` (the reported metric that is higher for a better model) and ``scores`` (every
-reported metric on held-out rows). Class weights, when given, multiply each row's loss by its
+needs), ``metric`` (the reported metric that is higher for a better model), ``scores`` (every
+reported metric on held-out rows) and ``target_outputs`` (what a column's association with the
+target is measured against). Class weights, when given, multiply each row's loss by its
 class's weight. A new task is one new class here, registered in ``DATAFITS``.
 """
 
@@ -47,6 +48,7 @@ class Datafit:
     name: ClassVar[str]
     metric: ClassVar[str]  # the metric shown in progress and tables; higher is better
     pair_screen: ClassVar[bool] = True  # the interaction screen can read this target's outputs
+    has_classes: ClassVar[bool] = False  # the target is a class label (class weights apply)
     class_weights: np.ndarray | None = None
     outputs: int = 1
 
@@ -73,6 +75,11 @@ class Datafit:
     def scores(self, out: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> dict[str, float]:
         """Reported metrics of ``out`` against ``y``; ``scale`` is the target's standard deviation (regression)."""
         raise NotImplementedError
+
+    def target_outputs(self, y: torch.Tensor) -> torch.Tensor:
+        """float64 (n_samples, k): what a column's association with the target is measured against
+        (the pair screen, the all-relevant gate): here the encoded target itself, one column."""
+        return y.double().reshape(-1, 1)
 
     def _unweighted_loss(self, out: torch.Tensor, y: torch.Tensor) -> float:
         # reported losses ignore class weights, so that runs with and without weights compare
@@ -102,6 +109,7 @@ class Binary(Datafit):
 
     name: ClassVar[str] = "binary"
     metric: ClassVar[str] = "accuracy"
+    has_classes: ClassVar[bool] = True
 
     def unweighted_row_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(out[:, 0], y.to(out.dtype), reduction="none")
@@ -125,6 +133,7 @@ class Multiclass(Datafit):
 
     name: ClassVar[str] = "multiclass"
     metric: ClassVar[str] = "accuracy"
+    has_classes: ClassVar[bool] = True
 
     @classmethod
     def outputs_for(cls, y: np.ndarray) -> int:
@@ -132,6 +141,10 @@ class Multiclass(Datafit):
 
     def unweighted_row_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(out, y, reduction="none")
+
+    def target_outputs(self, y: torch.Tensor) -> torch.Tensor:
+        """Each class's indicator, float64 (n_samples, outputs)."""
+        return F.one_hot(y.long(), self.outputs).double()
 
     def scores(self, out: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> dict[str, float]:
         loss = self._unweighted_loss(out, y)
@@ -159,6 +172,17 @@ class Cox(Datafit):
 
     def unweighted_row_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return cox_row_loss(out, y)
+
+    def target_outputs(self, y: torch.Tensor) -> torch.Tensor:
+        """The martingale residual, float64 (n_samples, 1): event minus the Nelson-Aalen cumulative
+        hazard at the row's time (``y = +-(1 + time)``, the sign the event: data/survival.py), what a
+        Cox score test at zero reads."""
+        time, event = y.abs().double().cpu().numpy(), (y > 0).double().cpu().numpy()
+        times, inverse = np.unique(time, return_inverse=True)
+        events = np.bincount(inverse, weights=event, minlength=len(times))
+        at_risk = len(time) - np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(times)))[:-1]])
+        hazard = np.cumsum(events / at_risk)
+        return torch.as_tensor(event - hazard[inverse], device=y.device).reshape(-1, 1)
 
     def scores(self, out: torch.Tensor, y: torch.Tensor, scale: float = 1.0) -> dict[str, float]:
         loss = self._unweighted_loss(out, y)

@@ -67,14 +67,19 @@ class GroupLassoMLP(nn.Module):
         return out
 
     @property
-    def first_weight(self) -> nn.Parameter:
-        """The penalised weight, shape (fan_out, n_inputs)."""
-        return self.layers[0].weight
+    def linears(self) -> list[nn.Linear]:
+        """The layers in order (every one an ``nn.Linear``), typed for the code that reads their weights."""
+        return [layer for layer in self.layers if isinstance(layer, nn.Linear)]
 
     @property
-    def later_weights(self) -> list[nn.Parameter]:
-        """Weights after the first layer, kept within a column-norm bound."""
-        return [layer.weight for layer in self.layers[1:]]
+    def first_weight(self) -> torch.Tensor:
+        """The penalised weight (a parameter), shape (fan_out, n_inputs)."""
+        return self.linears[0].weight
+
+    @property
+    def later_weights(self) -> list[torch.Tensor]:
+        """Weights after the first layer (parameters), kept within a column-norm bound."""
+        return [layer.weight for layer in self.linears[1:]]
 
     def group_norms(self, group_ids: torch.Tensor, n_groups: int) -> torch.Tensor:
         """Norm of each group of first-layer weights, shape (n_groups,)."""
@@ -101,12 +106,13 @@ def prune_dead_neurons(model: GroupLassoMLP) -> GroupLassoMLP:
     kept = torch.nonzero(alive).flatten()
     hidden = (int(kept.numel()), *model.hidden[1:])
     smaller = GroupLassoMLP(model.n_inputs, hidden, model.n_outputs).to(model.first_weight)
+    small_layers, layers = smaller.linears, model.linears
     with torch.no_grad():
-        smaller.layers[0].weight.copy_(model.layers[0].weight[kept])
-        smaller.layers[0].bias.copy_(model.layers[0].bias[kept])
-        smaller.layers[1].weight.copy_(model.layers[1].weight[:, kept])
-        smaller.layers[1].bias.copy_(model.layers[1].bias)
-        for target, source in zip(smaller.layers[2:], model.layers[2:]):
+        small_layers[0].weight.copy_(layers[0].weight[kept])
+        small_layers[0].bias.copy_(layers[0].bias[kept])
+        small_layers[1].weight.copy_(layers[1].weight[:, kept])
+        small_layers[1].bias.copy_(layers[1].bias)
+        for target, source in zip(small_layers[2:], layers[2:]):
             target.load_state_dict(source.state_dict())
     return smaller
 
@@ -116,7 +122,7 @@ def restrict_inputs(model: GroupLassoMLP, keep: np.ndarray) -> GroupLassoMLP:
     columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=model.first_weight.device)
     small = GroupLassoMLP(int(columns.numel()), model.hidden, model.n_outputs).to(model.first_weight)
     with torch.no_grad():
-        for target, source in zip(small.layers, model.layers):
+        for index, (target, source) in enumerate(zip(small.linears, model.linears)):
             target.bias.copy_(source.bias)
-            target.weight.copy_(source.weight if target is not small.layers[0] else source.weight[:, columns])
+            target.weight.copy_(source.weight[:, columns] if index == 0 else source.weight)
     return small

@@ -76,7 +76,7 @@ class Objective:
         """
         value = torch.zeros((), dtype=first.dtype, device=first.device) if with_value else None
         if self.penalty is not None and penalised:
-            if with_value:
+            if value is not None:
                 shrunk, group_value = self.penalty.prox_and_value(first, step * lam)
                 value = value + lam * group_value
             else:

@@ -74,8 +74,15 @@ class Support:
 class Penalty(Protocol):
     """A first-layer penalty (see the module docstring)."""
 
-    group_ids: torch.Tensor
-    weights: torch.Tensor
+    @property
+    def group_ids(self) -> torch.Tensor:
+        """int64 (n_features,): the group of each encoded column."""
+        ...
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Shape (n_groups,): each group's weight in the penalty."""
+        ...
 
     @property
     def n_groups(self) -> int: ...

@@ -53,8 +53,9 @@ def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> 
     tensors |= {f"dense.{name}": tensor.detach().cpu().clone().contiguous() for name, tensor in state.dense_state.items()}
     tensors["norms"] = torch.from_numpy(np.stack([step.group_norms for step in state.steps]).astype(np.float64))
     tensors["active"] = torch.from_numpy(state.active.astype(np.uint8))
-    if state.steps[0].column_support is not None:  # the sparse group lasso records it at every step, the dense one too
-        tensors["column_support"] = torch.from_numpy(np.stack([step.column_support for step in state.steps]))
+    column_support = [step.column_support for step in state.steps if step.column_support is not None]
+    if column_support:  # the sparse group lasso records it at every step, the dense one too
+        tensors["column_support"] = torch.from_numpy(np.stack(column_support))
     # per-row relaxed losses (the paired 1se rule reads them): one row per step, one per scored support
     tensors["step_rows"] = torch.from_numpy(_stack_rows([step.relaxed_val_rows for step in state.steps]))
     tensors["support_rows"] = torch.from_numpy(_stack_rows([rows for _, _, rows in state.relaxed_by_support.values()]))

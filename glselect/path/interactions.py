@@ -29,8 +29,9 @@ import numpy as np
 import torch
 
 from glselect import distributed
+from glselect.model.datafits import Datafit
 from glselect.model.mlp import GroupLassoMLP
-from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t, target_outputs
+from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t
 
 SCREEN_MACS = 2e10  # multiply-adds per screen: about a second on one core
 MIN_SCREEN_ROWS = MIN_SAMPLE_ROWS  # fewer sampled rows than this: no screen
@@ -53,21 +54,21 @@ class InteractingPair:
 def screen_pairs(
     rows: tuple[torch.Tensor, torch.Tensor],
     group_ids: np.ndarray,
-    task: str,
-    n_outputs: int,
+    datafit: Datafit,
     max_pairs: int,
     context: distributed.Context,
 ) -> tuple[InteractingPair, ...]:
     """The at most ``max_pairs`` strongest pairs beyond the Bonferroni bound, strongest first.
 
     ``rows``: this rank's sample of training rows (encoded X, target y), already cut to
-    ``screen_rows``; every rank must call this (the sums are all-reduced).
+    ``screen_rows``; every rank must call this (the sums are all-reduced). No pairs for a datafit
+    whose outputs the screen cannot read (``Datafit.pair_screen``: survival).
     """
     X, y = rows
-    if task == "survival" or max_pairs <= 0:
+    if not datafit.pair_screen or max_pairs <= 0:
         return ()
     n_features = X.shape[1]
-    R = target_outputs(y, task, n_outputs)
+    R = datafit.target_outputs(y)
     chunks = column_chunks(n_features, len(X), BLOCK_FLOATS)
     n_rows, means, output_means = sample_means(X, R, chunks, context)
     n_pairs = R.shape[1] * n_features * (n_features - 1) / 2  # the tests the bound is corrected for

@@ -1,8 +1,9 @@
 """First moments of a sample of training rows, and the t statistic the screens read from them.
 
 Both the pair screen (``interactions.py``) and the all-relevant gate (``select/relevant.py``)
-measure a column's association with the target's outputs on centred data: they need the same
-outputs (the value, each class's indicator, a survival martingale residual), the same means
+measure a column's association with the target's outputs on centred data: they read the same
+outputs (``Datafit.target_outputs``: the value, each class's indicator, a survival martingale
+residual), the same means
 summed over every rank's rows, the same column slicing that keeps a float64 copy of a wide
 sample from being made at once, the same t statistic of a mean product, and the same
 Bonferroni bound over the tests they make.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 from statistics import NormalDist
 
-import numpy as np
 import torch
 
 from glselect import distributed
@@ -39,22 +39,6 @@ def squared_t(sums: torch.Tensor, square_sums: torch.Tensor, n_rows: float) -> t
     squared = sums.square()
     spread = square_sums - squared / n_rows
     return torch.where(spread > tolerance * square_sums, squared / spread.clamp_min(floor), torch.zeros_like(sums))
-
-
-def target_outputs(y: torch.Tensor, task: str, n_outputs: int) -> torch.Tensor:
-    """float64 (rows, outputs): what a column's association is measured against."""
-    if task == "multiclass":
-        return torch.nn.functional.one_hot(y.long(), n_outputs).double()
-    if task != "survival":
-        return y.double().reshape(-1, 1)
-    # survival (y = +-(1 + time), the sign the event; data/survival.py): event - Nelson-Aalen
-    # cumulative hazard at the row's time, the residual a Cox score test at zero reads
-    time, event = y.abs().double().cpu().numpy(), (y > 0).double().cpu().numpy()
-    times, inverse = np.unique(time, return_inverse=True)
-    events = np.bincount(inverse, weights=event, minlength=len(times))
-    at_risk = len(time) - np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=len(times)))[:-1]])
-    hazard = np.cumsum(events / at_risk)
-    return torch.as_tensor(event - hazard[inverse], device=y.device).reshape(-1, 1)
 
 
 def column_chunks(n_features: int, n_rows: int, cells: int) -> list[slice]:

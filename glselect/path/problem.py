@@ -5,38 +5,36 @@ rows, the groups, the datafit (task and class weights), the training settings an
 ``restrict`` narrows it to some encoded columns (a refit, a relaxed score), ``on_rows`` to other
 rows of the same table (a CV fold, a stability half), ``with_path`` changes path settings, and
 ``new_model`` makes a seeded network. How the rows are solved is picked once from their kind
-(``solving``, ``glselect.solve.make``); the start of a path lives in ``glselect.path.start``.
-
-A few methods are one-line delegates to those modules, kept as the entry points the selection
-stages call (each says so).
+(``solving``, ``glselect.solve.make``); the start of a path (dense fit, pair screen, lambda-max
+probe) lives in ``glselect.path.start``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from glselect import distributed
+from glselect.data.encoder import ColumnEncoding, Encoder
+from glselect.data.groups import GroupIndex
 from glselect.data.source import Dataset, InMemoryData, Rows, TrainingRows
 from glselect.data.split import TRAIN, TRAINING_ROWS, VAL, VALIDATION_ROWS, RowSet
+from glselect.data.target import TargetEncoding
 from glselect.model.datafits import DATAFITS, Datafit, make_datafit
-from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective
 from glselect.model.penalties import Penalty, penalty_for
-from glselect.path import start
-from glselect.path.interactions import InteractingPair
-from glselect.solve.base import Budget, Settings, SolveResult
+from glselect.solve.base import LambdaSolve, Settings, SolveResult
 from glselect.solve.make import Solving, make_solving
 from glselect.solve.train import TrainResult, train_early_stopped
 
 DEFAULT_SETTINGS = Settings()
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class Problem:
     """One fitting problem: rows, held-out rows, groups, datafit, settings and seed (see the module docstring).
 
@@ -53,13 +51,11 @@ class Problem:
     n_encoded
         int64 (n_groups,): encoded columns per group.
     datafit
-        The loss and metrics of the target (``glselect.model.datafits``).
+        The loss and metrics of the target (``glselect.model.datafits.make_datafit``).
     settings, seed
         Training settings and the seed of the models it makes.
     column_index
         The encoded columns read, when restricted (None: all).
-    task, n_outputs, class_weights
-        In place of ``datafit``: the datafit is made from them (``make_datafit``).
     """
 
     data: Dataset
@@ -68,42 +64,9 @@ class Problem:
     group_ids: np.ndarray
     n_encoded: np.ndarray
     datafit: Datafit
-    settings: Settings
-    seed: int
-    column_index: torch.Tensor | None
-
-    def __init__(
-        self,
-        data: Dataset,
-        rows: TrainingRows,
-        val: Rows,
-        group_ids: np.ndarray,
-        n_encoded: np.ndarray,
-        datafit: Datafit | None = None,
-        settings: Settings = DEFAULT_SETTINGS,
-        seed: int = 0,
-        column_index: torch.Tensor | None = None,
-        *,
-        task: str | None = None,
-        n_outputs: int = 1,
-        class_weights: np.ndarray | None = None,
-    ) -> None:
-        if datafit is None:
-            assert task is not None, "a Problem needs a datafit or a task"
-            datafit = make_datafit(task, n_outputs, class_weights)
-        values = {
-            "data": data,
-            "rows": rows,
-            "val": val,
-            "group_ids": group_ids,
-            "n_encoded": n_encoded,
-            "datafit": datafit,
-            "settings": settings,
-            "seed": seed,
-            "column_index": column_index,
-        }
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
+    settings: Settings = DEFAULT_SETTINGS
+    seed: int = 0
+    column_index: torch.Tensor | None = None
 
     @classmethod
     def from_arrays(
@@ -114,20 +77,23 @@ class Problem:
         n_encoded: np.ndarray,
         task: str,
         settings: Settings | None = None,
-        class_weights: np.ndarray | None = None,
         seed: int = 0,
     ) -> Problem:
         """A problem on encoded rows already in memory (``(X, y)`` pairs), for Python users and tests.
 
         The training rows come first and the validation rows after them; CV folds and stability
-        halves resample both, as they do in a fit.
+        halves resample both, as they do in a fit. The columns are named ``x0, x1, ...`` and the
+        groups ``g0, g1, ...`` by their number.
         """
         X = torch.cat([train[0], val[0]]).cpu().numpy()
         y = torch.cat([train[1], val[1]]).cpu().numpy()
         parts = np.concatenate([np.full(len(train[1]), TRAIN), np.full(len(val[1]), VAL)]).astype(np.int8)
+        group_ids, n_encoded = np.asarray(group_ids), np.asarray(n_encoded)
+        datafit = make_datafit(task, DATAFITS[task].outputs_for(y))
+        encoder, group_index = _encoded_as_given(X.shape[1], datafit, group_ids, n_encoded)
         data = InMemoryData(
-            encoder=None,
-            group_index=None,
+            encoder=encoder,
+            group_index=group_index,
             X=X,
             y=y,
             positions=np.arange(len(y)),
@@ -136,13 +102,12 @@ class Problem:
             device=train[0].device,
             n_missing_target=0,
         )
-        datafit = make_datafit(task, DATAFITS[task].outputs_for(y), class_weights)
         return cls(
             data=data,
             rows=data.training(TRAINING_ROWS),
             val=data.holdout(VALIDATION_ROWS),
-            group_ids=np.asarray(group_ids),
-            n_encoded=np.asarray(n_encoded),
+            group_ids=group_ids,
+            n_encoded=n_encoded,
             datafit=datafit,
             settings=settings or Settings(),
             seed=seed,
@@ -159,46 +124,12 @@ class Problem:
         return make_solving(self.rows, self.settings)
 
     @property
-    def exact(self) -> bool:
-        """Whether each solve is exact (full-batch rows) rather than carrying mini-batch noise."""
-        return self.solving.exact
-
-    @property
-    def task(self) -> str:
-        """The datafit's name ("regression", "binary", "multiclass" or "survival")."""
-        return self.datafit.name
-
-    @property
-    def n_outputs(self) -> int:
-        return self.datafit.outputs
-
-    @property
-    def class_weights(self) -> np.ndarray | None:
-        return self.datafit.class_weights
-
-    @property
-    def val_fraction(self) -> float:
-        return self.settings.val_fraction
-
-    @property
     def n_groups(self) -> int:
         return int(self.n_encoded.size)
 
     @property
     def device(self) -> torch.device:
         return self.val.X.device
-
-    @property
-    def context(self) -> distributed.Context:
-        return self.data.context
-
-    @property
-    def loss_fn(self) -> LossFunction:
-        return self.datafit.loss
-
-    @property
-    def row_loss_fn(self) -> LossFunction:
-        return self.datafit.row_loss
 
     def penalty(self, fan_out: int) -> Penalty:
         """The first-layer penalty of a network with ``fan_out`` first-layer units (``penalties.penalty_for``)."""
@@ -207,7 +138,9 @@ class Problem:
     def new_model(self, seed: int | None = None) -> GroupLassoMLP:
         """A freshly initialised network on this problem's columns, seeded (default: the problem's seed)."""
         torch.manual_seed(self.seed if seed is None else seed)
-        return GroupLassoMLP(self.n_features, self.settings.model.hidden, self.n_outputs).to(device=self.device, dtype=self.val.X.dtype)
+        return GroupLassoMLP(self.n_features, self.settings.model.hidden, self.datafit.outputs).to(
+            device=self.device, dtype=self.val.X.dtype
+        )
 
     # ----- narrower problems ------------------------------------------------------------------
     def restrict(self, feature_mask: np.ndarray) -> Problem:
@@ -231,48 +164,42 @@ class Problem:
         """Other held-out rows of the table (a confirmation fold's tested rows), reading this problem's columns."""
         return self.data.holdout(rows).columns(self.column_index)
 
-    def with_path(self, **changes: object) -> Problem:
+    def with_path(self, **changes: Any) -> Problem:
         """The same problem with some path settings changed (e.g. a floor of ``min_features``)."""
         path = dataclasses.replace(self.settings.path, **changes)
         return dataclasses.replace(self, settings=dataclasses.replace(self.settings, path=path))
 
     # ----- training ---------------------------------------------------------------------------
-    def budget(self, kind: str) -> Budget:
-        """Iterations for ``kind`` ("train", "lambda", "relax"): ``solving.budget``, the entry point kept for the selection stages."""
-        return self.solving.budget(kind)
-
     def train(self, model: GroupLassoMLP, kind: str = "train", key: int = 0, neuron_penalty: float = 0.0) -> TrainResult:
         """Train ``model`` (on this problem's columns) without group penalty, early-stopped on ``val``."""
-        objective = Objective(self.loss_fn, None, self.settings.model.max_norm, neuron_penalty)
+        objective = Objective(self.datafit.loss, None, self.settings.model.max_norm, neuron_penalty)
         solving = self.solving
         solver = solving.solver(model, objective, key)
-        return train_early_stopped(solver, model, self.val, self.loss_fn, solving.budget(kind))
+        return train_early_stopped(solver, model, self.val, self.datafit.loss, solving.budget(kind))
 
-    def solve_lambda(
-        self, model: GroupLassoMLP, lam: float, working: np.ndarray, step: float, max_departures: int | None, key: int
-    ) -> tuple[SolveResult, float]:
+    def solve_lambda(self, model: GroupLassoMLP, solve: LambdaSolve, step: float, key: int) -> tuple[SolveResult, float]:
         """One lambda of the path, warm-started in place (``solving.solve_lambda``: in memory screened
-        FISTA from the ``working`` groups, streamed one budget of SGD steps); stops once more than
-        ``max_departures`` groups leave. Returns the result and the line-search step to carry on."""
-        objective = Objective(self.loss_fn, self.penalty(model.first_weight.shape[0]), self.settings.model.max_norm)
-        return self.solving.solve_lambda(model, objective, lam, working, step, max_departures, key)
+        FISTA from the ``solve.working`` groups, streamed one budget of SGD steps); stops once more
+        than ``solve.max_departures`` groups leave. Returns the result and the line-search step to carry on."""
+        objective = Objective(self.datafit.loss, self.penalty(model.first_weight.shape[0]), self.settings.model.max_norm)
+        return self.solving.solve_lambda(model, objective, solve, step, key)
 
     def training_loss(self, model: GroupLassoMLP) -> float:
         """Mean training loss: exact in memory; NaN for a stream (a step's record carries its run's mean)."""
-        return self.solving.training_loss(model, self.loss_fn)
+        return self.solving.training_loss(model, self.datafit.loss)
 
-    # ----- the start of a path: entry points kept for the selection stages ---------------------
-    def screen_sample(self, wanted: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``start.screen_sample``: the entry point kept for the selection stages."""
-        return start.screen_sample(self, wanted)
 
-    def interacting_pairs(self, model: GroupLassoMLP) -> tuple[InteractingPair, ...]:
-        """``start.interacting_pairs``: the entry point kept for the selection stages."""
-        return start.interacting_pairs(self, model)
-
-    def zero_kkt_lambdas(self, model: GroupLassoMLP) -> np.ndarray:
-        """``start.zero_kkt_lambdas``: the entry point kept for the selection stages."""
-        return start.zero_kkt_lambdas(self, model)
+def _encoded_as_given(n_features: int, datafit: Datafit, group_ids: np.ndarray, n_encoded: np.ndarray) -> tuple[Encoder, GroupIndex]:
+    """The encoding of columns already encoded: each column ``x{j}`` as it is, in group ``g{group_ids[j]}``."""
+    names = [f"x{j}" for j in range(n_features)]
+    classes: tuple[int, ...] = tuple(range(max(datafit.outputs, 2))) if datafit.has_classes else ()
+    encoder = Encoder(tuple(ColumnEncoding(name, "numeric") for name in names), TargetEncoding("y", datafit.name, classes))
+    group_names = tuple(f"g{g}" for g in range(len(n_encoded)))
+    members: list[list[str]] = [[] for _ in group_names]
+    for name, group in zip(names, group_ids):
+        members[group].append(name)
+    group_by_column = {name: group_names[group] for name, group in zip(names, group_ids)}
+    return encoder, GroupIndex(group_names, group_ids, tuple(map(tuple, members)), n_encoded, group_by_column)
 
 
 __all__ = ["Problem", "Settings"]

@@ -10,7 +10,6 @@ for rows in memory and streams alike.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -24,11 +23,9 @@ from glselect.path.interactions import (
     screen_pairs,
     screen_rows,
 )
+from glselect.path.problem import Problem
 from glselect.solve.keys import DENSE_KEY, PROBE_KEY, SCREEN_KEY
 from glselect.solve.train import TrainResult
-
-if TYPE_CHECKING:  # the problem's entry points for the selection stages call these functions
-    from glselect.path.problem import Problem
 
 
 def fit_dense(problem: Problem, model: GroupLassoMLP) -> TrainResult:
@@ -53,11 +50,11 @@ def interacting_pairs(problem: Problem, model: GroupLassoMLP) -> tuple[Interacti
     leaves too few rows (the same on every rank: it depends on the columns alone).
     """
     max_pairs = max_pairs_for(model)
-    wanted = screen_rows(problem.n_features, problem.n_outputs)
+    wanted = screen_rows(problem.n_features, problem.datafit.outputs)
     if not problem.settings.model.screen_pairs or max_pairs == 0 or not problem.datafit.pair_screen or wanted < MIN_SCREEN_ROWS:
         return ()
     X, y = screen_sample(problem, wanted)
-    return screen_pairs((X, y), problem.group_ids, problem.task, problem.n_outputs, max_pairs, problem.context)
+    return screen_pairs((X, y), problem.group_ids, problem.datafit, max_pairs, problem.data.context)
 
 
 def zero_kkt_lambdas(problem: Problem, model: GroupLassoMLP) -> np.ndarray:
@@ -72,7 +69,7 @@ def zero_kkt_lambdas(problem: Problem, model: GroupLassoMLP) -> np.ndarray:
     with torch.no_grad():
         probe.first_weight.zero_()
     penalty = problem.penalty(model.first_weight.shape[0])
-    gradient = problem.solving.mean_first_layer_gradient(probe, problem.loss_fn, PROBE_KEY)
+    gradient = problem.solving.mean_first_layer_gradient(probe, problem.datafit.loss, PROBE_KEY)
     return penalty.zero_lambdas(gradient).double().cpu().numpy()
 
 

@@ -25,6 +25,7 @@ from glselect.model.penalties import Support
 from glselect.path.interactions import InteractingPair, give_units
 from glselect.path.problem import Problem
 from glselect.path.start import first_lambda, fit_dense, interacting_pairs
+from glselect.solve.base import LambdaSolve
 from glselect.solve.keys import REFIT_KEY, RELAXED_KEY, lambda_key, relaxed_key
 from glselect.solve.train import TrainResult, mean_loss
 
@@ -126,7 +127,7 @@ def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, k
     small = restrict_inputs(model, keep)
     narrow = problem.restrict(keep)
     narrow.train(small, "relax", key=key)
-    return _mean_and_se(small, narrow.val, problem.row_loss_fn)
+    return _mean_and_se(small, narrow.val, problem.datafit.row_loss)
 
 
 @torch.no_grad()
@@ -138,28 +139,28 @@ def _mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) ->
     return float(losses.mean()), se, losses.float().cpu().numpy()
 
 
-def _record(
-    problem: Problem,
-    model: GroupLassoMLP,
-    lam: float,
-    train_loss: float,
-    n_iters: int,
-    converged: bool,
-    relaxed: Scored,
-    support: Support,
-) -> PathStep:
+@dataclass(frozen=True)
+class Trained:
+    """How the training at one step went: its mean training loss, iterations, and whether it converged."""
+
+    train_loss: float
+    n_iters: int
+    converged: bool
+
+
+def _record(problem: Problem, model: GroupLassoMLP, lam: float, trained: Trained, relaxed: Scored, support: Support) -> PathStep:
     """The step at ``lam`` of ``model``, whose first layer's ``support`` (with its norms) is already read."""
     penalty = problem.penalty(model.first_weight.shape[0])
-    val_loss = mean_loss(model, problem.val, problem.loss_fn)
+    val_loss = mean_loss(model, problem.val, problem.datafit.loss)
     return PathStep(
         lam=lam,
         n_selected=int(np.count_nonzero(support.group_norms)),
         group_norms=support.group_norms,
-        train_loss=train_loss,
+        train_loss=trained.train_loss,
         val_loss=val_loss,
-        objective=train_loss + lam * penalty.value_of(support),
-        n_iters=n_iters,
-        converged=converged,
+        objective=trained.train_loss + lam * penalty.value_of(support),
+        n_iters=trained.n_iters,
+        converged=trained.converged,
         relaxed_val_loss=relaxed[0],
         relaxed_val_se=relaxed[1],
         column_support=support.packed_columns,
@@ -229,7 +230,7 @@ def fit_path(
     dense_model = copy.deepcopy(model)
     dense_model.load_state_dict(state.dense_state)
     base_log_ratio = math.log(path_config.lambda_step)
-    exact = problem.exact
+    exact = problem.solving.exact
 
     def walking() -> bool:
         if grid is not None:
@@ -247,16 +248,10 @@ def fit_path(
         saved_state = copy.deepcopy(model.state_dict()) if can_refine else None
         # a stream's run reads the shuffles its key names: the same on a resumed walk
         key = lambda_key(len(state.steps), state.n_rejected)
-        result, solver_step = problem.solve_lambda(
-            model,
-            lam,
-            state.active,
-            state.solver_step,
-            # a lambda that will be undone anyway need not be solved to the end; groups can pass
-            # through zero and come back within a solve, so only a clear excess stops it early
-            max_departures=2 * max_departures + 1 if can_refine else None,
-            key=key,
-        )
+        # a lambda that will be undone anyway need not be solved to the end; groups can pass
+        # through zero and come back within a solve, so only a clear excess stops it early
+        solve = LambdaSolve(lam, state.active, max_departures=2 * max_departures + 1 if can_refine else None)
+        result, solver_step = problem.solve_lambda(model, solve, state.solver_step, key=key)
         if not math.isfinite(result.objective):
             raise GlselectError(
                 f"training diverged at lambda={lam:.3g}: the objective is not finite",
@@ -267,7 +262,7 @@ def fit_path(
         n_left = int(np.count_nonzero(state.active & ~now_active))
         # at the first lambda, losing every group at once says the start was too high, not a tie
         too_many = result.stopped or n_left > max_departures or (is_first and n_left > 0 and not now_active.any())
-        if too_many and can_refine:
+        if too_many and saved_state is not None:  # saved exactly when the lambda can be refined
             # several groups left at once: undo, and try a lambda closer to the last one
             model.load_state_dict(saved_state)
             state.n_rejected += 1
@@ -281,7 +276,7 @@ def fit_path(
         wanted = None if score_step is None else score_step(len(state.steps))
         relaxed = _relaxed_score(problem, state, model, support, wanted, key)
         train_loss = problem.training_loss(model) if exact else result.loss  # a stream: its run's mean
-        step = _record(problem, model, lam, train_loss, result.n_iters, result.converged, relaxed, support)
+        step = _record(problem, model, lam, Trained(train_loss, result.n_iters, result.converged), relaxed, support)
         state.steps.append(step)
         if n_left == 0:
             state.log_ratio = min(state.log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster
@@ -315,19 +310,11 @@ def fit_path(
 def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
     """Train the dense model and place the first lambda."""
     dense_training = fit_dense(problem, model)
-    dense_val = _mean_and_se(model, problem.val, problem.row_loss_fn)
+    dense_val = _mean_and_se(model, problem.val, problem.datafit.row_loss)
     support = problem.penalty(model.first_weight.shape[0]).support(model.first_weight)
-    first = _record(
-        problem,
-        model,
-        0.0,
-        problem.training_loss(model),
-        dense_training.n_iters,
-        dense_training.stopped_early,
-        dense_val,
-        support,
-    )
-    if not math.isfinite(first.train_loss) and problem.exact:
+    trained = Trained(problem.training_loss(model), dense_training.n_iters, dense_training.stopped_early)
+    first = _record(problem, model, 0.0, trained, dense_val, support)
+    if not math.isfinite(first.train_loss) and problem.solving.exact:
         raise GlselectError(
             "training diverged: the loss of the dense model is not finite",
             hint="check the table for extreme values",
@@ -368,7 +355,7 @@ def _relaxed_score(problem: Problem, state: PathState, model: GroupLassoMLP, sup
         state.relaxed_by_support[support_key] = (
             relaxed_val_loss(problem, model, keep, key=relaxed_key(key))
             if keep.any()
-            else _mean_and_se(model, problem.val, problem.row_loss_fn)
+            else _mean_and_se(model, problem.val, problem.datafit.row_loss)
         )
         state.last_relaxed_size = n_active
     return state.relaxed_by_support.get(support_key, (math.nan, math.nan, None))

@@ -74,7 +74,7 @@ class FoldRefits:
 
     group_mask: np.ndarray
     # per fold: its problem (fitting and early-stopping rows), the rows it is tested on, and its refit
-    fits: tuple[tuple[Problem, Rows, Selection | None], ...]
+    fits: tuple[tuple[Problem, Rows, Selection], ...]
 
 
 State = TypeVar("State", Selection, FoldRefits)
@@ -84,14 +84,14 @@ def cross_fit_folds(problem: Problem, n_folds: int) -> list[tuple[Problem, Rows]
     """Per fold: the problem its refits train on (fitting and early-stopping rows) and the rows it is tested on."""
     folds = []
     for k in range(n_folds):
-        fitting, stopping, tested = cross_fit_fold(k, n_folds, problem.val_fraction)
+        fitting, stopping, tested = cross_fit_fold(k, n_folds, problem.settings.val_fraction)
         folds.append((problem.on_rows(fitting, stopping, seed=problem.seed + FOLD_SEED_OFFSET + k), problem.held_out(tested)))
     return folds
 
 
 def t_on_validation(selection: Selection, problem: Problem) -> np.ndarray:
     """t of every group for the refit model on the validation rows."""
-    return group_permutation(selection, problem.val, problem.group_ids, problem.row_loss_fn, Shuffles(CONFIRM_REPEATS, problem.seed)).t
+    return group_permutation(selection, problem.val, problem.group_ids, problem.datafit.row_loss, Shuffles(CONFIRM_REPEATS, problem.seed)).t
 
 
 def t_cross_fitted(state: FoldRefits) -> np.ndarray:
@@ -100,7 +100,7 @@ def t_cross_fitted(state: FoldRefits) -> np.ndarray:
     increases = np.concatenate(
         [  # (chosen groups, model rows): only the groups in, on a wide table
             group_permutation(
-                fit, tested, fold.group_ids, fold.row_loss_fn, Shuffles(CONFIRM_REPEATS, fold.seed, keep_rows=True), chosen
+                fit, tested, fold.group_ids, fold.datafit.row_loss, Shuffles(CONFIRM_REPEATS, fold.seed, keep_rows=True), chosen
             ).rows
             for fold, tested, fit in state.fits
         ],
@@ -188,8 +188,10 @@ def confirm(problem: Problem, path: LambdaPath, selection: Selection, min_t: flo
             ),
         )
 
-    unfitted = FoldRefits(selection.group_mask, tuple((fold, tested, None) for fold, tested in folds))
-    first = refit_folds(unfitted, selection.group_mask, False)
+    first = FoldRefits(
+        selection.group_mask,
+        tuple((fold, tested, refit(fold, path, step, rule, group_mask=selection.group_mask)) for fold, tested in folds),
+    )
     # the folds' refits are not the saved model: a fresh round after the last drop would cost K
     # refits to retest what the warm-started ones (each on its own fold's rows) already passed
     passed = _backward_elimination(first, t_cross_fitted, refit_folds, min_t, retest_fresh=False).group_mask

@@ -86,7 +86,8 @@ def cross_validate(problem: Problem, path: LambdaPath, n_folds: int, on_fold: Ca
         fold_losses[k] = [step.relaxed_val_loss if scored[i] else np.nan for i, step in enumerate(fold_path.steps)]
         fold_sizes[k] = [step.n_selected for step in fold_path.steps]
         fold_rows.append(stack_row_losses([step.relaxed_val_rows if scored[i] else None for i, step in enumerate(fold_path.steps)]))
-    row_losses = None if any(rows is None for rows in fold_rows) else np.concatenate(fold_rows, axis=1)
+    complete = [rows for rows in fold_rows if rows is not None]
+    row_losses = np.concatenate(complete, axis=1) if len(complete) == n_folds else None
     return CrossValidation(n_folds=n_folds, fold_losses=fold_losses, fold_sizes=fold_sizes, row_losses=row_losses)
 
 

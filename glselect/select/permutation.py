@@ -151,13 +151,15 @@ def held_out_importances(
     problem: Problem, selection: Selection, test: Rows, repeats: int
 ) -> tuple[PermutationScores, dict[str, tuple[float, float]]]:
     """Permutation importance of the refit model on the test rows: per group, and per table column it reads."""
-    by_group = group_permutation(selection, test, problem.group_ids, problem.row_loss_fn, Shuffles(repeats, problem.seed))
+    by_group = group_permutation(selection, test, problem.group_ids, problem.datafit.row_loss, Shuffles(repeats, problem.seed))
     sources = problem.data.encoder.sources
     model_sources = np.asarray(sources, dtype=object)[selection.feature_mask]
     read_columns = list(dict.fromkeys(model_sources))
     column_sets = [np.flatnonzero(model_sources == name) for name in read_columns]
     X_model = test.X[:, torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=test.X.device)]
-    by_column = permutation_importance(selection.model, X_model, test.y, column_sets, problem.row_loss_fn, Shuffles(repeats, problem.seed))
+    by_column = permutation_importance(
+        selection.model, X_model, test.y, column_sets, problem.datafit.row_loss, Shuffles(repeats, problem.seed)
+    )
     return by_group, {name: (float(m), float(sd)) for name, m, sd in zip(read_columns, by_column.mean, by_column.std)}
 
 

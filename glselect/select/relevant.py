@@ -10,10 +10,9 @@ column (make_classification's redundant columns are linear combinations of its i
 ones) carries the signal once the original is gone, so a later round finds it; a noise column
 never predicts, so it must pass the confirmation test by chance in some round to get in.
 
-An earlier version tested each group's shuffling on the dense network (lambda = 0). It added
-nothing on make_classification: the dense network spread too little weight on the redundant
-columns for them to stand out from noise (their t statistics 2.6 to 3.2 against a noise
-column's 3.4, with 3.5 to clear; docs/method.md).
+Why rounds of the path and not a shuffling test of each group on the dense network (lambda = 0):
+the dense network spreads too little weight on redundant columns for them to stand out from
+noise there (docs/method.md).
 
 Every round is a full path fit on fewer columns, from the same seed, on the same rows as the fit
 (in memory, streamed, on every torchrun rank alike), so the set is reproducible; it costs a path
@@ -39,8 +38,9 @@ import torch
 
 from glselect import distributed
 from glselect.config import SelectionConfig
-from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t, target_outputs
+from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t
 from glselect.path.problem import Problem
+from glselect.path.start import screen_sample
 from glselect.path.walk import fit_path
 from glselect.select.base import Fit, Part
 from glselect.select.choose import Selection, choose_step
@@ -104,13 +104,13 @@ def all_relevant(
 
 def marginal_t(problem: Problem) -> np.ndarray | None:
     """``first_order_t`` of ``problem``'s columns against its target's outputs, on a sample of the
-    training rows (``Problem.screen_sample``; every rank sums its share); None when the table is
+    training rows (``path.start.screen_sample``; every rank sums its share); None when the table is
     too wide for the sample to hold ``MIN_SAMPLE_ROWS`` rows (the same on every rank)."""
     wanted = min(MAX_SAMPLE_ROWS, SAMPLE_FLOATS // max(problem.n_features, 1))
     if wanted < MIN_SAMPLE_ROWS:
         return None
-    X, y = problem.screen_sample(wanted)
-    return first_order_t(X, target_outputs(y, problem.task, problem.n_outputs), problem.context)
+    X, y = screen_sample(problem, wanted)
+    return first_order_t(X, problem.datafit.target_outputs(y), problem.data.context)
 
 
 def _scattered(t: np.ndarray | None, columns: np.ndarray) -> np.ndarray | None:
@@ -143,12 +143,12 @@ def first_order_t(X: torch.Tensor, R: torch.Tensor, context: distributed.Context
     if n_rows < 2:
         return np.zeros((X.shape[1], R.shape[1]))
     R = R - output_means
-    sums, square_sums = [], []
+    sum_blocks, square_sum_blocks = [], []
     for chunk in chunks:
         block = X[:, chunk].double() - means[chunk]
-        sums.append(block.T @ R)
-        square_sums.append((block * block).T @ (R * R))
-    both = distributed.all_reduce_sum(torch.cat([torch.cat(sums), torch.cat(square_sums)]).cpu(), context)
+        sum_blocks.append(block.T @ R)
+        square_sum_blocks.append((block * block).T @ (R * R))
+    both = distributed.all_reduce_sum(torch.cat([torch.cat(sum_blocks), torch.cat(square_sum_blocks)]).cpu(), context)
     sums, square_sums = both[: X.shape[1]], both[X.shape[1] :]
     return squared_t(sums, square_sums, n_rows).sqrt().numpy()
 

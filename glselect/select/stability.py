@@ -74,7 +74,7 @@ def stability_selection(
         for j in range(2):
             if on_subsample is not None:
                 on_subsample(2 * b + j)
-            half = problem.on_rows(*stability_half(b, j, problem.val_fraction), seed=problem.seed + 1 + 2 * b + j)
+            half = problem.on_rows(*stability_half(b, j, problem.settings.val_fraction), seed=problem.seed + 1 + 2 * b + j)
             # no relaxed scores: nothing is chosen by loss
             path = fit_path(half.with_path(min_features=q), score_step=lambda i: False)
             counts += top_surviving(*survival(path), q)

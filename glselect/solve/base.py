@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from glselect.config import (
@@ -48,6 +49,20 @@ class SolveResult:
 
 
 @dataclass(frozen=True)
+class LambdaSolve:
+    """What the path asks of one lambda's solve.
+
+    ``working``: bool (n_groups,), the groups that may be non-zero at the start (the last accepted
+    lambda's support). ``max_departures``: stop early (``SolveResult.stopped``) once more than this
+    many of them are zero, since the path will undo such a lambda anyway (None: never).
+    """
+
+    lam: float
+    working: np.ndarray
+    max_departures: int | None = None
+
+
+@dataclass(frozen=True)
 class Budget:
     """Solver iterations a training run may take, and how often it looks at the validation rows."""
 
@@ -66,4 +81,4 @@ class Solver(Protocol):
     def run(self, max_iters: int, tol: float, stop: ObjectiveStop | None = None) -> SolveResult: ...
 
 
-__all__ = ["Budget", "ObjectiveStop", "Settings", "SolveResult", "Solver"]
+__all__ = ["Budget", "LambdaSolve", "ObjectiveStop", "Settings", "SolveResult", "Solver"]

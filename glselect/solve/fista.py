@@ -26,15 +26,15 @@ iteration is mostly such operations' fixed cost).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
-from glselect.model.metrics import LossFunction
+from glselect.data.source import Rows
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective
-from glselect.model.penalties import Penalty
 from glselect.solve.base import ObjectiveStop, SolveResult
 
 MIN_STEP = 1e-10
@@ -67,19 +67,14 @@ class ProximalGradient:
     ----------
     model
         The network; its parameters are overwritten with the iterate at the end of each run.
-    X, y
+    rows
         Training rows: X (n_samples, n_features), y (n_samples,).
-    loss_fn
-        Mean loss of outputs against targets.
-    penalty
-        Group structure of the first layer; None trains without a group penalty.
-    max_norm
-        Column-norm bound of the later weights.
+    objective
+        The loss, the first-layer penalty (None trains without one), the later weights' norm
+        bound and the neuron penalty (``glselect.model.objective``). A network without hidden
+        units has no unit for the neuron penalty to prune: it is then left out.
     step
         Starting step length (a float, or a 0-d tensor carried from another solver: no host read).
-    neuron_penalty
-        Weight of ``sum_h ||W2[:, h]||``, the norms of the weights leaving each first-layer hidden
-        unit: a unit whose outgoing weights reach exactly zero is dead and can be pruned.
     read_every
         Iterations between looks at the ``done`` flag (default: 1 on a CPU, ``READ_EVERY`` on
         other devices). The iterates are the same whatever it is; only the reads differ.
@@ -90,22 +85,15 @@ class ProximalGradient:
     def __init__(
         self,
         model: GroupLassoMLP,
-        X: torch.Tensor,
-        y: torch.Tensor,
-        loss_fn: LossFunction,
-        penalty: Penalty | None,
-        max_norm: float,
+        rows: Rows,
+        objective: Objective,
         step: float | torch.Tensor = 1.0,
-        neuron_penalty: float = 0.0,
         read_every: int | None = None,
     ) -> None:
         self.model = model
-        self.X, self.y = X, y
-        self.loss_fn = loss_fn
-        self.penalty = penalty
-        self.max_norm = max_norm
-        self.neuron_penalty = neuron_penalty if model.later_weights else 0.0
-        self.objective_parts = Objective(loss_fn, penalty, max_norm, self.neuron_penalty)
+        self.X, self.y = rows.X, rows.y
+        self.loss_fn = objective.loss_fn
+        self.objective_parts = objective if model.later_weights else dataclasses.replace(objective, neuron_penalty=0.0)
         self._params = list(model.parameters())
         self._shapes = [p.shape for p in self._params]
         self._sizes = [p.numel() for p in self._params]
@@ -128,12 +116,14 @@ class ProximalGradient:
         self._x = torch.cat([p.detach().reshape(-1) for p in self._params])
         self._x_prev = self._x.clone()
         self._t = torch.ones((), dtype=self._step.dtype, device=self._step.device)
+        # the objective at the last accepted point; None until a run computes it at its start
         self._objective: torch.Tensor | None = None
         # whether the last trial was rejected (it carries over between runs): a tensor for
         # decisions on the device, a bool for decisions on the host
         self._backtracked = torch.zeros((), dtype=torch.bool, device=self._step.device)
         self._backtracked_on_host = False
-        self._at_y: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # the momentum point with its loss and gradient, while a rejected trial may reuse them
+        self._at_y: _Point | None = None
 
     def set_lambda(self, lam: float) -> None:
         """Start a new lambda from the current weights: momentum from the old objective is void."""
@@ -153,7 +143,9 @@ class ProximalGradient:
         """Apply every part's prox at ``step`` to ``flat`` in place; return the penalty at the result."""
         views = self._views(flat)
         later = [views[i] for i in self._later]
-        return self.objective_parts.prox_(views[0], later, step, self._lam, penalised=self.lam > 0.0, with_value=True)
+        value = self.objective_parts.prox_(views[0], later, step, self._lam, penalised=self.lam > 0.0, with_value=True)
+        assert value is not None  # asked for with_value
+        return value
 
     def _penalty_value(self, flat: torch.Tensor) -> torch.Tensor:
         views = self._views(flat)
@@ -184,61 +176,69 @@ class ProximalGradient:
         SolveResult
             Iterations done, whether it converged, the final objective and loss.
         """
-        device = self._step.device
         with torch.no_grad():
-            if self._objective is None:
-                self._objective = self._loss(self._x) + self._penalty_value(self._x)
-        history = self._objective.expand(WINDOW + 1).clone()
-        on_host = self.read_every == 1
-        if on_host:
-            flags: _Flags | _HostFlags = _HostFlags(history=history, backtracked=self._backtracked_on_host)
-        else:
-            flags = _Flags(
-                history=history,
-                n_accepted=torch.zeros((), dtype=torch.int64, device=device),
-                n_iters=torch.zeros((), dtype=torch.int64, device=device),
-                done=torch.zeros((), dtype=torch.bool, device=device),
-                converged=torch.zeros((), dtype=torch.bool, device=device),
-                stopped=torch.zeros((), dtype=torch.bool, device=device),
-            )
-        for i in range(max_iters + int(BACKTRACK_ALLOWANCE * max_iters)):
-            if on_host:
-                # the host knows whether the last trial was rejected: then the momentum point is
-                # unchanged, and so are the loss and gradient there
-                trial = self._trial(reuse=flags.backtracked and self._at_y is not None)
-                self._settle_on_host(trial, flags, tol, stop, max_iters)
-                if flags.done:
-                    break
-            else:
-                if i and i % self.read_every == 0 and bool(flags.done):
-                    break
-                self._settle_on_device(self._trial(reuse=False), flags, tol, stop, max_iters)
+            objective = self._loss(self._x) + self._penalty_value(self._x) if self._objective is None else self._objective
+        limits = _Limits(max_iters, tol, stop)
+        if self.read_every == 1:
+            return self._run_on_host(objective, limits)
+        return self._run_on_device(objective, limits)
+
+    def _run_on_host(self, objective: torch.Tensor, limits: _Limits) -> SolveResult:
+        """``run`` deciding each trial in Python (``_settle_on_host``)."""
+        flags = _HostFlags(history=objective.expand(WINDOW + 1).clone(), objective=objective, backtracked=self._backtracked_on_host)
+        for _ in range(limits.n_trials):
+            # the host knows whether the last trial was rejected: then the momentum point is
+            # unchanged, and so are the loss and gradient there
+            self._settle_on_host(self._trial(self._at_y if flags.backtracked else None), flags, limits)
+            if flags.done:
+                break
         self._at_y = None
-        if on_host:
-            self._backtracked_on_host = flags.backtracked
+        self._backtracked_on_host = flags.backtracked
+        self._objective = flags.objective
         with torch.no_grad():
             final_loss = self._loss(self._x)
         self._store()
-        if on_host:
-            objective, loss = torch.stack([self._objective.double(), final_loss.double()]).tolist()
-            return SolveResult(n_iters=flags.n_iters, converged=flags.converged, objective=objective, loss=loss, stopped=flags.stopped)
-        n_iters, converged, stopped, objective, loss = torch.stack(
-            [flags.n_iters.double(), flags.converged.double(), flags.stopped.double(), self._objective.double(), final_loss.double()]
-        ).tolist()
-        return SolveResult(n_iters=int(n_iters), converged=bool(converged), objective=objective, loss=loss, stopped=bool(stopped))
+        objective_value, loss = torch.stack([flags.objective.double(), final_loss.double()]).tolist()
+        return SolveResult(n_iters=flags.n_iters, converged=flags.converged, objective=objective_value, loss=loss, stopped=flags.stopped)
 
-    def _trial(self, reuse: bool) -> _Trial:
-        """One trial step from the momentum point at the current step length (nothing decided yet)."""
+    def _run_on_device(self, objective: torch.Tensor, limits: _Limits) -> SolveResult:
+        """``run`` deciding each trial with tensor masks (``_settle_on_device``), reading ``done`` every ``read_every``."""
+        device = self._step.device
+        flags = _Flags(
+            history=objective.expand(WINDOW + 1).clone(),
+            objective=objective,
+            n_accepted=torch.zeros((), dtype=torch.int64, device=device),
+            n_iters=torch.zeros((), dtype=torch.int64, device=device),
+            done=torch.zeros((), dtype=torch.bool, device=device),
+            converged=torch.zeros((), dtype=torch.bool, device=device),
+            stopped=torch.zeros((), dtype=torch.bool, device=device),
+        )
+        for i in range(limits.n_trials):
+            if i and i % self.read_every == 0 and bool(flags.done):
+                break
+            self._settle_on_device(self._trial(None), flags, limits)
+        self._at_y = None
+        self._objective = flags.objective
+        with torch.no_grad():
+            final_loss = self._loss(self._x)
+        self._store()
+        n_iters, converged, stopped, objective_value, loss = torch.stack(
+            [flags.n_iters.double(), flags.converged.double(), flags.stopped.double(), flags.objective.double(), final_loss.double()]
+        ).tolist()
+        return SolveResult(n_iters=int(n_iters), converged=bool(converged), objective=objective_value, loss=loss, stopped=bool(stopped))
+
+    def _trial(self, at_y: _Point | None) -> _Trial:
+        """One trial step from the momentum point at the current step length (nothing decided yet);
+        ``at_y``: that point with its loss and gradient when they are known (after a rejected trial)."""
         t_next = (1.0 + torch.sqrt(1.0 + 4.0 * self._t * self._t)) / 2.0
         beta = (self._t - 1.0) / t_next
-        if reuse:
-            y_point, loss_y, grad = self._at_y
-        else:
+        if at_y is None:
             y_point = torch.lerp(self._x, self._x_prev, -beta).requires_grad_(True)
             loss_y = self._loss(y_point)
             (grad,) = torch.autograd.grad(loss_y, [y_point])
-            y_point, loss_y = y_point.detach(), loss_y.detach()
-            self._at_y = (y_point, loss_y, grad)
+            at_y = _Point(y_point.detach(), loss_y.detach(), grad)
+            self._at_y = at_y
+        y_point, loss_y, grad = at_y
         with torch.no_grad():
             step = self._step
             candidate = y_point - step * grad
@@ -261,13 +261,13 @@ class ProximalGradient:
         return (history[1] - objective) / (WINDOW * torch.clamp(objective.abs(), min=1e-12)) < tol
 
     @torch.no_grad()
-    def _settle_on_device(self, trial: _Trial, flags: _Flags, tol: float, stop: ObjectiveStop | None, max_iters: int) -> None:
+    def _settle_on_device(self, trial: _Trial, flags: _Flags, limits: _Limits) -> None:
         """Decide the trial with tensor masks: accept it, halve the step, or restart the momentum."""
         active = ~flags.done
         objective = trial.objective
         finite = torch.isfinite(objective)
         settled = active & trial.fits & finite
-        improved = objective <= self._objective
+        improved = objective <= flags.objective
         accept = settled & improved
         # momentum overshot: restart from the last accepted point; with no momentum to blame,
         # a plain proximal step that does not improve is stationary up to rounding
@@ -278,7 +278,7 @@ class ProximalGradient:
 
         self._x_prev = torch.where(accept | restart, self._x, self._x_prev)
         self._x = torch.where(accept, trial.candidate, self._x)
-        self._objective = torch.where(accept, objective, self._objective)
+        flags.objective = torch.where(accept, objective, flags.objective)
         self._t = torch.where(accept, trial.t_next, torch.where(restart, torch.ones_like(self._t), self._t))
         grow = accept & ~self._backtracked
         self._step = torch.where(backtrack, step * 0.5, torch.where(grow, step * STEP_GROWTH, step))
@@ -286,27 +286,27 @@ class ProximalGradient:
 
         flags.n_iters += (active & ~backtrack).long()
         flags.n_accepted += accept.long()
-        window_converged = accept & (flags.n_accepted >= WINDOW) & self._window_converged(flags.history, objective, tol)
+        window_converged = accept & (flags.n_accepted >= WINDOW) & self._window_converged(flags.history, objective, limits.tol)
         flags.history = torch.where(accept, torch.cat([flags.history[1:], objective.reshape(1)]), flags.history)
-        stopped = accept & stop(self._views(self._x)[0]) if stop is not None else torch.zeros_like(accept)
+        stopped = accept & limits.stop(self._views(self._x)[0]) if limits.stop is not None else torch.zeros_like(accept)
         flags.converged |= window_converged | stationary
         flags.stopped |= stopped
-        flags.done |= window_converged | stationary | stopped | (active & trial.fits & ~finite) | (flags.n_iters >= max_iters)
+        flags.done |= window_converged | stationary | stopped | (active & trial.fits & ~finite) | (flags.n_iters >= limits.max_iters)
 
     @torch.no_grad()
-    def _settle_on_host(self, trial: _Trial, flags: _HostFlags, tol: float, stop: ObjectiveStop | None, max_iters: int) -> None:
+    def _settle_on_host(self, trial: _Trial, flags: _HostFlags, limits: _Limits) -> None:
         """The same decisions as ``_settle_on_device``, read back in one go and taken in Python: on a
         CPU a read costs less than the masks, whose values are the same (``torch.where`` copies)."""
         objective = trial.objective
         tests = [
             trial.fits,
             torch.isfinite(objective),
-            objective <= self._objective,
+            objective <= flags.objective,
             trial.beta > 0,
-            self._window_converged(flags.history, objective, tol),
+            self._window_converged(flags.history, objective, limits.tol),
         ]
-        if stop is not None:
-            tests.append(stop(self._views(trial.candidate)[0]))
+        if limits.stop is not None:
+            tests.append(limits.stop(self._views(trial.candidate)[0]))
         fits, finite, improved, has_momentum, window, *stop_now = torch.stack(tests).tolist()
         settled = fits and finite
         accept = settled and improved
@@ -315,7 +315,7 @@ class ProximalGradient:
         if accept or restart:
             self._x_prev = self._x
         if accept:
-            self._x, self._objective, self._t = trial.candidate, objective, trial.t_next
+            self._x, flags.objective, self._t = trial.candidate, objective, trial.t_next
             flags.history = torch.cat([flags.history[1:], objective.reshape(1)])
         elif restart:
             self._t = torch.ones_like(self._t)
@@ -330,7 +330,29 @@ class ProximalGradient:
         stopped = accept and bool(stop_now and stop_now[0])
         flags.converged |= window_converged or stationary
         flags.stopped |= stopped
-        flags.done = window_converged or stationary or stopped or (fits and not finite) or flags.n_iters >= max_iters
+        flags.done = window_converged or stationary or stopped or (fits and not finite) or flags.n_iters >= limits.max_iters
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What ends one run: its iteration budget, the convergence tolerance and the caller's stop test."""
+
+    max_iters: int
+    tol: float
+    stop: ObjectiveStop | None
+
+    @property
+    def n_trials(self) -> int:
+        """Trial steps at most: ``max_iters`` plus the rejected ones ``BACKTRACK_ALLOWANCE`` allows."""
+        return self.max_iters + int(BACKTRACK_ALLOWANCE * self.max_iters)
+
+
+class _Point(NamedTuple):
+    """The momentum point of a trial, with the loss and its gradient there."""
+
+    y: torch.Tensor
+    loss: torch.Tensor
+    grad: torch.Tensor
 
 
 class _Trial(NamedTuple):
@@ -348,6 +370,7 @@ class _HostFlags:
     """``_Flags`` held in Python, for a solver that reads every iteration (a CPU)."""
 
     history: torch.Tensor
+    objective: torch.Tensor
     n_accepted: int = 0
     n_iters: int = 0
     done: bool = False
@@ -361,6 +384,7 @@ class _Flags:
     """One run's state on the device: the recent accepted objectives and what has happened."""
 
     history: torch.Tensor  # (WINDOW + 1,): the last accepted objectives, oldest first
+    objective: torch.Tensor  # the objective at the last accepted point
     n_accepted: torch.Tensor
     n_iters: torch.Tensor  # iterations done before ``done`` was set, rejected trial steps not counted
     done: torch.Tensor

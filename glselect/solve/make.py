@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from glselect import distributed
@@ -21,7 +20,7 @@ from glselect.data.stream import MiniBatches
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective
-from glselect.solve.base import Budget, Settings, Solver, SolveResult
+from glselect.solve.base import Budget, LambdaSolve, Settings, Solver, SolveResult
 from glselect.solve.fista import ProximalGradient
 from glselect.solve.screening import (
     first_layer_gradient,
@@ -44,17 +43,7 @@ class FullBatchSolving:
 
     def solver(self, model: GroupLassoMLP, objective: Objective, key: int = 0, step: float = 1.0) -> Solver:
         """Full-batch FISTA on ``model`` (``key`` is unused: no shuffles)."""
-        rows = self.rows.rows
-        return ProximalGradient(
-            model,
-            rows.X,
-            rows.y,
-            objective.loss_fn,
-            objective.penalty,
-            objective.max_norm,
-            step=step,
-            neuron_penalty=objective.neuron_penalty,
-        )
+        return ProximalGradient(model, self.rows.rows, objective, step=step)
 
     def budget(self, kind: str) -> Budget:
         """Iterations for ``kind``: "train" (dense fit, refit), "lambda" (one path step) or "relax" (a relaxed score)."""
@@ -63,19 +52,11 @@ class FullBatchSolving:
         return Budget(max_iters, train.check_every, train.patience)
 
     def solve_lambda(
-        self,
-        model: GroupLassoMLP,
-        objective: Objective,
-        lam: float,
-        working: np.ndarray,
-        step: float,
-        max_departures: int | None,
-        key: int,
+        self, model: GroupLassoMLP, objective: Objective, solve: LambdaSolve, step: float, key: int
     ) -> tuple[SolveResult, float]:
-        """Screened FISTA from the ``working`` groups, stopping once more than ``max_departures`` leave."""
-        rows = self.rows.rows
+        """Screened FISTA from the ``solve.working`` groups, stopping once more than ``solve.max_departures`` leave."""
         limits = (self.settings.path.max_iters_per_lambda, self.settings.path.tol)
-        return solve_screened(model, (rows.X, rows.y), objective, working, lam, step, limits, max_departures)
+        return solve_screened(model, self.rows.rows, objective, solve, step, limits)
 
     def training_loss(self, model: GroupLassoMLP, loss_fn: LossFunction) -> float:
         """Mean loss over every training row."""
@@ -126,20 +107,13 @@ class MiniBatchSolving:
         return Budget(max_iters, max(1, per_epoch // 4), self.settings.train.patience)
 
     def solve_lambda(
-        self,
-        model: GroupLassoMLP,
-        objective: Objective,
-        lam: float,
-        working: np.ndarray,
-        step: float,
-        max_departures: int | None,
-        key: int,
+        self, model: GroupLassoMLP, objective: Objective, solve: LambdaSolve, step: float, key: int
     ) -> tuple[SolveResult, float]:
-        """One budget of SGD steps, stopping once more than ``max_departures`` of the ``working`` groups leave."""
+        """One budget of SGD steps, stopping once more than ``solve.max_departures`` of the ``solve.working`` groups leave."""
         solver = self.solver(model, objective, key)
-        solver.set_lambda(lam)
+        solver.set_lambda(solve.lam)
         assert objective.penalty is not None  # a path's lambda always has its penalty
-        stop = too_many_departures(objective.penalty, working, max_departures)
+        stop = too_many_departures(objective.penalty, solve.working, solve.max_departures)
         return solver.run(self.budget("lambda").max_iters, self.settings.path.tol, stop=stop), step
 
     def training_loss(self, model: GroupLassoMLP, loss_fn: LossFunction) -> float:
@@ -155,7 +129,9 @@ class MiniBatchSolving:
             X, y = next(batches)
             model.zero_grad(set_to_none=True)
             loss_fn(model(X), y).backward()
-            gradient += model.first_weight.grad
+            batch_gradient = model.first_weight.grad
+            assert batch_gradient is not None  # backward() just filled it
+            gradient += batch_gradient
         gradient = distributed.all_reduce_sum(gradient.cpu(), self.context) / (n_batches * self.context.world_size)
         return gradient.to(model.first_weight.device)
 

@@ -10,16 +10,18 @@ result is the same solution as an unscreened solve, found at the cost of the act
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 import torch
 
+from glselect.data.source import Rows
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
 from glselect.model.objective import Objective
 from glselect.model.penalties import Penalty
-from glselect.solve.base import SolveResult
+from glselect.solve.base import LambdaSolve, SolveResult
 from glselect.solve.fista import ProximalGradient
 
 
@@ -35,7 +37,7 @@ def first_layer_gradient(
     ``Z``: the first layer's pre-activations, when already known (from the working set alone,
     since the other columns are zero): then only the gradient ``dL/dZ^T X`` is computed here.
     """
-    Z = (model.layers[0](X) if Z is None else Z).detach().requires_grad_(True)
+    Z = (model.linears[0](X) if Z is None else Z).detach().requires_grad_(True)
     loss = loss_fn(model.forward_from_first(Z), y)
     (delta,) = torch.autograd.grad(loss, [Z])
     return delta.T @ X
@@ -43,15 +45,14 @@ def first_layer_gradient(
 
 def kkt_violators(
     model: GroupLassoMLP,
-    X: torch.Tensor,
-    y: torch.Tensor,
+    rows: Rows,
     loss_fn: LossFunction,
     penalty: Penalty,
     lam: float,
     Z: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Bool (n_groups,): groups whose gradient leaves the ball a zero group can absorb (``penalty.kkt_excess``)."""
-    gradient = first_layer_gradient(model, X, y, loss_fn, Z)
+    gradient = first_layer_gradient(model, rows.X, rows.y, loss_fn, Z)
     return (penalty.kkt_excess(gradient, lam) > 0).cpu().numpy()
 
 
@@ -59,8 +60,8 @@ def kkt_violators(
 def _write_back(model: GroupLassoMLP, small: GroupLassoMLP, columns: torch.Tensor) -> None:
     model.first_weight.zero_()
     model.first_weight[:, columns] = small.first_weight
-    model.layers[0].bias.copy_(small.layers[0].bias)
-    for target, source in zip(model.layers[1:], small.layers[1:]):
+    model.linears[0].bias.copy_(small.linears[0].bias)
+    for target, source in zip(model.linears[1:], small.linears[1:]):
         target.load_state_dict(source.state_dict())
 
 
@@ -84,44 +85,41 @@ def too_many_departures(
 
 def solve_screened(
     model: GroupLassoMLP,
-    train: tuple[torch.Tensor, torch.Tensor],
+    rows: Rows,
     objective: Objective,
-    working: np.ndarray,
-    lam: float,
+    solve: LambdaSolve,
     step: float,
     limits: tuple[int, float],
-    max_departures: int | None = None,
 ) -> tuple[SolveResult, float]:
-    """Solve at ``lam`` in place on ``model``, starting from the groups in ``working`` (bool, (n_groups,)).
+    """Solve at ``solve.lam`` in place on ``model``, starting from the groups in ``solve.working``.
 
-    ``objective`` carries the loss, the group penalty and the norm bound; ``limits`` is
-    ``(max_iters, tol)`` for each solve.
-
-    ``max_departures``: stop early (``result.stopped``) once more than this many of the groups in
-    ``working`` are zero, since the caller will undo such a lambda anyway: a rejected lambda then
-    costs a few iterations instead of a full solve.
+    ``objective`` carries the loss, the group penalty and the norm bound; ``step`` is the line
+    search's step carried from the last lambda; ``limits`` is ``(max_iters, tol)`` for each solve.
+    A lambda stopped by ``solve.max_departures`` (``result.stopped``) costs a few iterations
+    instead of a full solve.
 
     Returns
     -------
     tuple
         The solve's result and the line-search step to carry to the next lambda.
     """
-    X, y = train
-    loss_fn, penalty, max_norm = objective.loss_fn, objective.penalty, objective.max_norm
+    penalty = objective.penalty
+    assert penalty is not None  # a path's lambda always has its penalty
     group_ids = penalty.group_ids.cpu().numpy()
     max_iters, tol = limits
-    working = working.copy()
+    working = solve.working.copy()
     while True:
         keep = working[group_ids]
         if keep.all():
-            solver = ProximalGradient(model, X, y, loss_fn, penalty, max_norm, step=step)
-            stop = too_many_departures(penalty, working, max_departures)
+            solver = ProximalGradient(model, rows, objective, step=step)
+            stop = too_many_departures(penalty, working, solve.max_departures)
         else:
-            columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=X.device)
+            columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=rows.X.device)
             small, small_penalty = restrict_inputs(model, keep), penalty.restrict(keep)
-            solver = ProximalGradient(small, X[:, columns], y, loss_fn, small_penalty, max_norm, step=step)
-            stop = too_many_departures(small_penalty, np.ones(small_penalty.n_groups, dtype=bool), max_departures)
-        solver.set_lambda(lam)
+            small_rows = Rows(rows.X[:, columns], rows.y)
+            solver = ProximalGradient(small, small_rows, dataclasses.replace(objective, penalty=small_penalty), step=step)
+            stop = too_many_departures(small_penalty, np.ones(small_penalty.n_groups, dtype=bool), solve.max_departures)
+        solver.set_lambda(solve.lam)
         result = solver.run(max_iters, tol, stop=stop)
         if keep.all():
             return result, solver.step
@@ -130,8 +128,8 @@ def solve_screened(
         if result.stopped:
             return result, step
         with torch.no_grad():
-            Z = small.layers[0](solver.X)  # the excluded columns are zero: no full forward pass needed
-        outside = kkt_violators(model, X, y, loss_fn, penalty, lam, Z=Z) & ~working
+            Z = small.linears[0](small_rows.X)  # the excluded columns are zero: no full forward pass needed
+        outside = kkt_violators(model, rows, objective.loss_fn, penalty, solve.lam, Z=Z) & ~working
         if not outside.any():
             return result, step
         working |= outside

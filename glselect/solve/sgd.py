@@ -46,11 +46,12 @@ class HeavyBall:
         for i, parameter in enumerate(self.parameters):
             if parameter.grad is None:
                 continue
-            if self.velocity[i] is None:
-                self.velocity[i] = parameter.grad.detach().clone()
+            velocity = self.velocity[i]
+            if velocity is None:
+                velocity = self.velocity[i] = parameter.grad.detach().clone()
             else:
-                self.velocity[i].mul_(self.momentum).add_(parameter.grad)
-            parameter.add_(self.velocity[i], alpha=-self.learning_rate)
+                velocity.mul_(self.momentum).add_(parameter.grad)
+            parameter.add_(velocity, alpha=-self.learning_rate)
 
 
 class ProximalSGD:

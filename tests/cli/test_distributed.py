@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from glselect import distributed
-from glselect.path.moments import target_outputs
+from glselect.model.datafits import make_datafit
 from glselect.select.relevant import first_order_t
 from tests.conftest import strong_linear_table, write_parquet
 
@@ -141,7 +141,7 @@ def _first_order_t_on_half_the_rows(rank: int, init_file: str, results: str) -> 
     try:
         X, y = _rows_for_first_order_t()
         share = slice(0, 300) if rank == 0 else slice(300, 1000)  # ranks hold different rows, and numbers of them
-        t = first_order_t(X[share], target_outputs(y[share], "multiclass", 3), distributed.Context(rank=rank, world_size=2))
+        t = first_order_t(X[share], make_datafit("multiclass", 3).target_outputs(y[share]), distributed.Context(rank=rank, world_size=2))
         np.save(Path(results, f"rank{rank}.npy"), t)
     finally:
         dist.destroy_process_group()
@@ -159,7 +159,7 @@ def test_first_order_t_sums_every_ranks_rows(tmp_path: Path) -> None:
     # --goal auto's gate (select/relevant.py): two ranks' shares give the statistic of all the rows
     torch.multiprocessing.spawn(_first_order_t_on_half_the_rows, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
     X, y = _rows_for_first_order_t()
-    whole = first_order_t(X, target_outputs(y, "multiclass", 3), distributed.SINGLE)
+    whole = first_order_t(X, make_datafit("multiclass", 3).target_outputs(y), distributed.SINGLE)
     for rank in range(2):
         np.testing.assert_allclose(np.load(tmp_path / f"rank{rank}.npy"), whole, rtol=1e-9, atol=1e-9)
     assert whole[:2].max() > 10 and whole[2:].max() < 4

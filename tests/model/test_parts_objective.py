@@ -229,6 +229,15 @@ def test_multiclass_is_the_weighted_softmax_cross_entropy(weights):
     assert float(fit.loss(out, y)) == pytest.approx(float(rows.mean()), rel=1e-10)
 
 
+def test_only_class_label_targets_have_classes_and_each_datafit_gives_its_target_outputs():
+    assert [name for name, fit in DATAFITS.items() if fit.has_classes] == ["binary", "multiclass"]
+    y = torch.tensor([0, 1, 1, 0])
+    for task in ("regression", "binary"):  # the target itself, one float64 column
+        outputs = make_datafit(task).target_outputs(y)
+        assert outputs.dtype == torch.float64 and outputs.tolist() == [[0.0], [1.0], [1.0], [0.0]]
+    assert make_datafit("multiclass", n_outputs=3).target_outputs(y).tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0], [1, 0, 0]]
+
+
 def test_cox_is_the_breslow_partial_likelihood_over_every_row():
     out = _outputs(6, 1)
     time = torch.tensor([1.0, 2.0, 2.0, 3.0, 4.0, 5.0])

@@ -11,10 +11,14 @@ import pytest
 import torch
 
 from glselect import distributed
+from glselect.model.datafits import make_datafit
 from glselect.model.mlp import GroupLassoMLP
 from glselect.path.interactions import give_units, max_pairs_for, screen_pairs, screen_rows
 from glselect.path.problem import Problem
+from glselect.path.start import interacting_pairs
 from tests.conftest import FAST, STREAM_FAST, invoke, write_parquet
+
+BINARY, REGRESSION = make_datafit("binary"), make_datafit("regression")
 
 
 def _xor_rows(n_rows: int, n_columns: int, seed: int = 0, flip: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,12 +32,12 @@ def _xor_rows(n_rows: int, n_columns: int, seed: int = 0, flip: float = 0.05) ->
 def test_an_xor_pair_is_found_among_hundreds_of_noise_columns_and_noise_gives_none() -> None:
     X, y = _xor_rows(1500, 300)
     groups = np.arange(300)
-    pairs = screen_pairs((X, y), groups, "binary", 1, max_pairs=4, context=distributed.SINGLE)
+    pairs = screen_pairs((X, y), groups, BINARY, max_pairs=4, context=distributed.SINGLE)
     assert [(pair.first, pair.second) for pair in pairs] == [(3, 7)]
     assert pairs[0].t > 20  # far beyond the Bonferroni bound (about 5.4 for 44,850 pairs)
     # the same table with the label shuffled: no pair survives the family-wise bound
     shuffled = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))]
-    assert screen_pairs((X, shuffled), groups, "binary", 1, max_pairs=4, context=distributed.SINGLE) == ()
+    assert screen_pairs((X, shuffled), groups, BINARY, max_pairs=4, context=distributed.SINGLE) == ()
 
 
 def test_a_first_order_signal_is_not_taken_for_an_interaction() -> None:
@@ -42,11 +46,11 @@ def test_a_first_order_signal_is_not_taken_for_an_interaction() -> None:
     X = rng.standard_normal((2000, 50))
     y = 2 * X[:, 0] + X[:, 1] - X[:, 2] + 0.5 * rng.standard_normal(2000)
     rows = (torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32))
-    assert screen_pairs(rows, np.arange(50), "regression", 1, max_pairs=4, context=distributed.SINGLE) == ()
+    assert screen_pairs(rows, np.arange(50), REGRESSION, max_pairs=4, context=distributed.SINGLE) == ()
     # a product term is found beside it, for regression as for classification
     y_product = y + 1.5 * X[:, 10] * X[:, 20]
     rows = (rows[0], torch.tensor(y_product, dtype=torch.float32))
-    pairs = screen_pairs(rows, np.arange(50), "regression", 1, max_pairs=4, context=distributed.SINGLE)
+    pairs = screen_pairs(rows, np.arange(50), REGRESSION, max_pairs=4, context=distributed.SINGLE)
     assert [(pair.first, pair.second) for pair in pairs] == [(10, 20)]
 
 
@@ -54,7 +58,7 @@ def test_two_columns_of_one_group_are_never_a_pair() -> None:
     X, y = _xor_rows(1500, 40)
     groups = np.arange(40)
     groups[7] = groups[3]  # columns 3 and 7 are one group: the path keeps or drops them together anyway
-    assert screen_pairs((X, y), groups, "binary", 1, max_pairs=4, context=distributed.SINGLE) == ()
+    assert screen_pairs((X, y), groups, BINARY, max_pairs=4, context=distributed.SINGLE) == ()
 
 
 def test_a_multiclass_target_is_screened_class_by_class() -> None:
@@ -63,13 +67,13 @@ def test_a_multiclass_target_is_screened_class_by_class() -> None:
     # class 2 when x5 > 1, else the XOR of the signs of x0 and x9 picks class 0 or 1
     label = np.where(X[:, 5] > 1, 2, (X[:, 0] > 0) ^ (X[:, 9] > 0))
     rows = (torch.tensor(X, dtype=torch.float32), torch.tensor(label, dtype=torch.int64))
-    pairs = screen_pairs(rows, np.arange(60), "multiclass", 3, max_pairs=4, context=distributed.SINGLE)
+    pairs = screen_pairs(rows, np.arange(60), make_datafit("multiclass", 3), max_pairs=4, context=distributed.SINGLE)
     assert [(pair.first, pair.second) for pair in pairs] == [(0, 9)]
 
 
 def test_survival_targets_and_the_linear_model_are_not_screened() -> None:
     X, y = _xor_rows(500, 20)
-    assert screen_pairs((X, y), np.arange(20), "survival", 1, max_pairs=4, context=distributed.SINGLE) == ()
+    assert screen_pairs((X, y), np.arange(20), make_datafit("survival"), max_pairs=4, context=distributed.SINGLE) == ()
     assert max_pairs_for(GroupLassoMLP(20, (), 1)) == 0
     assert max_pairs_for(GroupLassoMLP(20, (32,), 1)) == 4  # half of 32 units, four per pair
 
@@ -84,7 +88,7 @@ def test_the_screen_samples_fewer_rows_as_columns_grow() -> None:
 
 def test_units_given_to_a_pair_read_only_that_pair_at_the_layer_s_usual_norm() -> None:
     X, y = _xor_rows(1500, 100)
-    pairs = screen_pairs((X, y), np.arange(100), "binary", 1, max_pairs=4, context=distributed.SINGLE)
+    pairs = screen_pairs((X, y), np.arange(100), BINARY, max_pairs=4, context=distributed.SINGLE)
     torch.manual_seed(0)
     model = GroupLassoMLP(100, (32,), 1)
     untouched = model.first_weight.detach().clone()
@@ -131,7 +135,7 @@ def test_a_table_too_wide_for_the_screen_s_budget_is_not_read(monkeypatch) -> No
     X, y = _xor_rows(400, 12)
     problem = Problem.from_arrays((X[:300], y[:300]), (X[300:], y[300:]), np.arange(12), np.ones(12, dtype=np.int64), "binary")
     model = GroupLassoMLP(12, (32,), 1)
-    assert [(pair.first, pair.second) for pair in problem.interacting_pairs(model)] == [(3, 7)]
+    assert [(pair.first, pair.second) for pair in interacting_pairs(problem, model)] == [(3, 7)]
     monkeypatch.setattr("glselect.path.start.screen_rows", lambda n_features, n_outputs: 0)
     monkeypatch.setattr("glselect.path.start.screen_pairs", lambda *args: pytest.fail("the screen ran"))
-    assert problem.interacting_pairs(model) == ()
+    assert interacting_pairs(problem, model) == ()

@@ -1,10 +1,10 @@
-"""The target's outputs for the first-order screen: for survival, martingale residuals."""
+"""The target's outputs for the first-order screen (``Datafit.target_outputs``): for survival, martingale residuals."""
 
 import numpy as np
 import torch
 
 from glselect import distributed
-from glselect.path.moments import target_outputs
+from glselect.model.datafits import make_datafit
 from glselect.select.relevant import first_order_t
 
 
@@ -16,9 +16,9 @@ def test_survival_outputs_are_martingale_residuals_that_see_a_hazard_column():
     censor = rng.exponential(2.0, n)
     event = time <= censor
     y = np.where(event, 1 + np.minimum(time, censor), -(1 + np.minimum(time, censor)))  # data/survival.py's fold
-    residuals = target_outputs(torch.as_tensor(y, dtype=torch.float32), "survival", 1)
+    residuals = make_datafit("survival").target_outputs(torch.as_tensor(y, dtype=torch.float32))
     assert residuals.shape == (n, 1) and abs(float(residuals.sum())) < 1e-6  # Nelson-Aalen residuals sum to 0
     t = first_order_t(torch.as_tensor(x, dtype=torch.float32), residuals, distributed.Context())[:, 0]
     assert t[0] > 10 and t[1:].max() < 4
-    classes = target_outputs(torch.tensor([0, 2, 1, 2]), "multiclass", 3)
+    classes = make_datafit("multiclass", 3).target_outputs(torch.tensor([0, 2, 1, 2]))
     assert classes.tolist() == [[1, 0, 0], [0, 0, 1], [0, 1, 0], [0, 0, 1]]

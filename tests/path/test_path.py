@@ -9,8 +9,10 @@ import torch
 from glselect.config import ModelConfig, PathConfig, TrainConfig
 from glselect.data.encoder import encode, fit_encoder
 from glselect.data.groups import build_group_index
+from glselect.data.source import Rows
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
+from glselect.model.objective import Objective
 from glselect.model.penalties import make_penalty
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
@@ -113,7 +115,7 @@ def test_a_shrunk_first_layer_cannot_be_undone_by_growing_the_second(linear_tabl
     train, _, index = _split(linear_table)
     model = GroupLassoMLP(train[0].shape[1], (6,), 1)
     penalty = make_penalty(index.group_ids, index.n_encoded, 6, torch.float32)
-    solver = ProximalGradient(model, *train, loss_function("regression"), penalty, max_norm=1.0)
+    solver = ProximalGradient(model, Rows(*train), Objective(loss_function("regression"), penalty, max_norm=1.0))
     solver.set_lambda(0.01)
     solver.run(300, 1e-7)
     objective = solver.objective()
@@ -123,7 +125,7 @@ def test_a_shrunk_first_layer_cannot_be_undone_by_growing_the_second(linear_tabl
         model.later_weights[0].mul_(10.0)
         unchanged_function = loss_function("regression")(model(train[0]), train[1])
         model.bound_later_layers_(1.0)
-    rescaled = ProximalGradient(model, *train, loss_function("regression"), penalty, max_norm=1.0)
+    rescaled = ProximalGradient(model, Rows(*train), Objective(loss_function("regression"), penalty, max_norm=1.0))
     rescaled.set_lambda(0.01)
     penalty_before = 0.01 * float(penalty.value(model.first_weight.detach() * 10))
     assert float(unchanged_function) == pytest.approx(objective - penalty_before, rel=1e-3)

@@ -6,7 +6,7 @@ import torch
 
 from glselect import distributed
 from glselect.config import SelectionConfig
-from glselect.path.moments import target_outputs
+from glselect.model.datafits import make_datafit
 from glselect.path.walk import LambdaPath, PathStep
 from glselect.select.choose import StepScores, choose_step
 from glselect.select.relevant import first_order_t
@@ -76,9 +76,9 @@ def test_first_order_t_is_the_t_statistic_of_the_centred_products():
     X = rng.standard_normal((n, 40))
     X[:, 39] = 3.0  # constant: no spread, t = 0
     y = X[:, 0] + 0.5 * X[:, 1] + rng.standard_normal(n)
-    t = first_order_t(torch.as_tensor(X, dtype=torch.float32), target_outputs(torch.as_tensor(y), "regression", 1), distributed.Context())[
-        :, 0
-    ]
+    t = first_order_t(
+        torch.as_tensor(X, dtype=torch.float32), make_datafit("regression").target_outputs(torch.as_tensor(y)), distributed.Context()
+    )[:, 0]
     products = (X[:, 1] - X[:, 1].mean()) * (y - y.mean())
     assert t[1] == pytest.approx(products.mean() / products.std(ddof=1) * np.sqrt(n), rel=1e-3)
     assert t[0] > 20 and t[1] > 10 and t[2:39].max() < 4 and t[39] == 0

@@ -22,10 +22,12 @@ import torch
 
 skglm = pytest.importorskip("skglm", reason="skglm is the independent group-lasso reference (pip install skglm)")
 
+from glselect.data.source import Rows  # noqa: E402
 from glselect.model.metrics import loss_function  # noqa: E402
 from glselect.model.mlp import GroupLassoMLP  # noqa: E402
-from glselect.model.objective import make_penalty  # noqa: E402
+from glselect.model.objective import Objective, make_penalty  # noqa: E402
 from glselect.path.problem import Problem  # noqa: E402
+from glselect.path.start import zero_kkt_lambdas  # noqa: E402
 from glselect.solve.fista import ProximalGradient  # noqa: E402
 
 # groups of 1 to 4 columns, their columns interleaved (a group is not a contiguous block)
@@ -81,7 +83,7 @@ def problem():
     torch.manual_seed(0)  # module scope: before the per-test seed, so seeded here
     model = GroupLassoMLP(X.shape[1], (), 1).double()
     penalty = make_penalty(group_ids, n_encoded, 1, torch.float64)
-    lambda_max = float(Problem.from_arrays((X_t, y_t), (X_t, y_t), group_ids, n_encoded, "regression").zero_kkt_lambdas(model).max())
+    lambda_max = float(zero_kkt_lambdas(Problem.from_arrays((X_t, y_t), (X_t, y_t), group_ids, n_encoded, "regression"), model).max())
     weights = penalty.weights.numpy()
     return X, y, group_ids, X_t, y_t, model, penalty, lambda_max, weights
 
@@ -104,7 +106,7 @@ def test_the_path_matches_skglm_coefficients_support_and_kkt(problem):
     # mu: the strong-convexity modulus of the squared error in w
     mu = 2.0 * float(np.linalg.eigvalsh(X.T @ X / len(y)).min())
     assert mu > 0.1  # well-conditioned: the bound below is a tight tolerance, not a loose one
-    solver = ProximalGradient(model, X_t, y_t, loss_function("regression"), penalty, max_norm=1.0)
+    solver = ProximalGradient(model, Rows(X_t, y_t), Objective(loss_function("regression"), penalty, max_norm=1.0))
     supports = []
     for fraction in FRACTIONS:  # warm-started up the path, as glselect walks it
         lam = fraction * lambda_max

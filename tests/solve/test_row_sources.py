@@ -14,7 +14,9 @@ from glselect.config import DataConfig, ModelConfig, PathConfig, RunConfig, Stre
 from glselect.data.io import read_table
 from glselect.data.split import TRAINING_ROWS
 from glselect.data.stream import StreamData
+from glselect.path.start import zero_kkt_lambdas
 from glselect.pipeline import frame_dataset, make_problem
+from glselect.solve.base import LambdaSolve
 from tests.conftest import kkt_violations, strong_linear_table, write_parquet
 
 CPU = torch.device("cpu")
@@ -25,7 +27,7 @@ STREAMED_KKT_TOLERANCE = 0.1
 
 def _solved(problem, lam):
     model = problem.new_model()
-    problem.solve_lambda(model, lam, np.ones(problem.n_groups, dtype=bool), step=1.0, max_departures=None, key=5)
+    problem.solve_lambda(model, LambdaSolve(lam, np.ones(problem.n_groups, dtype=bool)), step=1.0, key=5)
     return model
 
 
@@ -42,14 +44,14 @@ def test_hidden_0_streamed_and_in_memory_fits_reach_the_same_support_and_meet_kk
     in_memory = make_problem(frame_dataset(read_table(path), config, None, CPU), config)
     streamed_data = StreamData.open(config, CPU, distributed.SINGLE)
     streamed = make_problem(streamed_data, config)
-    lam = 0.3 * float(in_memory.zero_kkt_lambdas(in_memory.new_model()).max())
+    lam = 0.3 * float(zero_kkt_lambdas(in_memory, in_memory.new_model()).max())
     training = streamed_data.holdout(TRAINING_ROWS)  # every training row, to check the streamed solution on
     assert len(training) == len(in_memory.rows.rows)
     penalty = in_memory.penalty(1)
     supports, worst = [], []
     for problem in (in_memory, streamed):
         model = _solved(problem, lam)
-        violations, _ = kkt_violations(model, training.X, training.y, problem.loss_fn, lam, penalty)
+        violations, _ = kkt_violations(model, training.X, training.y, problem.datafit.loss, lam, penalty)
         worst.append(violations.max())
         supports.append(model.group_norms(penalty.group_ids, penalty.n_groups).numpy() > 0)
     print(f"KKT relative violation: in memory {worst[0]:.2e}, streamed {worst[1]:.2e}")

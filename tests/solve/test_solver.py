@@ -6,13 +6,18 @@ import pytest
 import torch
 
 from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.data.source import Rows
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
+from glselect.model.objective import Objective
 from glselect.model.penalties import make_penalty
 from glselect.model.prox import group_norms
 from glselect.path.problem import Problem, Settings
+from glselect.path.start import zero_kkt_lambdas
 from glselect.path.walk import fit_path
+from glselect.solve.base import LambdaSolve
 from glselect.solve.fista import ProximalGradient
+from glselect.solve.screening import solve_screened
 from tests.conftest import GROUP_IDS, N_COLUMNS, _problem, kkt_violations
 
 
@@ -22,8 +27,8 @@ def test_solutions_meet_group_lasso_kkt_conditions(linear_table, task):
     loss_fn = loss_function(task)
     model = GroupLassoMLP(X.shape[1], (), 1).double()
     penalty = make_penalty(GROUP_IDS, N_COLUMNS, 1, torch.float64)
-    lambda_max = float(Problem.from_arrays((X, y), (X, y), GROUP_IDS, N_COLUMNS, task).zero_kkt_lambdas(model).max())
-    solver = ProximalGradient(model, X, y, loss_fn, penalty, max_norm=1.0)
+    lambda_max = float(zero_kkt_lambdas(Problem.from_arrays((X, y), (X, y), GROUP_IDS, N_COLUMNS, task), model).max())
+    solver = ProximalGradient(model, Rows(X, y), Objective(loss_fn, penalty, max_norm=1.0))
     n_zero_seen = 0
     for fraction in (0.02, 0.1, 0.3, 0.6):
         lam = fraction * lambda_max
@@ -64,7 +69,7 @@ def test_path_steps_meet_kkt_conditions(linear_table):
         fresh = GroupLassoMLP(X.shape[1], (), 1).double()
         with torch.no_grad():
             fresh.first_weight.zero_()
-        solver = ProximalGradient(fresh, *train, loss_fn, penalty, max_norm=1.0)
+        solver = ProximalGradient(fresh, Rows(*train), Objective(loss_fn, penalty, max_norm=1.0))
         solver.set_lambda(step.lam)
         solver.run(max_iters=20000, tol=1e-13)
         assert kkt_violations(fresh, *train, loss_fn, step.lam, penalty)[0].max() < 1e-3
@@ -117,19 +122,19 @@ def test_solutions_meet_sparse_group_lasso_kkt_conditions(linear_table, task):
     settings = Settings(ModelConfig(hidden=(), l1_ratio=0.5), path=PathConfig(max_iters_per_lambda=20000, tol=1e-13))
     problem = Problem.from_arrays((X, y), (X, y), GROUP_IDS, N_COLUMNS, task, settings)
     model = problem.new_model()
-    lambda_max = float(problem.zero_kkt_lambdas(model).max())
+    lambda_max = float(zero_kkt_lambdas(problem, model).max())
     penalty = problem.penalty(1)
     branches_seen = set()
     for fraction in (0.05, 0.2, 0.5):
         lam = fraction * lambda_max
         working = model.group_norms(penalty.group_ids, penalty.n_groups).numpy() > 0  # screened: only the live groups
-        problem.solve_lambda(model, lam, working, step=1.0, max_departures=None, key=0)
+        problem.solve_lambda(model, LambdaSolve(lam, working), step=1.0, key=0)
         violations, branches = sparse_group_kkt_violations(model, X, y, loss_fn, lam, penalty)
         assert violations.max() < 1e-3, (fraction, violations)
         branches_seen |= branches
     assert branches_seen == {"group", "column", "active"}  # every KKT branch was checked
     # past lambda_max every group is zero and meets its condition: the estimate is where the last leaves
-    problem.solve_lambda(model, 1.01 * lambda_max, np.ones(penalty.n_groups, dtype=bool), step=1.0, max_departures=None, key=0)
+    problem.solve_lambda(model, LambdaSolve(1.01 * lambda_max, np.ones(penalty.n_groups, dtype=bool)), step=1.0, key=0)
     assert torch.count_nonzero(model.first_weight) == 0
 
 
@@ -145,7 +150,7 @@ def test_the_line_search_does_not_collapse_once_the_rows_are_memorised(seed):
     X, y = torch.randn(200, 300), (torch.rand(200) < 0.5).float()
     model = GroupLassoMLP(300, (32,), 1)
     penalty = make_penalty(np.arange(300), np.ones(300, dtype=np.int64), 32, torch.float32, torch.device("cpu"), 0.0)
-    solver = ProximalGradient(model, X, y, loss_function("binary", None), penalty, 1.0)
+    solver = ProximalGradient(model, Rows(X, y), Objective(loss_function("binary", None), penalty, 1.0))
     steps = []
     for lam in np.geomspace(1e-6, 1e-2, 12):
         solver.set_lambda(float(lam))
@@ -153,3 +158,47 @@ def test_the_line_search_does_not_collapse_once_the_rows_are_memorised(seed):
         steps.append(solver.step)
     ratios = np.array(steps[1:]) / np.array(steps[:-1])
     assert ratios.min() > 0.05, steps
+
+
+def _two_solves(first: Objective, second: Objective, hidden: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first-layer weights two fresh solvers reach from the same start on the same rows."""
+    X = torch.randn(80, 6, generator=torch.Generator().manual_seed(0))
+    y = X[:, 0] - X[:, 1]
+    weights = []
+    for objective in (first, second):
+        torch.manual_seed(0)
+        model = GroupLassoMLP(6, hidden, 1)
+        solver = ProximalGradient(model, Rows(X, y), objective)
+        solver.set_lambda(0.01)
+        solver.run(100, 1e-7)
+        weights.append(model.first_weight.detach().clone())
+    return weights[0], weights[1]
+
+
+def test_a_network_without_hidden_units_leaves_the_neuron_penalty_out():
+    penalty = make_penalty(np.arange(6), np.ones(6, dtype=np.int64), 1, torch.float32)
+    loss_fn = loss_function("regression")
+    plain, with_neurons = _two_solves(Objective(loss_fn, penalty, 1.0), Objective(loss_fn, penalty, 1.0, neuron_penalty=0.5), ())
+    assert torch.equal(plain, with_neurons)
+
+
+def test_a_screened_solve_minimises_the_objective_it_is_given_neuron_penalty_included():
+    """Every group in the working set: the screened solve is the plain solve of the same objective."""
+    X = torch.randn(80, 6, generator=torch.Generator().manual_seed(0))
+    y = X[:, 0] - X[:, 1]
+    penalty = make_penalty(np.arange(6), np.ones(6, dtype=np.int64), 4, torch.float32)
+    objective = Objective(loss_function("regression"), penalty, 1.0, neuron_penalty=0.5)
+    weights = []
+    for screened in (True, False):
+        torch.manual_seed(0)
+        model = GroupLassoMLP(6, (4,), 1)
+        if screened:
+            solve_screened(model, Rows(X, y), objective, LambdaSolve(0.01, np.ones(6, dtype=bool)), 1.0, (100, 1e-7))
+        else:
+            solver = ProximalGradient(model, Rows(X, y), objective)
+            solver.set_lambda(0.01)
+            solver.run(100, 1e-7)
+        weights.append(model.later_weights[0].detach().clone())
+    assert torch.equal(weights[0], weights[1])
+    # the neuron penalty took effect: some hidden unit's outgoing weight is exactly zero
+    assert (torch.linalg.vector_norm(weights[0], dim=0) == 0).any()

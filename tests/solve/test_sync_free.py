@@ -18,12 +18,14 @@ import pytest
 import torch
 
 from glselect.config import ModelConfig, PathConfig, TrainConfig
+from glselect.data.source import Rows
 from glselect.model.metrics import loss_function
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective, make_penalty
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import fit_path
 from glselect.solve import fista
+from glselect.solve.base import LambdaSolve
 from glselect.solve.fista import BACKTRACK_ALLOWANCE, READ_EVERY, ProximalGradient
 from glselect.solve.screening import solve_screened, too_many_departures
 
@@ -68,7 +70,9 @@ def test_a_solve_reads_the_device_once_per_block_of_iterations(hidden, neuron_pe
     model = GroupLassoMLP(X.shape[1], hidden, 1).double()
     fan_out = model.first_weight.shape[0]
     penalty = make_penalty(group_ids, n_encoded, fan_out, torch.float64)
-    solver = ProximalGradient(model, X, y, loss_function("regression"), penalty, 1.0, neuron_penalty=neuron_penalty, read_every=READ_EVERY)
+    solver = ProximalGradient(
+        model, Rows(X, y), Objective(loss_function("regression"), penalty, 1.0, neuron_penalty), read_every=READ_EVERY
+    )
     solver.set_lambda(0.02)
     # a stop test that never holds still runs every iteration: its tensor must not be read either
     stop = too_many_departures(penalty, np.ones(penalty.n_groups, dtype=bool), penalty.n_groups)
@@ -89,7 +93,7 @@ def test_a_screened_solve_reads_per_block_and_per_working_set_not_per_iteration(
     working = np.zeros(penalty.n_groups, dtype=bool)
     working[:3] = True  # only the first groups start in: the KKT check must add any other that is needed
     with counted_host_reads() as counts:
-        result, _ = solve_screened(model, (X, y), objective, working, 0.05, 1.0, (400, -1.0))
+        result, _ = solve_screened(model, Rows(X, y), objective, LambdaSolve(0.05, working), 1.0, (400, -1.0))
     assert result.n_iters >= 6 * READ_EVERY
     # the block reads of each working-set solve, plus a handful per solve (result, step, KKT check)
     assert counts["reads"] <= 3 * (int(result.n_iters * (1 + BACKTRACK_ALLOWANCE)) // READ_EVERY + 8)
@@ -106,9 +110,8 @@ def test_how_often_the_loop_reads_changes_no_iterate(hidden, neuron_penalty):
         torch.manual_seed(0)
         model = GroupLassoMLP(X.shape[1], hidden, 1)
         penalty = make_penalty(group_ids, n_encoded, model.first_weight.shape[0], torch.float32)
-        solver = ProximalGradient(
-            model, X, y, loss_function("regression"), penalty, 1.0, neuron_penalty=neuron_penalty, read_every=read_every
-        )
+        objective = Objective(loss_function("regression"), penalty, 1.0, neuron_penalty)
+        solver = ProximalGradient(model, Rows(X, y), objective, read_every=read_every)
         results = []
         for lam in (0.01, 0.05):  # the step and the weights carry over from one lambda to the next
             solver.set_lambda(lam)
@@ -131,7 +134,7 @@ def test_an_iteration_that_settles_early_in_a_block_changes_nothing_after_it():
     for max_iters in (400, 800):
         torch.manual_seed(0)
         model = GroupLassoMLP(X.shape[1], (), 1)
-        solver = ProximalGradient(model, X, y, loss_function("regression"), penalty, 1.0, read_every=READ_EVERY)
+        solver = ProximalGradient(model, Rows(X, y), Objective(loss_function("regression"), penalty, 1.0), read_every=READ_EVERY)
         solver.set_lambda(0.05)
         result = solver.run(max_iters=max_iters, tol=1e-6)
         assert result.converged and result.n_iters < 400
