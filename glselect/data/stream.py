@@ -53,7 +53,7 @@ from glselect.data.source import Rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.data.stats import collect_stats, column_kinds, read_batches
 from glselect.data.survival import check_survival_columns
-from glselect.data.target import encode_target
+from glselect.data.target import encode_target, target_not_found
 from glselect.errors import GlselectError
 
 # row groups read side by side and shuffled together in the training stream: up to 4, as many as
@@ -172,10 +172,7 @@ class StreamData:
             check_survival_columns(source.columns, config.time, config.event, config.data.features, config.data.drop, str(config.table))
             table_columns = [name for name in source.columns if name != config.event]
         if config.target not in source.columns:
-            raise GlselectError(
-                f"target column '{config.target}' is not in '{config.table}'",
-                hint=f"columns are: {', '.join(source.columns[:20])}" + (" ..." if len(source.columns) > 20 else ""),
-            )
+            raise target_not_found(config.target, source.columns, str(config.table))
         columns = [name for name in table_columns if name != config.target]
         left_out = columns_left_out(table_columns, config.target, config.data.features, config.data.drop, str(config.table))
         check_named_columns(config.data.categorical, table_columns, "--categorical", str(config.table))
