@@ -1,7 +1,7 @@
 """One opener for a fit's table: in memory when it fits, a stream otherwise (always under torchrun).
 
 Both kinds of dataset are checked the same way before anything is fitted: the fewest rows a fit
-accepts is decided here, once (``require_rows``), for the table read whole and for the statistics
+accepts is one rule (``source.require_rows``), for the table read whole and for the statistics
 pass of a stream alike.
 """
 
@@ -17,25 +17,12 @@ from glselect.data.encoder import check_named_columns, columns_left_out, encode,
 from glselect.data.groups import build_group_index
 from glselect.data.io import read_group_map, read_table
 from glselect.data.reading import read_report
-from glselect.data.source import MIN_ROWS, Dataset, InMemoryData, frame_positions, hash_split
+from glselect.data.source import MIN_ROWS, Dataset, InMemoryData, frame_positions, hash_split, require_rows
 from glselect.data.split import TRAIN
 from glselect.data.survival import check_survival_columns, fold_batch
 from glselect.data.target import drop_missing_target
-from glselect.errors import GlselectError
 
 __all__ = ["frame_dataset", "open_dataset", "require_rows"]
-
-
-def require_rows(n_rows: int, min_rows: int = MIN_ROWS) -> None:
-    """Stop a fit on a table with fewer than ``min_rows`` usable rows (too few for training, validation and test rows).
-
-    Raises
-    ------
-    GlselectError
-        Naming the rows found and the rows needed.
-    """
-    if n_rows < min_rows:
-        raise GlselectError(f"the table has {n_rows} usable rows; glselect needs at least {min_rows}")
 
 
 def open_dataset(config: RunConfig, device: torch.device, context: distributed.Context) -> Dataset:
@@ -50,7 +37,7 @@ def open_dataset(config: RunConfig, device: torch.device, context: distributed.C
 
     if wants_streaming(config):
         return StreamData.open(config, device, context)
-    table = read_table(config.table)
+    table = read_table(config.table, config.data.sep, config.data.decimal)
     group_map = read_group_map(config.groups) if config.groups is not None else None
     return frame_dataset(table, config, group_map, device)
 

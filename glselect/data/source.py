@@ -105,12 +105,24 @@ class Dataset(Protocol):
     def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> Dataset: ...
 
 
+def require_rows(n_rows: int, min_rows: int = MIN_ROWS) -> None:
+    """Stop a fit on a table with fewer than ``min_rows`` usable rows (too few for training, validation and test
+    rows): the one floor, for a table read whole and for the statistics pass of a stream alike.
+
+    Raises
+    ------
+    GlselectError
+        Naming the rows found and the rows needed.
+    """
+    if n_rows < min_rows:
+        raise GlselectError(f"the table has {n_rows} usable row{'' if n_rows == 1 else 's'}; glselect needs at least {min_rows}")
+
+
 def hash_split(positions: np.ndarray, seed: int, val_fraction: float, test_fraction: float, min_rows: int = MIN_ROWS) -> np.ndarray:
     """``split_of`` for a table whose every row is known: a part left empty by chance on a tiny
     table takes the training row whose hash is nearest to it, so each part has a row.
     ``min_rows``: the fewest rows accepted (the scikit-learn selector goes down to 3, one per part)."""
-    if len(positions) < min_rows:
-        raise GlselectError(f"the table has {len(positions)} usable rows; glselect needs at least {min_rows}")
+    require_rows(len(positions), min_rows)
     parts = split_of(positions, seed, val_fraction, test_fraction)
     u = row_hash(positions, seed)
     for part in (TEST, VAL):

@@ -36,7 +36,6 @@ from glselect.data.encoder import Encoder, build_encoder, check_named_columns, c
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
 from glselect.data.knockoffs import GaussianKnockoffs, Moments, MomentSums
-from glselect.data.open import require_rows
 from glselect.data.parquet import (
     READ_ROWS,
     Source,
@@ -49,7 +48,7 @@ from glselect.data.parquet import (
 )
 from glselect.data.prefetch import prefetched
 from glselect.data.reading import ReadReport, read_report
-from glselect.data.source import Rows
+from glselect.data.source import Rows, require_rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.data.stats import collect_stats, column_kinds, read_batches
 from glselect.data.survival import check_survival_columns
@@ -164,7 +163,7 @@ class StreamData:
         if is_parquet_dataset(config.table):
             source = open_source(config.table)
         else:  # a CSV under torchrun: every rank reads it and streams its own slices
-            table = read_arrow_table(config.table)
+            table = read_arrow_table(config.table, config.data.sep, config.data.decimal)
             # several slices per rank, so the shuffled epochs mix rows from across the table
             source = slice_table(config.table, table, max(1, min(READ_ROWS, math.ceil(table.num_rows / (8 * context.world_size)))))
         table_columns = source.columns
