@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from glselect.data.numeric import Batch, as_series, column_of, float_block, in_blocks, is_plain_numeric, raw_values
-from glselect.data.parquet import READ_ROWS, RowGroup, Source, iter_batches
+from glselect.data.parquet import READ_ROWS, Piece, Source, iter_batches
 from glselect.data.split import TRAIN, VAL, split_of
 from glselect.data.survival import fold_batch
 from glselect.data.target import plain_value
@@ -509,7 +509,7 @@ def _add_batch(
 
 
 def collect_stats(
-    row_groups: tuple[RowGroup, ...],
+    row_groups: tuple[Piece, ...],
     source: Source,
     target: str,
     columns: list[str],
@@ -536,7 +536,7 @@ def collect_stats(
 
 
 def read_batches(
-    row_groups: tuple[RowGroup, ...], columns: list[str], event: str | None = None, batch_rows: int = READ_ROWS
+    row_groups: tuple[Piece, ...], columns: list[str], event: str | None = None, batch_rows: int = READ_ROWS
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """``iter_batches`` of ``columns`` (the target last); with a survival ``event`` column, that column is
     read too and folded into the target (``glselect.data.survival``), so the batches look alike for every task."""

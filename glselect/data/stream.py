@@ -38,6 +38,7 @@ from glselect.data.io import read_arrow_table, read_group_map
 from glselect.data.knockoffs import GaussianKnockoffs, Moments, MomentSums
 from glselect.data.parquet import (
     READ_ROWS,
+    Piece,
     Source,
     available_memory,
     estimated_bytes,
@@ -136,7 +137,7 @@ class StreamData:
     n_rows_by_part: tuple[int, int, int]
     n_missing_target: int
     source: Source
-    pieces: tuple  # this rank's row groups (or table slices)
+    pieces: tuple[Piece, ...]  # this rank's row groups (or ranges of their rows, or table slices)
     columns: list[str]  # the columns read again after the statistics pass: used features and the target
     seed: int
     val_fraction: float
@@ -177,10 +178,10 @@ class StreamData:
         check_named_columns(config.data.categorical, table_columns, "--categorical", str(config.table))
         categorical = frozenset(config.data.categorical)
         pieces = row_groups_of_rank(source, context.rank, context.world_size)
-        if not pieces:
+        if not pieces:  # row groups are shared out by rows when too few: only a table of fewer rows than processes
             raise GlselectError(
-                f"'{config.table}' has {len(source.row_groups)} row groups, fewer than the {context.world_size} processes",
-                hint="launch fewer processes, or write the data with more row groups",
+                f"'{config.table}' has {source.n_rows} rows, fewer than the {context.world_size} processes",
+                hint="launch fewer processes",
             )
         kinds = column_kinds(source, columns, left_out, categorical)
         try:

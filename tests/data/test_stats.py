@@ -83,6 +83,14 @@ def streamed(path: Path, n_ranks: int = 1, categorical: frozenset[str] = frozens
     return build_encoder(merged, source, "y", None, 20, frozenset(), categorical)
 
 
+def one_row_group(path: Path) -> Path:
+    """The table at ``path`` rewritten as one row group (as pandas writes any table up to about a million rows)."""
+    whole = path.with_name(f"whole-{path.name}")
+    pq.write_table(pq.read_table(path), whole, row_group_size=1 << 20)
+    assert pq.ParquetFile(whole).num_row_groups == 1
+    return whole
+
+
 def arrow_slices(path: Path, rows_per_slice: int, categorical: frozenset[str] = frozenset()) -> Encoder:
     """The general pass over an in-memory Arrow table cut into record batches."""
     table = pq.read_table(path)
@@ -101,6 +109,7 @@ def arrow_slices(path: Path, rows_per_slice: int, categorical: frozenset[str] = 
     [
         pytest.param(lambda path, forced: streamed(path, 1, forced), id="row groups"),
         pytest.param(lambda path, forced: streamed(path, 2, forced), id="two ranks merged"),
+        pytest.param(lambda path, forced: streamed(one_row_group(path), 3, forced), id="one row group over three ranks"),
         pytest.param(lambda path, forced: arrow_slices(path, 100, forced), id="arrow slices"),
     ],
 )
