@@ -10,6 +10,7 @@ levels, missing indicator) share its group.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -83,6 +84,40 @@ class Encoder:
     @property
     def sources(self) -> list[str]:
         return [column.name for column in self.columns for _ in column.output_names]
+
+    def transform(self, frame: pd.DataFrame, inputs: Sequence[str] | None = None) -> np.ndarray:
+        """A raw table (the fitted table's columns, as read) encoded as a model's inputs: float32 of shape
+        (n_rows, n_inputs), what ``glselect predict`` feeds the saved model.
+
+        Only the columns the encoding reads must be present (the target need not be); unseen category levels
+        and missing cells are encoded exactly as in training (the pooled level, the training mean and its
+        indicator).
+
+        Parameters
+        ----------
+        frame
+            The table, one row per prediction.
+        inputs
+            The encoded columns a model reads, in its order (``LoadedModel.inputs``: the sparse group lasso may
+            leave some of a column's encoded parts out); None: every encoded column (``feature_names``).
+
+        Raises
+        ------
+        GlselectError
+            A column the encoding reads is missing, or a numeric one holds a cell that is not a number (the
+            message names the first such data row), or an infinity.
+        """
+        try:
+            X = encode_features(self, frame)
+        except GlselectError as err:
+            raise _naming_the_row(err, self, frame) from err
+        if inputs is None or list(inputs) == self.feature_names:
+            return X
+        position = {name: j for j, name in enumerate(self.feature_names)}
+        unknown = [name for name in inputs if name not in position]
+        if unknown:
+            raise GlselectError(f"the encoding has no input(s) {', '.join(map(repr, unknown))}")
+        return np.ascontiguousarray(X[:, [position[name] for name in inputs]])
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": [asdict(column) for column in self.columns], "target": asdict(self.target)}
@@ -570,6 +605,24 @@ def encode_features(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> n
     if errors:
         raise errors[min(errors)]
     return X
+
+
+def _naming_the_row(err: GlselectError, encoder: Encoder, table: pd.DataFrame) -> GlselectError:
+    """``err``, naming the first row whose cell a numeric column cannot read, when there is one:
+    in a table of a million rows 'not numeric' alone does not say where to look."""
+    for column in encoder.columns:
+        if column.kind != "numeric" or column.name not in table.columns:
+            continue
+        values = table[column.name]
+        unreadable = np.flatnonzero((pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy())
+        if len(unreadable):
+            row = int(unreadable[0])
+            return GlselectError(
+                f"column '{column.name}' was numeric when the model was fitted, but data row {row + 1} holds "
+                f"{values.iloc[row]!r} ({len(unreadable)} unreadable cell{'s' if len(unreadable) != 1 else ''} in all)",
+                hint="give that column numbers (or leave cells empty for missing values)",
+            )
+    return err
 
 
 def encode(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> Design:
