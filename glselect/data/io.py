@@ -119,9 +119,11 @@ def read_arrow_table(path: Path, sep: str | None = None, decimal: str = ".") -> 
             table, n_empty = without_trailing_empty_rows(table)
             table = numbers_with_thousands_separators(table, decimal)
             table, dates = spreadsheet_dates(table)
-            notes = {"encoding": encoding} if encoding != "utf-8" else {}
-            notes.update({"trailing_empty_rows": n_empty} if n_empty else {})
-            notes.update({"dates": dates} if dates else {})
+            notes: dict[str, object] = {"encoding": encoding} if encoding != "utf-8" else {}
+            if n_empty:
+                notes["trailing_empty_rows"] = n_empty
+            if dates:
+                notes["dates"] = dates
             if notes:
                 table = table.replace_schema_metadata({**(table.schema.metadata or {}), NOTES_KEY.encode(): json.dumps(notes).encode()})
         elif suffix in PARQUET_SUFFIXES:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.errors import GlselectError
 
 MIN_ROWS = 20  # fewer rows cannot be split into training, validation and test rows
+InMemory = TypeVar("InMemory", bound="InMemoryData")
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,26 @@ class TrainingRows(Protocol):
 class Dataset(Protocol):
     """A table opened for fitting: its encoding, its groups, and its rows by ``RowSet``."""
 
-    encoder: Encoder
-    group_index: GroupIndex
-    device: torch.device
-    context: distributed.Context
-    n_rows_by_part: tuple[int, int, int]  # rows with a target in the training, validation and test parts
-    n_missing_target: int
-    reading: ReadReport | None  # what reading the table found; None for rows encoded by the caller
+    @property
+    def encoder(self) -> Encoder: ...
+
+    @property
+    def group_index(self) -> GroupIndex: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def context(self) -> distributed.Context: ...
+
+    @property
+    def n_rows_by_part(self) -> tuple[int, int, int]: ...  # rows with a target in the training, validation and test parts
+
+    @property
+    def n_missing_target(self) -> int: ...
+
+    @property
+    def reading(self) -> ReadReport | None: ...  # what reading the table found; None for rows encoded by the caller
 
     def training(self, rows: RowSet) -> TrainingRows: ...
 
@@ -167,13 +181,15 @@ class InMemoryData:
         return self._rows(rows)
 
     def class_counts(self, rows: RowSet) -> np.ndarray:
-        n_classes = len(self.encoder.target.classes)
-        y = self.y[rows.mask(self.parts, self.positions, self.seed)]
-        return np.bincount(y.astype(np.int64), minlength=n_classes)
+        y = self.y[rows.mask(self.parts, self.positions, self.seed)].astype(np.int64)
+        # rows encoded by the caller name no classes: those present are counted
+        n_classes = len(self.encoder.target.classes) if self.encoder is not None else int(self.y.max(initial=-1)) + 1
+        return np.bincount(y, minlength=n_classes)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
-        for array in (self.X, self.y, self.group_index.group_ids, self.parts):
+        group_ids = () if self.group_index is None else (self.group_index.group_ids,)
+        for array in (self.X, self.y, *group_ids, self.parts):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
@@ -184,9 +200,17 @@ class InMemoryData:
         """Mean and covariance of the encoded columns over ``rows`` (what knockoffs are built from)."""
         return Moments.of(self.X[rows.mask(self.parts, self.positions, self.seed)])
 
-    def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> InMemoryData:
+    def with_knockoffs(self: InMemory, sampler: GaussianKnockoffs, draw: int) -> InMemory:
         """The same rows with their knockoff copies (draw ``draw``) appended as columns: ``[X, X~]``."""
         return dataclasses.replace(self, X=np.hstack([self.X, sampler.draw(self.X, self.positions, draw)]))
+
+
+@dataclass(frozen=True)
+class EncodedTable(InMemoryData):
+    """A table read and encoded here (``data.open.frame_dataset``): it always has its encoder and groups."""
+
+    encoder: Encoder
+    group_index: GroupIndex
 
 
 def frame_positions(table: pd.DataFrame, target: str) -> np.ndarray:

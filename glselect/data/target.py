@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from glselect.config import RunConfig
 from glselect.data.names import with_suggestion
 from glselect.errors import GlselectError
 
@@ -26,6 +27,19 @@ class TargetEncoding:
     @property
     def n_outputs(self) -> int:
         return len(self.classes) if self.task == "multiclass" else 1
+
+
+def target_column(config: RunConfig) -> str:
+    """The column a fit predicts: ``--target``, or with ``--task survival`` the time column (``RunConfig`` sets it).
+
+    Raises
+    ------
+    GlselectError
+        No target is named (``RunConfig`` refuses that already; the check gives the column its type).
+    """
+    if config.target is None:
+        raise GlselectError("--target is required: name the column to predict")
+    return config.target
 
 
 def target_not_found(target: str, columns: list[str], source: str) -> GlselectError:

@@ -15,7 +15,7 @@ import torch
 
 from glselect import distributed
 from glselect.config import DataConfig, RunConfig, StreamConfig
-from glselect.data.encoder import fit_encoder
+from glselect.data.encoder import ColumnRules, fit_encoder
 from glselect.data.io import read_table
 from glselect.data.source import require_rows
 from glselect.data.stream import StreamData, choose_batch_size, few_steps_warning
@@ -55,7 +55,7 @@ def test_numbers_mixed_with_text_are_refused_by_name():
         fit_encoder(df, "y")
     assert "--categorical 'a'" in raised.value.hint
     # the same column as categories is what the user asked for
-    assert fit_encoder(df, "y", categorical=frozenset({"a"})).columns[0].kind == "categorical"
+    assert fit_encoder(df, "y", rules=ColumnRules(categorical=frozenset({"a"}))).columns[0].kind == "categorical"
 
 
 def test_a_few_number_labels_beside_text_labels_stay_categories():

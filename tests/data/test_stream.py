@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from glselect._synthetic import make_mixed_table
-from glselect.data.encoder import build_encoder, fit_encoder
+from glselect.data.encoder import ColumnRules, build_encoder, fit_encoder
 from glselect.data.parquet import iter_batches, open_source, row_groups_of_rank
-from glselect.data.split import TEST, TRAIN, VAL, split_of
+from glselect.data.split import TEST, TRAIN, VAL, SplitSettings, split_of
 from glselect.data.stats import collect_stats, column_kinds
 from glselect.errors import GlselectError
 from glselect.options import parse_size
@@ -70,12 +70,12 @@ def test_streamed_encoding_statistics_match_the_in_memory_encoder(tmp_path: Path
     columns = [name for name in source.columns if name != "y"]
     forced = frozenset({"code"})
     kinds = column_kinds(source, columns, frozenset(), forced)
-    stats = collect_stats(source.row_groups, source, "y", columns, kinds, seed=5, val_fraction=0.2, test_fraction=0.2)
-    streamed = build_encoder(stats, source, "y", None, 20, frozenset(), forced)
+    stats = collect_stats(source.row_groups, "y", columns, kinds, SplitSettings(seed=5, val_fraction=0.2, test_fraction=0.2))
+    streamed = build_encoder(stats, source, "y", None, ColumnRules(categorical=forced))
 
     frame = pd.read_parquet(path)
     train_rows = np.flatnonzero(split_of(np.arange(len(frame)), 5, 0.2, 0.2) == TRAIN)
-    in_memory = fit_encoder(frame, "y", fit_rows=train_rows, max_levels=20, categorical=forced)
+    in_memory = fit_encoder(frame, "y", fit_rows=train_rows, rules=ColumnRules(max_levels=20, categorical=forced))
     assert streamed.target.task == in_memory.target.task == "regression"
     assert streamed.target.center == pytest.approx(in_memory.target.center, rel=1e-9)
     assert streamed.target.scale == pytest.approx(in_memory.target.scale, rel=1e-9)
