@@ -16,6 +16,7 @@ from glselect.errors import GlselectError
 TASKS = ("regression", "binary", "multiclass", "survival")  # survival is never detected: --task survival names it
 SELECTION_RULES = ("1se", "min")
 CLASS_WEIGHTS = ("none", "balanced")
+DECIMAL_MARKS = (".", ",")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -33,8 +34,13 @@ class DataConfig:
     drop: tuple[str, ...] = ()  # leave these columns out
     categorical: tuple[str, ...] = ()  # one-hot these columns whatever their type
     class_weight: str = "none"  # "balanced": each class weighs the same in the loss, however rare
+    sep: str | None = None  # a CSV file's field separator; None: ',' (a tab for .tsv)
+    decimal: str = "."  # a CSV file's decimal mark: '.' or ','
 
     def __post_init__(self) -> None:
+        _require(self.sep is None or len(self.sep) == 1, f"sep must be one character, got {self.sep!r}")
+        _require(self.decimal in DECIMAL_MARKS, f"decimal must be one of {', '.join(map(repr, DECIMAL_MARKS))}, got {self.decimal!r}")
+        _require(self.decimal != self.sep, f"the decimal mark {self.decimal!r} cannot also be the field separator (--sep)")
         _require(
             self.task is None or self.task in TASKS,
             f"task must be one of {', '.join(TASKS)}, got '{self.task}'",

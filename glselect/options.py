@@ -85,6 +85,11 @@ def _size(value: Any) -> int | None:
     return parse_size(value) if isinstance(value, str) else value
 
 
+def parse_separator(value: str | None) -> str | None:
+    r"""'\t' (a backslash and a t, as typed in a shell) or 'tab' -> a tab; any other text is the separator itself."""
+    return "\t" if value in ("\\t", "tab") else value
+
+
 def _names(value: Any) -> tuple[str, ...]:
     # one name given as a string is one column, not a column per character
     return (value,) if isinstance(value, str) else tuple(value)
@@ -102,6 +107,7 @@ class Text:
 WIDTHS = Text(str, _widths, lambda widths: ",".join(map(str, widths)) or "0")
 SIZE = Text(str | None, _size, lambda size: size)
 FOLDS = Text(str, parse_folds, str)
+SEPARATOR = Text(str | None, parse_separator, lambda separator: separator)
 # repeatable column options: typer gives None when the option is absent
 SOME_COLUMNS = Text(list[str] | None, lambda value: None if value is None else _names(value), lambda columns: None)
 NO_COLUMNS = Text(list[str] | None, lambda value: () if value is None else _names(value), lambda columns: None)
@@ -167,6 +173,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("features", "data.features", "Use only this column (repeat the option for more).", text=SOME_COLUMNS),
     Option("drop", "data.drop", "Leave this column out (repeatable).", text=NO_COLUMNS, aliases=("--exclude",)),
     Option("categorical", "data.categorical", "One-hot encode this column whatever its type (repeatable).", text=NO_COLUMNS),
+    Option(
+        "sep",
+        "data.sep",
+        "A CSV file's field separator, e.g. ';' ('\\t' or 'tab': a tab).",
+        in_selector=False,
+        text=SEPARATOR,
+        show_default="',' (a tab for .tsv)",
+    ),
+    Option("decimal", "data.decimal", "A CSV file's decimal mark: '.' or ',' (with --sep ';').", in_selector=False),
     Option("max_levels", "data.max_levels", "One-hot levels kept per categorical column; rarer levels are pooled as <other>."),
     Option("hidden", "model.hidden", "Hidden layer widths, e.g. '64' or '64,32'; '0' fits the linear/logistic group lasso.", text=WIDTHS),
     Option(

@@ -95,6 +95,8 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "features": (["--features", "a", "--features", "b"], ("a", "b")),
     "drop": (["--drop", "d", "--exclude", "e"], ("d", "e")),
     "categorical": (["--categorical", "c"], ("c",)),
+    "sep": (["--sep", "tab"], "\t"),
+    "decimal": (["--decimal", ","], ","),
     "max_levels": (["--max-levels", "5"], 5),
     "hidden": (["--hidden", "8,4"], (8, 4)),
     "neuron_penalty": (["--neuron-penalty", "0.01"], 0.01),

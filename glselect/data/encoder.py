@@ -10,6 +10,7 @@ levels, missing indicator) share its group.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -26,6 +27,7 @@ from glselect.data.stats import (
     MAX_TARGET_VALUES,
     MAX_TRACKED_LEVELS,
     ColumnStats,
+    First,
     StreamStats,
     TargetStats,
     category_labels,
@@ -43,6 +45,17 @@ MIN_ROWS_FOR_ID = 20  # with fewer rows, all-distinct values say little about a 
 FREE_TEXT_LENGTH = 40  # mean characters per value above which a mostly-distinct column is free text
 NUMERIC_TEXT_SHARE_BAD = 0.1  # a text column whose values are >= 90% numbers is a numeric column with bad cells
 MIN_CLASS_ROWS = 2  # a class with fewer rows cannot be both learned from and scored
+
+
+@dataclass(frozen=True)
+class ColumnRules:
+    """What the user said about the columns: those left out (``--drop``, ``--features``: recorded as ignored),
+    those one-hot encoded whatever their type (``--categorical``), and the one-hot levels kept per categorical
+    column (``--max-levels``; rarer levels are pooled)."""
+
+    max_levels: int = MAX_LEVELS
+    excluded: frozenset[str] = frozenset()
+    categorical: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,40 @@ class Encoder:
     @property
     def sources(self) -> list[str]:
         return [column.name for column in self.columns for _ in column.output_names]
+
+    def transform(self, frame: pd.DataFrame, inputs: Sequence[str] | None = None) -> np.ndarray:
+        """A raw table (the fitted table's columns, as read) encoded as a model's inputs: float32 of shape
+        (n_rows, n_inputs), what ``glselect predict`` feeds the saved model.
+
+        Only the columns the encoding reads must be present (the target need not be); unseen category levels
+        and missing cells are encoded exactly as in training (the pooled level, the training mean and its
+        indicator).
+
+        Parameters
+        ----------
+        frame
+            The table, one row per prediction.
+        inputs
+            The encoded columns a model reads, in its order (``LoadedModel.inputs``: the sparse group lasso may
+            leave some of a column's encoded parts out); None: every encoded column (``feature_names``).
+
+        Raises
+        ------
+        GlselectError
+            A column the encoding reads is missing, or a numeric one holds a cell that is not a number (the
+            message names the first such data row), or an infinity.
+        """
+        try:
+            X = encode_features(self, frame)
+        except GlselectError as err:
+            raise _naming_the_row(err, self, frame) from err
+        if inputs is None or list(inputs) == self.feature_names:
+            return X
+        position = {name: j for j, name in enumerate(self.feature_names)}
+        unknown = [name for name in inputs if name not in position]
+        if unknown:
+            raise GlselectError(f"the encoding has no input(s) {', '.join(map(repr, unknown))}")
+        return np.ascontiguousarray(X[:, [position[name] for name in inputs]])
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": [asdict(column) for column in self.columns], "target": asdict(self.target)}
@@ -147,6 +194,13 @@ def _share_scale(count: int, n: int) -> tuple[float, float]:
     return count / n, math.sqrt(count * (n - count)) / n
 
 
+def _recorded(first: First) -> tuple[int, Any]:
+    """``(position, value)`` of a first occurrence that a column's counts say was seen."""
+    if first is None:
+        raise RuntimeError("a counted value has no recorded first occurrence")
+    return first
+
+
 def _is_constant(stats: ColumnStats) -> bool:
     if stats.n_missing:
         return False
@@ -159,7 +213,7 @@ def _check_not_numbers_in_text(name: str, stats: ColumnStats, where: str) -> Non
     """A text column that is mostly numbers is a numeric column with a few bad cells: say which."""
     n_present = stats.n_rows - stats.n_missing
     if 0 < stats.n_not_numbers <= NUMERIC_TEXT_SHARE_BAD * n_present:
-        position, value = stats.first_not_number
+        position, value = _recorded(stats.first_not_number)
         raise GlselectError(
             f"column '{name}'{where} has {stats.n_not_numbers} non-numeric values among numbers "
             f"(first at data row {position + 1}: {value!r})",
@@ -179,7 +233,7 @@ def _check_numbers_mixed_with_text(name: str, stats: ColumnStats, max_levels: in
         labels = pd.Series(list(stats.levels_all), dtype=object)
         if int(pd.to_numeric(labels, errors="coerce").notna().sum()) <= max_levels:
             return  # a few number labels beside text ones ("0", "1", "2", "3+"): categories, each kept
-    position, value = stats.first_not_number
+    position, value = _recorded(stats.first_not_number)
     raise GlselectError(
         f"column '{name}'{where} mixes numbers and text: {n_numbers} of {n_present} values are numbers, "
         f"{stats.n_not_numbers} are not (first at data row {position + 1}: {value!r})",
@@ -190,7 +244,7 @@ def _check_numbers_mixed_with_text(name: str, stats: ColumnStats, max_levels: in
 
 def _check_finite(name: str, stats: ColumnStats, where: str) -> None:
     if stats.n_infinite:
-        position, value = stats.first_infinite
+        position, value = _recorded(stats.first_infinite)
         raise GlselectError(
             f"column '{name}'{where} has non-finite values ({stats.n_infinite}, first at data row {position + 1}: {value})",
             hint="replace infinities with a number or leave the cell empty",
@@ -215,7 +269,7 @@ def _column_encoding(name: str, stats: ColumnStats, max_levels: int, where: str)
     if stats.kind == "numeric":  # before the constant test: a column of infinities is as wrong as one infinite cell
         _check_finite(name, stats, where)
     if _is_constant(stats):
-        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {stats.first[1]!r}")
+        return ColumnEncoding(name, "ignored", reason=f"constant: every value is {_recorded(stats.first)[1]!r}")
     flagged = stats.n_missing > 0
     if stats.kind == "boolean":
         column = ColumnEncoding(
@@ -389,9 +443,7 @@ def fit_encoder(
     task: str | None = None,
     fit_rows: np.ndarray | None = None,
     *,
-    max_levels: int = MAX_LEVELS,
-    excluded: frozenset[str] = frozenset(),
-    categorical: frozenset[str] = frozenset(),
+    rules: ColumnRules = ColumnRules(),
     event: str | None = None,
 ) -> Encoder:
     """Fit the encoding: feature statistics on the training rows, the target's classes on all rows.
@@ -412,12 +464,8 @@ def fit_encoder(
         and repeats do not matter); None: all rows.
         Held-out rows must not shape the encoding they are scored with; a column's kind (and any
         error about its values) is decided on all rows. Messages name rows by position + 1.
-    max_levels
-        One-hot levels kept per categorical column; rarer levels are pooled.
-    excluded
-        Columns the user left out (``--drop``, ``--features``): recorded as ignored.
-    categorical
-        Columns to one-hot encode whatever their type (``--categorical``).
+    rules
+        The columns left out, those one-hot encoded whatever their type, and the one-hot levels kept.
     event
         With ``task="survival"``: the event column, already folded into ``target`` (``glselect.data.survival``).
 
@@ -427,9 +475,7 @@ def fit_encoder(
         The target is unusable (one value, wrong type for the task), a numeric column has
         infinities, a text column is numbers with a few bad cells, or no column is usable.
     """
-    return fit_encoder_and_stats(
-        df, target, task, fit_rows, max_levels=max_levels, excluded=excluded, categorical=categorical, event=event
-    )[0]
+    return fit_encoder_and_stats(df, target, task, fit_rows, rules=rules, event=event)[0]
 
 
 def fit_encoder_and_stats(
@@ -438,16 +484,14 @@ def fit_encoder_and_stats(
     task: str | None = None,
     fit_rows: np.ndarray | None = None,
     *,
-    max_levels: int = MAX_LEVELS,
-    excluded: frozenset[str] = frozenset(),
-    categorical: frozenset[str] = frozenset(),
+    rules: ColumnRules = ColumnRules(),
     event: str | None = None,
 ) -> tuple[Encoder, StreamStats]:
     """``fit_encoder``, and the column statistics it was fitted from (what ``data.reading`` reports on)."""
-    kinds = frame_kinds(df, [name for name in df.columns if name != target], excluded, categorical)
+    kinds = frame_kinds(df, [name for name in df.columns if name != target], rules.excluded, rules.categorical)
     stats = collect_batch_stats([(df, np.arange(len(df)))], training_part(len(df), fit_rows), target, kinds)
     stats.notes = dict(df.attrs.get(NOTES_KEY, {}))
-    return build_encoder_from_stats(stats, target, task, max_levels, excluded, event=event), stats
+    return build_encoder_from_stats(stats, target, task, rules.max_levels, rules.excluded, event=event), stats
 
 
 def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
@@ -537,7 +581,7 @@ def encode_features(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> n
         A fitted column is absent, a numeric column is no longer numeric or has infinities (the first such
         column in the encoder's order is named).
     """
-    names = table.schema.names if isinstance(table, pa.RecordBatch) else table.columns
+    names = table.schema.names if isinstance(table, pa.RecordBatch) else list(table.columns)
     used = [column for column in encoder.columns if column.kind != "ignored"]
     absent = [column.name for column in used if column.name not in names]
     if absent:
@@ -558,18 +602,36 @@ def encode_features(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> n
             except GlselectError as err:
                 errors[index] = err
         offset += len(column.output_names)
-    for block in in_blocks(numeric):
+    for run in in_blocks(numeric):
         _encode_numeric_block(
-            [column for _, column, _, _ in block],
-            [raw for _, _, raw, _ in block],
+            [column for _, column, _, _ in run],
+            [raw for _, _, raw, _ in run],
             X,
-            [at for *_, at in block],
+            [at for *_, at in run],
             errors,
-            [index for index, *_ in block],
+            [index for index, *_ in run],
         )
     if errors:
         raise errors[min(errors)]
     return X
+
+
+def _naming_the_row(err: GlselectError, encoder: Encoder, table: pd.DataFrame) -> GlselectError:
+    """``err``, naming the first row whose cell a numeric column cannot read, when there is one:
+    in a table of a million rows 'not numeric' alone does not say where to look."""
+    for column in encoder.columns:
+        if column.kind != "numeric" or column.name not in table.columns:
+            continue
+        values = table[column.name]
+        unreadable = np.flatnonzero((pd.to_numeric(values, errors="coerce").isna() & values.notna()).to_numpy())
+        if len(unreadable):
+            row = int(unreadable[0])
+            return GlselectError(
+                f"column '{column.name}' was numeric when the model was fitted, but data row {row + 1} holds "
+                f"{values.iloc[row]!r} ({len(unreadable)} unreadable cell{'s' if len(unreadable) != 1 else ''} in all)",
+                hint="give that column numbers (or leave cells empty for missing values)",
+            )
+    return err
 
 
 def encode(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> Design:
@@ -584,16 +646,9 @@ def encode(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> Design:
 
 
 def build_encoder(
-    stats: StreamStats,
-    source: Source,
-    target: str,
-    task: str | None,
-    max_levels: int,
-    excluded: frozenset[str],
-    categorical: frozenset[str],
-    event: str | None = None,
+    stats: StreamStats, source: Source, target: str, task: str | None, rules: ColumnRules, event: str | None = None
 ) -> Encoder:
     """``build_encoder_from_stats`` for the streaming fit (the same class and file format as in memory);
-    messages about a column's values name ``source``'s path."""
-    del categorical  # already in the kinds the statistics were collected with; kept so the caller's line stays
-    return build_encoder_from_stats(stats, target, task, max_levels, excluded, source=str(source.path), event=event)
+    messages about a column's values name ``source``'s path. (``rules.categorical`` is already in the kinds
+    the statistics were collected with.)"""
+    return build_encoder_from_stats(stats, target, task, rules.max_levels, rules.excluded, source=str(source.path), event=event)

@@ -33,10 +33,14 @@ from glselect.outputs.outdir import atomic_write
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
-# a number written with thousands separators ("4,676.88"): spreadsheets export these, quoted, into CSV files
-THOUSANDS_NUMBER = r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$"
-PLAIN_NUMBER = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$"
-OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+# a number written with thousands separators ("4,676.88"; "4.676,88" where the decimal mark is a comma):
+# spreadsheets export these, quoted, into CSV files
+THOUSANDS_NUMBER = {
+    ".": r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?$",
+    ",": r"^[+-]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?$",
+}
+PLAIN_NUMBER = {".": r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$", ",": r"^[+-]?([0-9]+(,[0-9]*)?|,[0-9]+)$"}
+DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}  # what a header may be split by
 ENCODINGS = ("utf-8", "cp1252")  # tried in this order: a Windows-1252 file is rarely valid UTF-8, the reverse always decodes
 ENCODING_NAMES = {"cp1252": "Windows-1252 (cp1252)", "utf-16": "UTF-16"}
 DECODE_CHUNK = 1 << 22
@@ -56,10 +60,10 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, sep: str | None = None, decimal: str = ".") -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame (``read_arrow_table``, then pandas)."""
     # dates become datetime64, so encoding sees a date column rather than text to one-hot
-    table = read_arrow_table(path)
+    table = read_arrow_table(path, sep, decimal)
     frame = table.to_pandas(date_as_object=False)
     notes = reading_notes(table)
     if notes:
@@ -74,13 +78,17 @@ def reading_notes(table: pa.Table) -> dict:
     return json.loads(raw) if raw else {}
 
 
-def read_arrow_table(path: Path) -> pa.Table:
+def read_arrow_table(path: Path, sep: str | None = None, decimal: str = ".") -> pa.Table:
     """Read a CSV or Parquet file into an Arrow table.
 
     Parameters
     ----------
     path
         A ``.csv``, ``.csv.gz``, ``.tsv``, ``.parquet`` or ``.pq`` file.
+    sep
+        A CSV file's field separator (``--sep``); None: ``,``, or a tab for ``.tsv``. Parquet ignores it.
+    decimal
+        A CSV file's decimal mark (``--decimal``): ``.`` or ``,``. Parquet ignores it.
 
     Returns
     -------
@@ -97,25 +105,25 @@ def read_arrow_table(path: Path) -> pa.Table:
     if path.is_dir():
         raise GlselectError(f"table '{path}' is a directory, expected a CSV or Parquet file")
     suffix = _suffix(path)
+    delimiter = sep if sep is not None else "\t" if suffix == ".tsv" else ","
+    if suffix in CSV_SUFFIXES and decimal == delimiter:
+        raise GlselectError(
+            f"cannot read table '{path}' with the decimal mark {decimal!r}: it separates the fields",
+            hint="pass the file's field separator too, e.g. --sep ';'",
+        )
     try:
         if suffix in CSV_SUFFIXES:
-            delimiter = "\t" if suffix == ".tsv" else ","
             encoding = csv_encoding(path)
-            table = pa_csv.read_csv(
-                path,
-                read_options=pa_csv.ReadOptions(encoding=encoding) if encoding != "utf-8" else None,
-                parse_options=pa_csv.ParseOptions(delimiter=delimiter),
-                # an empty or NA cell is missing in a text column too, as in a numeric one: else a text target's
-                # empty cells would be a class of their own
-                convert_options=pa_csv.ConvertOptions(strings_can_be_null=True),
-            )
+            table = _read_csv(path, encoding, delimiter, decimal)
             _check_delimiter(path, table.column_names, delimiter)
             table, n_empty = without_trailing_empty_rows(table)
-            table = numbers_with_thousands_separators(table)
+            table = numbers_with_thousands_separators(table, decimal)
             table, dates = spreadsheet_dates(table)
-            notes = {"encoding": encoding} if encoding != "utf-8" else {}
-            notes.update({"trailing_empty_rows": n_empty} if n_empty else {})
-            notes.update({"dates": dates} if dates else {})
+            notes: dict[str, object] = {"encoding": encoding} if encoding != "utf-8" else {}
+            if n_empty:
+                notes["trailing_empty_rows"] = n_empty
+            if dates:
+                notes["dates"] = dates
             if notes:
                 table = table.replace_schema_metadata({**(table.schema.metadata or {}), NOTES_KEY.encode(): json.dumps(notes).encode()})
         elif suffix in PARQUET_SUFFIXES:
@@ -127,7 +135,7 @@ def read_arrow_table(path: Path) -> pa.Table:
             )
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeError) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = _delimiter_hint(path, _header_line(path)) if suffix in CSV_SUFFIXES else None
+        hint = _delimiter_hint(_header_line(path), delimiter) if suffix in CSV_SUFFIXES else None
         raise GlselectError(f"cannot read table '{path}': {detail}", hint=hint) from err
     duplicates = sorted(name for name, count in Counter(table.column_names).items() if count > 1)
     if duplicates:
@@ -138,6 +146,45 @@ def read_arrow_table(path: Path) -> pa.Table:
     if table.num_rows == 0:
         raise GlselectError(f"table '{path}' has no data rows")
     return table
+
+
+def _read_csv(path: Path, encoding: str, delimiter: str, decimal: str) -> pa.Table:
+    """The CSV file through Arrow's reader; a line with more or fewer fields than the header is refused by its
+    line number (Arrow's own message names the line's text only)."""
+    try:
+        return pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(encoding=encoding) if encoding != "utf-8" else None,
+            parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+            # an empty or NA cell is missing in a text column too, as in a numeric one: else a text target's
+            # empty cells would be a class of their own
+            convert_options=pa_csv.ConvertOptions(strings_can_be_null=True, decimal_point=decimal),
+        )
+    except pa.ArrowInvalid as err:
+        ragged = _first_ragged_line(path, encoding, delimiter) if "Expected" in str(err) else None
+        if ragged is None:
+            raise
+        line, n_fields, n_columns = ragged
+        raise GlselectError(
+            f"cannot read table '{path}': line {line} has {n_fields} field{'s' if n_fields != 1 else ''} but the header has {n_columns}",
+            hint=_delimiter_hint(_header_line(path), delimiter)  # the file's separator is another one
+            or f"give every line one value per column (an empty one for a missing cell), and quote values that hold "
+            f"the separator {delimiter!r}",
+        ) from err
+
+
+def _first_ragged_line(path: Path, encoding: str, delimiter: str) -> tuple[int, int, int] | None:
+    """``(line number, fields, header fields)`` of the first line whose fields do not match the header's count
+    (blank lines skipped, as Arrow skips them; a quoted value may span lines); None when every line matches."""
+    with _opener(path)(path, "rt", encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as file:
+        reader = csv.reader(file, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return None
+        for row in reader:
+            if row and len(row) != len(header):
+                return reader.line_num, len(row), len(header)
+    return None
 
 
 def _opener(path: Path):
@@ -261,16 +308,16 @@ def _header_line(path: Path) -> str:
         return ""
 
 
-def _delimiter_hint(path: Path, header: str) -> str | None:
-    """What to do when a CSV file's header is split by some other character than ',' (or tabs for .tsv)."""
-    counts = {char: header.count(char) for char in OTHER_DELIMITERS if char != ("\t" if path.name.lower().endswith(".tsv") else "")}
-    char = max(counts, key=counts.get) if counts else None
-    if char is None or counts[char] == 0 or counts[char] <= header.count(","):
+def _delimiter_hint(header: str, delimiter: str) -> str | None:
+    """What to do when a CSV file's header is split by some other character than ``delimiter``, the one read by."""
+    counts = {char: header.count(char) for char in DELIMITERS if char != delimiter}
+    char = max(counts, key=lambda candidate: counts[candidate])
+    if counts[char] == 0 or counts[char] <= header.count(delimiter):
         return None
-    return (
-        f"the header looks separated by {OTHER_DELIMITERS[char]}, but glselect reads comma-separated .csv and tab-separated .tsv files; "
-        f"convert it, e.g. pandas: read_csv('{path.name}', sep='{char.encode('unicode_escape').decode()}').to_csv('fixed.csv', index=False)"
-        + (" (with decimal commas add decimal=',')" if char == ";" else "")
+    # shell-quoted as typed: a tab as $'\t'
+    typed = "$'\\t'" if char == "\t" else f"'{char}'"
+    return f"the header looks separated by {DELIMITERS[char]}: pass --sep {typed}" + (
+        " (and --decimal ',' if numbers are written with decimal commas)" if char == ";" else ""
     )
 
 
@@ -278,27 +325,31 @@ def _check_delimiter(path: Path, columns: list[str], delimiter: str) -> None:
     """A table read as one column whose name holds another separator was split by the wrong character."""
     if len(columns) != 1:
         return
-    hint = _delimiter_hint(path, columns[0])
+    hint = _delimiter_hint(columns[0], delimiter)
     if hint is not None:
         raise GlselectError(f"table '{path}' was read as a single column named {columns[0][:60]!r}", hint=hint)
 
 
-def numbers_with_thousands_separators(table: pa.Table) -> pa.Table:
+def numbers_with_thousands_separators(table: pa.Table, decimal: str = ".") -> pa.Table:
     """Text columns whose every present value is a number, some written with thousands separators
-    ("4,676.88"), as float64 columns; empty cells become missing. Only a strict pattern converts
-    (groups of three digits after each comma), so "4,5" or "1,2,3" stay text."""
+    ("4,676.88"; with ``decimal=","``, "4.676,88"), as float64 columns; empty cells become missing. Only a
+    strict pattern converts (groups of three digits after each separator), so "4,5" or "1,2,3" stay text."""
+    thousands = "," if decimal == "." else "."
     for index, field in enumerate(table.schema):
         if not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)):
             continue
         values = pc.utf8_trim_whitespace(table.column(index))
-        with_separators = pc.match_substring_regex(values, THOUSANDS_NUMBER)
+        with_separators = pc.match_substring_regex(values, THOUSANDS_NUMBER[decimal])
         if not pc.any(with_separators).as_py():
             continue
         empty = pc.equal(values, "")
-        number = pc.or_(pc.or_(with_separators, pc.match_substring_regex(values, PLAIN_NUMBER)), empty)
+        number = pc.or_(pc.or_(with_separators, pc.match_substring_regex(values, PLAIN_NUMBER[decimal])), empty)
         if not pc.all(number).as_py():  # nulls are skipped: a missing cell does not stop the conversion
             continue
-        plain = pc.if_else(empty, pa.scalar(None, pa.string()), pc.replace_substring(values, ",", ""))
+        plain = pc.replace_substring(values, thousands, "")
+        if decimal != ".":
+            plain = pc.replace_substring(plain, decimal, ".")
+        plain = pc.if_else(empty, pa.scalar(None, pa.string()), plain)
         table = table.set_column(index, field.name, pc.cast(plain, pa.float64()))
     return table
 

@@ -13,7 +13,7 @@ a small multiple of one column's size however wide the table.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ import pyarrow as pa
 
 COLUMNS_PER_BLOCK = 32
 
-Batch = pa.RecordBatch | pd.DataFrame
+Batch: TypeAlias = pa.RecordBatch | pd.DataFrame  # a streamed record batch, or a table in memory
 
 
 def is_plain_numeric(column: pa.Array | pd.Series) -> bool:

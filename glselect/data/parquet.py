@@ -3,7 +3,8 @@
 - ``open_source``: the dataset, its row groups in a fixed order and the global position of each row.
 - ``split_of``: a deterministic split of rows into training, validation and test rows by a hash
   of the global row position and the seed, so no pass has to remember which row went where.
-- ``row_groups_of_rank``: each process of a distributed run reads its own share of row groups.
+- ``row_groups_of_rank``: each process of a distributed run reads its own share of row groups, or of the
+  rows within each row group when there are fewer row groups than processes.
 - ``estimated_bytes`` / ``available_memory``: whether a table would fit in memory.
 """
 
@@ -13,6 +14,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +23,25 @@ import pyarrow.dataset as ds
 from glselect.errors import GlselectError
 
 READ_ROWS = 65_536  # rows per record batch read from disk
+
+
+class Piece(Protocol):
+    """Rows read as one unit, in the dataset's global row order: a row group, a range of a row group's rows,
+    or a slice of a table in memory."""
+
+    @property
+    def start(self) -> int: ...  # global position of its first row
+
+    @property
+    def n_rows(self) -> int: ...
+
+    @property
+    def n_bytes(self) -> int: ...  # memory one open reader of it holds, about
+
+    @property
+    def name(self) -> str: ...
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +79,7 @@ class Source:
 
     path: Path
     schema: pa.Schema
-    row_groups: tuple[RowGroup, ...]
+    row_groups: tuple[Piece, ...]
 
     @property
     def n_rows(self) -> int:
@@ -102,9 +123,54 @@ def open_source(path: Path) -> Source:
     return Source(path=path, schema=dataset.schema, row_groups=tuple(row_groups))
 
 
-def row_groups_of_rank(source: Source, rank: int, world_size: int) -> tuple[RowGroup, ...]:
-    """Every ``world_size``-th row group, starting at ``rank``: the share one process reads."""
-    return source.row_groups[rank::world_size]
+@dataclass(frozen=True)
+class RowRange:
+    """Rows ``offset .. offset + n_rows`` of one row group: a process's share of a row group when a dataset has
+    fewer row groups than processes. Its reader decodes the whole row group and keeps the range."""
+
+    group: Piece
+    offset: int  # first row, counted within the row group
+    n_rows: int
+
+    @property
+    def start(self) -> int:
+        return self.group.start + self.offset
+
+    @property
+    def n_bytes(self) -> int:
+        return self.group.n_bytes  # the whole row group is decoded to read a part of it
+
+    @property
+    def name(self) -> str:
+        return self.group.name
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        end, position = self.offset + self.n_rows, 0
+        for batch in self.group.batches(columns, batch_rows):
+            first, last = max(self.offset, position), min(end, position + batch.num_rows)
+            if first < last:
+                yield batch.slice(first - position, last - first)
+            position += batch.num_rows
+            del batch  # see iter_batches
+            if position >= end:
+                return
+
+
+def row_groups_of_rank(source: Source, rank: int, world_size: int) -> tuple[Piece, ...]:
+    """The share of ``source`` one process reads: every ``world_size``-th row group, starting at ``rank``; with
+    fewer row groups than processes, the ``rank``-th of ``world_size`` equal row ranges of every row group.
+
+    Either way the shares of all ranks are disjoint, cover every row once and keep each row's global position,
+    so the split by row hash (``split_of``) gives every row the part one process would give it.
+    """
+    if len(source.row_groups) >= world_size:
+        return source.row_groups[rank::world_size]
+    ranges = []
+    for group in source.row_groups:
+        first, last = group.n_rows * rank // world_size, group.n_rows * (rank + 1) // world_size
+        if last > first:
+            ranges.append(RowRange(group, first, last - first))
+    return tuple(ranges)
 
 
 @dataclass(frozen=True)
@@ -136,7 +202,7 @@ def slice_table(path: Path, table: pa.Table, rows_per_slice: int = READ_ROWS) ->
 
 
 def iter_batches(
-    row_groups: tuple[RowGroup | TableSlice, ...], columns: list[str], batch_rows: int = READ_ROWS
+    row_groups: tuple[Piece, ...], columns: list[str], batch_rows: int = READ_ROWS
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """Record batches of ``columns`` with the global position of each row, row group by row group."""
     for group in row_groups:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
 from glselect.errors import GlselectError
 
 MIN_ROWS = 20  # fewer rows cannot be split into training, validation and test rows
+InMemory = TypeVar("InMemory", bound="InMemoryData")
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,24 @@ class Dataset(Protocol):
     def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> Dataset: ...
 
 
+def require_rows(n_rows: int, min_rows: int = MIN_ROWS) -> None:
+    """Stop a fit on a table with fewer than ``min_rows`` usable rows (too few for training, validation and test
+    rows): the one floor, for a table read whole and for the statistics pass of a stream alike.
+
+    Raises
+    ------
+    GlselectError
+        Naming the rows found and the rows needed.
+    """
+    if n_rows < min_rows:
+        raise GlselectError(f"the table has {n_rows} usable row{'' if n_rows == 1 else 's'}; glselect needs at least {min_rows}")
+
+
 def hash_split(positions: np.ndarray, seed: int, val_fraction: float, test_fraction: float, min_rows: int = MIN_ROWS) -> np.ndarray:
     """``split_of`` for a table whose every row is known: a part left empty by chance on a tiny
     table takes the training row whose hash is nearest to it, so each part has a row.
     ``min_rows``: the fewest rows accepted (the scikit-learn selector goes down to 3, one per part)."""
-    if len(positions) < min_rows:
-        raise GlselectError(f"the table has {len(positions)} usable rows; glselect needs at least {min_rows}")
+    require_rows(len(positions), min_rows)
     parts = split_of(positions, seed, val_fraction, test_fraction)
     u = row_hash(positions, seed)
     for part in (TEST, VAL):
@@ -181,13 +194,15 @@ class InMemoryData:
         return self._rows(rows)
 
     def class_counts(self, rows: RowSet) -> np.ndarray:
-        n_classes = len(self.encoder.target.classes)
-        y = self.y[rows.mask(self.parts, self.positions, self.seed)]
-        return np.bincount(y.astype(np.int64), minlength=n_classes)
+        y = self.y[rows.mask(self.parts, self.positions, self.seed)].astype(np.int64)
+        # rows encoded by the caller name no classes: those present are counted
+        n_classes = len(self.encoder.target.classes) if self.encoder is not None else int(self.y.max(initial=-1)) + 1
+        return np.bincount(y, minlength=n_classes)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
-        for array in (self.X, self.y, self.group_index.group_ids, self.parts):
+        group_ids = () if self.group_index is None else (self.group_index.group_ids,)
+        for array in (self.X, self.y, *group_ids, self.parts):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
@@ -198,9 +213,17 @@ class InMemoryData:
         """Mean and covariance of the encoded columns over ``rows`` (what knockoffs are built from)."""
         return Moments.of(self.X[rows.mask(self.parts, self.positions, self.seed)])
 
-    def with_knockoffs(self, sampler: GaussianKnockoffs, draw: int) -> InMemoryData:
+    def with_knockoffs(self: InMemory, sampler: GaussianKnockoffs, draw: int) -> InMemory:
         """The same rows with their knockoff copies (draw ``draw``) appended as columns: ``[X, X~]``."""
         return dataclasses.replace(self, X=np.hstack([self.X, sampler.draw(self.X, self.positions, draw)]))
+
+
+@dataclass(frozen=True)
+class EncodedTable(InMemoryData):
+    """A table read and encoded here (``data.open.frame_dataset``): it always has its encoder and groups."""
+
+    encoder: Encoder
+    group_index: GroupIndex
 
 
 def frame_positions(table: pd.DataFrame, target: str) -> np.ndarray:

@@ -38,6 +38,19 @@ def split_of(positions: np.ndarray, seed: int, val_fraction: float, test_fractio
 
 
 @dataclass(frozen=True)
+class SplitSettings:
+    """What fixes every row's part: the seed and the validation and test shares (``split_of``)."""
+
+    seed: int
+    val_fraction: float
+    test_fraction: float
+
+    def parts(self, positions: np.ndarray) -> np.ndarray:
+        """``split_of`` the rows at ``positions``."""
+        return split_of(positions, self.seed, self.val_fraction, self.test_fraction)
+
+
+@dataclass(frozen=True)
 class HashSlice:
     """Rows whose salted hash falls in ``[low, high)`` (or outside it, with ``inside=False``)."""
 

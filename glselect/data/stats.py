@@ -25,8 +25,8 @@ import pandas as pd
 import pyarrow as pa
 
 from glselect.data.numeric import Batch, as_series, column_of, float_block, in_blocks, is_plain_numeric, raw_values
-from glselect.data.parquet import READ_ROWS, RowGroup, Source, iter_batches
-from glselect.data.split import TRAIN, VAL, split_of
+from glselect.data.parquet import READ_ROWS, Piece, Source, iter_batches
+from glselect.data.split import TRAIN, VAL, SplitSettings
 from glselect.data.survival import fold_batch
 from glselect.data.target import plain_value
 
@@ -377,8 +377,8 @@ def _update_numeric_block(columns: list[ColumnStats], raws: list[np.ndarray], po
             if not np.all(np.isfinite(present)) or np.any(present != np.round(present)):  # O(n): most columns stop here
                 stats.whole_values = None
             else:
-                whole = np.unique(present)
-                stats._add_whole(whole, len(whole) < len(present))
+                distinct = np.unique(present)
+                stats._add_whole(distinct, len(distinct) < len(present))
 
 
 def _first_of(positions: np.ndarray, rows: np.ndarray, raw: np.ndarray, as_value: Callable[[Any], Any]) -> First:
@@ -509,26 +509,24 @@ def _add_batch(
 
 
 def collect_stats(
-    row_groups: tuple[RowGroup, ...],
-    source: Source,
+    row_groups: tuple[Piece, ...],
     target: str,
     columns: list[str],
     kinds: dict[str, tuple[str, str]],
-    seed: int,
-    val_fraction: float,
-    test_fraction: float,
-    on_batch: Callable[[pa.RecordBatch, np.ndarray, np.ndarray], None] | None = None,
+    split: SplitSettings,
+    *,
+    on_batch: Callable[[Batch, np.ndarray, np.ndarray], None] | None = None,
     event: str | None = None,
 ) -> StreamStats:
-    """``collect_batch_stats`` over Parquet row groups of ``source``, split by the row hash (``split_of``).
+    """``collect_batch_stats`` over Parquet row groups (or ranges of their rows, or table slices), split by the
+    row hash (``split.parts``).
 
     ``on_batch(batch, positions, parts)`` sees each record batch (rows with a target only). ``event``: a
     survival target's event column, folded into the target (time) column as each batch is read.
     """
-    del source  # the row groups know where they are read from; kept so the streaming fit's call stays as it is
     return collect_batch_stats(
         read_batches(row_groups, [*columns, target], event),
-        lambda positions: split_of(positions, seed, val_fraction, test_fraction),
+        split.parts,
         target,
         {name: kinds[name] for name in columns},
         on_batch,
@@ -536,7 +534,7 @@ def collect_stats(
 
 
 def read_batches(
-    row_groups: tuple[RowGroup, ...], columns: list[str], event: str | None = None, batch_rows: int = READ_ROWS
+    row_groups: tuple[Piece, ...], columns: list[str], event: str | None = None, batch_rows: int = READ_ROWS
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
     """``iter_batches`` of ``columns`` (the target last); with a survival ``event`` column, that column is
     read too and folded into the target (``glselect.data.survival``), so the batches look alike for every task."""

@@ -32,13 +32,13 @@ import torch
 
 from glselect import distributed
 from glselect.config import RunConfig
-from glselect.data.encoder import Encoder, build_encoder, check_named_columns, columns_left_out, encode
+from glselect.data.encoder import ColumnRules, Encoder, build_encoder, check_named_columns, columns_left_out, encode
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
 from glselect.data.knockoffs import GaussianKnockoffs, Moments, MomentSums
-from glselect.data.open import require_rows
 from glselect.data.parquet import (
     READ_ROWS,
+    Piece,
     Source,
     available_memory,
     estimated_bytes,
@@ -49,11 +49,11 @@ from glselect.data.parquet import (
 )
 from glselect.data.prefetch import prefetched
 from glselect.data.reading import ReadReport, read_report
-from glselect.data.source import Rows
-from glselect.data.split import TEST, TRAIN, VAL, RowSet, row_hash, split_of
-from glselect.data.stats import collect_stats, column_kinds, read_batches
-from glselect.data.survival import check_survival_columns
-from glselect.data.target import encode_target
+from glselect.data.source import Rows, require_rows
+from glselect.data.split import TEST, TRAIN, VAL, RowSet, SplitSettings, row_hash, split_of
+from glselect.data.stats import StreamStats, collect_stats, column_kinds, read_batches
+from glselect.data.survival import check_survival_columns, survival_columns
+from glselect.data.target import encode_target, target_column, target_not_found
 from glselect.errors import GlselectError
 
 # row groups read side by side and shuffled together in the training stream: up to 4, as many as
@@ -98,7 +98,7 @@ def wants_streaming(config: RunConfig) -> bool:
     if config.stream.stream is False or not table.exists():
         return False
     budget = config.stream.memory_budget or available_memory() // 4
-    return estimated_bytes(open_source(table), config.target) > budget
+    return estimated_bytes(open_source(table), target_column(config)) > budget
 
 
 def choose_batch_size(asked: int | None, n_train: int) -> int:
@@ -137,7 +137,7 @@ class StreamData:
     n_rows_by_part: tuple[int, int, int]
     n_missing_target: int
     source: Source
-    pieces: tuple  # this rank's row groups (or table slices)
+    pieces: tuple[Piece, ...]  # this rank's row groups (or ranges of their rows, or table slices)
     columns: list[str]  # the columns read again after the statistics pass: used features and the target
     seed: int
     val_fraction: float
@@ -164,54 +164,44 @@ class StreamData:
         if is_parquet_dataset(config.table):
             source = open_source(config.table)
         else:  # a CSV under torchrun: every rank reads it and streams its own slices
-            table = read_arrow_table(config.table)
+            table = read_arrow_table(config.table, config.data.sep, config.data.decimal)
             # several slices per rank, so the shuffled epochs mix rows from across the table
             source = slice_table(config.table, table, max(1, min(READ_ROWS, math.ceil(table.num_rows / (8 * context.world_size)))))
-        table_columns = source.columns
+        target, table_columns = target_column(config), source.columns
         if config.is_survival:  # the event column is folded into the time column (the target) as batches are read
-            check_survival_columns(source.columns, config.time, config.event, config.data.features, config.data.drop, str(config.table))
-            table_columns = [name for name in source.columns if name != config.event]
-        if config.target not in source.columns:
-            raise GlselectError(
-                f"target column '{config.target}' is not in '{config.table}'",
-                hint=f"columns are: {', '.join(source.columns[:20])}" + (" ..." if len(source.columns) > 20 else ""),
-            )
-        columns = [name for name in table_columns if name != config.target]
-        left_out = columns_left_out(table_columns, config.target, config.data.features, config.data.drop, str(config.table))
+            time, event = survival_columns(config)
+            check_survival_columns(source.columns, time, event, config.data.features, config.data.drop, str(config.table))
+            table_columns = [name for name in source.columns if name != event]
+        if target not in source.columns:
+            raise target_not_found(target, source.columns, str(config.table))
+        columns = [name for name in table_columns if name != target]
+        left_out = columns_left_out(table_columns, target, config.data.features, config.data.drop, str(config.table))
         check_named_columns(config.data.categorical, table_columns, "--categorical", str(config.table))
-        categorical = frozenset(config.data.categorical)
+        rules = ColumnRules(config.data.max_levels, left_out, frozenset(config.data.categorical))
         pieces = row_groups_of_rank(source, context.rank, context.world_size)
-        if not pieces:
+        if not pieces:  # row groups are shared out by rows when too few: only a table of fewer rows than processes
             raise GlselectError(
-                f"'{config.table}' has {len(source.row_groups)} row groups, fewer than the {context.world_size} processes",
-                hint="launch fewer processes, or write the data with more row groups",
+                f"'{config.table}' has {source.n_rows} rows, fewer than the {context.world_size} processes",
+                hint="launch fewer processes",
             )
-        kinds = column_kinds(source, columns, left_out, categorical)
+        kinds = column_kinds(source, columns, rules.excluded, rules.categorical)
+        split = SplitSettings(config.seed, config.data.val_fraction, config.data.test_fraction)
+        outcome: StreamStats | GlselectError
         try:
-            stats = collect_stats(
-                pieces,
-                source,
-                config.target,
-                columns,
-                kinds,
-                config.seed,
-                config.data.val_fraction,
-                config.data.test_fraction,
-                event=config.event,
-            )
+            outcome = collect_stats(pieces, target, columns, kinds, split, event=config.event)
         except GlselectError as err:
-            stats = err  # every rank must learn of it, or the others would wait for this one forever
-        gathered = distributed.gather_or_raise(stats, context)
-        stats = copy.deepcopy(gathered[0])
+            outcome = err  # every rank must learn of it, or the others would wait for this one forever
+        gathered = distributed.gather_or_raise(outcome, context)
+        stats: StreamStats = copy.deepcopy(gathered[0])
         for other in gathered[1:]:
             stats.merge(other)
         require_rows(sum(stats.n_rows_by_part))
         if min(stats.n_rows_by_part) == 0:
             raise GlselectError("too few rows: no training, validation or test rows were drawn", hint="use a larger table")
-        encoder = build_encoder(stats, source, config.target, config.data.task, config.data.max_levels, left_out, categorical, config.event)
+        encoder = build_encoder(stats, source, target, config.data.task, rules, config.event)
         group_map = read_group_map(config.groups) if config.groups is not None else None
         group_index = build_group_index(
-            encoder.sources, group_map, table_columns=table_columns, target=config.target, map_source=str(config.groups)
+            encoder.sources, group_map, table_columns=table_columns, target=target, map_source=str(config.groups)
         )
         used = [column.name for column in encoder.columns if column.kind != "ignored"]  # ignored columns are never read again
         largest = max(piece.n_bytes for piece in pieces)
@@ -226,11 +216,11 @@ class StreamData:
             group_index=group_index,
             device=device,
             context=context,
-            n_rows_by_part=tuple(stats.n_rows_by_part),
+            n_rows_by_part=(stats.n_rows_by_part[TRAIN], stats.n_rows_by_part[VAL], stats.n_rows_by_part[TEST]),
             n_missing_target=stats.target.n_missing,
             source=source,
             pieces=pieces,
-            columns=[*used, config.target],
+            columns=[*used, target],
             seed=config.seed,
             val_fraction=config.data.val_fraction,
             test_fraction=config.data.test_fraction,

@@ -24,11 +24,25 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from glselect.config import RunConfig
 from glselect.data.names import with_suggestion
+from glselect.data.numeric import Batch
 from glselect.errors import GlselectError
 
-Batch = pa.RecordBatch | pd.DataFrame
 EVENT_HINT = "encode the event as 1 (or True) when it happened at the row's time, 0 (or False) when the row is censored"
+
+
+def survival_columns(config: RunConfig) -> tuple[str, str]:
+    """``(time, event)`` of a survival fit's config.
+
+    Raises
+    ------
+    GlselectError
+        Either is not named (``RunConfig`` refuses that already; the check gives the columns their type).
+    """
+    if config.time is None or config.event is None:
+        raise GlselectError("--task survival needs --time COL (the follow-up time) and --event COL (1 if the event happened)")
+    return config.time, config.event
 
 
 def check_survival_columns(

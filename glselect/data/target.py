@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from glselect.config import RunConfig
 from glselect.data.names import with_suggestion
 from glselect.errors import GlselectError
 
@@ -28,17 +29,32 @@ class TargetEncoding:
         return len(self.classes) if self.task == "multiclass" else 1
 
 
+def target_column(config: RunConfig) -> str:
+    """The column a fit predicts: ``--target``, or with ``--task survival`` the time column (``RunConfig`` sets it).
+
+    Raises
+    ------
+    GlselectError
+        No target is named (``RunConfig`` refuses that already; the check gives the column its type).
+    """
+    if config.target is None:
+        raise GlselectError("--target is required: name the column to predict")
+    return config.target
+
+
+def target_not_found(target: str, columns: list[str], source: str) -> GlselectError:
+    """The error for a target the table lacks: the closest column names first (``did you mean``), then the
+    table's first columns. One message for the in-memory and the streamed fit."""
+    return GlselectError(
+        f"target column '{target}' is not in '{source}'",
+        hint=with_suggestion(f"columns are: {', '.join(columns[:20])}" + (" ..." if len(columns) > 20 else ""), [target], columns),
+    )
+
+
 def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, int]:
     """Rows whose target is missing cannot be learned from: drop them and say how many."""
     if target not in df.columns:
-        raise GlselectError(
-            f"target column '{target}' is not in '{source}'",
-            hint=with_suggestion(
-                f"columns are: {', '.join(map(str, df.columns[:20]))}" + (" ..." if len(df.columns) > 20 else ""),
-                [target],
-                map(str, df.columns),
-            ),
-        )
+        raise target_not_found(target, list(map(str, df.columns)), source)
     missing = df[target].isna().to_numpy()
     kept = df.loc[~missing].reset_index(drop=True)
     kept.attrs = dict(df.attrs)  # the reading notes (``glselect.data.io.reading_notes``) stay with the table

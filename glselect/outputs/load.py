@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from pyarrow import ArrowException
@@ -26,12 +27,78 @@ RESULT_TABLES = ("importances.csv", "groups.csv", "path.csv", "path_norms.parque
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A pruned model read back from an out dir: the network, its encoding and its input names."""
+    """A pruned model read back from an out dir: the network, its encoding and its input names.
+
+    ``predict``, ``predict_proba`` and ``predict_table`` take a raw table (the fitted table's columns, as
+    read: only those the model reads must be present) and encode it as the fit did (``Encoder.transform``).
+    """
 
     model: GroupLassoMLP
     encoder: Encoder
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...]  # the encoded columns the network reads, in its order
     meta: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        return self.encoder.target.task
+
+    def _outputs(self, frame: pd.DataFrame) -> torch.Tensor:
+        """The network's outputs for every row of ``frame`` (float64, shape (n_rows, n_outputs))."""
+        X = torch.from_numpy(self.encoder.transform(frame, self.inputs))
+        with torch.no_grad():
+            return self.model(X).double()
+
+    def _probabilities(self, out: torch.Tensor) -> np.ndarray:
+        if self.task == "binary":
+            positive = torch.sigmoid(out[:, 0]).numpy()
+            return np.stack([1.0 - positive, positive], axis=1)
+        return torch.softmax(out, dim=1).numpy()
+
+    def _predictions(self, out: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions, class probabilities or None) from the network's outputs."""
+        target = self.encoder.target
+        if self.task == "survival":
+            return out[:, 0].numpy(), None
+        if self.task == "regression":
+            return out[:, 0].numpy() * target.scale + target.center, None
+        probabilities = self._probabilities(out)
+        return np.asarray(target.classes, dtype=object)[probabilities.argmax(axis=1)], probabilities
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """One prediction per row of ``frame``, as ``glselect predict`` writes it: the class label
+        (classification), the value in the target's units (regression), or the risk score (survival: the
+        model's log-hazard; higher, the event comes sooner).
+
+        Raises
+        ------
+        GlselectError
+            A column the model reads is missing or has the wrong type.
+        """
+        return self._predictions(self._outputs(frame))[0]
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, shape (n_rows, n_classes), in the order of ``encoder.target.classes``.
+
+        Raises
+        ------
+        GlselectError
+            The model is not a classifier, or a column it reads is missing or has the wrong type.
+        """
+        if self.task not in ("binary", "multiclass"):
+            raise GlselectError(f"predict_proba needs a classification model; this one was fitted for {self.task}")
+        return self._probabilities(self._outputs(frame))
+
+    def predict_table(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The table ``glselect predict`` writes, indexed like ``frame``: ``risk_score`` (survival), ``prediction``
+        (regression), or ``prediction`` and one ``probability_<label>`` column per class (classification)."""
+        predictions, probabilities = self._predictions(self._outputs(frame))
+        if self.task == "survival":
+            return pd.DataFrame({"risk_score": predictions}, index=frame.index)
+        table = pd.DataFrame({"prediction": predictions}, index=frame.index)
+        if probabilities is not None:
+            for index, label in enumerate(self.encoder.target.classes):
+                table[f"probability_{label}"] = probabilities[:, index]
+        return table
 
 
 def load_model(out_dir: str | Path) -> LoadedModel:

@@ -158,7 +158,7 @@ def test_header_only_file(tmp_path):
 def test_malformed_csv_names_the_problem(tmp_path):
     path = tmp_path / "data.csv"
     path.write_text("a,b,y\n1,2,3\n1,2\n")
-    assert_user_error(invoke("fit", path, "-t", "y"), f"cannot read table '{path}': CSV parse error: Expected 3 columns, got 2: 1,2")
+    assert_user_error(invoke("fit", path, "-t", "y"), f"cannot read table '{path}': line 3 has 2 fields but the header has 3")
 
 
 def test_duplicate_column_names(tmp_path):

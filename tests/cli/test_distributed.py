@@ -73,6 +73,23 @@ def test_two_torchrun_processes_select_what_one_process_selects(tmp_path: Path) 
 
 
 @pytest.mark.slow
+def test_torchrun_shares_a_single_row_group_by_rows(tmp_path: Path) -> None:
+    """A Parquet file of one row group (what pandas writes for any table up to about a million rows): each
+    rank reads its own range of the group's rows, and the ranks select what one process selects."""
+    data = write_parquet(strong_linear_table(2000), tmp_path / "data.parquet", row_group_size=1 << 20)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    multi = _glselect(torchrun, [str(data), "--target", "y", "--out", str(tmp_path / "multi")], tmp_path)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    single = _glselect([sys.executable], [str(data), "--target", "y", "--stream", "--out", str(tmp_path / "single")], tmp_path)
+    assert single.returncode == 0, single.stderr[-3000:]
+    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    assert multi_summary["streaming"]["processes"] == 2 and multi_summary["streaming"]["row_groups"] == 1
+    # the hashed split gives every row the part one process gives it
+    assert multi_summary["sizes"] == single_summary["sizes"]
+    assert multi_summary["selected_features"] == single_summary["selected_features"] == ["a", "b", "c"]
+
+
+@pytest.mark.slow
 def test_torchrun_on_a_csv_selects_what_one_process_selects(tmp_path: Path) -> None:
     """Any table the single-process command accepts works under torchrun: every rank reads the CSV
     and trains on its share of the rows; the same selection options as in memory apply."""

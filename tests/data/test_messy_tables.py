@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from glselect._synthetic import make_mixed_table
-from glselect.data.encoder import encode_features, fit_encoder
+from glselect.data.encoder import ColumnRules, encode_features, fit_encoder
 
 
 def kinds(df: pd.DataFrame, **options) -> dict[str, tuple[str, str]]:
-    encoder = fit_encoder(df, "y", **options)
+    encoder = fit_encoder(df, "y", rules=ColumnRules(**options))
     return {column.name: (column.kind, column.reason) for column in encoder.columns}
 
 

@@ -14,11 +14,13 @@ import pytest
 import torch
 
 from glselect import distributed
-from glselect.config import RunConfig, StreamConfig
-from glselect.data.encoder import fit_encoder
+from glselect.config import DataConfig, RunConfig, StreamConfig
+from glselect.data.encoder import ColumnRules, fit_encoder
 from glselect.data.io import read_table
+from glselect.data.source import require_rows
 from glselect.data.stream import StreamData, choose_batch_size, few_steps_warning
 from glselect.errors import GlselectError
+from glselect.options import parse_separator
 from tests.conftest import numbers_table, report_table
 
 # ----- numbers written as text -----------------------------------------------------------------------------
@@ -53,7 +55,7 @@ def test_numbers_mixed_with_text_are_refused_by_name():
         fit_encoder(df, "y")
     assert "--categorical 'a'" in raised.value.hint
     # the same column as categories is what the user asked for
-    assert fit_encoder(df, "y", categorical=frozenset({"a"})).columns[0].kind == "categorical"
+    assert fit_encoder(df, "y", rules=ColumnRules(categorical=frozenset({"a"}))).columns[0].kind == "categorical"
 
 
 def test_a_few_number_labels_beside_text_labels_stay_categories():
@@ -107,12 +109,84 @@ def test_a_semicolon_separated_csv_gets_a_delimiter_hint(tmp_path):
     numbers_table(30).to_csv(path, index=False, sep=";")
     with pytest.raises(GlselectError, match=r"^table '.*semi.csv' was read as a single column named 'a;b;c;y'$") as raised:
         read_table(path)
-    assert "separated by semicolons" in raised.value.hint and "sep=';'" in raised.value.hint
+    assert raised.value.hint == (
+        "the header looks separated by semicolons: pass --sep ';' (and --decimal ',' if numbers are written with decimal commas)"
+    )
     # with decimal commas the rows split into more fields than the header: the same hint
     path.write_text("a;b;y\n1,5;2;3\n2,5;3;4\n")
     with pytest.raises(GlselectError, match="cannot read table") as raised:
         read_table(path)
-    assert "separated by semicolons" in raised.value.hint and "decimal=','" in raised.value.hint
+    assert raised.value.hint.startswith("the header looks separated by semicolons: pass --sep ';' (and --decimal ','")
+    # a comma-separated file read with --sep ';' names the commas
+    numbers_table(30).to_csv(path, index=False)
+    with pytest.raises(GlselectError, match="read as a single column") as raised:
+        read_table(path, sep=";")
+    assert raised.value.hint == "the header looks separated by commas: pass --sep ','"
+
+
+def semicolon_decimal_comma_csv(path: Path, n: int = 300) -> pd.DataFrame:
+    """``numbers_table`` as a German or French spreadsheet saves it: ';' between fields, ',' as the decimal mark,
+    and a quoted column with '.' between thousands ("5.125,73")."""
+    df = numbers_table(n)
+    df["big"] = (df["c"] * 3000 + 5000).round(2)
+
+    def comma(value: float) -> str:
+        return f"{value:.6f}".replace(".", ",")
+
+    def thousands(value: float) -> str:
+        return '"' + f"{value:,.2f}".translate(str.maketrans(",.", ".,")) + '"'
+
+    rows = [";".join([*map(comma, row[:-1]), thousands(row[-1])]) for row in df.itertuples(index=False)]
+    path.write_text("\n".join([";".join(df.columns), *rows]) + "\n")
+    return df
+
+
+def test_sep_and_decimal_read_a_semicolon_file_with_decimal_commas(tmp_path):
+    path = tmp_path / "de.csv"
+    df = semicolon_decimal_comma_csv(path)
+    table = read_table(path, sep=";", decimal=",")
+    assert list(table.columns) == ["a", "b", "c", "y", "big"]
+    assert all(table[name].dtype == np.float64 for name in table.columns)
+    np.testing.assert_allclose(table[["a", "b", "c", "y"]], df[["a", "b", "c", "y"]], atol=1e-6)
+    np.testing.assert_allclose(table["big"], df["big"].round(2), atol=1e-9)
+    # a fit's opener honours the options, in memory and streamed (as every torchrun rank reads a CSV)
+    from glselect.data.open import open_dataset
+
+    config = RunConfig(table=path, target="y", data=DataConfig(sep=";", decimal=","), out=tmp_path / "out")
+    in_memory = open_dataset(config, torch.device("cpu"), distributed.SINGLE)
+    streamed = StreamData.open(config, torch.device("cpu"), distributed.SINGLE)
+    for data in (in_memory, streamed):
+        assert {column.name: column.kind for column in data.encoder.columns} == dict.fromkeys(["a", "b", "c", "big"], "numeric")
+    assert streamed.n_rows_by_part == in_memory.n_rows_by_part
+
+
+def test_a_tab_and_a_decimal_mark_that_is_the_separator():
+    assert parse_separator("\\t") == parse_separator("tab") == "\t"
+    assert DataConfig(sep="\t", decimal=",").decimal == ","
+    with pytest.raises(GlselectError, match="the decimal mark ',' cannot also be the field separator"):
+        DataConfig(sep=",", decimal=",")
+    with pytest.raises(GlselectError, match="sep must be one character"):
+        DataConfig(sep=";;")
+
+
+def test_a_ragged_csv_line_is_named_by_its_number(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text('a,b,y\n1,2,3\n"x\ny",5,6\n\n4,5\n6,7,8\n')  # a quoted value over two lines, a blank line
+    with pytest.raises(GlselectError) as raised:
+        read_table(path)
+    assert str(raised.value) == f"cannot read table '{path}': line 6 has 2 fields but the header has 3"
+    assert raised.value.hint == (
+        "give every line one value per column (an empty one for a missing cell), and quote values that hold the separator ','"
+    )
+
+
+def test_one_usable_row_is_one_row():
+    with pytest.raises(GlselectError) as raised:
+        require_rows(1)
+    assert str(raised.value) == "the table has 1 usable row; glselect needs at least 20"
+    with pytest.raises(GlselectError) as raised:
+        require_rows(2, 3)
+    assert str(raised.value) == "the table has 2 usable rows; glselect needs at least 3"
 
 
 # ----- streaming: enough optimiser steps ----------------------------------------------------------------------

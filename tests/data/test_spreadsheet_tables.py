@@ -68,6 +68,14 @@ def test_a_misspelt_target_suggests_the_right_name(tmp_path):
     assert_user_error(result, f"target column 'Y' is not in '{path}'", f"did you mean 'y'? columns are: {columns} ...")
 
 
+def test_a_misspelt_target_of_a_streamed_fit_suggests_the_right_name(tmp_path):
+    path = tmp_path / "t.parquet"
+    wide_table().to_parquet(path, index=False)
+    result = invoke("fit", path, "--target", "Y", "--stream", "--out", tmp_path / "out", *FAST)
+    columns = ", ".join([f"f{i}" for i in range(20)])
+    assert_user_error(result, f"target column 'Y' is not in '{path}'", f"did you mean 'y'? columns are: {columns} ...")
+
+
 def test_a_misspelt_drop_suggests_the_right_name(tmp_path):
     path = tmp_path / "t.csv"
     wide_table().to_csv(path, index=False)

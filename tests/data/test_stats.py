@@ -15,10 +15,10 @@ import pytest
 
 from glselect.data import encoder as encoder_module
 from glselect.data import stats as stats_module
-from glselect.data.encoder import Encoder, build_encoder, build_encoder_from_stats, fit_encoder
+from glselect.data.encoder import ColumnRules, Encoder, build_encoder, build_encoder_from_stats, fit_encoder
 from glselect.data.io import read_table
 from glselect.data.parquet import open_source, row_groups_of_rank
-from glselect.data.split import TRAIN, split_of
+from glselect.data.split import TRAIN, SplitSettings, split_of
 from glselect.data.stats import Moments, collect_batch_stats, collect_stats, column_kinds, frame_kinds, training_part
 from glselect.errors import GlselectError
 from tests.conftest import assert_same_encoder
@@ -62,10 +62,10 @@ def write_parquet(df: pd.DataFrame, path: Path, row_group_size: int = 150) -> Pa
     return path
 
 
-def in_memory(path: Path, **options) -> Encoder:
+def in_memory(path: Path, categorical: frozenset[str] = frozenset()) -> Encoder:
     frame = read_table(path)
     train_rows = np.flatnonzero(split_of(np.arange(len(frame)), SEED, VAL_FRACTION, TEST_FRACTION) == TRAIN)
-    return fit_encoder(frame, "y", fit_rows=train_rows, **options)
+    return fit_encoder(frame, "y", fit_rows=train_rows, rules=ColumnRules(categorical=categorical))
 
 
 def streamed(path: Path, n_ranks: int = 1, categorical: frozenset[str] = frozenset()) -> Encoder:
@@ -74,13 +74,21 @@ def streamed(path: Path, n_ranks: int = 1, categorical: frozenset[str] = frozens
     columns = [name for name in source.columns if name != "y"]
     kinds = column_kinds(source, columns, frozenset(), categorical)
     per_rank = [
-        collect_stats(row_groups_of_rank(source, rank, n_ranks), source, "y", columns, kinds, SEED, VAL_FRACTION, TEST_FRACTION)
+        collect_stats(row_groups_of_rank(source, rank, n_ranks), "y", columns, kinds, SplitSettings(SEED, VAL_FRACTION, TEST_FRACTION))
         for rank in range(n_ranks)
     ]
     merged = copy.deepcopy(per_rank[0])
     for other in per_rank[1:]:
         merged.merge(other)
-    return build_encoder(merged, source, "y", None, 20, frozenset(), categorical)
+    return build_encoder(merged, source, "y", None, ColumnRules(categorical=categorical))
+
+
+def one_row_group(path: Path) -> Path:
+    """The table at ``path`` rewritten as one row group (as pandas writes any table up to about a million rows)."""
+    whole = path.with_name(f"whole-{path.name}")
+    pq.write_table(pq.read_table(path), whole, row_group_size=1 << 20)
+    assert pq.ParquetFile(whole).num_row_groups == 1
+    return whole
 
 
 def arrow_slices(path: Path, rows_per_slice: int, categorical: frozenset[str] = frozenset()) -> Encoder:
@@ -101,6 +109,7 @@ def arrow_slices(path: Path, rows_per_slice: int, categorical: frozenset[str] = 
     [
         pytest.param(lambda path, forced: streamed(path, 1, forced), id="row groups"),
         pytest.param(lambda path, forced: streamed(path, 2, forced), id="two ranks merged"),
+        pytest.param(lambda path, forced: streamed(one_row_group(path), 3, forced), id="one row group over three ranks"),
         pytest.param(lambda path, forced: arrow_slices(path, 100, forced), id="arrow slices"),
     ],
 )

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from glselect._synthetic import make_mixed_table
-from glselect.data.encoder import build_encoder, fit_encoder
-from glselect.data.parquet import open_source, row_groups_of_rank
-from glselect.data.split import TEST, TRAIN, VAL, split_of
+from glselect.data.encoder import ColumnRules, build_encoder, fit_encoder
+from glselect.data.parquet import iter_batches, open_source, row_groups_of_rank
+from glselect.data.split import TEST, TRAIN, VAL, SplitSettings, split_of
 from glselect.data.stats import collect_stats, column_kinds
 from glselect.errors import GlselectError
 from glselect.options import parse_size
@@ -44,6 +44,23 @@ def test_row_groups_are_shared_between_ranks_without_overlap(tmp_path: Path) -> 
     assert sorted(g.start for share in shares for g in share) == starts
 
 
+def test_a_row_group_is_shared_by_rows_when_there_are_fewer_row_groups_than_ranks(tmp_path: Path) -> None:
+    table = strong_linear_table(1001)
+    path = write_parquet(table, tmp_path / "one.parquet", row_group_size=1 << 20)
+    source = open_source(path)
+    assert len(source.row_groups) == 1
+    for n_ranks in (2, 3):
+        shares = [row_groups_of_rank(source, rank, n_ranks) for rank in range(n_ranks)]
+        read = [(batch.to_pandas(), positions) for share in shares for batch, positions in iter_batches(share, ["a", "y"], batch_rows=64)]
+        positions = np.concatenate([positions for _, positions in read])
+        # every row once, in order, at its own position (so the hashed split gives it the part one process gives it)
+        np.testing.assert_array_equal(positions, np.arange(1001))
+        np.testing.assert_array_equal(pd.concat([frame for frame, _ in read])["a"].to_numpy(), table["a"].to_numpy())
+        assert [sum(piece.n_rows for piece in share) for share in shares] == [
+            1001 * (rank + 1) // n_ranks - 1001 * rank // n_ranks for rank in range(n_ranks)
+        ]
+
+
 def test_streamed_encoding_statistics_match_the_in_memory_encoder(tmp_path: Path) -> None:
     table = make_mixed_table(1500, seed=2)
     # a numeric code forced to categories: its labels must be spelt as the encoder spells them ("2.0")
@@ -53,12 +70,12 @@ def test_streamed_encoding_statistics_match_the_in_memory_encoder(tmp_path: Path
     columns = [name for name in source.columns if name != "y"]
     forced = frozenset({"code"})
     kinds = column_kinds(source, columns, frozenset(), forced)
-    stats = collect_stats(source.row_groups, source, "y", columns, kinds, seed=5, val_fraction=0.2, test_fraction=0.2)
-    streamed = build_encoder(stats, source, "y", None, 20, frozenset(), forced)
+    stats = collect_stats(source.row_groups, "y", columns, kinds, SplitSettings(seed=5, val_fraction=0.2, test_fraction=0.2))
+    streamed = build_encoder(stats, source, "y", None, ColumnRules(categorical=forced))
 
     frame = pd.read_parquet(path)
     train_rows = np.flatnonzero(split_of(np.arange(len(frame)), 5, 0.2, 0.2) == TRAIN)
-    in_memory = fit_encoder(frame, "y", fit_rows=train_rows, max_levels=20, categorical=forced)
+    in_memory = fit_encoder(frame, "y", fit_rows=train_rows, rules=ColumnRules(max_levels=20, categorical=forced))
     assert streamed.target.task == in_memory.target.task == "regression"
     assert streamed.target.center == pytest.approx(in_memory.target.center, rel=1e-9)
     assert streamed.target.scale == pytest.approx(in_memory.target.scale, rel=1e-9)
