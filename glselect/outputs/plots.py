@@ -221,7 +221,8 @@ def plot_path(results: Results, top: int = 8) -> Figure:
     matplotlib.figure.Figure
         12 x 4.5 inches, on an Agg canvas (not registered with pyplot). Left: each group's norm
         against lambda, with the chosen lambda dashed. Right: the relaxed validation loss ±1 SE
-        against the number of groups selected, the chosen step starred.
+        against the number of groups selected, the chosen step starred (a symlog axis when the
+        path starts with more than ``WIDE_PATH`` groups).
 
     Raises
     ------

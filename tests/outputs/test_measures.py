@@ -13,13 +13,13 @@ CHEAP = ["--hidden", "0", "--max-steps", "6", "--max-iters-per-lambda", "30", "-
 
 
 @pytest.fixture(scope="module")
-def no_permutation(tmp_path_factory) -> tuple[Path, str]:
-    """(out dir, printed output) of a fit with ``--permutation-repeats 0``."""
+def no_permutation(tmp_path_factory) -> tuple[Path, str, str]:
+    """(out dir, stdout, stderr) of a fit with ``--permutation-repeats 0``."""
     folder = tmp_path_factory.mktemp("repeats0")
     make_linear_table().to_csv(folder / "data.csv", index=False)
     result = invoke("fit", folder / "data.csv", "--target", "y", "--out", folder / "out", "--permutation-repeats", "0", *CHEAP)
     assert result.exit_code == 0, result.output
-    return folder / "out", result.stdout
+    return folder / "out", result.stdout, result.stderr
 
 
 @pytest.mark.parametrize("name", ["importances.csv", "groups.csv"])
@@ -45,3 +45,9 @@ def test_zero_repeats_run_no_permutation_stage(tmp_path):
     config = RunConfig(table=tmp_path / "t.csv", target="y", importance=ImportanceConfig(permutation_repeats=0))
     assert "permutation" not in resolve(config).names
     assert "permutation" in resolve(RunConfig(table=tmp_path / "t.csv", target="y")).names
+
+
+def test_a_path_that_stopped_early_is_warned_about_once(no_permutation):
+    # --max-steps 6 stops the path with groups still in: fit prints the report's fit_warnings, each once
+    stderr = no_permutation[2]
+    assert stderr.count("warning: the path stopped after 6 lambdas with groups still non-zero") == 1, stderr
