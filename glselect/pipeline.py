@@ -32,7 +32,7 @@ from glselect.errors import GlselectError
 from glselect.model.datafits import DATAFITS, evaluate, make_datafit
 from glselect.model.metrics import balanced_class_weights
 from glselect.outputs.artifacts import model_document, path_tables
-from glselect.outputs.files import write_artifacts
+from glselect.outputs.files import PathTables, SavedModel, write_artifacts
 from glselect.outputs.outdir import OutDirLock, check_out_dir
 from glselect.outputs.summary import SummaryFacts, summary_document
 from glselect.path.checkpoint import Checkpointer, PathState, checkpoint_dir, fingerprint, load_checkpoint
@@ -183,10 +183,8 @@ def save_result(result: FitResult, out_dir: Path, *, force: bool = False, protec
         out_dir,
         summary=result.summary,
         importances=result.importances,
-        path_scalars=result.path_scalars,
-        path_norms=result.path_norms,
-        model=result.selection.model,
-        model_meta=result.model_meta,
+        path=PathTables(result.path_scalars, result.path_norms),
+        model=SavedModel(result.selection.model, result.model_meta),
         force=force,
         protected=protected,
     )

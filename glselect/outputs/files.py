@@ -152,15 +152,31 @@ def write_files(out_dir: Path, values: Mapping[str, Any], *, force: bool, protec
     return [out_dir / name for name in ARTIFACT_FILES]
 
 
+@dataclass(frozen=True)
+class PathTables:
+    """The path as the out dir keeps it: ``steps`` (``path.csv``, one row per lambda) and ``norms``
+    (``path_norms.parquet``: step, group, norm; non-zero norms only). ``outputs.artifacts.path_tables`` builds both."""
+
+    steps: pd.DataFrame
+    norms: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """The pruned model as the out dir keeps it: its weights (``model.safetensors``) and the
+    description that rebuilds it (``model.json``, from ``outputs.artifacts.model_document``)."""
+
+    network: GroupLassoMLP
+    meta: dict[str, Any]
+
+
 def write_artifacts(
     out_dir: Path,
     *,
     summary: dict[str, Any],
     importances: Importances,
-    path_scalars: pd.DataFrame,
-    path_norms: pd.DataFrame,
-    model: GroupLassoMLP,
-    model_meta: dict[str, Any],
+    path: PathTables,
+    model: SavedModel,
     force: bool,
     protected: tuple[Path, ...] = (),
 ) -> list[Path]:
@@ -175,9 +191,9 @@ def write_artifacts(
         "summary.json": summary,
         "importances.csv": importances.features,
         "groups.csv": importances.groups,
-        "path.csv": path_scalars,
-        "path_norms.parquet": path_norms,
-        "model.json": model_meta,
-        "model.safetensors": model_tensors(model),
+        "path.csv": path.steps,
+        "path_norms.parquet": path.norms,
+        "model.json": model.meta,
+        "model.safetensors": model_tensors(model.network),
     }
     return write_files(out_dir, values, force=force, protected=protected)

@@ -11,7 +11,15 @@ import math
 from typing import Any
 
 from glselect.outputs.load import Results
-from glselect.outputs.report import MEASURE_COLUMNS
+from glselect.outputs.report import MEASURE_COLUMNS, as_object, run_warnings
+
+# the parts of summary.json's timings, in the order the fit spends them
+TIMED_PARTS = (
+    ("reading", "read_seconds"),
+    ("path", "path_seconds"),
+    ("choosing and refitting", "cv_and_refit_seconds"),
+    ("importance", "importance_seconds"),
+)
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 1500px; color: #222; padding: 0 1em; }
@@ -54,8 +62,8 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
     """The facts a reader needs to judge and repeat the run, by topic. Out dirs written before a
     fact was recorded lack it: it reads n/a."""
     sizes, config = summary["sizes"], summary["config"]
-    path = summary.get("path") if isinstance(summary.get("path"), dict) else {}
-    versions = summary.get("versions") or {}
+    path = as_object(summary.get("path"))
+    versions = as_object(summary.get("versions"))
     kinds: dict[str, int] = {}
     ignored = []
     for name, column in summary["columns"].items():
@@ -67,7 +75,7 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
     table_rows = rows + dropped if isinstance(rows, int) and isinstance(dropped, int) else rows
     targets = [summary["target"]] + ([summary["event"]] if summary.get("event") else [])
     n_scored = (summary.get("streaming") or {}).get("test_rows_scored", sizes["test_rows"])
-    hidden = config.get("model", {}).get("hidden") if isinstance(config.get("model"), dict) else None
+    hidden = as_object(config.get("model")).get("hidden")
     return {
         "Data": [
             ["data path", config.get("table", "n/a")],
@@ -102,6 +110,9 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
                 f"{len(summary['selected_groups'])} of {sizes['groups']} groups",
             ],
             ["selected columns", ", ".join(summary["selected_features"]) or "none"],
+            ["left out by confirmation", _names(summary.get("unconfirmed_groups"))],
+            ["added by all-relevant rounds", _rounds(summary)],
+            ["interacting pairs (given units before the dense fit)", _pairs(summary.get("interacting_pairs"))],
             [
                 "path steps",
                 f"{fmt(path.get('n_steps'))} ({fmt(path.get('n_unconverged_steps'))} did not converge; "
@@ -111,7 +122,7 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
         "Reproduce": [
             ["seed", fmt(summary.get("seed"))],
             ["versions", ", ".join(f"{name} {version}" for name, version in versions.items()) or "n/a"],
-            ["time taken", _seconds((summary.get("timings") or {}).get("total_seconds"))],
+            ["fit time (wall clock)", fit_time(summary.get("timings"))],
         ],
     }
 
@@ -122,6 +133,56 @@ def fmt_list(values: Any) -> str:
 
 def _seconds(value: Any) -> str:
     return f"{value:.1f} s" if isinstance(value, (int, float)) and not isinstance(value, bool) else "n/a"
+
+
+def fit_time(timings: Any) -> str:
+    """summary.json's ``timings.total_seconds`` and what it covers: from opening the table to the
+    ranked result, split into the fit's parts; not starting Python, loading torch or writing the out dir."""
+    timings = as_object(timings)
+    total = _seconds(timings.get("total_seconds"))
+    if total == "n/a":
+        return total
+    spent = ", ".join(f"{name} {_seconds(timings.get(key))}" for name, key in TIMED_PARTS if key in timings)
+    return (
+        f"{total} from opening the table to the ranked result ({spent}); starting Python, loading torch and writing the out dir come on top"
+    )
+
+
+def _names(values: Any) -> str:
+    if not isinstance(values, list):
+        return "n/a"
+    return ", ".join(map(str, values)) or "none"
+
+
+def _rounds(summary: dict[str, Any]) -> str:
+    """The groups each all-relevant round added (select/relevant.py); the field is absent when the rounds did not run."""
+    if "all_relevant_rounds" not in summary:
+        return "not run (--goal minimal, --fdr or --max-features)"
+    rounds = summary["all_relevant_rounds"]
+    if not isinstance(rounds, list):
+        return "n/a"
+    return "; ".join(f"round {k}: {_names(names)}" for k, names in enumerate(rounds, start=1)) or "none"
+
+
+def _pairs(pairs: Any) -> str:
+    """The column pairs the interaction screen gave hidden units to (path/interactions.py), strongest first."""
+    if not isinstance(pairs, list):
+        return "n/a"
+    shown = []
+    for pair in pairs:
+        columns = as_object(pair).get("columns")
+        if isinstance(columns, list) and len(columns) == 2:
+            shown.append(f"{columns[0]} × {columns[1]} (t {fmt(as_object(pair).get('t'))})")
+    return ", ".join(shown) or "none"
+
+
+def warnings_list(summary: dict[str, Any]) -> str:
+    """The warnings ``fit`` printed, as a list (one item each); a line saying there were none otherwise."""
+    warnings = run_warnings(summary)
+    if not warnings:
+        return '<p id="warnings">none</p>'
+    items = "".join(f"<li>{html.escape(line)}</li>\n" for line in warnings)
+    return f'<ul id="warnings">\n{items}</ul>'
 
 
 def render_report(results: Results, path_png: str, importance_svg: str) -> str:
@@ -152,6 +213,8 @@ def render_report(results: Results, path_png: str, importance_svg: str) -> str:
 <title>glselect report: {target}</title>
 <style>{STYLE}</style></head><body>
 <h1>glselect report: {target}</h1>
+<h2>Warnings</h2>
+{warnings_list(summary)}
 <h2>The run</h2>
 <div class="facts">{facts}</div>
 <details><summary>every resolved setting</summary>{settings}</details>

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 FIGSIZE = (12.0, 4.5)  # inches; at DPI this is 1440 x 540 pixels
 DPI = 120
 MAX_LABEL = 28  # longer group names are cut in the legend so it never covers the plot
+# a path that starts with more groups than this gets a symlog "groups selected" axis (linear up to
+# one group, logarithmic beyond): on a linear axis from 0 to thousands, the few-group steps where
+# the choice is made are crushed against the left edge
+WIDE_PATH = 50
 
 
 def _label(text: Any) -> str:
@@ -88,10 +92,11 @@ def _draw_norms(ax: Any, results: Results, top: int) -> None:
         # mid grey and a visible width, so the groups that leave early (noise, mostly) can be seen
         x, y = stairs(lambdas, values[:, is_other])
         segments = np.stack([np.broadcast_to(x, y.T.shape), y.T], axis=-1)
-        ax.add_collection(LineCollection(segments, colors="0.55", linewidths=1.0, zorder=1, gid="path-other-groups"))
+        ax.add_collection(LineCollection(list(segments), colors="0.55", linewidths=1.0, zorder=1, gid="path-other-groups"))
         ends = np.flatnonzero(is_other)
         ax.scatter(lambdas[last[ends]], values[last[ends], ends], s=9, color="0.45", zorder=2, gid="path-other-exits")
-    colours = colormaps["tab10" if len(named) <= 10 else "tab20"].colors
+    palette = colormaps["tab10" if len(named) <= 10 else "tab20"]
+    colours = [palette(k) for k in range(palette.N)]
     handles, labels = [], []
     for i, group in enumerate(named):
         j = norms.columns.get_loc(group)
@@ -175,12 +180,30 @@ def _draw_losses(ax: Any, results: Results) -> None:
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=12))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(left=-0.5)  # from the empty model, even when the path stopped before reaching it
-    ax.set_xlabel("groups selected")
+    most = results.path["n_selected"].max()
+    if most > WIDE_PATH:
+        _symlog_counts(ax, int(most))
+        ax.set_xlabel("groups selected (log scale above 1)")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("groups selected")
     ax.set_ylabel("held-out loss (relaxed refit)")
     ax.set_title("validation loss along the path", fontsize=10)
     ax.legend(fontsize=8, loc="best")
+
+
+def _symlog_counts(ax: Any, most: int) -> None:
+    """A symlog x axis for counts 0..``most``: linear from 0 to 1, logarithmic beyond, ticked at
+    1, 2, 5 per decade as plain numbers."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+    ticks = [0.0] + [m * 10.0**e for e in range(len(str(most)) + 1) for m in (1, 2, 5) if m * 10**e <= most * 1.5]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    ax.set_xlim(-0.5, most * 1.3)
 
 
 def plot_path(results: Results, top: int = 8) -> Figure:
@@ -198,7 +221,8 @@ def plot_path(results: Results, top: int = 8) -> Figure:
     matplotlib.figure.Figure
         12 x 4.5 inches, on an Agg canvas (not registered with pyplot). Left: each group's norm
         against lambda, with the chosen lambda dashed. Right: the relaxed validation loss ±1 SE
-        against the number of groups selected, the chosen step starred.
+        against the number of groups selected, the chosen step starred (a symlog axis when the
+        path starts with more than ``WIDE_PATH`` groups).
 
     Raises
     ------
@@ -249,8 +273,21 @@ def importance_panels(results: Results) -> list[tuple[str, str, np.ndarray, np.n
     return panels
 
 
+def charted_rows(results: Results) -> np.ndarray:
+    """The rows of ``results.features`` (in rank order) the importance chart may show: the columns
+    the pruned model reads, and any other with a non-zero value in one of ``importance_panels``.
+
+    A column the model does not read has a permutation importance of exactly 0: its empty bar says
+    nothing, and a chart of mostly empty bars hides the few that matter.
+    """
+    values = np.stack([np.nan_to_num(values) for _, _, values, _ in importance_panels(results)])
+    read = results.features["selected"].to_numpy(dtype=bool)
+    return np.flatnonzero(read | (values != 0).any(axis=0))
+
+
 def plot_importance(results: Results, top: int = 20) -> Figure:
-    """Horizontal bars of the ``top`` ranked columns, one panel per measure in ``importance_panels``.
+    """Horizontal bars of the first ``top`` columns ``charted_rows`` picks, one panel per
+    measure in ``importance_panels``.
 
     Selected columns are blue, the others grey; error bars show each measure's spread. Artists
     carry ids (``importance-bar-<key>-<row>``, ``importance-spread-<key>``) that the HTML report's SVG keeps.
@@ -263,20 +300,22 @@ def plot_importance(results: Results, top: int = 20) -> Figure:
     if top < 0:
         raise GlselectError(f"top must be 0 or more, got {top}")
     panels = importance_panels(results)
-    n_shown = min(top, len(results.features))
+    candidates = charted_rows(results)
+    charted = candidates[:top]
+    n_shown = len(charted)
     fig = _new_figure()
     fig.set_size_inches(4.0 + 4.0 * len(panels), 1.2 + 0.28 * max(n_shown, 3))
     axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
-    names = [_label(name) for name in results.features["feature"].head(n_shown)]
-    selected = results.features["selected"].head(n_shown).to_numpy(dtype=bool)
+    names = [_label(name) for name in results.features["feature"].to_numpy()[charted]]
+    selected = results.features["selected"].to_numpy(dtype=bool)[charted]
     colours = np.where(selected, "tab:blue", "0.6")
     rows = np.arange(n_shown)
     for ax, (key, title, values, spread) in zip(axes, panels):
-        shown = np.nan_to_num(values[:n_shown])
+        shown = np.nan_to_num(values[charted])
         for i, bar in enumerate(ax.barh(rows, shown, color=colours, height=0.7)):
             bar.set_gid(f"importance-bar-{key}-{i}")
         if spread is not None:
-            errors = ax.errorbar(shown, rows, xerr=spread[:n_shown], fmt="none", ecolor="black", elinewidth=1, capsize=2)
+            errors = ax.errorbar(shown, rows, xerr=spread[charted], fmt="none", ecolor="black", elinewidth=1, capsize=2)
             errors.lines[2][0].set_gid(f"importance-spread-{key}")
         if key == "stability" and isinstance(results.summary.get("stability"), dict):
             ax.axvline(results.summary["stability"].get("threshold", 0.0), color="tab:red", ls="--", lw=1)
@@ -285,7 +324,13 @@ def plot_importance(results: Results, top: int = 20) -> Figure:
         ax.grid(axis="x", color="0.9", zorder=0)
     axes[0].set_yticks(rows, names, fontsize=8)
     axes[0].invert_yaxis()  # rank 1 on top
-    fig.suptitle(f"top {n_shown} of {len(results.features)} columns (blue: selected)", fontsize=10)
+    if not n_shown:
+        axes[0].text(0.5, 0.5, "the pruned model reads no column", transform=axes[0].transAxes, ha="center", color="0.4")
+    capped = f" (the first {n_shown} of {len(candidates)})" if len(candidates) > n_shown else ""
+    fig.suptitle(
+        f"{n_shown} of {len(results.features)} columns{capped}: those the pruned model reads (blue) or with a non-zero measure (grey)",
+        fontsize=10,
+    )
     return fig
 
 

@@ -14,6 +14,11 @@ from rich.table import Table
 from glselect.text import plural
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: a summary field may be null (not computed)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _fmt(value: float | None) -> str:
     # NaN (e.g. R^2 of a constant) and null (summary.json's NaN, e.g. the AUC of one class) print as n/a
     return f"{value:.4g}" if isinstance(value, (int, float)) and value == value else "n/a"
@@ -84,6 +89,39 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
         f"held-out test rows ({n_scored}), dense → pruned: {pairs}",
     ]
     return lines + [line for line in (describe(summary) for describe in SUMMARY_LINES) if line]
+
+
+def fit_warnings(summary: dict[str, Any]) -> list[str]:
+    """What the user should know about how the fit went, beyond its result, one line each: a path
+    that stopped with groups still in, steps that did not converge. ``fit`` prints them on stderr
+    and the HTML report lists them with the reading's warnings (``run_warnings``)."""
+    warnings = []
+    path = as_object(summary.get("path"))
+    n_unconverged, n_steps = path.get("n_unconverged_steps") or 0, (path.get("n_steps") or 1) - 1
+    if path.get("complete") is False:
+        warnings.append(
+            f"the path stopped after {plural(n_steps, 'lambda')} with groups still non-zero; the ranking of those groups is unresolved"
+        )
+    if n_unconverged:
+        config = summary.get("config") or {}
+        if summary.get("streaming"):
+            budget = f"{config.get('stream', {}).get('epochs_per_lambda')} epochs per lambda"
+            remedy = "raise --epochs-per-lambda"
+        else:
+            budget = f"max iterations {config.get('path', {}).get('max_iters_per_lambda')} per lambda"
+            remedy = "raise --max-iters-per-lambda"
+        warnings.append(
+            f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({budget}); {remedy}, or lower "
+            "--lambda-step towards 1 so each step starts nearer its solution; the ranking of groups that left "
+            "at those steps is less certain"
+        )
+    return warnings
+
+
+def run_warnings(summary: dict[str, Any]) -> list[str]:
+    """Every warning the fit printed: the reading's (doubtful columns, small classes, ...), then ``fit_warnings``."""
+    warnings = as_object(summary.get("reading")).get("warnings")
+    return ([str(line) for line in warnings] if isinstance(warnings, list) else []) + fit_warnings(summary)
 
 
 def _unconfirmed_line(summary: dict[str, Any]) -> str | None:

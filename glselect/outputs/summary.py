@@ -23,7 +23,7 @@ from glselect import __version__
 from glselect.config import RunConfig
 from glselect.data.source import Dataset
 from glselect.errors import GlselectError
-from glselect.model.metrics import PRIMARY_METRIC
+from glselect.model.datafits import PRIMARY_METRIC
 from glselect.outputs.files import dump_json
 from glselect.outputs.outdir import OUTPUT_FORMAT
 from glselect.outputs.schema import (

@@ -51,7 +51,7 @@ STAGES: tuple[Step, ...] = (
     Step(Confirm(), lambda config: config.selection.confirm > 0),
     Step(AllRelevant(), lambda config: config.selection.goal in ("auto", "all-relevant")),
     Step(StabilitySelection(), lambda config: bool(config.importance.stability_pairs)),
-    Step(PermutationImportance(), lambda config: True),
+    Step(PermutationImportance(), lambda config: config.importance.permutation_repeats > 0),  # 0: its columns stay blank
 )
 # the stages that add columns to groups.csv and importances.csv, in the files' column order (a
 # stage that did not run leaves its columns blank, so every out dir has the same columns)

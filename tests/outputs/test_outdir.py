@@ -16,8 +16,10 @@ import pytest
 import torch
 
 from glselect.errors import GlselectError
-from glselect.outputs.files import ARTIFACT, ARTIFACT_FILES, ARTIFACTS, write_files
+from glselect.model.mlp import GroupLassoMLP
+from glselect.outputs.files import ARTIFACT, ARTIFACT_FILES, ARTIFACTS, PathTables, SavedModel, write_artifacts, write_files
 from glselect.outputs.outdir import OUTPUT_FORMAT, OutDirLock, atomic_write
+from glselect.select.importance import Importances
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,6 +194,25 @@ def test_the_registry_round_trips_every_artifact(tmp_path):
         else:
             assert read == values[artifact.name]
     assert ARTIFACT["importances.csv"].columns and not ARTIFACT["summary.json"].columns
+
+
+def test_write_artifacts_takes_the_path_tables_and_the_saved_model_as_one_value_each(tmp_path):
+    values = _values()
+    network = GroupLassoMLP(2, (), 1)
+    written = write_artifacts(
+        tmp_path / "out",
+        summary=values["summary.json"],
+        importances=Importances(groups=values["groups.csv"], features=values["importances.csv"]),
+        path=PathTables(steps=values["path.csv"], norms=values["path_norms.parquet"]),
+        model=SavedModel(network=network, meta=values["model.json"]),
+        force=False,
+    )
+    assert written == [tmp_path / "out" / name for name in ARTIFACT_FILES]
+    pd.testing.assert_frame_equal(ARTIFACT["path.csv"].read(written[3]), values["path.csv"])
+    pd.testing.assert_frame_equal(ARTIFACT["path_norms.parquet"].read(written[4]), values["path_norms.parquet"])
+    assert ARTIFACT["model.json"].read(written[6]) == values["model.json"]
+    weights = ARTIFACT["model.safetensors"].read(written[5])
+    assert all(torch.equal(weights[name], tensor) for name, tensor in network.state_dict().items())
 
 
 def test_a_writer_that_fails_leaves_the_earlier_output_whole(tmp_path):

@@ -13,13 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, run
+from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, SelectionConfig, run
 from glselect._synthetic import make_friedman1
 from glselect.outputs.load import load_results
 
 pytest.importorskip("matplotlib")
 
+from glselect.outputs.html import render_report
 from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report
+from glselect.outputs.report import fit_warnings
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -224,6 +226,123 @@ def test_html_states_the_runs_facts(report):
     assert '<table id="settings">' in text and "<td>model.hidden</td>" in text
 
 
+def test_importance_chart_leaves_out_columns_the_model_does_not_read(report):
+    results = report[0]
+    features = results.features
+    unread = features[~features["selected"] & (features["permutation"] == 0)]
+    assert len(unread) >= 2  # the fit left columns out: the chart must not give them empty bars
+    fig = plot_importance(results, top=20)
+    [ax] = fig.axes
+    labels = [label.get_text() for label in ax.get_yticklabels()]
+    assert labels == [name.replace("$", r"\$") for name in features.loc[features["selected"], "feature"]]
+    bars = [patch for patch in ax.patches if (patch.get_gid() or "").startswith("importance-bar-")]
+    assert len(bars) == int(features["selected"].sum()) and all(bar.get_width() > 0 for bar in bars)
+    assert fig._suptitle.get_text().startswith(f"{len(bars)} of {len(features)} columns: those the pruned model reads")
+
+
+def test_importance_chart_shows_an_unread_column_with_a_measure_and_caps_the_count(report):
+    results = report[0]
+    last = results.features.index[-1]
+    assert not results.features.loc[last, "selected"]
+    # a stability frequency (a half-sample chose it) is worth a bar even when the refit does not read the column
+    stable = dataclasses.replace(
+        results,
+        features=results.features.assign(stability=np.where(results.features.index == last, 0.4, 0.0)),
+        summary={**results.summary, "stability": {"pairs": 5, "q": 2, "threshold": 0.8, "stable_groups": [], "expected_false_bound": 0.5}},
+    )
+    labels = [label.get_text() for label in plot_importance(stable, top=20).axes[0].get_yticklabels()]
+    assert labels[-1] == results.features.loc[last, "feature"] and len(labels) == int(results.features["selected"].sum()) + 1
+    capped = plot_importance(results, top=2)
+    assert len(capped.axes[0].get_yticklabels()) == 2
+    n_read = int(results.features["selected"].sum())
+    assert f"2 of {len(results.features)} columns (the first 2 of {n_read})" in capped._suptitle.get_text()
+
+
+@pytest.fixture(scope="module")
+def wide_out(tmp_path_factory):
+    """A linear fit on 400 columns (5 informative): the path starts with hundreds of groups."""
+    table = make_friedman1(200, 400, noise=0.5, seed=1)
+    folder = tmp_path_factory.mktemp("wide")
+    table.to_csv(folder / "data.csv", index=False)
+    config = RunConfig(
+        table=folder / "data.csv",
+        target="y",
+        out=folder / "out",
+        model=ModelConfig(hidden=()),
+        path=PathConfig(max_iters_per_lambda=20, relax_iters=20, max_steps=25),
+        # the question the plot asks needs no confirmation or later rounds, which cost minutes on hundreds of groups
+        selection=SelectionConfig(goal="minimal", confirm=0),
+    )
+    return run(config).out_dir
+
+
+def test_a_wide_paths_loss_panel_gives_the_few_group_steps_room(wide_out, report):
+    results = load_results(wide_out)
+    assert results.path["n_selected"].max() > 300
+    right = plot_path(results).axes[1]
+    assert right.get_xscale() == "symlog" and right.get_xlabel() == "groups selected (log scale above 1)"
+    # on a linear axis from 0 to 400 the steps with 1 to 10 groups would share its first 2.5%
+    to_axes = right.transData + right.transAxes.inverted()
+    (one, _), (ten, _) = to_axes.transform([(1, 1), (10, 1)])
+    assert ten - one > 0.2
+    ticks = [label.get_text() for label in right.get_xticklabels()]
+    assert ticks[:5] == ["0", "1", "2", "5", "10"]
+    # a narrow table keeps its linear axis of whole numbers
+    assert plot_path(report[0]).axes[1].get_xscale() == "linear"
+
+
+def test_report_lists_the_runs_warnings(report):
+    results, _, text = report
+    expected = fit_warnings(results.summary)
+    assert expected and "did not converge" in expected[0]  # the module's fit has steps that did not converge
+    assert '<ul id="warnings">' in text
+    for line in expected:
+        assert f"<li>{html.escape(line)}</li>" in text
+    reading = {**results.summary["reading"], "warnings": ["mostly empty column(s): 'a<b' (99% missing)"]}
+    page = render_report(dataclasses.replace(results, summary={**results.summary, "reading": reading}), "", "<svg></svg>")
+    warnings = page.split('<ul id="warnings">', 1)[1].split("</ul>", 1)[0]
+    assert warnings.index("<li>mostly empty column(s): &#x27;a&lt;b&#x27; (99% missing)</li>") < warnings.index("did not converge")
+    quiet = {**results.summary, "path": {**results.summary["path"], "n_unconverged_steps": 0}}
+    assert '<p id="warnings">none</p>' in render_report(dataclasses.replace(results, summary=quiet), "", "<svg></svg>")
+
+
+def test_fit_warnings_name_a_path_that_stopped_early():
+    summary = {"path": {"complete": False, "n_steps": 6, "n_unconverged_steps": 0}}
+    assert fit_warnings(summary) == [
+        "the path stopped after 5 lambdas with groups still non-zero; the ranking of those groups is unresolved"
+    ]
+
+
+def test_report_lists_the_interacting_pairs_and_the_all_relevant_additions(report):
+    results, _, text = report
+    assert "<td>added by all-relevant rounds</td><td>none</td>" in text  # the default goal ran the rounds; none added
+    assert "<td>interacting pairs (given units before the dense fit)</td><td>none</td>" in text
+    summary = {
+        **results.summary,
+        "interacting_pairs": [{"columns": ["a<b&c", "x1"], "t": 7.25}, {"columns": ["x2", "x5"], "t": 3.5}],
+        "all_relevant_rounds": [["x6", "x7"], ["x5"]],
+    }
+    page = render_report(dataclasses.replace(results, summary=summary), "", "<svg></svg>")
+    assert "<td>interacting pairs (given units before the dense fit)</td><td>a&lt;b&amp;c × x1 (t 7.25), x2 × x5 (t 3.5)</td>" in page
+    assert "<td>added by all-relevant rounds</td><td>round 1: x6, x7; round 2: x5</td>" in page
+    minimal = {key: value for key, value in results.summary.items() if key != "all_relevant_rounds"}
+    page = render_report(dataclasses.replace(results, summary=minimal), "", "<svg></svg>")
+    assert "<td>added by all-relevant rounds</td><td>not run (--goal minimal, --fdr or --max-features)</td>" in page
+
+
+def test_report_time_is_the_summarys_and_says_what_it_covers(report):
+    results, _, text = report
+    timings = results.summary["timings"]
+    parts = ["read_seconds", "path_seconds", "cv_and_refit_seconds", "importance_seconds"]
+    assert sum(timings[key] for key in parts) <= timings["total_seconds"]
+    assert (
+        f"<td>fit time (wall clock)</td><td>{timings['total_seconds']:.1f} s from opening the table to the ranked result "
+        f"(reading {timings['read_seconds']:.1f} s, path {timings['path_seconds']:.1f} s, "
+        f"choosing and refitting {timings['cv_and_refit_seconds']:.1f} s, importance {timings['importance_seconds']:.1f} s); "
+        "starting Python, loading torch and writing the out dir come on top</td>"
+    ) in text
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -249,7 +368,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     dom = _chromium("--dump-dom", url, folder=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     page = dom.stdout
-    n_bars = min(20, len(results.features))
+    read = results.features["selected"] | (results.features["permutation"].fillna(0) != 0)
+    n_bars = min(20, int(read.sum()))  # the columns the pruned model reads, or with a measure (see test_importance_chart_*)
     # the browser parsed the inline chart into SVG elements: a bar per column and the error bars
     assert len(re.findall(r'<g id="importance-bar-permutation-\d+"', page)) == n_bars
     assert '<g id="importance-spread-permutation"' in page
