@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,6 +20,9 @@ from glselect.cli.console import DEBUG, stderr, stdout_console, user_errors
 from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, GlselectError
 from glselect.text import plural
+
+if TYPE_CHECKING:  # pandas loads only when a command runs
+    import pandas as pd
 
 OUT_DIR = Annotated[Path, typer.Argument(metavar="OUT_DIR", help="The --out directory of a glselect fit.", show_default=False)]
 
@@ -45,11 +49,32 @@ def check_writable_file(path: Path, option: str = "--out") -> None:
         raise GlselectError(f"cannot write {option} '{path}': no permission to write in '{folder}'", hint=f"choose another {option}")
 
 
-def _write(table: object, path: Path) -> None:
+def check_kept_columns(keep: list[str], columns: Iterable[object], data: Path) -> None:
+    """Refuse a ``--keep`` name that is not a column of ``data``, suggesting the closest that is.
+
+    Raises
+    ------
+    GlselectError
+        Naming every unknown column.
+    """
+    from glselect.data.names import did_you_mean
+
+    names = [str(name) for name in columns]
+    missing = [name for name in keep if name not in names]
+    if missing:
+        raise GlselectError(f"--keep names column(s) not in '{data}': {', '.join(map(repr, missing))}", hint=did_you_mean(missing, names))
+
+
+KEEP = Annotated[
+    list[str] | None, typer.Option(metavar="COLUMN", help="Copy this column of DATA into the output, e.g. an ID (repeatable).")
+]
+
+
+def _write(table: pd.DataFrame, path: Path) -> None:
     from glselect.data.io import write_table
 
     try:
-        write_table(table, path)  # type: ignore[arg-type]
+        write_table(table, path)
     except OSError as err:  # e.g. the disk filled up after the check above
         raise GlselectError(f"cannot write --out '{path}': {err}") from err
 
@@ -63,9 +88,7 @@ def predict(
         Path | None,
         typer.Option("--out", "-o", metavar="FILE", help="Write predictions here (.csv or .parquet).", show_default="CSV on stdout"),
     ] = None,
-    keep: Annotated[
-        list[str] | None, typer.Option(metavar="COLUMN", help="Copy this column of DATA into the output, e.g. an ID (repeatable).")
-    ] = None,
+    keep: KEEP = None,
     debug: DEBUG = False,
 ) -> None:
     """Predict DATA with the pruned model of OUT_DIR, through the encoding saved at fit time."""
@@ -81,9 +104,7 @@ def predict(
 
         loaded = load_model(out_dir)
         table = read_table(data)
-        missing = [name for name in keep or () if name not in table.columns]
-        if missing:
-            raise GlselectError(f"--keep names column(s) not in '{data}': {', '.join(map(repr, missing))}")
+        check_kept_columns(keep or [], table.columns, data)
         predictions = predict_table(loaded, table)
         if keep:
             predictions = pd.concat([table[list(keep)], predictions], axis=1)
@@ -100,9 +121,11 @@ def select(
     out: Annotated[
         Path, typer.Option("--out", "-o", metavar="FILE", help="Reduced table to write (.csv or .parquet).", show_default=False)
     ],
+    keep: KEEP = None,
     debug: DEBUG = False,
 ) -> None:
-    """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for survival)."""
+    """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for
+    survival), after the --keep columns."""
     with user_errors(debug):
         check_writable_file(out)
         with loading():
@@ -111,13 +134,16 @@ def select(
 
         results = load_results(out_dir)
         table = read_table(data)
+        check_kept_columns(keep or [], table.columns, data)
         selected = list(results.summary["selected_features"])
         missing = [name for name in selected if name not in table.columns]
         if missing:
             raise GlselectError(f"'{data}' lacks selected column(s): {', '.join(map(repr, missing))}")
         # a survival target is two columns: the time (summary's target) and the event
         targets = [name for name in (results.summary["target"], results.summary.get("event")) if name is not None]
-        _write(table[selected + [name for name in targets if name in table.columns]], out)
+        # a kept column that is also selected, or the target, is written once, where --keep puts it
+        columns = list(dict.fromkeys([*(keep or ()), *selected, *(name for name in targets if name in table.columns)]))
+        _write(table[columns], out)
         stderr.print(
             f"wrote {plural(len(selected), 'selected column')} of {plural(len(table), 'row')} to {escape(str(out))}", soft_wrap=True
         )

@@ -85,6 +85,27 @@ def test_select_writes_the_selected_columns_and_the_target(mixed_fit, tmp_path):
     assert len(reduced) == 500
 
 
+def test_select_keeps_named_columns_beside_the_selected_ones(mixed_fit, tmp_path):
+    result, _, folder = mixed_fit
+    selected = result.summary["selected_features"]
+    assert "customer_id" not in selected and "colour" in selected
+    cli = invoke("select", result.out_dir, folder / "train.parquet", "-o", tmp_path / "r.csv", "--keep", "customer_id", "--keep", "colour")
+    assert cli.exit_code == 0, cli.output
+    reduced = pd.read_csv(tmp_path / "r.csv")
+    assert list(reduced.columns) == ["customer_id", "colour", *[name for name in selected if name != "colour"], "y"]
+    assert reduced["customer_id"].tolist() == pd.read_parquet(folder / "train.parquet")["customer_id"].tolist()
+
+
+@pytest.mark.parametrize("command", ["select", "predict"])
+def test_keep_names_an_unknown_column_and_suggests_the_closest(mixed_fit, tmp_path, command):
+    result, _, folder = mixed_fit
+    data = folder / "train.parquet"
+    cli = invoke(command, result.out_dir, data, "-o", tmp_path / "r.csv", "--keep", "customer-id", "--keep", "nothing")
+    assert_user_error(cli, f"--keep names column(s) not in '{data}': 'customer-id', 'nothing'")
+    assert cli.stderr.splitlines()[1] == "hint: did you mean 'customer_id' for 'customer-id'?"
+    assert not (tmp_path / "r.csv").exists()
+
+
 def test_show_json_comes_from_the_artifacts_alone(mixed_fit, tmp_path):
     result, _, _ = mixed_fit
     copy = tmp_path / "copied"
@@ -144,6 +165,13 @@ def test_check_baseline_overlap(mixed_fit, tmp_path):
 def test_check_usage_errors_exit_2(mixed_fit, args, message):
     result, _, _ = mixed_fit
     assert_user_error(invoke("check", result.out_dir, *args), message.format(out=result.out_dir))
+
+
+def test_check_suggests_the_closest_column_for_an_unknown_name(mixed_fit):
+    result, _, _ = mixed_fit
+    cli = invoke("check", result.out_dir, "--expect", "dos", "--forbid", "customer_id")
+    assert_user_error(cli, f"--expect names column(s) that the fit in '{result.out_dir}' never saw: 'dos'")
+    assert cli.stderr.splitlines()[1] == "hint: did you mean 'dose'?"
 
 
 @pytest.mark.slow
