@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from glselect.cli.console import DEBUG, stderr, stdout_console, user_errors
+from glselect.cli.console import DEBUG, one_line, stderr, stdout_console, user_errors
 from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, GlselectError
 from glselect.text import plural
@@ -98,14 +98,19 @@ def predict(
         with loading():
             import pandas as pd
 
-            from glselect.data.io import read_table
+            from glselect.data.io import EmptyTable, read_table
             from glselect.outputs.load import load_model
-            from glselect.outputs.predict import predict_table
+            from glselect.outputs.predict import input_notes, predict_table
 
         loaded = load_model(out_dir)
-        table = read_table(data)
+        try:
+            table = read_table(data)
+        except EmptyTable as empty:  # a header and no rows: predictions for no rows are a header and no rows
+            table = pd.DataFrame({name: pd.Series([], dtype=object) for name in empty.columns})
         check_kept_columns(keep or [], table.columns, data)
         predictions = predict_table(loaded, table)
+        for note in input_notes(loaded, table):
+            stderr.print(f"note: {escape(one_line(note))}", soft_wrap=True, highlight=False)
         if keep:
             predictions = pd.concat([table[list(keep)], predictions], axis=1)
         if out is None:
