@@ -156,7 +156,7 @@ def select(
 
 def show(
     out_dir: OUT_DIR,
-    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table.")] = 15,
+    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table (0: all).")] = 15,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary and the ranked columns as JSON.")] = False,
     debug: DEBUG = False,
 ) -> None:
@@ -168,6 +168,7 @@ def show(
             from glselect.outputs.report import metrics_lines, top_features_table
 
         results = load_results(out_dir)
+        top = top or len(results.features)
         if json_output:
             ranked = results.features.head(top).to_dict(orient="records")
             sys.stdout.write(dump_json({**results.summary, "top_features": ranked}))

@@ -61,8 +61,11 @@ METAVARS = {
     "drop": "COLUMN",
     "categorical": "COLUMN",
     "hidden": "WIDTHS",
-    "rule": "RULE",
-    "class_weight": "WEIGHTS",
+    # choices on lines of their own keep the panel's help column wide at 80 columns
+    "rule": "1se|min",
+    "goal": "minimal|\nall-relevant|\nauto",
+    "cv": "K|auto",
+    "class_weight": "none|\nbalanced",
     "device": "DEVICE",
     "memory_budget": "SIZE",
 }
@@ -173,11 +176,27 @@ def fit_warnings(summary: dict[str, Any]) -> list[str]:
     return warnings
 
 
+class _MissingOption(typer.BadParameter):
+    """A usage error whose message is shown as written (typer's own begins 'Invalid value')."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _require_target(options: dict[str, Any]) -> None:
+    """A missing --target is a usage error, as click reports a missing required option: the usage, a pointer
+    to --help, and the message (the target is required unless --task survival, so click cannot say so itself)."""
+    if options.get("target") is None and options.get("task") != "survival" and options.get("time") is None and options.get("event") is None:
+        raise _MissingOption(
+            "Missing option '--target' / '-t': the column to predict (for a survival target: --task survival --time COL --event COL)."
+        )
+
+
 @with_options
 def fit(
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)],
     *,
-    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table printed at the end.")] = 15,
+    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table printed at the end (0: all).")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else goes to stdout).")] = False,
     debug: DEBUG = False,
@@ -185,6 +204,7 @@ def fit(
 ) -> None:
     """Fit the group-lasso path on DATA, choose a subset of columns, and write the out dir."""
     config: RunConfig | None = None
+    _require_target(options)
     with user_errors(debug):
         try:
             config = config_from(options, table=data)
@@ -241,7 +261,7 @@ def fit(
     if not quiet:
         # the ranked table is the human result: stdout, unless stdout is reserved for JSON
         console = stderr if json_output else stdout_console()
-        console.print(top_features_table(result.importances.features, top))
+        console.print(top_features_table(result.importances.features, top or len(result.importances.features)))
         for line in metrics_lines(result.summary):
             console.print(escape(line))
         console.print(f"wrote {escape(str(result.out_dir))}/")

@@ -129,6 +129,40 @@ def test_fit_help_is_grouped_and_readable_at_80_columns():
         assert f"─ {panel} ─" in text
 
 
+def test_fit_help_keeps_the_help_column_wide_and_shows_choices_at_80_columns():
+    text = CliRunner().invoke(app, ["fit", "--help"], env={"COLUMNS": "80", "TERM": "dumb"}).stdout
+    lines = text.splitlines()
+    # a flag and its '--no-' twin share the option column, one above the other, with the default named
+    at = next(index for index, line in enumerate(lines) if "--screen-pairs " in line)
+    assert "--no-screen-pairs" in lines[at + 1] and "[default: --screen-pairs]" in text
+    help_starts = lines[at].index("Before the dense fit")
+    assert len(lines[at]) - help_starts - 2 >= 40  # the Model panel's help is 40 or more characters wide
+    # the choices, not typer's TEXT placeholder
+    assert re.search(r"--goal\s+minimal\|", text) and re.search(r"--cv\s+K\|auto", text) and re.search(r"--rule\s+1se\|min", text)
+    assert " TEXT " not in text
+    # --max-features as docs/method.md describes it: a walk down the ranking, not the least-penalised step
+    max_features = next(option.help for option in OPTIONS if option.name == "max_features")
+    assert "walk the path's ranking" in max_features and "--max-correlation" in max_features
+
+
+def test_a_missing_target_prints_the_usage_and_exits_2(tmp_path, write_table, linear_table):
+    table = write_table(linear_table)
+    result = invoke("fit", table, "--quiet")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert re.match(r"Usage: \S+ fit \[OPTIONS\] DATA\nTry '\S+ fit --help' for help\.", result.stderr)
+    assert "Missing option '--target' / '-t'" in result.stderr
+
+
+def test_top_0_shows_every_row(fitted):
+    _table, out, _result = fitted
+    n_columns = len(pd.read_csv(out / "importances.csv"))
+    shown = invoke("show", out, "--top", "0")
+    assert shown.exit_code == 0, shown.output
+    assert f"Top {n_columns} of {n_columns} columns" in shown.stdout
+    listed = json.loads(invoke("show", out, "--top", "0", "--json").stdout)["top_features"]
+    assert len(listed) == n_columns
+
+
 def test_no_command_prints_the_help_and_exits_2():
     result = invoke()
     assert result.exit_code == 2
