@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from glselect.cli.console import DEBUG, report_interrupted, stderr, stdout_console, user_errors
+from glselect.cli.header import check_header
 from glselect.cli.interrupt import loading
 from glselect.cli.reading import print_reading
 from glselect.config import RunConfig
@@ -208,6 +209,7 @@ def fit(
     with user_errors(debug):
         try:
             config = config_from(options, table=data)
+            check_header(config)  # a missing file or a misspelt --target is reported before torch loads
             with loading():  # torch takes seconds to load: imported here, not when the command line starts
                 from glselect.distributed import is_main_process
                 from glselect.pipeline import run
@@ -227,7 +229,13 @@ def fit(
             try:
                 with progress:
                     task_id = progress.add_task("reading", total=None, detail="")
-                    result = run(config, on_step=_progress_callback(progress, task_id), on_stage=_stage_callback(progress, task_id))
+                    result = run(
+                        config,
+                        on_step=_progress_callback(progress, task_id),
+                        on_stage=_stage_callback(progress, task_id),
+                        # before training: a column read as the wrong kind can be seen, and the fit stopped, at once
+                        on_read=lambda report: print_reading(report, quiet),
+                    )
             finally:
                 signal.signal(signal.SIGTERM, previous_handler)
         except KeyboardInterrupt as interruption:
@@ -247,7 +255,6 @@ def fit(
     from glselect.outputs.files import dump_json
     from glselect.outputs.report import metrics_lines, top_features_table
 
-    print_reading(result.summary, quiet)
     if not result.path.complete:
         stderr.print(
             f"[yellow]warning:[/] the path stopped after {plural(len(result.path.steps) - 1, 'lambda')} with groups still "
