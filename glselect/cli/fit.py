@@ -33,7 +33,6 @@ from glselect.cli.reading import print_reading
 from glselect.config import RunConfig
 from glselect.errors import ExitCode, Terminated
 from glselect.options import OPTIONS, REQUIRED, Option, config_from
-from glselect.text import plural
 
 if TYPE_CHECKING:  # torch loads only when a fit runs: --help and --version stay fast
     from glselect.path.walk import PathStep
@@ -156,27 +155,6 @@ def _stage_callback(progress: Progress, task_id: TaskID) -> Callable[[str, int, 
     return on_stage
 
 
-def fit_warnings(summary: dict[str, Any]) -> list[str]:
-    """What the user should know about how the fit went, beyond its result: one line each."""
-    warnings = []
-    path = summary.get("path") or {}
-    n_unconverged, n_steps = path.get("n_unconverged_steps") or 0, (path.get("n_steps") or 1) - 1
-    if n_unconverged:
-        config = summary.get("config") or {}
-        if summary.get("streaming"):
-            budget = f"{config.get('stream', {}).get('epochs_per_lambda')} epochs per lambda"
-            remedy = "raise --epochs-per-lambda"
-        else:
-            budget = f"max iterations {config.get('path', {}).get('max_iters_per_lambda')} per lambda"
-            remedy = "raise --max-iters-per-lambda"
-        warnings.append(
-            f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({budget}); {remedy}, or lower "
-            "--lambda-step towards 1 so each step starts nearer its solution; the ranking of groups that left "
-            "at those steps is less certain"
-        )
-    return warnings
-
-
 class _MissingOption(typer.BadParameter):
     """A usage error whose message is shown as written (typer's own begins 'Invalid value')."""
 
@@ -253,15 +231,10 @@ def fit(
     if result.out_dir is None:
         return  # another rank of a torchrun job: rank 0 writes and reports
     from glselect.outputs.files import dump_json
+    from glselect.outputs.fit_warnings import fit_warnings
     from glselect.outputs.report import metrics_lines, top_features_table
 
-    if not result.path.complete:
-        stderr.print(
-            f"[yellow]warning:[/] the path stopped after {plural(len(result.path.steps) - 1, 'lambda')} with groups still "
-            "non-zero; the ranking of those groups is unresolved",
-            soft_wrap=True,
-        )
-    for warning in fit_warnings(result.summary):
+    for warning in fit_warnings(result.summary):  # the reading report's were printed as the table was read
         stderr.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if json_output:
         sys.stdout.write(dump_json({**result.summary, "out_dir": str(result.out_dir)}))
