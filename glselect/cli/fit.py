@@ -191,6 +191,9 @@ def fit(
             with loading():  # torch takes seconds to load: imported here, not when the command line starts
                 from glselect.distributed import is_main_process
                 from glselect.pipeline import run
+                from glselect.select.plan import resolve
+
+            resolve(config)  # options that conflict are reported before the table is read and its report printed
 
             progress = Progress(
                 SpinnerColumn(),

@@ -40,6 +40,8 @@ def _csv_headers(path: Path, delimiters: tuple[str, ...]) -> list[list[str]] | N
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16: left to the reader
         return None
     raw = raw.removeprefix(UTF8_BOM).rstrip(b"\r\n")
+    if not raw.strip():  # an empty file or header: the reader words it
+        return None
     for encoding in ENCODINGS:
         try:
             text = raw.decode(encoding)
