@@ -5,7 +5,7 @@ Group-lasso feature selection for multilayer perceptrons, with an exact proximal
 
 __version__ = "0.1.0"
 
-from glselect.errors import ExitCode, GlselectError
+from glselect.errors import ExitCode, GlselectError, GlselectWarning
 
 # where each lazily imported name lives: torch (seconds to load) and scikit-learn (an optional extra)
 # load only when one of these is used, so 'glselect --version' and '--help' answer at once
@@ -33,6 +33,7 @@ __all__ = [
     "ExitCode",
     "FitResult",
     "GlselectError",
+    "GlselectWarning",
     "GroupLassoSelector",
     "LoadedModel",
     "ModelConfig",

@@ -34,5 +34,9 @@ class GlselectError(ValueError):
         self.hint = hint
 
 
+class GlselectWarning(UserWarning):
+    """What a Python caller should know about how a fit went (the command line prints these as 'warning: ...')."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the process is, so that it unwinds like Ctrl-C (no partial output)."""

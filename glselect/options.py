@@ -207,7 +207,12 @@ OPTIONS: tuple[Option, ...] = (
         "How to choose the model on the path: '1se' (sparsest within one standard error of the best validation loss) "
         "or 'min' (best validation loss).",
     ),
-    Option("max_features", "selection.max_features", "Choose the least-penalised model with at most this many groups (overrides --rule)."),
+    Option(
+        "max_features",
+        "selection.max_features",
+        "Choose K groups: walk the path's ranking (the last group to leave first), skipping a group correlated "
+        "beyond --max-correlation with one already taken (overrides --rule).",
+    ),
     Option(
         "goal",
         "selection.goal",

@@ -106,7 +106,12 @@ def _checkpoint_dropped_on_user_error(directory: Path | None) -> Iterator[None]:
         raise
 
 
-def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None, on_stage: StageCallback | None = None) -> FitResult:
+def run(
+    config: RunConfig,
+    on_step: Callable[[PathStep], None] | None = None,
+    on_stage: StageCallback | None = None,
+    on_read: Callable[[dict[str, Any]], None] | None = None,
+) -> FitResult:
     """Fit the path on ``config.table``, choose and refit a model, and write the out dir.
 
     The table is read whole when it fits in memory, streamed in record batches when it is a
@@ -122,6 +127,9 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None, on
     on_stage
         Called as each stage starts (dense fit, refit, confirmation, permutation importance, writing) and
         as each cross-validation fold, knockoff draw or stability subsample starts (for progress display).
+    on_read
+        Called on rank 0 once the table is read, before any training, with the reading report (what
+        ``summary.json`` keeps under "reading"): a mis-read column can be seen, and the fit stopped, early.
 
     Returns
     -------
@@ -149,6 +157,8 @@ def run(config: RunConfig, on_step: Callable[[PathStep], None] | None = None, on
         started = time.perf_counter()
         with _checkpoint_dropped_on_user_error(checkpoints if context.is_main else None):
             data = open_dataset(config, device, context)
+        if on_read is not None and context.is_main and data.reading is not None:
+            on_read(data.reading.to_dict())
         result = fit_dataset(data, config, hooks, started)
         if context.is_main:
             with _checkpoint_dropped_on_user_error(checkpoints):

@@ -20,15 +20,19 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.validation import _check_feature_names, _check_n_features, check_is_fitted
 
 from glselect.config import RunConfig
 from glselect.data.encoder import Encoder
+from glselect.data.groups import resolve_patterns
 from glselect.data.io import read_group_map
-from glselect.errors import GlselectError
+from glselect.data.names import with_suggestion
+from glselect.errors import GlselectError, GlselectWarning
 from glselect.options import SELECTOR_OPTIONS, config_from
 from glselect.outputs.load import LoadedModel, load_model, load_results
 from glselect.outputs.predict import predict_table
+from glselect.outputs.report import run_warnings
 from glselect.pipeline import MIN_ROWS, fit_frame, save_result
 
 TARGET = "__target__"  # the name y takes inside the table; no user column is called this
@@ -37,7 +41,7 @@ TARGET = "__target__"  # the name y takes inside the table; no user column is ca
 FEWEST_ROWS = 3  # one row each for training, validation and test
 
 
-class TinyTableWarning(UserWarning):
+class TinyTableWarning(GlselectWarning):
     """A fit on fewer than ``MIN_ROWS`` rows: it ran, but its held-out scores rest on a row or two."""
 
 
@@ -60,6 +64,18 @@ def _as_input(X: Any) -> Any:
     if array.shape[1] == 0:
         raise GlselectError(f"X has 0 feature(s) (shape={array.shape}) while a minimum of 1 is required.")
     return array
+
+
+def _check_group_columns(group_map: dict[str, str], names: list[str]) -> None:
+    """Refuse a ``groups`` dict naming columns X lacks, in the selector's words (X, not a group-map file)."""
+    resolved = resolve_patterns(group_map, names, TARGET, "groups")
+    unknown = [name for name in resolved if name not in set(names)]
+    if unknown:
+        raise GlselectError(
+            f"groups names column(s) not in X: {', '.join(map(repr, unknown[:5]))}"
+            + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
+            hint=with_suggestion(f"X's columns are: {', '.join(names[:20])}" + (" ..." if len(names) > 20 else ""), unknown[:5], names),
+        )
 
 
 def _as_frame(X: Any, names: list[str]) -> pd.DataFrame:
@@ -126,7 +142,11 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
             raise GlselectError(f"y must be 1-dimensional with one value per row of X, got shape {target.shape}")
         frame[TARGET] = target
         config, group_map = self._config()
+        if group_map is not None:
+            _check_group_columns(group_map, self._names(X.shape[1]))
         result = fit_frame(frame, config, group_map, min_rows=FEWEST_ROWS)
+        for message in run_warnings(result.summary):  # what the command line prints as 'warning: ...'
+            warnings.warn(message, GlselectWarning, stacklevel=2)
         self._set_result(result.summary, result.importances.features, result.path_scalars, self._names(frame.shape[1] - 1))
         self.result_ = result
         self.model_ = LoadedModel(
@@ -165,6 +185,26 @@ class GroupLassoSelector(SelectorMixin, BaseEstimator):
         if self.summary_["task"] == "regression":
             return predicted.astype(np.float64)
         return np.asarray(predicted.tolist(), dtype=self.classes_.dtype)
+
+    def transform(self, X: Any) -> Any:
+        """X's selected columns: a numeric array when every selected column of a DataFrame is numeric (or
+        boolean), whatever the types of the columns left out."""
+        if not isinstance(X, pd.DataFrame) or not self._get_support_mask().any():
+            return super().transform(X)
+        selected = self._frame(X).loc[:, self._get_support_mask()]
+        values = selected.to_numpy()
+        if values.dtype == object and all(pd.api.types.is_numeric_dtype(dtype) for dtype in selected.dtypes):
+            values = selected.to_numpy(dtype=np.float64, na_value=np.nan)  # e.g. ints beside booleans, or a nullable Int64
+        return values
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """The refit model on (X, y): R² for regression, accuracy for classification (as scikit-learn's
+        ``RegressorMixin`` and ``ClassifierMixin`` score), so ``GridSearchCV`` can tune the selector alone."""
+        check_is_fitted(self, "support_")
+        predicted = self.predict(X)
+        if self.summary_["task"] == "regression":
+            return float(r2_score(y, predicted, sample_weight=sample_weight))
+        return float(accuracy_score(np.asarray(y), predicted, sample_weight=sample_weight))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), in the order of ``classes_``."""

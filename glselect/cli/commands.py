@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from glselect.cli.console import DEBUG, stderr, stdout_console, user_errors
+from glselect.cli.console import DEBUG, one_line, stderr, stdout_console, user_errors
 from glselect.cli.interrupt import loading
 from glselect.errors import ExitCode, GlselectError
 from glselect.text import plural
+
+if TYPE_CHECKING:  # pandas loads only when a command runs
+    import pandas as pd
 
 OUT_DIR = Annotated[Path, typer.Argument(metavar="OUT_DIR", help="The --out directory of a glselect fit.", show_default=False)]
 
@@ -45,11 +49,32 @@ def check_writable_file(path: Path, option: str = "--out") -> None:
         raise GlselectError(f"cannot write {option} '{path}': no permission to write in '{folder}'", hint=f"choose another {option}")
 
 
-def _write(table: object, path: Path) -> None:
+def check_kept_columns(keep: list[str], columns: Iterable[object], data: Path) -> None:
+    """Refuse a ``--keep`` name that is not a column of ``data``, suggesting the closest that is.
+
+    Raises
+    ------
+    GlselectError
+        Naming every unknown column.
+    """
+    from glselect.data.names import did_you_mean
+
+    names = [str(name) for name in columns]
+    missing = [name for name in keep if name not in names]
+    if missing:
+        raise GlselectError(f"--keep names column(s) not in '{data}': {', '.join(map(repr, missing))}", hint=did_you_mean(missing, names))
+
+
+KEEP = Annotated[
+    list[str] | None, typer.Option(metavar="COLUMN", help="Copy this column of DATA into the output, e.g. an ID (repeatable).")
+]
+
+
+def _write(table: pd.DataFrame, path: Path) -> None:
     from glselect.data.io import write_table
 
     try:
-        write_table(table, path)  # type: ignore[arg-type]
+        write_table(table, path)
     except OSError as err:  # e.g. the disk filled up after the check above
         raise GlselectError(f"cannot write --out '{path}': {err}") from err
 
@@ -63,9 +88,7 @@ def predict(
         Path | None,
         typer.Option("--out", "-o", metavar="FILE", help="Write predictions here (.csv or .parquet).", show_default="CSV on stdout"),
     ] = None,
-    keep: Annotated[
-        list[str] | None, typer.Option(metavar="COLUMN", help="Copy this column of DATA into the output, e.g. an ID (repeatable).")
-    ] = None,
+    keep: KEEP = None,
     debug: DEBUG = False,
 ) -> None:
     """Predict DATA with the pruned model of OUT_DIR, through the encoding saved at fit time."""
@@ -75,16 +98,19 @@ def predict(
         with loading():
             import pandas as pd
 
-            from glselect.data.io import read_table
+            from glselect.data.io import EmptyTable, read_table
             from glselect.outputs.load import load_model
-            from glselect.outputs.predict import predict_table
+            from glselect.outputs.predict import input_notes, predict_table
 
         loaded = load_model(out_dir)
-        table = read_table(data)
-        missing = [name for name in keep or () if name not in table.columns]
-        if missing:
-            raise GlselectError(f"--keep names column(s) not in '{data}': {', '.join(map(repr, missing))}")
+        try:
+            table = read_table(data)
+        except EmptyTable as empty:  # a header and no rows: predictions for no rows are a header and no rows
+            table = pd.DataFrame({name: pd.Series([], dtype=object) for name in empty.columns})
+        check_kept_columns(keep or [], table.columns, data)
         predictions = predict_table(loaded, table)
+        for note in input_notes(loaded, table):
+            stderr.print(f"note: {escape(one_line(note))}", soft_wrap=True, highlight=False)
         if keep:
             predictions = pd.concat([table[list(keep)], predictions], axis=1)
         if out is None:
@@ -100,9 +126,11 @@ def select(
     out: Annotated[
         Path, typer.Option("--out", "-o", metavar="FILE", help="Reduced table to write (.csv or .parquet).", show_default=False)
     ],
+    keep: KEEP = None,
     debug: DEBUG = False,
 ) -> None:
-    """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for survival)."""
+    """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for
+    survival), after the --keep columns."""
     with user_errors(debug):
         check_writable_file(out)
         with loading():
@@ -111,13 +139,16 @@ def select(
 
         results = load_results(out_dir)
         table = read_table(data)
+        check_kept_columns(keep or [], table.columns, data)
         selected = list(results.summary["selected_features"])
         missing = [name for name in selected if name not in table.columns]
         if missing:
             raise GlselectError(f"'{data}' lacks selected column(s): {', '.join(map(repr, missing))}")
         # a survival target is two columns: the time (summary's target) and the event
         targets = [name for name in (results.summary["target"], results.summary.get("event")) if name is not None]
-        _write(table[selected + [name for name in targets if name in table.columns]], out)
+        # a kept column that is also selected, or the target, is written once, where --keep puts it
+        columns = list(dict.fromkeys([*(keep or ()), *selected, *(name for name in targets if name in table.columns)]))
+        _write(table[columns], out)
         stderr.print(
             f"wrote {plural(len(selected), 'selected column')} of {plural(len(table), 'row')} to {escape(str(out))}", soft_wrap=True
         )
@@ -125,7 +156,7 @@ def select(
 
 def show(
     out_dir: OUT_DIR,
-    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table.")] = 15,
+    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table (0: all).")] = 15,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary and the ranked columns as JSON.")] = False,
     debug: DEBUG = False,
 ) -> None:
@@ -137,6 +168,7 @@ def show(
             from glselect.outputs.report import metrics_lines, top_features_table
 
         results = load_results(out_dir)
+        top = top or len(results.features)
         if json_output:
             ranked = results.features.head(top).to_dict(orient="records")
             sys.stdout.write(dump_json({**results.summary, "top_features": ranked}))

@@ -27,6 +27,7 @@ from rich.progress import (
 )
 
 from glselect.cli.console import DEBUG, report_interrupted, stderr, stdout_console, user_errors
+from glselect.cli.header import check_header
 from glselect.cli.interrupt import loading
 from glselect.cli.reading import print_reading
 from glselect.config import RunConfig
@@ -60,8 +61,11 @@ METAVARS = {
     "drop": "COLUMN",
     "categorical": "COLUMN",
     "hidden": "WIDTHS",
-    "rule": "RULE",
-    "class_weight": "WEIGHTS",
+    # choices on lines of their own keep the panel's help column wide at 80 columns
+    "rule": "1se|min",
+    "goal": "minimal|\nall-relevant|\nauto",
+    "cv": "K|auto",
+    "class_weight": "none|\nbalanced",
     "device": "DEVICE",
     "memory_budget": "SIZE",
 }
@@ -151,11 +155,27 @@ def _stage_callback(progress: Progress, task_id: TaskID) -> Callable[[str, int, 
     return on_stage
 
 
+class _MissingOption(typer.BadParameter):
+    """A usage error whose message is shown as written (typer's own begins 'Invalid value')."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _require_target(options: dict[str, Any]) -> None:
+    """A missing --target is a usage error, as click reports a missing required option: the usage, a pointer
+    to --help, and the message (the target is required unless --task survival, so click cannot say so itself)."""
+    if options.get("target") is None and options.get("task") != "survival" and options.get("time") is None and options.get("event") is None:
+        raise _MissingOption(
+            "Missing option '--target' / '-t': the column to predict (for a survival target: --task survival --time COL --event COL)."
+        )
+
+
 @with_options
 def fit(
     data: Annotated[Path, typer.Argument(metavar="DATA", help="Table to read: .csv, .csv.gz, .tsv, .parquet or .pq.", show_default=False)],
     *,
-    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table printed at the end.")] = 15,
+    top: Annotated[int, typer.Option(min=0, metavar="N", help="Rows of the ranked table printed at the end (0: all).")] = 15,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no table.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout (nothing else goes to stdout).")] = False,
     debug: DEBUG = False,
@@ -163,12 +183,17 @@ def fit(
 ) -> None:
     """Fit the group-lasso path on DATA, choose a subset of columns, and write the out dir."""
     config: RunConfig | None = None
+    _require_target(options)
     with user_errors(debug):
         try:
             config = config_from(options, table=data)
+            check_header(config)  # a missing file or a misspelt --target is reported before torch loads
             with loading():  # torch takes seconds to load: imported here, not when the command line starts
                 from glselect.distributed import is_main_process
                 from glselect.pipeline import run
+                from glselect.select.plan import resolve
+
+            resolve(config)  # options that conflict are reported before the table is read and its report printed
 
             progress = Progress(
                 SpinnerColumn(),
@@ -185,7 +210,13 @@ def fit(
             try:
                 with progress:
                     task_id = progress.add_task("reading", total=None, detail="")
-                    result = run(config, on_step=_progress_callback(progress, task_id), on_stage=_stage_callback(progress, task_id))
+                    result = run(
+                        config,
+                        on_step=_progress_callback(progress, task_id),
+                        on_stage=_stage_callback(progress, task_id),
+                        # before training: a column read as the wrong kind can be seen, and the fit stopped, at once
+                        on_read=lambda report: print_reading(report, quiet),
+                    )
             finally:
                 signal.signal(signal.SIGTERM, previous_handler)
         except KeyboardInterrupt as interruption:
@@ -205,15 +236,14 @@ def fit(
     from glselect.outputs.files import dump_json
     from glselect.outputs.report import fit_warnings, metrics_lines, top_features_table
 
-    print_reading(result.summary, quiet)
-    for warning in fit_warnings(result.summary):
+    for warning in fit_warnings(result.summary):  # the reading report's were printed as the table was read
         stderr.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if json_output:
         sys.stdout.write(dump_json({**result.summary, "out_dir": str(result.out_dir)}))
     if not quiet:
         # the ranked table is the human result: stdout, unless stdout is reserved for JSON
         console = stderr if json_output else stdout_console()
-        console.print(top_features_table(result.importances.features, top))
+        console.print(top_features_table(result.importances.features, top or len(result.importances.features)))
         for line in metrics_lines(result.summary):
             console.print(escape(line))
         console.print(f"wrote {escape(str(result.out_dir))}/")

@@ -11,11 +11,11 @@ from glselect.cli.console import one_line, stderr
 MAX_FACT_LINES = 12  # a wide table's ignored columns are listed in summary.json, not all on the terminal
 
 
-def print_reading(summary: dict[str, Any], quiet: bool) -> None:
-    """Facts unless ``quiet``; warnings always (as the path's own warning is)."""
-    from glselect.data.reading import report_lines  # after a fit only: --help stays free of pandas and torch
+def print_reading(report: dict[str, Any] | None, quiet: bool) -> None:
+    """The reading report (``summary.json``'s "reading"), printed as soon as the table is read: facts unless
+    ``quiet``, warnings always (as the path's own warning is)."""
+    from glselect.data.reading import report_lines  # once a table is read: --help stays free of pandas and torch
 
-    report = summary.get("reading")
     if not report:
         return
     facts, warnings = report_lines(report)

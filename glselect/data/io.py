@@ -60,6 +60,14 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+class EmptyTable(GlselectError):
+    """A table with a header and no data rows: ``columns`` are its column names (``predict`` answers one with none)."""
+
+    def __init__(self, message: str, columns: list[str]) -> None:
+        super().__init__(message)
+        self.columns = columns
+
+
 def read_table(path: Path, sep: str | None = None, decimal: str = ".") -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame (``read_arrow_table``, then pandas)."""
     # dates become datetime64, so encoding sees a date column rather than text to one-hot
@@ -144,7 +152,7 @@ def read_arrow_table(path: Path, sep: str | None = None, decimal: str = ".") -> 
             hint="give every column a unique name",
         )
     if table.num_rows == 0:
-        raise GlselectError(f"table '{path}' has no data rows")
+        raise EmptyTable(f"table '{path}' has no data rows", table.column_names)
     return table
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from glselect.data.names import did_you_mean
 from glselect.errors import GlselectError
 from glselect.outputs.load import Results
 
@@ -16,9 +17,13 @@ class RuleResult:
 
 
 def _known_columns(results: Results, names: list[str], option: str) -> None:
-    unknown = [name for name in names if name not in set(results.features["feature"])]
+    known = list(results.features["feature"])
+    unknown = [name for name in names if name not in set(known)]
     if unknown:
-        raise GlselectError(f"{option} names column(s) that the fit in '{results.out_dir}' never saw: {', '.join(map(repr, unknown))}")
+        raise GlselectError(
+            f"{option} names column(s) that the fit in '{results.out_dir}' never saw: {', '.join(map(repr, unknown))}",
+            hint=did_you_mean(unknown, known),
+        )
 
 
 def run_checks(

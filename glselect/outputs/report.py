@@ -48,7 +48,11 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
     80-column terminal (a CI log)."""
     table = Table(title=f"Top {min(top, len(features))} of {plural(len(features), 'column')}", title_justify="left")
     shown = features.head(top)
-    has_groups = bool((shown["group"] != shown["feature"]).any())
+    # blank: a column that is its own group, or an ignored column (which has no group)
+    group_cells = [
+        "" if pd.isna(group) or str(group) in ("", str(feature)) else str(group) for group, feature in zip(shown["group"], shown["feature"])
+    ]
+    has_groups = any(group_cells)
 
     # out dirs written before a measure existed lack its column: show what is there
     def measure(name: str) -> pd.Series:  # blank cells: not computed
@@ -67,7 +71,7 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
     for index, row in enumerate(shown.itertuples(index=False)):
         row_cells = [str(row.rank), escape(str(row.feature))]
         if has_groups:
-            row_cells.append(escape(str(row.group)) if row.group != row.feature else "")
+            row_cells.append(escape(group_cells[index]))
         row_cells += ["[green]yes[/]" if row.selected else "[dim]no[/]", f"{row.importance:.3g}", f"{row.dense_norm:.3g}"]
         row_cells += [cell.show(*(series.iloc[index] for series in values)) for cell, values in cells]
         table.add_row(*row_cells)

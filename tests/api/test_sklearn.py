@@ -196,3 +196,54 @@ def test_the_cli_does_not_import_scikit_learn():
 def test_the_selector_refers_survival_to_the_command_line():
     with pytest.raises(GlselectError, match="task='survival' is not offered by GroupLassoSelector"):
         GroupLassoSelector(task="survival").fit(np.zeros((30, 2)), np.arange(30.0))
+
+
+def test_score_is_r2_for_regression_and_accuracy_for_classification(linear_data):
+    from sklearn.metrics import accuracy_score, r2_score
+
+    X, y = linear_data
+    regressor = GroupLassoSelector(hidden=(), permutation_repeats=0).fit(X, y)
+    assert regressor.score(X, y) == pytest.approx(r2_score(y, regressor.predict(X)))
+    assert regressor.score(X, y) > 0.9
+    labels = np.where(y > np.median(y), "up", "down")
+    classifier = GroupLassoSelector(hidden=(), permutation_repeats=0).fit(X, labels)
+    assert classifier.score(X, labels) == pytest.approx(accuracy_score(labels, classifier.predict(X)))
+    assert 0.8 < classifier.score(X, labels) <= 1
+
+
+def test_grid_search_tunes_the_selector_alone_by_its_score(linear_data):
+    X, y = linear_data
+    search = GridSearchCV(GroupLassoSelector(hidden=(), permutation_repeats=0, confirm=0), {"max_features": [1, 3]}, cv=2).fit(X, y)
+    assert search.best_params_ == {"max_features": 3}  # y needs a, b and c: three columns predict it better than one
+    assert search.cv_results_["mean_test_score"][1] > search.cv_results_["mean_test_score"][0]
+
+
+def test_the_fits_warnings_reach_python_as_glselect_warnings():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
+    y = np.where(X["a"] > 0, "yes", "no").astype(object)
+    y[:1] = "yse"  # a one-row class, a likely typo of 'yes'
+    with pytest.warns(glselect.GlselectWarning) as caught:
+        GroupLassoSelector(**TINY).fit(X, y)
+    messages = [str(warning.message) for warning in caught if issubclass(warning.category, glselect.GlselectWarning)]
+    assert any("'yse'" in message and "'yes'" in message for message in messages), messages  # the reading report's
+    assert any("did not converge" in message for message in messages), messages  # the path's (5 iterations a step)
+
+
+def test_a_groups_dict_naming_a_missing_column_names_it():
+    X = pd.DataFrame({"age": np.arange(30.0), "income": np.arange(30.0) % 7})
+    with pytest.raises(GlselectError, match=r"^groups names column\(s\) not in X: 'agee', 'zzz'$") as caught:
+        GroupLassoSelector(groups={"agee": "g", "zzz": "g", "income": "g"}).fit(X, np.arange(30.0))
+    assert caught.value.hint == "did you mean 'age' for 'agee'? X's columns are: age, income"
+
+
+def test_transform_of_a_mixed_dataframe_is_numeric_when_the_selected_columns_are():
+    table = make_mixed_table(400, seed=3)
+    y = table.pop("y")
+    selector = GroupLassoSelector(**QUICK).fit(table, y)
+    selector.support_ = np.array([name in ("dose", "noise", "flag") for name in table.columns])  # numbers and booleans
+    reduced = selector.transform(table)
+    assert reduced.dtype == np.float64 and reduced.shape == (400, 3)
+    assert np.array_equal(reduced[:, 0], table["dose"].to_numpy(), equal_nan=True)
+    selector.support_ = np.array([name in ("colour", "dose") for name in table.columns])  # text stays as it is
+    assert selector.transform(table).dtype == object

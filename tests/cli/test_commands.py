@@ -61,6 +61,48 @@ def test_predict_copes_with_new_levels_missing_cells_and_absent_unused_columns(m
     assert len(predicted) == 6 and predicted["probability_high"].between(0, 1).all()
 
 
+def test_predict_notes_unseen_categories_with_the_column_and_count(mixed_fit, tmp_path):
+    result, table, _ = mixed_fit
+    new = table.head(5)[["colour", "dose"]].copy()
+    new["colour"] = ["ultraviolet", "pink", "ultraviolet", "red", "blue"]
+    new.to_csv(tmp_path / "new.csv", index=False)
+    cli = invoke("predict", result.out_dir, tmp_path / "new.csv", "-o", tmp_path / "p.csv")
+    assert cli.exit_code == 0, cli.output
+    levels = json.loads((result.out_dir / "model.json").read_text())["encoder"]["columns"][0]["levels"]
+    assert "<other>" not in levels  # four colours, none pooled: an unseen one has no level of its own
+    assert cli.stderr.splitlines()[0] == (
+        "note: column 'colour': 3 rows with a category the fit never saw ('ultraviolet', 'pink'), encoded as none of its known categories"
+    )
+
+
+def test_predict_fills_a_column_empty_in_every_row_as_missing_cells(mixed_fit, tmp_path):
+    result, table, _ = mixed_fit
+    assert "dose" in result.summary["selected_features"]
+    new = table.head(3)[["colour", "dose"]].copy()
+    (tmp_path / "new.csv").write_text("colour,dose\n" + "".join(f"{colour},\n" for colour in new["colour"]))
+    cli = invoke("predict", result.out_dir, tmp_path / "new.csv", "-o", tmp_path / "p.csv")
+    assert cli.exit_code == 0, cli.output
+    assert cli.stderr.splitlines()[0] == "note: column 'dose' is empty in every row: filled with its training mean, as a missing cell is"
+    new["dose"] = np.nan  # the same rows with the cells missing one by one: the same predictions
+    new.to_parquet(tmp_path / "nan.parquet", index=False)
+    assert invoke("predict", result.out_dir, tmp_path / "nan.parquet", "-o", tmp_path / "q.csv").exit_code == 0
+    assert pd.read_csv(tmp_path / "p.csv").equals(pd.read_csv(tmp_path / "q.csv"))
+
+
+@pytest.mark.parametrize("name", ["header.csv", "header.parquet"])
+def test_predict_on_a_header_only_table_writes_a_header_only_file(mixed_fit, tmp_path, name):
+    result, table, _ = mixed_fit
+    empty = table.head(0)[["customer_id", "colour", "dose"]]
+    if name.endswith(".csv"):
+        (tmp_path / name).write_text("customer_id,colour,dose\n")
+    else:
+        empty.to_parquet(tmp_path / name, index=False)
+    cli = invoke("predict", result.out_dir, tmp_path / name, "-o", tmp_path / "p.csv", "--keep", "customer_id")
+    assert cli.exit_code == 0, cli.output
+    assert (tmp_path / "p.csv").read_text() == "customer_id,prediction,probability_high,probability_low\n"
+    assert cli.stderr.strip() == f"wrote 0 predictions to {tmp_path / 'p.csv'}"
+
+
 def test_predict_names_a_missing_column(mixed_fit, tmp_path):
     result, table, _ = mixed_fit
     table.drop(columns="colour").to_csv(tmp_path / "t.csv", index=False)
@@ -83,6 +125,27 @@ def test_select_writes_the_selected_columns_and_the_target(mixed_fit, tmp_path):
     reduced = pd.read_parquet(tmp_path / "reduced.parquet")
     assert list(reduced.columns) == [*result.summary["selected_features"], "y"]
     assert len(reduced) == 500
+
+
+def test_select_keeps_named_columns_beside_the_selected_ones(mixed_fit, tmp_path):
+    result, _, folder = mixed_fit
+    selected = result.summary["selected_features"]
+    assert "customer_id" not in selected and "colour" in selected
+    cli = invoke("select", result.out_dir, folder / "train.parquet", "-o", tmp_path / "r.csv", "--keep", "customer_id", "--keep", "colour")
+    assert cli.exit_code == 0, cli.output
+    reduced = pd.read_csv(tmp_path / "r.csv")
+    assert list(reduced.columns) == ["customer_id", "colour", *[name for name in selected if name != "colour"], "y"]
+    assert reduced["customer_id"].tolist() == pd.read_parquet(folder / "train.parquet")["customer_id"].tolist()
+
+
+@pytest.mark.parametrize("command", ["select", "predict"])
+def test_keep_names_an_unknown_column_and_suggests_the_closest(mixed_fit, tmp_path, command):
+    result, _, folder = mixed_fit
+    data = folder / "train.parquet"
+    cli = invoke(command, result.out_dir, data, "-o", tmp_path / "r.csv", "--keep", "customer-id", "--keep", "nothing")
+    assert_user_error(cli, f"--keep names column(s) not in '{data}': 'customer-id', 'nothing'")
+    assert cli.stderr.splitlines()[1] == "hint: did you mean 'customer_id' for 'customer-id'?"
+    assert not (tmp_path / "r.csv").exists()
 
 
 def test_show_json_comes_from_the_artifacts_alone(mixed_fit, tmp_path):
@@ -144,6 +207,13 @@ def test_check_baseline_overlap(mixed_fit, tmp_path):
 def test_check_usage_errors_exit_2(mixed_fit, args, message):
     result, _, _ = mixed_fit
     assert_user_error(invoke("check", result.out_dir, *args), message.format(out=result.out_dir))
+
+
+def test_check_suggests_the_closest_column_for_an_unknown_name(mixed_fit):
+    result, _, _ = mixed_fit
+    cli = invoke("check", result.out_dir, "--expect", "dos", "--forbid", "customer_id")
+    assert_user_error(cli, f"--expect names column(s) that the fit in '{result.out_dir}' never saw: 'dos'")
+    assert cli.stderr.splitlines()[1] == "hint: did you mean 'dose'?"
 
 
 @pytest.mark.slow

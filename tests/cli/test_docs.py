@@ -191,6 +191,14 @@ def test_readme_group_column_statement(quick_start: Path) -> None:
     assert "group" not in headers(1)
     assert "group" in headers(7)
     assert (features["group"] != "").all()
+    # an ignored column has no group: its blank cell is no reason to show the column, nor "nan" when shown
+    ignored = {**features.iloc[-1].to_dict(), "feature": "id", "group": "", "kind": "ignored", "rank": len(features) + 1}
+    with_ignored = pd.concat([features, pd.DataFrame([ignored])], ignore_index=True)
+    for table in (with_ignored, with_ignored.replace({"group": {"": None}})):
+        own_groups = table[table["feature"].isin(["x3", "x2", "x4", "id"])].reset_index(drop=True)
+        assert "group" not in [column.header for column in top_features_table(own_groups, 4).columns]
+        cells = list(top_features_table(table, len(table)).columns[2].cells)
+        assert cells[-1] == "" and "nan" not in cells
 
 
 LINK = re.compile(r"\]\(([^)\s]+)\)")

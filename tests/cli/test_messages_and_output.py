@@ -129,6 +129,40 @@ def test_fit_help_is_grouped_and_readable_at_80_columns():
         assert f"─ {panel} ─" in text
 
 
+def test_fit_help_keeps_the_help_column_wide_and_shows_choices_at_80_columns():
+    text = CliRunner().invoke(app, ["fit", "--help"], env={"COLUMNS": "80", "TERM": "dumb"}).stdout
+    lines = text.splitlines()
+    # a flag and its '--no-' twin share the option column, one above the other, with the default named
+    at = next(index for index, line in enumerate(lines) if "--screen-pairs " in line)
+    assert "--no-screen-pairs" in lines[at + 1] and "[default: --screen-pairs]" in text
+    help_starts = lines[at].index("Before the dense fit")
+    assert len(lines[at]) - help_starts - 2 >= 40  # the Model panel's help is 40 or more characters wide
+    # the choices, not typer's TEXT placeholder
+    assert re.search(r"--goal\s+minimal\|", text) and re.search(r"--cv\s+K\|auto", text) and re.search(r"--rule\s+1se\|min", text)
+    assert " TEXT " not in text
+    # --max-features as docs/method.md describes it: a walk down the ranking, not the least-penalised step
+    max_features = next(option.help for option in OPTIONS if option.name == "max_features")
+    assert "walk the path's ranking" in max_features and "--max-correlation" in max_features
+
+
+def test_a_missing_target_prints_the_usage_and_exits_2(tmp_path, write_table, linear_table):
+    table = write_table(linear_table)
+    result = invoke("fit", table, "--quiet")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert re.match(r"Usage: \S+ fit \[OPTIONS\] DATA\nTry '\S+ fit --help' for help\.", result.stderr)
+    assert "Missing option '--target' / '-t'" in result.stderr
+
+
+def test_top_0_shows_every_row(fitted):
+    _table, out, _result = fitted
+    n_columns = len(pd.read_csv(out / "importances.csv"))
+    shown = invoke("show", out, "--top", "0")
+    assert shown.exit_code == 0, shown.output
+    assert f"Top {n_columns} of {n_columns} columns" in shown.stdout
+    listed = json.loads(invoke("show", out, "--top", "0", "--json").stdout)["top_features"]
+    assert len(listed) == n_columns
+
+
 def test_no_command_prints_the_help_and_exits_2():
     result = invoke()
     assert result.exit_code == 2
@@ -296,3 +330,57 @@ def test_predict_names_the_row_it_cannot_read(fitted, tmp_path):
     assert_user_error(
         result, f"column '{LONG_B}' was numeric when the model was fitted, but data row 7 holds 'n/a?' (2 unreadable cells in all)"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.csv", "--target", "y"], "error: table file 'missing.csv' does not exist"),
+        (["{table}", "--target", "Y"], "error: target column 'Y' is not in '{table}'"),
+        (["{parquet}", "--target", "nope"], "error: target column 'nope' is not in '{parquet}'"),
+        (["{table}", "--target", "y", "--groups", "nomap.csv"], "error: group map file 'nomap.csv' does not exist"),
+    ],
+)
+def test_a_missing_table_or_target_is_reported_before_torch_loads(tmp_path, args, message):
+    table, parquet = tmp_path / "t.csv", tmp_path / "t.parquet"
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b c": [3.0, 4.0], "y": [0.5, 0.25]})
+    frame.to_csv(table, index=False)
+    frame.to_parquet(parquet, index=False)
+    args = [arg.format(table=table, parquet=parquet) for arg in args]
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from glselect.cli.app import app\n"
+        f"result = CliRunner().invoke(app, ['fit', *{args!r}])\n"
+        "print(result.exit_code, 'torch' in sys.modules)\n"
+        "print(result.stderr.splitlines()[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=_subprocess_env(), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["2 False", message.format(table=table, parquet=parquet)]
+
+
+def test_the_header_check_words_its_errors_as_the_fit_does():
+    from glselect.cli import header
+    from glselect.data import io
+    from glselect.data.target import drop_missing_target
+
+    assert (header.CSV_SUFFIXES, header.PARQUET_SUFFIXES, header.ENCODINGS) == (io.CSV_SUFFIXES, io.PARQUET_SUFFIXES, io.ENCODINGS)
+    columns = [f"x{j}" for j in range(25)] + ["y"]
+    with pytest.raises(GlselectError) as fit_error:
+        drop_missing_target(pd.DataFrame(columns=columns), "Y", "t.csv")
+    ours = header.missing_target("Y", columns, "t.csv")
+    assert (str(ours), ours.hint) == (str(fit_error.value), fit_error.value.hint)
+
+
+def test_the_header_check_passes_a_target_another_separator_splits_out(tmp_path, write_table):
+    from glselect.cli.header import check_header
+    from glselect.config import RunConfig
+
+    path = tmp_path / "semi.csv"
+    path.write_text("a;b;y\n1;2;3\n", encoding="cp1252")
+    check_header(RunConfig(table=path, target="y"))  # left to the reader, whose hint names the separator
+    (tmp_path / "accent.csv").write_bytes("caf\xe9,y\n1,2\n".encode("cp1252"))
+    check_header(RunConfig(table=tmp_path / "accent.csv", target="caf\xe9"))
+    with pytest.raises(GlselectError, match="target column 'cafe' is not in"):
+        check_header(RunConfig(table=tmp_path / "accent.csv", target="cafe"))

@@ -92,6 +92,28 @@ def test_the_fit_prints_the_reading_report_and_keeps_it_in_the_summary(tmp_path,
     summary = json.loads((out / "summary.json").read_text())
     assert summary["reading"]["warnings"][0].startswith("target 'label' has small classes ('odd': 3 rows)")
     assert summary["reading"]["ignored"] == {"note": "constant: every value is 'same'"}
-    print_reading(summary, quiet=True)  # --quiet: the warnings still show, the facts do not
+    print_reading(summary["reading"], quiet=True)  # --quiet: the warnings still show, the facts do not
     printed = capsys.readouterr().err
     assert "read 240 rows" not in printed and "warning: target 'label' has small classes" in printed
+
+
+def test_the_reading_report_is_printed_before_training(tmp_path, monkeypatch):
+    import glselect.pipeline
+    from glselect.errors import GlselectError
+
+    def stop(*args, **kwargs):
+        raise GlselectError("stopped where training starts")
+
+    monkeypatch.setattr(glselect.pipeline, "fit_dataset", stop)
+    df = report_table()
+    df["label"] = np.where(df["a"] > 0, "pos", "neg")
+    df.loc[[0, 1, 2], "label"] = "odd"  # a class of 3 rows
+    path = tmp_path / "t.csv"
+    df.drop(columns=["y"]).dropna().to_csv(path, index=False)
+    result = runner.invoke(app, ["fit", str(path), "--target", "label", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == "read 240 rows; columns: 4 numeric, 1 ignored, 1 categorical"
+    assert "ignored 'note': constant: every value is 'same'" in lines
+    assert any(line.startswith("warning: target 'label' has small classes") for line in lines)
+    assert lines[-1] == "error: stopped where training starts"

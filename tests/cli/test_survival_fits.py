@@ -115,7 +115,6 @@ def test_a_streamed_survival_target_folds_as_in_memory(tmp_path):
         ("not binary", SURVIVAL, "event column 'event' must hold 0/1 or True/False; 1 values do not (first at data row 4: 2)"),
         ("text event", SURVIVAL, "event column 'event' must hold 0/1 or True/False; 1 values do not (first at data row 4: 'died')"),
         ("censored", SURVIVAL, "event column 'event' has no events: every row is censored"),
-        (None, [], "--target is required: name the column to predict (for a survival target: --task survival --time COL --event COL)"),
     ],
 )
 def test_bad_survival_input_is_a_one_line_user_error(tmp_path, change, args, message):
