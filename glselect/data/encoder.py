@@ -498,7 +498,8 @@ def _raw_block(column: ColumnEncoding, values: pd.Series) -> np.ndarray:
     """The column's encoded values before standardising, shape (n_samples, n_outputs)."""
     if column.kind == "boolean":
         missing = values.isna().to_numpy()
-        as_float = np.where(missing, 0.0, values.fillna(False).astype("float64").to_numpy())
+        # not Series.fillna: pandas warns of its object downcast
+        as_float = np.where(missing, False, values.to_numpy(dtype=object)).astype("float64")
         parts = [as_float]
     elif column.kind == "numeric":
         if not pd.api.types.is_numeric_dtype(values):

@@ -304,7 +304,8 @@ def _update_column(stats: ColumnStats, column: pa.Array | pd.Series, positions: 
                 whole = np.unique(present)
                 stats._add_whole(whole, len(whole) < len(present))
     elif stats.kind == "boolean":  # the 0/1 column, missing cells as 0
-        as_float = np.where(missing, 0.0, values.fillna(False).astype("float64").to_numpy())
+        # not Series.fillna: pandas warns of its object downcast
+        as_float = np.where(missing, False, values.to_numpy(dtype=object)).astype("float64")
         stats.moments.add(as_float[is_train])
     else:
         _update_levels(stats, values, missing, positions, is_train)
