@@ -70,6 +70,23 @@ KEEP = Annotated[
 ]
 
 
+SEP = Annotated[
+    str | None,
+    typer.Option(metavar="CHAR", help="A CSV file's field separator, as for fit ('tab' or '\\t' for a tab).", show_default="detected"),
+]
+DECIMAL = Annotated[str, typer.Option(metavar="CHAR", help="A CSV file's decimal mark: '.' or ','.")]
+
+
+def _read(data: Path, sep: str | None, decimal: str) -> pd.DataFrame:
+    """DATA read as fit reads a table, with its separator and decimal mark checked as fit checks them."""
+    from glselect.config import DataConfig
+    from glselect.data.io import read_table
+    from glselect.options import parse_separator
+
+    reading = DataConfig(sep=parse_separator(sep), decimal=decimal)  # refuses a bad mark as fit does
+    return read_table(data, reading.sep, reading.decimal)
+
+
 def _write(table: pd.DataFrame, path: Path) -> None:
     from glselect.data.io import write_table
 
@@ -89,6 +106,8 @@ def predict(
         typer.Option("--out", "-o", metavar="FILE", help="Write predictions here (.csv or .parquet).", show_default="CSV on stdout"),
     ] = None,
     keep: KEEP = None,
+    sep: SEP = None,
+    decimal: DECIMAL = ".",
     debug: DEBUG = False,
 ) -> None:
     """Predict DATA with the pruned model of OUT_DIR, through the encoding saved at fit time."""
@@ -98,13 +117,13 @@ def predict(
         with loading():
             import pandas as pd
 
-            from glselect.data.io import EmptyTable, read_table
+            from glselect.data.io import EmptyTable
             from glselect.outputs.load import load_model
             from glselect.outputs.predict import input_notes, predict_table
 
         loaded = load_model(out_dir)
         try:
-            table = read_table(data)
+            table = _read(data, sep, decimal)
         except EmptyTable as empty:  # a header and no rows: predictions for no rows are a header and no rows
             table = pd.DataFrame({name: pd.Series([], dtype=object) for name in empty.columns})
         check_kept_columns(keep or [], table.columns, data)
@@ -127,6 +146,8 @@ def select(
         Path, typer.Option("--out", "-o", metavar="FILE", help="Reduced table to write (.csv or .parquet).", show_default=False)
     ],
     keep: KEEP = None,
+    sep: SEP = None,
+    decimal: DECIMAL = ".",
     debug: DEBUG = False,
 ) -> None:
     """Write DATA with only the columns OUT_DIR selected (and the target, when DATA has it: time and event for
@@ -134,11 +155,10 @@ def select(
     with user_errors(debug):
         check_writable_file(out)
         with loading():
-            from glselect.data.io import read_table
             from glselect.outputs.load import load_results
 
         results = load_results(out_dir)
-        table = read_table(data)
+        table = _read(data, sep, decimal)
         check_kept_columns(keep or [], table.columns, data)
         selected = list(results.summary["selected_features"])
         missing = [name for name in selected if name not in table.columns]

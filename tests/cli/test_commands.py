@@ -148,6 +148,26 @@ def test_keep_names_an_unknown_column_and_suggests_the_closest(mixed_fit, tmp_pa
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_predict_and_select_read_semicolon_decimal_comma_files_with_sep_and_decimal(mixed_fit, tmp_path):
+    result, table, _ = mixed_fit
+    used = sorted(result.summary["selected_features"])
+    new = table.head(8)[["customer_id", *used]]
+    new.to_csv(tmp_path / "comma.csv", index=False)
+    new.to_csv(tmp_path / "semicolon.csv", index=False, sep=";", decimal=",")
+    expected = invoke("predict", result.out_dir, tmp_path / "comma.csv")
+    assert expected.exit_code == 0, expected.output
+    cli = invoke("predict", result.out_dir, tmp_path / "semicolon.csv", "--sep", ";", "--decimal", ",")
+    assert cli.exit_code == 0, cli.output
+    assert cli.stdout == expected.stdout
+    cli = invoke("select", result.out_dir, tmp_path / "semicolon.csv", "--sep", ";", "--decimal", ",", "-o", tmp_path / "r.csv")
+    assert cli.exit_code == 0, cli.output
+    assert list(pd.read_csv(tmp_path / "r.csv").columns) == used
+    assert_user_error(
+        invoke("predict", result.out_dir, tmp_path / "comma.csv", "--sep", ",", "--decimal", ","),
+        "the decimal mark ',' cannot also be the field separator (--sep)",
+    )
+
+
 def test_show_json_comes_from_the_artifacts_alone(mixed_fit, tmp_path):
     result, _, _ = mixed_fit
     copy = tmp_path / "copied"
