@@ -60,6 +60,8 @@ METAVARS = {
     "features": "COLUMN",
     "drop": "COLUMN",
     "categorical": "COLUMN",
+    "sep": "CHAR",
+    "decimal": ".|,",
     "hidden": "WIDTHS",
     # choices on lines of their own keep the panel's help column wide at 80 columns
     "rule": "1se|min",
