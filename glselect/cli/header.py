@@ -52,7 +52,10 @@ def _csv_headers(path: Path, delimiters: tuple[str, ...]) -> list[list[str]] | N
         return None
     if text.count('"') % 2:  # a quoted name running over the line: left to the reader
         return None
-    return [next(csv.reader([text], delimiter=delimiter), []) for delimiter in delimiters]
+    try:
+        return [next(csv.reader([text], delimiter=delimiter), []) for delimiter in delimiters]
+    except csv.Error:  # e.g. a carriage return inside a name: the reader words it
+        return None
 
 
 def _parquet_header(path: Path) -> list[str] | None:

@@ -384,3 +384,11 @@ def test_the_header_check_passes_a_target_another_separator_splits_out(tmp_path,
     check_header(RunConfig(table=tmp_path / "accent.csv", target="caf\xe9"))
     with pytest.raises(GlselectError, match="target column 'cafe' is not in"):
         check_header(RunConfig(table=tmp_path / "accent.csv", target="cafe"))
+
+
+def test_a_header_the_csv_module_cannot_split_is_left_to_the_reader(tmp_path):
+    """A carriage return in a column's name (the fuzz drew one) is the reader's to word, not a traceback."""
+    (tmp_path / "cr.csv").write_bytes(b"\r0\n")  # as pandas writes a header-only table with that name
+    cli = invoke("fit", tmp_path / "cr.csv", "--target", "\r0", "--out", tmp_path / "out", "-q")
+    assert cli.exit_code == 2, (cli.output, repr(cli.exception))
+    assert "Traceback" not in cli.output
