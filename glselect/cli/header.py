@@ -14,15 +14,11 @@ import gzip
 from pathlib import Path
 
 from glselect.config import RunConfig
+from glselect.data.formats import CSV_SUFFIXES, DELIMITERS, ENCODINGS, PARQUET_SUFFIXES
+from glselect.data.names import target_not_found
 from glselect.errors import GlselectError
 
-DELIMITERS = (",", ";", "\t", "|")  # ',' and '\t' as read; the others as --sep or a hint may name them
 UTF8_BOM = b"\xef\xbb\xbf"
-# glselect.data.io's, which imports pandas (a second or more): a test checks they agree
-CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
-PARQUET_SUFFIXES = (".parquet", ".pq")
-ENCODINGS = ("utf-8", "cp1252")
-LISTED = 20  # columns named in the hint, as glselect.data.target names them
 
 
 def _first_line(path: Path) -> bytes:
@@ -91,22 +87,11 @@ def check_header(config: RunConfig) -> None:
         headers = None if header is None else [header]
     elif name.endswith(CSV_SUFFIXES):
         delimiter = "\t" if name.endswith(".tsv") else ","
-        sep = getattr(config.data, "sep", None)  # a separator the command line names
-        delimiters = tuple(dict.fromkeys([delimiter, *([sep] if isinstance(sep, str) and len(sep) == 1 else []), *DELIMITERS]))
+        named = [config.data.sep] if config.data.sep else []  # a separator the command line names (one character: DataConfig checks)
+        delimiters = tuple(dict.fromkeys([delimiter, *named, *DELIMITERS]))
         headers = _csv_headers(path, delimiters)
     else:
         return
     if not headers or any(config.target in header for header in headers):
         return
-    raise missing_target(config.target, headers[0], str(path))
-
-
-def missing_target(target: str, columns: list[str], source: str) -> GlselectError:
-    """The fit's error for a target that is not a column (``glselect.data.target.drop_missing_target``'s words:
-    a test checks they agree), with the columns as the file's own delimiter splits the header."""
-    from glselect.data.names import with_suggestion
-
-    listed = ", ".join(columns[:LISTED]) + (" ..." if len(columns) > LISTED else "")
-    return GlselectError(
-        f"target column '{target}' is not in '{source}'", hint=with_suggestion(f"columns are: {listed}", [target], columns)
-    )
+    raise target_not_found(config.target, headers[0], str(path))

@@ -27,11 +27,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from glselect.data.formats import CSV_SUFFIXES, DELIMITERS, ENCODINGS, PARQUET_SUFFIXES
 from glselect.errors import GlselectError
 from glselect.outputs.outdir import atomic_write
-
-CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 
 # a number written with thousands separators ("4,676.88"; "4.676,88" where the decimal mark is a comma):
 # spreadsheets export these, quoted, into CSV files
@@ -40,8 +38,6 @@ THOUSANDS_NUMBER = {
     ",": r"^[+-]?[0-9]{1,3}(\.[0-9]{3})+(,[0-9]+)?$",
 }
 PLAIN_NUMBER = {".": r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$", ",": r"^[+-]?([0-9]+(,[0-9]*)?|,[0-9]+)$"}
-DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}  # what a header may be split by
-ENCODINGS = ("utf-8", "cp1252")  # tried in this order: a Windows-1252 file is rarely valid UTF-8, the reverse always decodes
 ENCODING_NAMES = {"cp1252": "Windows-1252 (cp1252)", "utf-16": "UTF-16"}
 DECODE_CHUNK = 1 << 22
 NOTES_KEY = "glselect.reading"  # Arrow schema metadata and DataFrame.attrs key of the reading notes

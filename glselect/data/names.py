@@ -12,6 +12,8 @@ import difflib
 import unicodedata
 from collections.abc import Iterable
 
+from glselect.errors import GlselectError
+
 MAX_SUGGESTIONS = 3
 SIMILARITY = 0.6  # difflib's ratio a name must reach to be suggested (its own default)
 
@@ -92,3 +94,13 @@ def likely_typo_of(label: str, others: Iterable[str]) -> str | None:
     if len(scored) > 1 and scored[1][0] == scored[0][0]:
         return None
     return scored[0][1]
+
+
+def target_not_found(target: str, columns: list[str], source: str) -> GlselectError:
+    """The error for a target the table lacks: the closest column names first (``did you mean``), then the
+    table's first columns. One message for the in-memory and the streamed fit, and for the command line's
+    header check before either starts."""
+    return GlselectError(
+        f"target column '{target}' is not in '{source}'",
+        hint=with_suggestion(f"columns are: {', '.join(columns[:20])}" + (" ..." if len(columns) > 20 else ""), [target], columns),
+    )

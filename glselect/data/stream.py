@@ -36,6 +36,7 @@ from glselect.data.encoder import ColumnRules, Encoder, build_encoder, check_nam
 from glselect.data.groups import GroupIndex, build_group_index
 from glselect.data.io import read_arrow_table, read_group_map
 from glselect.data.knockoffs import GaussianKnockoffs, Moments, MomentSums
+from glselect.data.names import target_not_found
 from glselect.data.parquet import (
     READ_ROWS,
     Piece,
@@ -53,7 +54,7 @@ from glselect.data.source import Rows, require_rows
 from glselect.data.split import TEST, TRAIN, VAL, RowSet, SplitSettings, row_hash, split_of
 from glselect.data.stats import StreamStats, collect_stats, column_kinds, read_batches
 from glselect.data.survival import check_survival_columns, survival_columns
-from glselect.data.target import encode_target, target_column, target_not_found
+from glselect.data.target import encode_target, target_column
 from glselect.errors import GlselectError
 
 # row groups read side by side and shuffled together in the training stream: up to 4, as many as

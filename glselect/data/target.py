@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from glselect.config import RunConfig
-from glselect.data.names import with_suggestion
+from glselect.data.names import target_not_found
 from glselect.errors import GlselectError
 
 MAX_CLASSES_FROM_INTEGERS = 20  # an integer target with at most this many values is a class label
@@ -40,15 +40,6 @@ def target_column(config: RunConfig) -> str:
     if config.target is None:
         raise GlselectError("--target is required: name the column to predict")
     return config.target
-
-
-def target_not_found(target: str, columns: list[str], source: str) -> GlselectError:
-    """The error for a target the table lacks: the closest column names first (``did you mean``), then the
-    table's first columns. One message for the in-memory and the streamed fit."""
-    return GlselectError(
-        f"target column '{target}' is not in '{source}'",
-        hint=with_suggestion(f"columns are: {', '.join(columns[:20])}" + (" ..." if len(columns) > 20 else ""), [target], columns),
-    )
 
 
 def drop_missing_target(df: pd.DataFrame, target: str, source: str) -> tuple[pd.DataFrame, int]:

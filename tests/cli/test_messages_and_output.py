@@ -360,17 +360,19 @@ def test_a_missing_table_or_target_is_reported_before_torch_loads(tmp_path, args
     assert done.stdout.splitlines() == ["2 False", message.format(table=table, parquet=parquet)]
 
 
-def test_the_header_check_words_its_errors_as_the_fit_does():
-    from glselect.cli import header
-    from glselect.data import io
+def test_the_header_check_words_its_errors_as_the_fit_does(tmp_path):
+    from glselect.cli.header import check_header
+    from glselect.config import RunConfig
     from glselect.data.target import drop_missing_target
 
-    assert (header.CSV_SUFFIXES, header.PARQUET_SUFFIXES, header.ENCODINGS) == (io.CSV_SUFFIXES, io.PARQUET_SUFFIXES, io.ENCODINGS)
     columns = [f"x{j}" for j in range(25)] + ["y"]
+    path = tmp_path / "t.csv"
+    path.write_text(",".join(columns) + "\n" + ",".join("1" for _ in columns) + "\n")
     with pytest.raises(GlselectError) as fit_error:
-        drop_missing_target(pd.DataFrame(columns=columns), "Y", "t.csv")
-    ours = header.missing_target("Y", columns, "t.csv")
-    assert (str(ours), ours.hint) == (str(fit_error.value), fit_error.value.hint)
+        drop_missing_target(pd.DataFrame(columns=columns), "Y", str(path))
+    with pytest.raises(GlselectError) as header_error:
+        check_header(RunConfig(table=path, target="Y"))
+    assert (str(header_error.value), header_error.value.hint) == (str(fit_error.value), fit_error.value.hint)
 
 
 def test_the_header_check_passes_a_target_another_separator_splits_out(tmp_path, write_table):
