@@ -275,6 +275,12 @@ OPTIONS: tuple[Option, ...] = (
         "Iteration budget for each lambda (accepted or restarted iterations; "
         "trial steps the line search rejects are free, up to as many again).",
     ),
+    Option(
+        "tol",
+        "path.tol",
+        "Each lambda's solve is converged once its gradient mapping is within tol x lambda x sqrt(d_g) of the "
+        "group's KKT condition in every group (or no proximal step lowers the objective any more).",
+    ),
     Option("max_steps", "path.max_steps", "Most lambdas on the path (a safety cap)."),
     Option(
         "relax_iters",
@@ -330,7 +336,6 @@ FIELDS_WITHOUT_OPTION = frozenset(
         "model.max_norm",
         "train.check_every",
         "train.patience",
-        "path.tol",
         "path.departure_fraction",
         "stream.momentum",
         "stream.max_holdout_rows",

@@ -120,6 +120,7 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "lambda_start": (["--lambda-start", "0.01"], 0.01),
     "max_iters_per_lambda": (["--max-iters-per-lambda", "20"], 20),
     "max_steps": (["--max-steps", "30"], 30),
+    "tol": (["--tol", "0.05"], 0.05),
     "relax_iters": (["--relax-iters", "20"], 20),
     "max_iters": (["--max-iters", "200"], 200),
     "val_fraction": (["--val-fraction", "0.25"], 0.25),

@@ -148,7 +148,7 @@ class ColumnStats:
 class TargetStats:
     n_rows: int = 0
     n_missing: int = 0
-    moments: Moments = field(default_factory=Moments)  # numeric targets: finite values
+    moments: Moments = field(default_factory=Moments)  # numeric targets: finite values of the training rows
     distinct: pd.Series | None = None  # distinct values in order of appearance (their dtype too), up to the cap
     overflowed: bool = False  # more than MAX_TARGET_VALUES distinct values
     non_finite: bool = False
@@ -418,7 +418,9 @@ def _update_levels(stats: ColumnStats, values: pd.Series, missing: np.ndarray, p
         stats.levels_train.clear()
 
 
-def _update_target(stats: TargetStats, values: pd.Series) -> None:
+def _update_target(stats: TargetStats, values: pd.Series, present_in_train: np.ndarray) -> None:
+    """Counts and levels from every row with a target; the moments that standardise a numeric
+    target from ``present_in_train`` (bool, one per row with a target) alone, as every column's."""
     missing = values.isna().to_numpy(dtype=bool)
     stats.n_rows += len(values)
     stats.n_missing += int(missing.sum())
@@ -428,7 +430,7 @@ def _update_target(stats: TargetStats, values: pd.Series) -> None:
         finite = np.isfinite(as_float)
         stats.non_finite = stats.non_finite or not finite.all()
         stats.n_positive += int((as_float > 0).sum())
-        stats.moments.add(as_float[finite])
+        stats.moments.add(as_float[finite & present_in_train])
     if not stats.overflowed:
         counts = present.value_counts(sort=False)
         stats.counts.update(dict(zip(counts.index.tolist(), counts.to_numpy().tolist())))
@@ -488,12 +490,12 @@ def _add_batch(
 ) -> None:
     """One batch of ``collect_batch_stats``."""
     target_values = as_series(column_of(batch, target))
-    _update_target(stats.target, target_values)
     has_target = ~target_values.isna().to_numpy(dtype=bool)
     if not has_target.all():
         batch = batch.filter(pa.array(has_target)) if isinstance(batch, pa.RecordBatch) else batch[has_target]
         positions = positions[has_target]
     parts = np.asarray(part_of(positions))
+    _update_target(stats.target, target_values, parts == TRAIN)
     stats.n_rows_by_part = [n + int((parts == part).sum()) for part, n in enumerate(stats.n_rows_by_part)]
     is_train = parts == TRAIN
     numeric = []

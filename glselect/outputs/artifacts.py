@@ -42,6 +42,8 @@ def path_tables(
             "objective": [step.objective for step in path.steps],
             "n_iters": [step.n_iters for step in path.steps],
             "converged": [step.converged for step in path.steps],
+            # the solve's gradient mapping relative to lambda (at most --tol when converged; blank at lambda 0 and for streams)
+            "optimality": [step.optimality for step in path.steps],
         }
     )
     if cross_validation is not None:

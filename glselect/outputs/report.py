@@ -111,14 +111,20 @@ def fit_warnings(summary: dict[str, Any]) -> list[str]:
         if summary.get("streaming"):
             budget = f"{config.get('stream', {}).get('epochs_per_lambda')} epochs per lambda"
             remedy = "raise --epochs-per-lambda"
+            warnings.append(
+                f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({budget}); {remedy}; the ranking "
+                "of groups that left at those steps is less certain"
+            )
         else:
-            budget = f"max iterations {config.get('path', {}).get('max_iters_per_lambda')} per lambda"
-            remedy = "raise --max-iters-per-lambda"
-        warnings.append(
-            f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({budget}); {remedy}, or lower "
-            "--lambda-step towards 1 so each step starts nearer its solution; the ranking of groups that left "
-            "at those steps is less certain"
-        )
+            path_config = config.get("path", {})
+            worst = path.get("worst_optimality")
+            reached = f", the furthest {worst:.2g} x lambda" if isinstance(worst, (int, float)) else ""
+            from_rank = path.get("unconverged_from_rank")
+            affected = f"the order of the groups ranked {from_rank} and below" if from_rank else "the order of the groups that left there"
+            warnings.append(
+                f"{n_unconverged} of {plural(n_steps, 'path step')} stopped short of --tol {path_config.get('tol')} "
+                f"(stalled, or past {path_config.get('max_iters_per_lambda')} iterations per lambda{reached}): {affected} is less certain"
+            )
     return warnings
 
 

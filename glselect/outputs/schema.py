@@ -133,7 +133,7 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 OPTIONAL_NUMBERS = {
     "importances.csv": ("permutation", "permutation_std", "stability"),
     "groups.csv": ("permutation", "permutation_std", "stability"),
-    "path.csv": ("relaxed_val_loss", "relaxed_val_se", "cv_loss", "cv_se"),
+    "path.csv": ("relaxed_val_loss", "relaxed_val_se", "cv_loss", "cv_se", "optimality"),
     "path_norms.parquet": (),
 }
 FLAGS = {True: True, False: False, "True": True, "False": False, "true": True, "false": False}

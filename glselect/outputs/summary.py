@@ -10,8 +10,9 @@ a field to the summary adds one line here.
 from __future__ import annotations
 
 import json
+import math
 import platform
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,10 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
             "lambda_last": path.steps[-1].lam,
             "lambda_max_estimate": path.lambda_max_estimate,
             "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
+            # the groups that left at an unconverged step rank this and below (None: every step converged)
+            "unconverged_from_rank": min((step.n_selected + 1 for step in path.steps[1:] if not step.converged), default=None),
+            # the largest optimality measure (gradient mapping relative to lambda) of a path step; None: not measured
+            "worst_optimality": _largest_finite(step.optimality for step in path.steps[1:]),
         },
         "columns": {column.name: {"kind": column.kind, "treatment": column.reason} for column in encoder.columns},
         "reading": None if data.reading is None else data.reading.to_dict(),  # kinds, ignored columns, dropped rows, warnings
@@ -254,3 +259,8 @@ def summary_document(facts: SummaryFacts, parts: Sequence[Part]) -> dict[str, An
     except GlselectError as err:
         raise ValueError(f"the summary a fit wrote would not be read back: {err}") from err
     return document
+
+
+def _largest_finite(values: Iterable[float]) -> float | None:
+    finite = [value for value in values if math.isfinite(value)]
+    return max(finite) if finite else None

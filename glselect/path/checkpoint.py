@@ -27,7 +27,18 @@ CHECKPOINT_VERSION = 2  # 2: per-row relaxed losses
 STATE_FILE = "state.json"
 # settings that change how the result is computed; the out dir, --force, threads and resume do not
 IRRELEVANT_SETTINGS = ("out", "force", "threads", "resume", "table", "groups")
-STEP_FIELDS = ("lam", "n_selected", "train_loss", "val_loss", "objective", "n_iters", "converged", "relaxed_val_loss", "relaxed_val_se")
+STEP_FIELDS = (
+    "lam",
+    "n_selected",
+    "train_loss",
+    "val_loss",
+    "objective",
+    "n_iters",
+    "converged",
+    "optimality",
+    "relaxed_val_loss",
+    "relaxed_val_se",
+)
 
 
 def checkpoint_dir(out_dir: Path) -> Path:

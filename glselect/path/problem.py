@@ -12,6 +12,7 @@ probe) lives in ``glselect.path.start``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,9 @@ from glselect.solve.make import Solving, make_solving
 from glselect.solve.train import TrainResult, train_early_stopped
 
 DEFAULT_SETTINGS = Settings()
+# A relaxed score's unpenalised run stops once a patience's worth of checks gains less than this
+# share of its validation loss's standard error (see ``Problem.train``).
+RELAX_MIN_GAIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -171,11 +175,27 @@ class Problem:
 
     # ----- training ---------------------------------------------------------------------------
     def train(self, model: GroupLassoMLP, kind: str = "train", key: int = 0, neuron_penalty: float = 0.0) -> TrainResult:
-        """Train ``model`` (on this problem's columns) without group penalty, early-stopped on ``val``."""
+        """Train ``model`` (on this problem's columns) without group penalty, early-stopped on ``val``.
+
+        A relaxed score's run ("relax") stops once its validation loss stops gaining more than
+        ``RELAX_MIN_GAIN`` of that loss's standard error over the validation rows: the scores are
+        compared with each other within such errors, so smaller gains cannot change the choice.
+        """
         objective = Objective(self.datafit.loss, None, self.settings.model.max_norm, neuron_penalty)
         solving = self.solving
         solver = solving.solver(model, objective, key)
-        return train_early_stopped(solver, model, self.val, self.datafit.loss, solving.budget(kind))
+        budget = solving.budget(kind)
+        if kind == "relax":
+            budget = dataclasses.replace(budget, min_gain=RELAX_MIN_GAIN * self.validation_se(model))
+        return train_early_stopped(solver, model, self.val, self.datafit.loss, budget)
+
+    @torch.no_grad()
+    def validation_se(self, model: GroupLassoMLP) -> float:
+        """The standard error of ``model``'s mean loss over the validation rows (0 with fewer than two)."""
+        if len(self.val) < 2:
+            return 0.0
+        losses = self.datafit.row_loss(model(self.val.X), self.val.y).double()
+        return float(losses.std() / math.sqrt(losses.numel()))
 
     def solve_lambda(self, model: GroupLassoMLP, solve: LambdaSolve, step: float, key: int) -> tuple[SolveResult, float]:
         """One lambda of the path, warm-started in place (``solving.solve_lambda``: in memory screened

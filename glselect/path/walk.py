@@ -64,6 +64,9 @@ class PathStep:
     # float32 (n validation rows,): each validation row's relaxed loss, so that two steps can be
     # compared row by row (the paired 1se rule); None: not scored
     relaxed_val_rows: np.ndarray | None = None
+    # the solve's optimality measure, its gradient mapping relative to lambda (``ProximalGradient.run``):
+    # at most --tol when converged; NaN at lambda 0 and for a stream's solves
+    optimality: float = math.nan
 
     def column_mask(self, group_ids: np.ndarray) -> np.ndarray:
         """Bool (n_features,): the encoded columns with non-zero first-layer weights at this step."""
@@ -146,6 +149,7 @@ class Trained:
     train_loss: float
     n_iters: int
     converged: bool
+    optimality: float = math.nan
 
 
 def _record(problem: Problem, model: GroupLassoMLP, lam: float, trained: Trained, relaxed: Scored, support: Support) -> PathStep:
@@ -161,6 +165,7 @@ def _record(problem: Problem, model: GroupLassoMLP, lam: float, trained: Trained
         objective=trained.train_loss + lam * penalty.value_of(support),
         n_iters=trained.n_iters,
         converged=trained.converged,
+        optimality=trained.optimality,
         relaxed_val_loss=relaxed[0],
         relaxed_val_se=relaxed[1],
         column_support=support.packed_columns,
@@ -250,7 +255,7 @@ def fit_path(
         key = lambda_key(len(state.steps), state.n_rejected)
         # a lambda that will be undone anyway need not be solved to the end; groups can pass
         # through zero and come back within a solve, so only a clear excess stops it early
-        solve = LambdaSolve(lam, state.active, max_departures=2 * max_departures + 1 if can_refine else None)
+        solve = LambdaSolve(lam, state.active, max_departures=2 * max_departures + 1 if can_refine else None, from_dense=is_first)
         result, solver_step = problem.solve_lambda(model, solve, state.solver_step, key=key)
         if not math.isfinite(result.objective):
             raise GlselectError(
@@ -276,7 +281,7 @@ def fit_path(
         wanted = None if score_step is None else score_step(len(state.steps))
         relaxed = _relaxed_score(problem, state, model, support, wanted, key)
         train_loss = problem.training_loss(model) if exact else result.loss  # a stream: its run's mean
-        step = _record(problem, model, lam, Trained(train_loss, result.n_iters, result.converged), relaxed, support)
+        step = _record(problem, model, lam, Trained(train_loss, result.n_iters, result.converged, result.optimality), relaxed, support)
         state.steps.append(step)
         if n_left == 0:
             state.log_ratio = min(state.log_ratio * 2.0, MAX_LOG_RATIO)  # nothing is happening: move faster

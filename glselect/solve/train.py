@@ -31,6 +31,10 @@ def mean_loss(model: GroupLassoMLP, rows: Rows, loss_fn: LossFunction) -> float:
 def train_early_stopped(solver: Solver, model: GroupLassoMLP, val: Rows, loss_fn: LossFunction, budget: Budget) -> TrainResult:
     """Run ``solver`` (lambda 0) on ``model`` in chunks; keep the weights with the best validation loss.
 
+    Stops once ``budget.patience`` checks in a row have not lowered the best validation loss by
+    more than ``budget.min_gain`` (and a relative 1e-6) below where it stood at the last such gain,
+    or after ``budget.max_iters`` iterations.
+
     Parameters
     ----------
     model
@@ -45,6 +49,7 @@ def train_early_stopped(solver: Solver, model: GroupLassoMLP, val: Rows, loss_fn
     """
     best_loss = mean_loss(model, val, loss_fn)
     best_state = copy.deepcopy(model.state_dict())
+    reference = best_loss  # the best loss at the last gain that counted
     n_iters = 0
     checks_without_gain = 0
     stopped_early = False
@@ -60,6 +65,8 @@ def train_early_stopped(solver: Solver, model: GroupLassoMLP, val: Rows, loss_fn
         if val_loss < best_loss - 1e-6 * abs(best_loss):
             best_loss = val_loss
             best_state = copy.deepcopy(model.state_dict())
+        if best_loss < reference - max(budget.min_gain, 1e-6 * abs(reference)):
+            reference = best_loss
             checks_without_gain = 0
         else:
             checks_without_gain += 1

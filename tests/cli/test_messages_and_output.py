@@ -247,11 +247,18 @@ def test_every_torchrun_rank_stops_with_rank_0s_lock_refusal(tmp_path, monkeypat
 def test_fit_warns_of_path_steps_that_did_not_converge(fitted):
     _table, out, result = fitted
     summary = json.loads((out / "summary.json").read_text())
-    n_unconverged, n_steps = summary["path"]["n_unconverged_steps"], summary["path"]["n_steps"] - 1
-    assert n_unconverged > 0
+    path = summary["path"]
+    n_unconverged, n_steps = path["n_unconverged_steps"], path["n_steps"] - 1
+    assert n_unconverged > 0 and path["unconverged_from_rank"] >= 1 and path["worst_optimality"] > 0
     assert (
-        f"warning: {n_unconverged} of {n_steps} path steps did not converge (max iterations 3 per lambda); raise --max-iters-per-lambda"
+        f"warning: {n_unconverged} of {n_steps} path steps stopped short of --tol 0.01 (stalled, or past 3 iterations per "
+        f"lambda, the furthest {path['worst_optimality']:.2g} x lambda): the order of the groups ranked "
+        f"{path['unconverged_from_rank']} and below is less certain"
     ) in result.stderr
+    # path.csv holds each step's measure, and the worst is the summary's
+    steps = pd.read_csv(out / "path.csv")
+    assert steps["optimality"].iloc[1:].max() == pytest.approx(path["worst_optimality"])
+    assert pd.isna(steps["optimality"].iloc[0])  # the dense step is not penalised
     # no progress display when stderr is not a terminal
     assert "dense fit" not in result.stderr and "groups dropped" not in result.stderr
 

@@ -265,3 +265,15 @@ def test_a_constant_integer_column_with_a_gap_is_quoted_as_pandas_reads_it():
     assert stats.columns["a"].first == (0, 3.0) and repr(stats.columns["a"].first[1]) == "3.0"
     assert stats.columns["a"].n_missing == 1 and stats.columns["b"].moments.mean == 2.75
     assert build_encoder_from_stats(stats, "y", None, 20, frozenset()).columns[0].missing_indicator
+
+
+def test_the_target_is_standardised_on_the_training_rows_only():
+    """Held-out rows must not shape the encoding they are scored with: the target's centre and
+    scale are the training rows' mean and standard deviation, as every column's are."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.standard_normal(200), "y": rng.standard_normal(200)})
+    frame.loc[150:, "y"] += 100.0  # the held-out rows' targets are far off: they would move both
+    train_rows = np.arange(150)
+    encoder = fit_encoder(frame, "y", task="regression", fit_rows=train_rows)
+    assert encoder.target.center == pytest.approx(frame["y"][:150].mean(), rel=1e-9)
+    assert encoder.target.scale == pytest.approx(frame["y"][:150].std(ddof=0), rel=1e-6)

@@ -294,14 +294,14 @@ def test_a_wide_paths_loss_panel_gives_the_few_group_steps_room(wide_out, report
 def test_report_lists_the_runs_warnings(report):
     results, _, text = report
     expected = fit_warnings(results.summary)
-    assert expected and "did not converge" in expected[0]  # the module's fit has steps that did not converge
+    assert expected and "stopped short of --tol" in expected[0]  # the module's fit has steps that did not converge
     assert '<ul id="warnings">' in text
     for line in expected:
         assert f"<li>{html.escape(line)}</li>" in text
     reading = {**results.summary["reading"], "warnings": ["mostly empty column(s): 'a<b' (99% missing)"]}
     page = render_report(dataclasses.replace(results, summary={**results.summary, "reading": reading}), "", "<svg></svg>")
     warnings = page.split('<ul id="warnings">', 1)[1].split("</ul>", 1)[0]
-    assert warnings.index("<li>mostly empty column(s): &#x27;a&lt;b&#x27; (99% missing)</li>") < warnings.index("did not converge")
+    assert warnings.index("<li>mostly empty column(s): &#x27;a&lt;b&#x27; (99% missing)</li>") < warnings.index("stopped short of --tol")
     quiet = {**results.summary, "path": {**results.summary["path"], "n_unconverged_steps": 0}}
     assert '<p id="warnings">none</p>' in render_report(dataclasses.replace(results, summary=quiet), "", "<svg></svg>")
 

@@ -15,9 +15,10 @@ from glselect.model.prox import group_norms
 from glselect.path.problem import Problem, Settings
 from glselect.path.start import zero_kkt_lambdas
 from glselect.path.walk import fit_path
-from glselect.solve.base import LambdaSolve
+from glselect.solve.base import Budget, LambdaSolve
 from glselect.solve.fista import ProximalGradient
 from glselect.solve.screening import solve_screened
+from glselect.solve.train import mean_loss, train_early_stopped
 from tests.conftest import GROUP_IDS, N_COLUMNS, _problem, kkt_violations
 
 
@@ -202,3 +203,46 @@ def test_a_screened_solve_minimises_the_objective_it_is_given_neuron_penalty_inc
     assert torch.equal(weights[0], weights[1])
     # the neuron penalty took effect: some hidden unit's outgoing weight is exactly zero
     assert (torch.linalg.vector_norm(weights[0], dim=0) == 0).any()
+
+
+def test_the_first_lambda_solved_from_the_dense_fit_gets_four_times_the_budget():
+    working = np.ones(3, dtype=bool)
+    assert LambdaSolve(0.1, working, from_dense=True).budget(50) == 200
+    assert LambdaSolve(0.1, working).budget(50) == 50
+
+
+def test_a_penalised_solve_reports_its_optimality_and_converges_by_it_on_a_convex_problem(linear_table):
+    """--hidden 0 is convex: the solve reaches the tolerance by the gradient mapping, and the measure it
+    reports is at most tol; a tighter tol takes more iterations and ends tighter."""
+    X, y = _problem(linear_table, "regression")
+    penalty = make_penalty(GROUP_IDS, N_COLUMNS, 1, torch.float64)
+    probe = GroupLassoMLP(X.shape[1], (), 1).double()
+    lam = 0.3 * float(zero_kkt_lambdas(Problem.from_arrays((X, y), (X, y), GROUP_IDS, N_COLUMNS, "regression"), probe).max())
+    results = {}
+    for tol in (1e-1, 1e-3):
+        torch.manual_seed(0)
+        model = GroupLassoMLP(X.shape[1], (), 1).double()
+        solver = ProximalGradient(model, Rows(X, y), Objective(loss_function("regression"), penalty, max_norm=1.0))
+        solver.set_lambda(lam)
+        results[tol] = solver.run(max_iters=5000, tol=tol)
+        assert results[tol].converged and results[tol].optimality <= tol, results[tol]
+    assert results[1e-3].n_iters > results[1e-1].n_iters
+
+
+def test_an_early_stopped_run_counts_only_gains_beyond_min_gain(linear_table):
+    """A relaxed score's run stops once a patience's worth of checks gains no more than min_gain on the
+    validation loss: with a gain no run can make it stops after exactly patience checks."""
+    X, y = _problem(linear_table, "regression")
+    rows = np.arange(len(y))
+    train, val = Rows(X[rows % 4 != 0], y[rows % 4 != 0]), Rows(X[rows % 4 == 0], y[rows % 4 == 0])
+    loss_fn = loss_function("regression")
+    iterations = {}
+    for min_gain in (0.0, 1e9):
+        torch.manual_seed(0)
+        model = GroupLassoMLP(X.shape[1], (16,), 1).double()  # a network keeps gaining for a while
+        solver = ProximalGradient(model, train, Objective(loss_fn, None, max_norm=1.0))
+        result = train_early_stopped(solver, model, val, loss_fn, Budget(max_iters=2000, check_every=5, patience=4, min_gain=min_gain))
+        iterations[min_gain] = result.n_iters
+        assert result.best_val_loss == pytest.approx(mean_loss(model, val, loss_fn))  # the best weights are kept
+    assert iterations[1e9] <= 4 * 5  # four checks of at most five iterations
+    assert iterations[0.0] > iterations[1e9]
