@@ -13,6 +13,9 @@ def main() -> None:
     from glselect.cli.allocators import use_lean_allocators
 
     use_lean_allocators()
+    from glselect.cli.openmp import wait_passively_when_busy
+
+    wait_passively_when_busy()
     from glselect.cli.app import app
 
     app()

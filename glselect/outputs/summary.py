@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -229,7 +230,12 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
         "seed": config.seed,
         "config": config.to_dict(),
         # what glselect chose where config says null or auto (the fit has set torch's threads by now)
-        "resolved": {"threads": torch.get_num_threads(), "device": str(data.device)},
+        "resolved": {
+            "threads": torch.get_num_threads(),
+            "device": str(data.device),
+            # how idle OpenMP threads wait (the command line sets PASSIVE on a busy machine: glselect.cli.openmp)
+            "openmp_wait": os.environ.get("OMP_WAIT_POLICY", "default"),
+        },
         "versions": {"glselect": __version__, "torch": torch.__version__, "python": platform.python_version()},
         "confirmed_by": selection.confirmed_by,
     }
