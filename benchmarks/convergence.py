@@ -1,14 +1,16 @@
-"""How converged each lambda of the path is when the solver stops (issue 18: convergence by the
-proximal-gradient norm rather than a window of objective changes?).
+"""How exact the path's solves are, and what solving them further costs.
 
-Runs one default in-memory fit of the selection benchmark's Friedman #1 table (2,000 x 100,
-seed 0) in this process, with the solver's ``run`` wrapped: before and after each penalised solve
-it measures the gradient mapping ``||(x - prox(x - s grad f(x))) / s||`` (zero exactly at a
-stationary point; the solver never computes it itself). Prints, for the solves the window test
-called converged and for those that hit the iteration cap, the iterations and the ratio of the
-end norm to the start norm.
+    .venv/bin/python benchmarks/convergence.py --table sample --settings 0.01,50 0.01,300,nostall 0.01,1000,nostall
+    .venv/bin/python benchmarks/convergence.py --table small --settings 0.01,50 0.01,300,nostall
 
-    .venv/bin/python benchmarks/convergence.py [--rows 2000] [--columns 100] [--seed 0]
+Each setting is ``tol,max_iters_per_lambda[,nostall]``: ``--tol``, ``--max-iters-per-lambda``, and
+``nostall`` to switch the solver's stall test off (``glselect.solve.fista.STALL_TOL = 0``), so that
+runs go on until they converge or the budget ends. One default in-process fit per setting, one
+thread, on ``sample`` (sample_data/friedman.csv with its groups) or one of benchmarks/engine_speed.py's
+tables (``small`` 1,500 x 100, ``friedman`` with ``--friedman-rows``). Prints the wall seconds, lambdas,
+unconverged steps, the solver iterations of the path (each step's last run), the worst and median
+optimality (the gradient mapping relative to lambda; at most tol when converged by it) and the
+selected columns.
 """
 
 from __future__ import annotations
@@ -16,67 +18,69 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-import glselect.solve.fista as fista
-from glselect._synthetic import make_friedman1
-
-records: list[tuple[int, bool, bool, float, float]] = []  # iterations, converged, stopped, start norm, end norm
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 
-def gradient_mapping_norm(solver: fista.ProximalGradient) -> float:
-    with torch.enable_grad():
-        x = solver._x.clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(solver._loss(x), [x])
-    with torch.no_grad():
-        moved = x.detach() - solver._step * grad
-        solver._prox_(moved, solver._step)
-        return float(torch.linalg.vector_norm((x.detach() - moved) / solver._step))
+def table(name: str, friedman_rows: int) -> tuple[pd.DataFrame, dict[str, str] | None]:
+    if name == "sample":
+        groups = pd.read_csv(HERE.parent / "sample_data" / "groups.csv")
+        return pd.read_csv(HERE.parent / "sample_data" / "friedman.csv"), dict(zip(groups["feature"], groups["group"]))
+    from engine_speed import make_table
+
+    return make_table(name, friedman_rows)[0], None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--columns", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", default="sample", choices=["sample", "small", "friedman"])
+    parser.add_argument("--friedman-rows", type=int, default=4000)
+    parser.add_argument("--settings", nargs="+", default=["0.01,50", "0.01,300,nostall"])
     args = parser.parse_args()
-    run = fista.ProximalGradient.run
+    import glselect.solve.fista as fista
+    from glselect.config import ModelConfig, PathConfig, RunConfig
+    from glselect.pipeline import fit_frame
 
-    def measured_run(self, max_iters, tol, stop=None):
-        if self.lam <= 0:
-            return run(self, max_iters, tol, stop)
-        start = gradient_mapping_norm(self)
-        result = run(self, max_iters, tol, stop)
-        records.append((result.n_iters, result.converged, result.stopped, start, gradient_mapping_norm(self)))
-        return result
-
-    fista.ProximalGradient.run = measured_run
-    from glselect.cli.app import app
-
-    with tempfile.TemporaryDirectory() as folder:
-        table = Path(folder) / "friedman.csv"
-        make_friedman1(args.rows, args.columns, noise=1.0, seed=args.seed).to_csv(table, index=False)
-        try:
-            app(["fit", str(table), "--target", "y", "--out", str(Path(folder) / "out"), "--quiet", "--threads", "1"])
-        except SystemExit as stop:
-            if stop.code:
-                raise
-    a = np.array([(n, c, s, end / max(start, 1e-30)) for n, c, s, start, end in records])
+    torch.set_num_threads(1)
+    frame, groups = table(args.table, args.friedman_rows)
+    stall_tol = fista.STALL_TOL
+    print(f"{args.table}: {frame.shape[0]:,} x {frame.shape[1] - 1}, hidden 32, one thread\n")
     print(
-        f"{len(a)} penalised solves, {a[:, 0].sum():.0f} iterations (mean {a[:, 0].mean():.1f}); "
-        f"window test converged {a[:, 1].mean():.0%}, stopped by the walker {a[:, 2].mean():.0%}"
+        "| tol | iterations per lambda | stall test | seconds | lambdas | unconverged | path iterations "
+        "| worst optimality | median optimality | selected |"
     )
-    for name, part in (("converged by the window test", a[a[:, 1] == 1]), ("hit the iteration cap", a[(a[:, 1] == 0) & (a[:, 2] == 0)])):
-        if len(part):
-            q10, q50, q90 = np.quantile(part[:, 3], [0.1, 0.5, 0.9])
-            print(
-                f"{name}: {len(part)} solves, median {np.median(part[:, 0]):.0f} iterations; "
-                f"end / start gradient-mapping norm: 10% {q10:.3f}, median {q50:.3f}, 90% {q90:.3f}"
-            )
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    for setting in args.settings:
+        tol, budget, *flags = setting.split(",")
+        fista.STALL_TOL = 0.0 if "nostall" in flags else stall_tol
+        config = RunConfig(
+            table=None,
+            target="y",
+            out=Path(tempfile.mkdtemp()) / "out",
+            model=ModelConfig(hidden=(32,)),
+            threads=1,
+            path=PathConfig(tol=float(tol), max_iters_per_lambda=int(budget)),
+        )
+        started = time.perf_counter()
+        result = fit_frame(frame, config, groups)
+        seconds = time.perf_counter() - started
+        steps = result.path.steps[1:]
+        optimality = np.array([step.optimality for step in steps])
+        optimality = optimality[np.isfinite(optimality)]
+        print(
+            f"| {tol} | {budget} | {'off' if 'nostall' in flags else 'on'} | {seconds:.1f} | {len(steps)} "
+            f"| {sum(not step.converged for step in steps)} | {sum(step.n_iters for step in steps):,} "
+            f"| {optimality.max():.3f} | {np.median(optimality):.3f} | {', '.join(result.summary['selected_features'])} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -255,7 +255,7 @@ def fit_path(
         key = lambda_key(len(state.steps), state.n_rejected)
         # a lambda that will be undone anyway need not be solved to the end; groups can pass
         # through zero and come back within a solve, so only a clear excess stops it early
-        solve = LambdaSolve(lam, state.active, max_departures=2 * max_departures + 1 if can_refine else None, from_dense=is_first)
+        solve = LambdaSolve(lam, state.active, max_departures=2 * max_departures + 1 if can_refine else None)
         result, solver_step = problem.solve_lambda(model, solve, state.solver_step, key=key)
         if not math.isfinite(result.objective):
             raise GlselectError(

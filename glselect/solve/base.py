@@ -23,10 +23,6 @@ from glselect.config import (
     TrainConfig,
 )
 
-# Measured on the sample: its first penalised solve took 630 iterations to reach the default tol,
-# against at most 230 for any later lambda (warm-started from its neighbour).
-FROM_DENSE_BUDGET = 4
-
 ObjectiveStop = Callable[[torch.Tensor], torch.Tensor]  # first-layer weight -> 0-d bool tensor
 
 
@@ -67,12 +63,6 @@ class LambdaSolve:
     lam: float
     working: np.ndarray
     max_departures: int | None = None
-    from_dense: bool = False  # the path's first lambda: its solve starts from the unpenalised fit
-
-    def budget(self, max_iters_per_lambda: int) -> int:
-        """The iterations this solve may take: ``FROM_DENSE_BUDGET`` times the budget from the
-        unpenalised fit, which is further from its solution than a neighbouring lambda's."""
-        return max_iters_per_lambda * (FROM_DENSE_BUDGET if self.from_dense else 1)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class FullBatchSolving:
         self, model: GroupLassoMLP, objective: Objective, solve: LambdaSolve, step: float, key: int
     ) -> tuple[SolveResult, float]:
         """Screened FISTA from the ``solve.working`` groups, stopping once more than ``solve.max_departures`` leave."""
-        limits = (solve.budget(self.settings.path.max_iters_per_lambda), self.settings.path.tol)
+        limits = (self.settings.path.max_iters_per_lambda, self.settings.path.tol)
         return solve_screened(model, self.rows.rows, objective, solve, step, limits)
 
     def training_loss(self, model: GroupLassoMLP, loss_fn: LossFunction) -> float:

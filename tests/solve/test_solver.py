@@ -205,12 +205,6 @@ def test_a_screened_solve_minimises_the_objective_it_is_given_neuron_penalty_inc
     assert (torch.linalg.vector_norm(weights[0], dim=0) == 0).any()
 
 
-def test_the_first_lambda_solved_from_the_dense_fit_gets_four_times_the_budget():
-    working = np.ones(3, dtype=bool)
-    assert LambdaSolve(0.1, working, from_dense=True).budget(50) == 200
-    assert LambdaSolve(0.1, working).budget(50) == 50
-
-
 def test_a_penalised_solve_reports_its_optimality_and_converges_by_it_on_a_convex_problem(linear_table):
     """--hidden 0 is convex: the solve reaches the tolerance by the gradient mapping, and the measure it
     reports is at most tol; a tighter tol takes more iterations and ends tighter."""
