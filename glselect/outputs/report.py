@@ -109,11 +109,10 @@ def fit_warnings(summary: dict[str, Any]) -> list[str]:
     if n_unconverged:
         config = summary.get("config") or {}
         if summary.get("streaming"):
-            budget = f"{config.get('stream', {}).get('epochs_per_lambda')} epochs per lambda"
-            remedy = "raise --epochs-per-lambda"
+            epochs = config.get("stream", {}).get("epochs_per_lambda")
             warnings.append(
-                f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({budget}); {remedy}; the ranking "
-                "of groups that left at those steps is less certain"
+                f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({epochs} epochs per lambda); "
+                "raise --epochs-per-lambda; the ranking of groups that left at those steps is less certain"
             )
         else:
             path_config = config.get("path", {})

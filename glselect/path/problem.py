@@ -30,7 +30,7 @@ from glselect.model.objective import Objective
 from glselect.model.penalties import Penalty, penalty_for
 from glselect.solve.base import LambdaSolve, Settings, SolveResult
 from glselect.solve.make import Solving, make_solving
-from glselect.solve.train import TrainResult, train_early_stopped
+from glselect.solve.train import TrainResult, mean_and_se, train_early_stopped
 
 DEFAULT_SETTINGS = Settings()
 # A relaxed score's unpenalised run stops once a patience's worth of checks gains less than this
@@ -186,16 +186,9 @@ class Problem:
         solver = solving.solver(model, objective, key)
         budget = solving.budget(kind)
         if kind == "relax":
-            budget = dataclasses.replace(budget, min_gain=RELAX_MIN_GAIN * self.validation_se(model))
+            se = mean_and_se(model, self.val, self.datafit.row_loss)[1]
+            budget = dataclasses.replace(budget, min_gain=RELAX_MIN_GAIN * (se if math.isfinite(se) else 0.0))
         return train_early_stopped(solver, model, self.val, self.datafit.loss, budget)
-
-    @torch.no_grad()
-    def validation_se(self, model: GroupLassoMLP) -> float:
-        """The standard error of ``model``'s mean loss over the validation rows (0 with fewer than two)."""
-        if len(self.val) < 2:
-            return 0.0
-        losses = self.datafit.row_loss(model(self.val.X), self.val.y).double()
-        return float(losses.std() / math.sqrt(losses.numel()))
 
     def solve_lambda(self, model: GroupLassoMLP, solve: LambdaSolve, step: float, key: int) -> tuple[SolveResult, float]:
         """One lambda of the path, warm-started in place (``solving.solve_lambda``: in memory screened

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from glselect.data.source import Rows
 from glselect.errors import GlselectError
-from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
 from glselect.model.penalties import Support
 from glselect.path.interactions import InteractingPair, give_units
@@ -27,7 +25,7 @@ from glselect.path.problem import Problem
 from glselect.path.start import first_lambda, fit_dense, interacting_pairs
 from glselect.solve.base import LambdaSolve
 from glselect.solve.keys import REFIT_KEY, RELAXED_KEY, lambda_key, relaxed_key
-from glselect.solve.train import TrainResult, mean_loss
+from glselect.solve.train import TrainResult, mean_and_se, mean_loss
 
 MAX_LOG_RATIO = math.log(2.0)  # never more than double lambda in one step
 MIN_RATIO_FRACTION = 1 / 64  # the smallest step is the base step / 64; below that, ties are accepted
@@ -130,16 +128,7 @@ def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, k
     small = restrict_inputs(model, keep)
     narrow = problem.restrict(keep)
     narrow.train(small, "relax", key=key)
-    return _mean_and_se(small, narrow.val, problem.datafit.row_loss)
-
-
-@torch.no_grad()
-def _mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) -> Scored:
-    if len(rows) == 0:
-        return math.nan, math.nan, None
-    losses = row_loss_fn(model(rows.X), rows.y).double()
-    se = float(losses.std() / math.sqrt(max(losses.numel(), 1))) if losses.numel() > 1 else 0.0
-    return float(losses.mean()), se, losses.float().cpu().numpy()
+    return mean_and_se(small, narrow.val, problem.datafit.row_loss)
 
 
 @dataclass(frozen=True)
@@ -315,7 +304,7 @@ def fit_path(
 def _start(problem: Problem, model: GroupLassoMLP) -> PathState:
     """Train the dense model and place the first lambda."""
     dense_training = fit_dense(problem, model)
-    dense_val = _mean_and_se(model, problem.val, problem.datafit.row_loss)
+    dense_val = mean_and_se(model, problem.val, problem.datafit.row_loss)
     support = problem.penalty(model.first_weight.shape[0]).support(model.first_weight)
     trained = Trained(problem.training_loss(model), dense_training.n_iters, dense_training.stopped_early)
     first = _record(problem, model, 0.0, trained, dense_val, support)
@@ -360,7 +349,7 @@ def _relaxed_score(problem: Problem, state: PathState, model: GroupLassoMLP, sup
         state.relaxed_by_support[support_key] = (
             relaxed_val_loss(problem, model, keep, key=relaxed_key(key))
             if keep.any()
-            else _mean_and_se(model, problem.val, problem.datafit.row_loss)
+            else mean_and_se(model, problem.val, problem.datafit.row_loss)
         )
         state.last_relaxed_size = n_active
     return state.relaxed_by_support.get(support_key, (math.nan, math.nan, None))

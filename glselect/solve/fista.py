@@ -499,5 +499,5 @@ class _Flags:
     done: torch.Tensor
     converged: torch.Tensor
     stopped: torch.Tensor
-    best_optimality: torch.Tensor  # the smallest optimality measure of an accepted step (inf: none yet)
+    best_optimality: torch.Tensor  # the smallest optimality measure of a step that passed the line search (inf: none yet)
     improvement: torch.Tensor  # moving mean of the relative objective improvement per accepted iteration

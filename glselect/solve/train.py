@@ -7,6 +7,7 @@ import copy
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from glselect.data.source import Rows
@@ -26,6 +27,17 @@ class TrainResult:
 @torch.no_grad()
 def mean_loss(model: GroupLassoMLP, rows: Rows, loss_fn: LossFunction) -> float:
     return float(loss_fn(model(rows.X), rows.y)) if len(rows) else math.nan
+
+
+@torch.no_grad()
+def mean_and_se(model: GroupLassoMLP, rows: Rows, row_loss_fn: LossFunction) -> tuple[float, float, np.ndarray | None]:
+    """``model``'s mean loss over ``rows``, its standard error (0 for one row) and each row's loss
+    (float32); NaN, NaN, None for no rows."""
+    if len(rows) == 0:
+        return math.nan, math.nan, None
+    losses = row_loss_fn(model(rows.X), rows.y).double()
+    se = float(losses.std() / math.sqrt(max(losses.numel(), 1))) if losses.numel() > 1 else 0.0
+    return float(losses.mean()), se, losses.float().cpu().numpy()
 
 
 def train_early_stopped(solver: Solver, model: GroupLassoMLP, val: Rows, loss_fn: LossFunction, budget: Budget) -> TrainResult:
