@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from glselect.outputs.load import Results
-from glselect.outputs.report import MEASURE_COLUMNS, as_object, run_warnings
+from glselect.outputs.report import MEASURE_COLUMNS, as_good_line, as_object, run_warnings, stand_ins_line
 
 # the parts of summary.json's timings, in the order the fit spends them
 TIMED_PARTS = (
@@ -110,6 +110,8 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
                 f"{len(summary['selected_groups'])} of {sizes['groups']} groups",
             ],
             ["selected columns", ", ".join(summary["selected_features"]) or "none"],
+            ["smallest set as good as all columns", as_good_line(summary) or "not asked (--goal auto only)"],
+            ["could stand in", (stand_ins_line(summary) or "none named").removeprefix("stand-ins: ")],
             ["left out by confirmation", _names(summary.get("unconfirmed_groups"))],
             ["added by all-relevant rounds", _rounds(summary)],
             ["interacting pairs (given units before the dense fit)", _pairs(summary.get("interacting_pairs"))],
@@ -157,7 +159,7 @@ def _names(values: Any) -> str:
 def _rounds(summary: dict[str, Any]) -> str:
     """The groups each all-relevant round added (select/relevant.py); the field is absent when the rounds did not run."""
     if "all_relevant_rounds" not in summary:
-        return "not run (--goal minimal, --fdr or --max-features)"
+        return "not run (--goal auto or minimal, --fdr or --max-features)"
     rounds = summary["all_relevant_rounds"]
     if not isinstance(rounds, list):
         return "n/a"

@@ -133,9 +133,52 @@ def run_warnings(summary: dict[str, Any]) -> list[str]:
     return ([str(line) for line in warnings] if isinstance(warnings, list) else []) + fit_warnings(summary)
 
 
+def as_good_line(summary: dict[str, Any]) -> str | None:
+    as_good = summary.get("as_good_as_all")
+    if not as_good:  # --goal auto's search (select/smallest.py)
+        return None
+    folds = as_good["compared_on"].removeprefix("cross-fit")
+    where = "the validation rows" if as_good["compared_on"] == "validation" else f"{folds} cross-fitted folds"
+    reference = f"the best model seen ({plural(as_good['reference_groups'], 'group')})"
+    against = as_good.get("against_all") or {}
+    dense = (
+        f"; against all {against['groups']}: {against['loss_difference']:+.3g} ± {against['standard_error']:.2g}"
+        if against and against["groups"] != as_good["reference_groups"]
+        else ""
+    )
+    measured = f"(difference {as_good['loss_difference']:+.3g} ± {as_good['standard_error']:.2g}{dense}, on {where})"
+    dropped = f"; dropped from the path's step: {', '.join(as_good['dropped'])}" if as_good["dropped"] else ""
+    if as_good["as_good"]:
+        return (
+            f"as good as all columns: the smallest set whose held-out loss is within {as_good['noise_se']:g} paired standard error "
+            f"of {reference} {measured}{dropped}"
+        )
+    return (
+        f"not shown as good as all columns: the groups the model relies on, whose held-out loss is more than "
+        f"{as_good['noise_se']:g} paired standard error above {reference} {measured}{dropped}"
+    )
+
+
+def stand_ins_line(summary: dict[str, Any]) -> str | None:
+    stand_ins = summary.get("stand_ins")
+    if not stand_ins:  # select/standins.py
+        return None
+    parts = []
+    for group, found in stand_ins["selected"].items():
+        if found["substitutes"] and found.get("together"):
+            parts.append(f"{' and '.join(found['substitutes'])} together could stand in for {group}")
+        elif found["substitutes"]:
+            parts.append(f"{' or '.join(found['substitutes'])} could stand in for {group}")
+        if found["proxies"]:
+            parts.append(f"{', '.join(found['proxies'])} only echo{'es' if len(found['proxies']) == 1 else ''} {group}")
+    if stand_ins["own_signal"]:
+        parts.append(f"signal of their own, not needed: {', '.join(stand_ins['own_signal'])}")
+    return "stand-ins: " + "; ".join(parts) if parts else None
+
+
 def _unconfirmed_line(summary: dict[str, Any]) -> str | None:
     unconfirmed = summary.get("unconfirmed_groups")
-    if not unconfirmed:
+    if not unconfirmed or summary.get("as_good_as_all"):  # the search's own line names its drops
         return None
     confirmed_by = summary.get("confirmed_by") or "validation"
     tested = (
@@ -189,6 +232,8 @@ def _streaming_line(summary: dict[str, Any]) -> str | None:
 
 # a line each for what a stage (or a stream) adds to summary.json, in the order they are printed
 SUMMARY_LINES: tuple[Callable[[dict[str, Any]], str | None], ...] = (
+    as_good_line,
+    stand_ins_line,
     _unconfirmed_line,
     _interacting_line,
     _rounds_line,

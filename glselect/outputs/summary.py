@@ -85,6 +85,10 @@ FIELDS: tuple[Field, ...] = (
     Field("unconfirmed_groups", list_of(is_text), "a list of group names"),
     Field("interacting_pairs", list_of(is_object), "a list of objects"),
     Field("scored_by", is_text, "text"),  # the choosing stage's
+    # --goal auto's comparison of the chosen set with all columns (select/smallest.py)
+    Field("as_good_as_all", is_object, "an object", optional_write=True),
+    # per selected group what could stand in for it, and the groups with signal of their own (select/standins.py)
+    Field("stand_ins", is_object, "an object", optional_write=True),
     Field("class_weights"),
     Field("stability"),  # the stability stage's (null: not run); its block is checked by STABILITY_FIELDS
     Field("fdr"),  # the knockoff stage's (null: not run)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -71,6 +71,11 @@ def column_survival(path: LambdaPath, group_ids: np.ndarray) -> np.ndarray:
     for step in path.steps:
         survival = np.where(step.column_mask(group_ids), step.lam, survival)
     return survival
+
+
+def _cell(value: Any) -> Any:
+    """A group's value copied to its table columns: a number as a float, text as it is."""
+    return value if isinstance(value, str) else float(value)
 
 
 def rank_groups(
@@ -168,7 +173,7 @@ def rank_groups(
                 group_rank[group],
                 float(column_norm.get(column.name, 0.0)),
                 *(
-                    part.column_values[name].get(column.name, part.unread) if name in part.column_values else float(info[name])
+                    part.column_values[name].get(column.name, part.unread) if name in part.column_values else _cell(info[name])
                     for name, part in measures
                 ),
             )

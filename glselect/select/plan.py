@@ -29,7 +29,9 @@ from glselect.select.permutation import PermutationImportance
 from glselect.select.redundancy import TopK
 from glselect.select.refit import RuleChoice
 from glselect.select.relevant import AllRelevant
+from glselect.select.smallest import SmallestAsGood
 from glselect.select.stability import StabilitySelection
+from glselect.select.standins import StandInsStage
 
 __all__ = ["COLUMN_ORDER", "CONFLICTS", "OVERRIDES", "STAGES", "Conflict", "Override", "Plan", "resolve"]
 
@@ -47,15 +49,17 @@ STAGES: tuple[Step, ...] = (
     Step(CrossValidate(), lambda config: bool(config.selection.cv)),
     Step(Knockoffs(), lambda config: config.selection.fdr is not None),
     Step(TopK(), lambda config: config.selection.max_features is not None and config.selection.max_correlation < 1),
-    Step(RuleChoice(), lambda config: True),
-    Step(Confirm(), lambda config: config.selection.confirm > 0),
-    Step(AllRelevant(), lambda config: config.selection.goal in ("auto", "all-relevant")),
+    Step(SmallestAsGood(), lambda config: config.selection.goal in ("auto", "all-relevant")),
+    Step(RuleChoice(), lambda config: config.selection.goal == "minimal" or config.selection.max_features is not None),
+    Step(Confirm(), lambda config: config.selection.confirm > 0 and config.selection.goal == "minimal"),
+    Step(StandInsStage(), lambda config: config.selection.goal in ("auto", "all-relevant")),
+    Step(AllRelevant(), lambda config: config.selection.goal == "all-relevant"),
     Step(StabilitySelection(), lambda config: bool(config.importance.stability_pairs)),
     Step(PermutationImportance(), lambda config: config.importance.permutation_repeats > 0),  # 0: its columns stay blank
 )
 # the stages that add columns to groups.csv and importances.csv, in the files' column order (a
 # stage that did not run leaves its columns blank, so every out dir has the same columns)
-COLUMN_ORDER = ("permutation", "stability", "knockoffs")
+COLUMN_ORDER = ("stand-ins", "permutation", "stability", "knockoffs")
 
 
 @dataclass(frozen=True)
@@ -103,13 +107,13 @@ OVERRIDES: tuple[Override, ...] = (
     Override(
         "--fdr",
         lambda s: s.fdr is not None,
-        ("rule", "top-k", "confirmation", "all-relevant"),
+        ("rule", "smallest", "top-k", "confirmation", "all-relevant", "stand-ins"),
         "the knockoff selection chooses the set and bounds its false discovery rate; --goal auto asks the minimal question alone",
     ),
     Override(
         "--max-features",
         lambda s: s.max_features is not None,
-        ("cross-validation", "confirmation", "all-relevant"),
+        ("cross-validation", "smallest", "confirmation", "all-relevant", "stand-ins"),
         "the set is the K groups that survive longest: no lambda to score, no group to drop; --goal auto asks the minimal question alone",
     ),
     Override(

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from glselect.cli.app import app
-from tests.conftest import FAST, STREAM_FAST, assert_user_error, invoke
+from tests.conftest import FAST, assert_user_error, invoke
 
 
 @pytest.mark.parametrize(
@@ -119,35 +119,33 @@ def _redundant(n: int = 500, seed: int = 1) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_all_relevant_keeps_a_redundant_column_and_no_noise(tmp_path, stream):
-    # the stream's mini-batch refits spread their weight over a, b and r = a + b alike, so on the
-    # 100 validation rows of a 500-row table, where confirmation is cross-fitted, it keeps all three
-    # in its first selection; with 250 validation rows it tests on them, as a streamed table usually has
+def test_the_default_names_a_redundant_column_a_substitute_and_all_relevant_selects_it(tmp_path, stream):
+    # streamed, 260 validation rows: the comparisons are made on them; in memory, 100: cross-fitted
     table = _redundant(1300 if stream else 500)
     data = tmp_path / ("data.parquet" if stream else "data.csv")
     table.to_parquet(data, index=False) if stream else table.to_csv(data, index=False)
-    common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"] + (["--stream", *STREAM_FAST] if stream else [])
-    # the default, --goal auto, walks the rounds here (streamed: its gate reads the stream's own
-    # sample) because one of a, b, r is left out with its first-order signal; in memory the
-    # rounds without the gate (tests/outputs/test_artifacts.py's fixture runs the default in memory)
-    goal = [] if stream else ["--goal", "all-relevant"]
-    result = runner.invoke(app, ["fit", *common, *goal, "--out", str(tmp_path / "all")])
+    # streamed at the stream's own settings: STREAM_FAST's 25 steps leave every refit short of the dense fit
+    common = [str(data), "-t", "y", "--hidden", "0", "--json", "-q"] + (["--stream"] if stream else [])
+    result = runner.invoke(app, ["fit", *common, "--out", str(tmp_path / "auto")])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary["selected_features"]) == {"a", "b", "c", "r"}
-    # the first selection keeps one way to make a + b; a later round, without it, finds the other
-    rounds = summary["all_relevant_rounds"]
-    assert len(rounds) >= 1 and set().union(*map(set, rounds)) < {"a", "b", "r"}
+    # y = r + c with r = a + b: the smallest set is r and c (a and b together stand in for r), or
+    # two of a, b, r and c (the third stands in for one of them); never a noise column
+    selected = set(summary["selected_features"])
+    assert "c" in selected and selected < {"a", "b", "c", "r"}
+    stand_ins = summary["stand_ins"]["selected"]
+    substitutes = {name for found in stand_ins.values() for name in found["substitutes"]}
+    assert selected | substitutes == {"a", "b", "c", "r"} and not selected & substitutes
+    assert stand_ins["r"]["together"] if selected == {"r", "c"} else len(substitutes) == 1
+    assert summary["as_good_as_all"]["compared_on"] == ("validation" if stream else "cross-fit5")
+    result = runner.invoke(app, ["fit", *common, "--goal", "all-relevant", "--out", str(tmp_path / "all")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary["selected_features"]) == {"a", "b", "c", "r"}  # the substitute too, no noise column
     assert summary["rule"].endswith(", all-relevant")
-    assert summary["confirmed_by"] == ("validation" if stream else "cross-fit5")  # 260 and 100 validation rows
-    if not stream:
-        minimal = _selected([*common, "--goal", "minimal", "--out", str(tmp_path / "minimal")])
-        assert "c" in minimal and len(minimal) < 4  # a redundant one of a, b, r is left out
 
 
-def test_auto_walks_no_round_when_only_noise_is_left_out(tmp_path):
-    # y = a + b + c: the minimal set is the three, the columns left are noise, so the gate stops
-    # the rounds before the first path fit; with --max-features auto asks the minimal question alone
+def test_the_default_names_no_stand_in_where_only_noise_is_left_out(tmp_path):
     table = _redundant().drop(columns="r")
     data = tmp_path / "data.csv"
     table.to_csv(data, index=False)
@@ -156,7 +154,11 @@ def test_auto_walks_no_round_when_only_noise_is_left_out(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert set(summary["selected_features"]) == {"a", "b", "c"}
-    assert summary["all_relevant_rounds"] == [] and summary["rule"] == "1se"
+    assert summary["stand_ins"] == {
+        "selected": {name: {"substitutes": [], "together": False, "proxies": []} for name in summary["selected_groups"]},
+        "own_signal": [],
+    }
+    assert "all_relevant_rounds" not in summary and summary["rule"] == "1se, as good as all columns"
     result = runner.invoke(app, ["fit", *common, "--max-features", "2", "--out", str(tmp_path / "top")])
     assert result.exit_code == 0, result.output
-    assert "all_relevant_rounds" not in json.loads(result.stdout)
+    assert "stand_ins" not in json.loads(result.stdout) and "as_good_as_all" not in json.loads(result.stdout)

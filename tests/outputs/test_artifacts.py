@@ -66,21 +66,22 @@ def test_summary_importances_and_path_agree(fitted):
     assert sorted(importances.loc[importances["selected"], "feature"]) == sorted(summary["selected_features"])
     assert sorted(groups.loc[groups["selected"], "group"]) == sorted(summary["selected_groups"])
     assert path.loc[summary["step"], "lambda"] == pytest.approx(summary["lambda"])
-    # the step is the sparsest one holding every selected group: the chosen step itself, unless
-    # confirmation took groups out of it or the all-relevant rounds added some (here the colour,
-    # a copy of a's sign, which the minimal set leaves out)
+    # the selected groups are within the step the search started from (it drops groups, never adds)
     at_step = norms[(norms["step"] == summary["step"]) & (norms["norm"] > 0)]
     assert set(summary["selected_groups"]) <= set(at_step["group"])
-    assert summary["all_relevant_rounds"] == [["colour"]] and "colour" in summary["selected_groups"]
+    # the colour, a's sign, carries nothing once a is in: a proxy of a, named and left out
+    assert sorted(summary["selected_groups"]) == ["a", "b", "c"]
+    assert summary["stand_ins"]["selected"]["a"]["proxies"] == ["colour"]
+    colour = groups.set_index("group").loc["colour"]
+    assert colour["stand_in"] == "proxy" and colour["stand_in_for"] == "a"
     assert path.loc[summary["step"], "n_selected"] == len(at_step)
     # importance is the last lambda at which the group's norm is non-zero
     last_alive = norms.merge(path[["step", "lambda"]], on="step").groupby("group", observed=True)["lambda"].max()
     for row in groups.itertuples():
         assert row.importance == pytest.approx(last_alive.get(row.group, 0.0))
-    # selected groups first, the minimal selection ahead of the colour its round added, each part by importance
+    # selected groups first, each part by importance
     assert not importances["selected"].astype(int).diff().gt(0).any()
-    assert importances.loc[importances["selected"], "feature"].iloc[-1] == "colour"
-    for part in (importances[importances["selected"]].iloc[:-1], importances[~importances["selected"]]):
+    for part in (importances[importances["selected"]], importances[~importances["selected"]]):
         assert part["importance"].is_monotonic_decreasing
 
 

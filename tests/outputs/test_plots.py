@@ -21,7 +21,7 @@ pytest.importorskip("matplotlib")
 
 from glselect.outputs.html import render_report
 from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report
-from glselect.outputs.report import fit_warnings
+from glselect.outputs.report import as_good_line, fit_warnings
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -315,7 +315,9 @@ def test_fit_warnings_name_a_path_that_stopped_early():
 
 def test_report_lists_the_interacting_pairs_and_the_all_relevant_additions(report):
     results, _, text = report
-    assert "<td>added by all-relevant rounds</td><td>none</td>" in text  # the default goal ran the rounds; none added
+    # the default goal searches the smallest set as good as all columns and names stand-ins; no rounds
+    assert "<td>added by all-relevant rounds</td><td>not run (--goal auto or minimal, --fdr or --max-features)</td>" in text
+    assert f"<td>smallest set as good as all columns</td><td>{html.escape(as_good_line(results.summary))}</td>" in text
     assert "<td>interacting pairs (given units before the dense fit)</td><td>none</td>" in text
     summary = {
         **results.summary,
@@ -327,7 +329,7 @@ def test_report_lists_the_interacting_pairs_and_the_all_relevant_additions(repor
     assert "<td>added by all-relevant rounds</td><td>round 1: x6, x7; round 2: x5</td>" in page
     minimal = {key: value for key, value in results.summary.items() if key != "all_relevant_rounds"}
     page = render_report(dataclasses.replace(results, summary=minimal), "", "<svg></svg>")
-    assert "<td>added by all-relevant rounds</td><td>not run (--goal minimal, --fdr or --max-features)</td>" in page
+    assert "<td>added by all-relevant rounds</td><td>not run (--goal auto or minimal, --fdr or --max-features)</td>" in page
 
 
 def test_report_time_is_the_summarys_and_says_what_it_covers(report):

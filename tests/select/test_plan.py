@@ -63,12 +63,13 @@ def test_every_conflict_of_the_table_is_reachable_and_each_option_alone_is_not_o
         resolve(config(**values))  # no error: each option alone is fine
 
 
-def test_the_default_plan_chooses_by_the_rule_confirms_asks_all_relevant_and_measures_permutation():
-    assert names() == ("rule", "confirmation", "all-relevant", "permutation")
+def test_the_default_plan_searches_the_smallest_set_as_good_as_all_columns_names_stand_ins_and_measures_permutation():
+    assert names() == ("smallest", "stand-ins", "permutation")
 
 
 def test_max_features_turns_off_cross_validation_confirmation_and_the_all_relevant_rounds():
     assert names(max_features=3, cv=5, confirm=3.0) == ("top-k", "permutation")
+    assert names(max_features=3, goal="minimal") == ("top-k", "permutation")
     # with --max-correlation 1 the path's own K survivors: the rule's stage reads --max-features
     assert names(max_features=3, cv=5, max_correlation=1.0) == ("rule", "permutation")
 
@@ -78,12 +79,13 @@ def test_fdr_replaces_the_rule_and_turns_off_confirmation_and_the_all_relevant_r
 
 
 def test_cv_confirm_goal_and_stability_each_add_their_own_stage():
-    assert names(cv=5) == ("cross-validation", "rule", "confirmation", "all-relevant", "permutation")
-    assert names(cv="auto") == ("cross-validation", "rule", "confirmation", "all-relevant", "permutation")
-    assert names(confirm=0) == ("rule", "all-relevant", "permutation")
+    assert names(cv=5) == ("cross-validation", "smallest", "stand-ins", "permutation")
+    assert names(cv="auto") == ("cross-validation", "smallest", "stand-ins", "permutation")
+    assert names(confirm=0) == ("smallest", "stand-ins", "permutation")  # the search does not use the confirmation test
     assert names(goal="minimal") == ("rule", "confirmation", "permutation")
-    assert names(goal="all-relevant") == ("rule", "confirmation", "all-relevant", "permutation")
-    assert names(stability=2) == ("rule", "confirmation", "all-relevant", "stability", "permutation")
+    assert names(goal="minimal", confirm=0) == ("rule", "permutation")
+    assert names(goal="all-relevant") == ("smallest", "stand-ins", "all-relevant", "permutation")
+    assert names(stability=2) == ("smallest", "stand-ins", "stability", "permutation")
 
 
 def test_every_plan_without_a_conflict_has_one_chooser_and_runs_its_stages_in_the_table_order():
@@ -125,7 +127,7 @@ def linear() -> pd.DataFrame:
 def test_each_stage_returns_its_named_columns_and_summary_fragment(linear):
     result = fit_frame(linear, config(**CHEAP, stability=1, cv=3, permutation_repeats=2))
     parts = {part.stage: part for part in result.parts}
-    assert list(parts) == ["cross-validation", "rule", "confirmation", "all-relevant", "stability", "permutation"]
+    assert list(parts) == ["cross-validation", "smallest", "stand-ins", "stability", "permutation"]
     n_groups = result.selection.group_mask.size
     assert set(parts["permutation"].group_columns) == {"permutation", "permutation_std"}
     assert set(parts["stability"].group_columns) == {"stability"}
@@ -133,13 +135,15 @@ def test_each_stage_returns_its_named_columns_and_summary_fragment(linear):
         assert all(np.shape(values) == (n_groups,) for values in part.group_columns.values())
         assert set(part.summary) <= {entry.key for entry in FIELDS}
         assert part.seconds >= 0
-    assert parts["rule"].summary == {"scored_by": "cv3"}
+    assert parts["smallest"].summary["scored_by"] == "cv3"
+    assert parts["smallest"].summary["as_good_as_all"]["compared_on"] == "cross-fit3"
+    assert set(parts["stand-ins"].group_columns) == {"stand_in", "stand_in_for"}
     assert set(parts["stability"].summary["stability"]) == {"pairs", "q", "threshold", "stable_groups", "expected_false_bound"}
     assert result.cross_validation is parts["cross-validation"].result and result.cross_validation.n_folds == 3
     assert result.stability is parts["stability"].result
     # the ranked tables hold every stage's columns, in the plan's column order, the knockoffs' blank
     groups = result.importances.groups
-    assert list(groups.columns[-6:]) == ["permutation", "permutation_std", "stability", *KNOCKOFF_COLUMNS]
+    assert list(groups.columns[-8:]) == ["stand_in", "stand_in_for", "permutation", "permutation_std", "stability", *KNOCKOFF_COLUMNS]
     assert groups[list(KNOCKOFF_COLUMNS)].isna().all().all()
     by_group = dict(zip(groups["group"], groups["stability"]))
     assert by_group == dict(zip(result.summary["columns"], parts["stability"].group_columns["stability"]))

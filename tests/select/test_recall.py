@@ -1,15 +1,10 @@
 """Recall without losing precision: the paired 1se rule, --cv auto, and the first-order t statistic of the all-relevant rounds."""
 
 import numpy as np
-import pytest
-import torch
 
-from glselect import distributed
 from glselect.config import SelectionConfig
-from glselect.model.datafits import make_datafit
 from glselect.path.walk import LambdaPath, PathStep
 from glselect.select.choose import StepScores, choose_step
-from glselect.select.relevant import first_order_t
 
 
 def _path_with_rows(counts, rows):
@@ -65,20 +60,3 @@ def test_cv_auto_cross_validates_only_when_validation_rows_are_few():
     assert folds_for("auto", AUTO_CV_BELOW_ROWS - 1) == AUTO_FOLDS
     assert folds_for("auto", AUTO_CV_BELOW_ROWS) == 0
     assert folds_for(3, 10) == 3 and folds_for(0, 10) == 0
-
-
-# --- --goal -----------------------------------------------------------------------------------
-
-
-def test_first_order_t_is_the_t_statistic_of_the_centred_products():
-    rng = np.random.default_rng(0)
-    n = 2000
-    X = rng.standard_normal((n, 40))
-    X[:, 39] = 3.0  # constant: no spread, t = 0
-    y = X[:, 0] + 0.5 * X[:, 1] + rng.standard_normal(n)
-    t = first_order_t(
-        torch.as_tensor(X, dtype=torch.float32), make_datafit("regression").target_outputs(torch.as_tensor(y)), distributed.Context()
-    )[:, 0]
-    products = (X[:, 1] - X[:, 1].mean()) * (y - y.mean())
-    assert t[1] == pytest.approx(products.mean() / products.std(ddof=1) * np.sqrt(n), rel=1e-3)
-    assert t[0] > 20 and t[1] > 10 and t[2:39].max() < 4 and t[39] == 0

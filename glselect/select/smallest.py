@@ -1,0 +1,313 @@
+"""``--goal auto``: the smallest set of groups that predicts as well as all of them.
+
+This is the question a user brings: which few columns do the work of the whole table? The rule's
+step and the confirmation test answer a different one (which groups each carry signal the noise
+cannot hide), and on correlated tables that answer keeps too many columns or, by dropping groups
+one standard error at a time, too few.
+
+Every candidate set is refitted and scored on held-out rows, row by row, against a reference: the
+best model seen with more columns (the dense network, or a larger set the search fitted when one
+beats it; ``Reference``). A set is *as good as all columns* when its mean per-row loss is not
+worse than the reference's by more than ``NOISE_SE`` standard errors of the paired per-row
+difference, or by a negligible share of what all columns gain over none (``NEGLIGIBLE_SHARE``).
+The rows that are hard for one model are hard for both, so the difference varies far less than
+either loss, and this is the noise of that one comparison. Where the validation rows are few (the
+same test as confirmation's, ``confirm.confirmation_folds``) every set is fitted on each of K
+folds of the model rows and scored on the fold it did not see, so all model rows decide, not one
+small split; the dense reference is then a refit of every group on each fold.
+
+1. Start from the rule's step, chosen among the penalised steps only: the dense step's score is
+   its own fit's, which the relaxed scores of sparser steps are not comparable with. If that step
+   is not as good as all columns, bisect the denser scored steps for the sparsest one that is.
+2. Backward elimination: drop the group whose shuffling raises the held-out loss least and refit
+   the rest (fresh). A group that fails the confirmation test (its t under ``--confirm``: the
+   model does not rely on it) goes as under ``--goal minimal``, whatever the comparison says (two
+   refits differ by more than the rows' noise on a small table, and that must not keep a noise
+   column); a group that passes goes only while the set stays as good as all columns, and the
+   first such drop that does not ends the search.
+3. The set found is refitted fresh on the training rows: that refit is the saved model.
+
+If no set smaller than every group passes, the answer is every group, and the summary says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from glselect.config import SelectionConfig
+from glselect.data.source import Rows
+from glselect.path.problem import Problem
+from glselect.path.walk import LambdaPath
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection, StepScores, choose_step, validation_scores
+from glselect.select.confirm import FoldRefits, confirmation_folds, cross_fit_folds, t_cross_fitted, t_on_validation
+from glselect.select.refit import refit, scored_by
+
+# A set is as good as all columns while its mean per-row held-out loss exceeds the reference's by
+# at most this many standard errors of the paired difference. Half of one: the search compares
+# many sets on the same rows and keeps the smallest that passes, so each look must be stricter
+# than glmnet's one standard error (with one, breast_cancer kept 2 or 3 of 30 columns and lost 4 to
+# 5 points of test accuracy; benchmarks/default_answer.py).
+NOISE_SE = 0.5
+# ... or by at most this share of what all columns gain over none (the empty model's loss minus the
+# reference's): one point of R^2 for squared error. Two fits of sets that carry the same information
+# differ by more than the rows' noise (an exact copy of a column speeds its training, and the refits
+# stop early), so a paired test alone would keep a copy for a difference no user could see.
+NEGLIGIBLE_SHARE = 0.01
+CONFIRM_DEFAULT = 3.0  # with --confirm 0: the t under which the model does not rely on a group
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A set's held-out loss against the dense model's, on the same rows."""
+
+    difference: float  # mean per-row loss of the set minus the dense model's
+    se: float  # standard error of that mean difference (over rows)
+    negligible: float = 0.0  # a difference this small counts as none (``NEGLIGIBLE_SHARE``)
+
+    @property
+    def as_good(self) -> bool:
+        return bool(self.difference <= max(NOISE_SE * self.se, self.negligible))
+
+    def as_dict(self) -> dict[str, float]:
+        return {"loss_difference": self.difference, "standard_error": self.se, "negligible": self.negligible}
+
+
+def compare(rows: np.ndarray, dense_rows: np.ndarray, negligible: float = 0.0) -> Comparison:
+    """The paired comparison of per-row losses ``rows`` against ``dense_rows`` (the same rows, in order)."""
+    difference = rows.astype(np.float64) - dense_rows.astype(np.float64)
+    if difference.size == 0:
+        return Comparison(0.0, 0.0, negligible)
+    se = float(difference.std(ddof=1) / math.sqrt(difference.size)) if difference.size > 1 else 0.0
+    return Comparison(float(difference.mean()), se, negligible)
+
+
+@torch.no_grad()
+def selection_row_losses(selection: Selection, rows: Rows, row_loss: Callable[..., torch.Tensor]) -> np.ndarray:
+    """Each of ``rows``' loss (float64) under ``selection``'s refit, which reads only its own columns."""
+    columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=rows.X.device)
+    return row_loss(selection.model(rows.X[:, columns]), rows.y).double().cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A set of groups, its refit (one, or one per fold) and each held-out row's loss under it."""
+
+    group_mask: np.ndarray
+    fits: tuple[Selection, ...]
+    row_losses: np.ndarray
+
+
+class HeldOut:
+    """Fits sets of groups and scores them on held-out rows: the validation rows, or K folds."""
+
+    def __init__(self, problem: Problem, path: LambdaPath, rule: str, n_folds: int) -> None:
+        self.problem, self.path, self.rule = problem, path, rule
+        folds = cross_fit_folds(problem, n_folds) if n_folds else []
+        if any(len(fold.val) == 0 or len(tested) == 0 for fold, tested in folds):
+            folds = []  # too few rows for K folds: some fold has no row to stop on or to test
+        self.folds = folds
+        self.source = f"cross-fit{len(folds)}" if folds else "validation"
+
+    def fit(self, step: int, group_mask: np.ndarray) -> Candidate:
+        """Refit ``group_mask`` (groups of path step ``step``) fresh on every fold, or once on the training rows.
+
+        Fresh, not warm-started from the larger set: a warm refit that has to move a dropped copy's
+        weight onto the original stops early short of a fresh fit, and would keep the copy."""
+        if not self.folds:
+            fitted = refit(self.problem, self.path, step, self.rule, group_mask=group_mask)
+            return Candidate(group_mask, (fitted,), self._losses(fitted, self.problem, self.problem.val))
+        fits, losses = [], []
+        for fold, tested in self.folds:
+            fitted = refit(fold, self.path, step, self.rule, group_mask=group_mask)
+            fits.append(fitted)
+            losses.append(self._losses(fitted, fold, tested))
+        return Candidate(group_mask, tuple(fits), np.concatenate(losses))
+
+    def empty_loss(self) -> float:
+        """The mean held-out loss of no columns at all (the training rows' mean, or class shares)."""
+        last = self.path.steps[-1]
+        if last.n_selected == 0 and math.isfinite(last.relaxed_val_loss):
+            return float(last.relaxed_val_loss)
+        empty = np.zeros(self.problem.n_groups, dtype=bool)
+        return float(self._losses(refit(self.problem, self.path, 0, self.rule, group_mask=empty), self.problem, self.problem.val).mean())
+
+    def dense_rows(self) -> np.ndarray:
+        """The dense model's per-row held-out losses, in the rows' order of ``fit``'s candidates."""
+        if not self.folds:
+            rows = self.path.steps[0].relaxed_val_rows
+            if rows is not None:
+                return rows.astype(np.float64)
+            return self._losses(refit(self.problem, self.path, 0, self.rule), self.problem, self.problem.val)
+        return self.fit(0, self.path.steps[0].group_norms > 0).row_losses
+
+    def t(self, candidate: Candidate) -> np.ndarray:
+        """Per group: how many standard errors shuffling it raises the held-out loss (0 for groups out)."""
+        if not self.folds:
+            return t_on_validation(candidate.fits[0], self.problem)
+        return t_cross_fitted(FoldRefits(candidate.group_mask, tuple((f, t, s) for (f, t), s in zip(self.folds, candidate.fits))))
+
+    @staticmethod
+    def _losses(fitted: Selection, problem: Problem, rows: Rows) -> np.ndarray:
+        return selection_row_losses(fitted, rows, problem.datafit.row_loss)
+
+
+def penalised_scores(scores: StepScores) -> StepScores:
+    """``scores`` without the dense step's: the rule then chooses among the penalised steps."""
+    loss = scores.loss.copy()
+    loss[0] = np.nan
+    return dataclasses.replace(scores, loss=loss)
+
+
+def scored_supports(path: LambdaPath, scores: StepScores, denser_than: int) -> list[int]:
+    """Steps denser than step ``denser_than`` with a score, one per support size, sparsest first."""
+    by_size: dict[int, int] = {}
+    for index in range(denser_than - 1, 0, -1):
+        if np.isfinite(scores.loss[index]):
+            by_size.setdefault(path.steps[index].n_selected, index)
+    return [by_size[size] for size in sorted(by_size) if size > path.steps[denser_than].n_selected]
+
+
+class Reference:
+    """The model a set is compared with: the best seen with more columns.
+
+    It starts as the dense network; a set the search fits that beats it on the held-out rows
+    takes its place. A dense network can be a poor yardstick (on a small table its held-out loss
+    is dominated by a few confident mistakes, on a stream it trains short), and against a poor
+    one any set looks as good.
+    """
+
+    def __init__(self, row_losses: np.ndarray, n_groups: int, empty_loss: float) -> None:
+        self.row_losses, self.n_groups, self.empty_loss = row_losses, n_groups, empty_loss
+
+    def compare(self, candidate: Candidate) -> Comparison:
+        """``candidate`` against the reference, which it replaces when it is better."""
+        if float(candidate.row_losses.mean()) < float(self.row_losses.mean()):
+            self.row_losses, self.n_groups = candidate.row_losses, int(candidate.group_mask.sum())
+        negligible = NEGLIGIBLE_SHARE * max(self.empty_loss - float(self.row_losses.mean()), 0.0)
+        return compare(candidate.row_losses, self.row_losses, negligible)
+
+
+@dataclass(frozen=True)
+class Smallest:
+    """What the search found: the set, its comparison with all columns, and what it tried."""
+
+    candidate: Candidate
+    step: int
+    comparison: Comparison
+    drops: tuple[int, ...]  # groups dropped by the elimination, in order
+    source: str
+    reference_groups: int  # groups in the model compared with: the best seen with more columns
+    against_dense: Comparison  # the set against the dense network itself, for the record
+    dense_groups: int
+
+
+def smallest_as_good(
+    problem: Problem,
+    path: LambdaPath,
+    scores: StepScores,
+    config: SelectionConfig,
+    n_folds: int,
+    on_candidate: Callable[[int], None] | None = None,
+) -> Smallest:
+    """The smallest set of groups as good as all of them (see the module docstring)."""
+    min_t = config.confirm if config.confirm > 0 else CONFIRM_DEFAULT
+    penalised = penalised_scores(scores)
+    start, rule = choose_step(path, config, penalised) if np.isfinite(penalised.loss).any() else (0, config.rule)
+    held = HeldOut(problem, path, rule, n_folds)
+    dense_rows, dense_groups = held.dense_rows(), int(np.count_nonzero(path.steps[0].group_norms))
+    best = Reference(dense_rows, dense_groups, held.empty_loss())
+    tried = 0
+
+    def fit(step: int, mask: np.ndarray) -> tuple[Candidate, Comparison]:
+        nonlocal tried
+        tried += 1
+        if on_candidate is not None:
+            on_candidate(tried)
+        candidate = held.fit(step, mask)
+        return candidate, best.compare(candidate)
+
+    step = start
+    current, comparison = fit(step, path.steps[step].group_norms > 0)
+    if not comparison.as_good:
+        step, current, comparison = _denser_as_good(path, scores, start, fit) or (step, current, comparison)
+    drops: list[int] = []
+    while current.group_mask.any():
+        t = held.t(current)
+        chosen = np.flatnonzero(current.group_mask)
+        weakest = int(chosen[np.argmin(t[chosen])])
+        kept = current.group_mask.copy()
+        kept[weakest] = False
+        smaller, smaller_comparison = fit(step, kept)
+        # a group the model does not rely on goes whatever the comparison says (a refit's own noise
+        # can exceed the rows' on a small table); one it relies on goes only while the set stays as good
+        if not (smaller_comparison.as_good or t[weakest] < min_t):
+            break
+        current, comparison = smaller, smaller_comparison
+        drops.append(weakest)
+    against_dense = compare(current.row_losses, dense_rows)
+    return Smallest(current, step, comparison, tuple(drops), held.source, best.n_groups, against_dense, dense_groups)
+
+
+def _denser_as_good(
+    path: LambdaPath, scores: StepScores, start: int, fit: Callable[..., tuple[Candidate, Comparison]]
+) -> tuple[int, Candidate, Comparison] | None:
+    """Bisect the scored steps denser than ``start`` for the sparsest whose refit is as good as all
+    columns (more groups, better held-out loss: close enough to monotone for a search); None: none is."""
+    steps = scored_supports(path, scores, start)
+    found: tuple[int, Candidate, Comparison] | None = None
+    low, high = 0, len(steps) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        candidate, comparison = fit(steps[middle], path.steps[steps[middle]].group_norms > 0)
+        if comparison.as_good:
+            found, high = (steps[middle], candidate, comparison), middle - 1
+        else:
+            low = middle + 1
+    return found
+
+
+class SmallestAsGood:
+    """``--goal auto``: the smallest set of groups whose held-out loss is as good as all columns'."""
+
+    name = "smallest"
+    kind = "choose"
+
+    def choose(self, fit: Fit, scores: StepScores | None) -> tuple[Selection, Part]:
+        config = fit.config.selection
+        scores = scores or validation_scores(fit.path)
+        n_folds = confirmation_folds(config.cv, len(fit.problem.val))
+        found = smallest_as_good(
+            fit.problem, fit.path, scores, config, n_folds, on_candidate=lambda k: fit.progress.announce(f"set {k} against all columns")
+        )
+        fit.progress.announce("refit")
+        rule = f"{config.rule}, as good as all columns"
+        selection = refit(fit.problem, fit.path, found.step, rule, group_mask=found.candidate.group_mask)
+        selection = dataclasses.replace(selection, confirmed_by=found.source)
+        names = fit.group_names
+        summary = {
+            "scored_by": scored_by(fit, scores),
+            "as_good_as_all": {
+                "noise_se": NOISE_SE,
+                "compared_on": found.source,
+                "reference_groups": found.reference_groups,
+                "against_all": {
+                    "groups": found.dense_groups,
+                    "loss_difference": found.against_dense.difference,
+                    "standard_error": found.against_dense.se,
+                },
+                **found.comparison.as_dict(),
+                "as_good": found.comparison.as_good,
+                "dropped": [names[g] for g in found.drops],
+            },
+        }
+        return selection, Part(self.name, summary=summary)
+
+
+__all__: Sequence[str] = ["NOISE_SE", "Comparison", "SmallestAsGood", "compare", "smallest_as_good"]

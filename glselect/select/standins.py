@@ -1,0 +1,231 @@
+"""What could stand in for each selected group, and which left-out groups carry signal of their own.
+
+A small set that predicts as well as all columns raises the next question: which columns are
+interchangeable with the ones chosen, and which only look relevant because they echo one? For
+the saved selection (its refit model) every group left out gets at most one role, measured on
+the validation rows the refit never trained on:
+
+- **substitute** for a selected group ``s``: the model keeps its held-out loss (within
+  ``NOISE_SE`` paired standard errors) when ``s``'s columns are replaced by their linear
+  prediction from the candidate and the other selected groups. An exact copy of ``s``, or a
+  column that with the others determines it (make_classification's ``r = a + b`` beside ``b``),
+  passes. Where no candidate does alone, the candidates are tried together (``a`` and ``b``
+  for a selected ``r = a + b``): if they pass, each is a substitute, all together. The
+  prediction is fitted on one half of the rows and scored on the other (both ways), so the test
+  does not reward overfitting; it is linear, so a column that determines ``s`` only
+  through a curve is not found (a refit per pair would, at a refit's cost per candidate).
+- **own signal**: the candidate, with its linear part on the selected groups' columns taken out,
+  is associated with what the model still gets wrong (the gradient of each row's loss with
+  respect to the outputs: the residual for squared error, one-hot minus probabilities for
+  classes, the Cox score for survival). A score test, t above a Bonferroni bound over every test
+  made at family-wise ``moments.FAMILY_ALPHA``: such a group would improve the set, but the set
+  is already as good as all columns within the noise.
+- **proxy** of ``s``: correlated with it (``CORRELATED``), neither a substitute nor with signal
+  of its own: it only echoes ``s``. ``--goal all-relevant`` never selects a proxy.
+
+Candidates for substitute and proxy are, per selected group, the ``PER_GROUP`` left-out groups
+most correlated with it (the largest |r| between their columns) at ``CORRELATED`` or above. Every
+left-out group gets the own-signal test. Everything is a forward pass and a least-squares solve
+on the validation rows: no refit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from glselect.path.moments import bonferroni_bound
+from glselect.path.problem import Problem
+from glselect.select.base import Fit, Part
+from glselect.select.choose import Selection
+from glselect.select.smallest import compare
+
+CORRELATED = 0.5  # |r| from which a left-out group is a candidate substitute or proxy of a selected one
+PER_GROUP = 3  # candidates per selected group, the most correlated first
+MIN_ROWS = 20  # fewer validation rows: no stand-in is named (half of them fit each prediction)
+SUBSTITUTE, PROXY, OWN_SIGNAL = "substitute", "proxy", "own signal"
+
+
+@dataclass(frozen=True)
+class StandIns:
+    """Per left-out group, its role and the selected group it stands in for (-1: none)."""
+
+    role: dict[int, str] = field(default_factory=dict)
+    stands_in_for: dict[int, int] = field(default_factory=dict)
+    own_t: np.ndarray | None = None  # per group: the own-signal test's |t| (0 for selected groups)
+    together: frozenset[int] = frozenset()  # selected groups whose substitutes stand in only all together
+
+    def of_role(self, role: str) -> list[int]:
+        return sorted(g for g, r in self.role.items() if r == role)
+
+
+def standardised(X: np.ndarray) -> np.ndarray:
+    """``X``'s columns centred and scaled to unit length (a column with no spread stays 0)."""
+    centred = X - X.mean(axis=0)
+    scale = np.sqrt((centred**2).sum(axis=0))
+    return centred / np.where(scale > 0, scale, 1.0)
+
+
+def correlation_with(X: np.ndarray, group_ids: np.ndarray, group: int, n_groups: int) -> np.ndarray:
+    """Per group: the largest |r| between one of its columns and one of ``group``'s (only that
+    group's rows of the correlation matrix are formed: a wide table has thousands of columns)."""
+    scaled = standardised(X)
+    r = np.abs(scaled[:, group_ids == group].T @ scaled).max(axis=0)
+    by_group = np.zeros(n_groups)
+    np.maximum.at(by_group, group_ids, r)
+    return by_group
+
+
+def _with_intercept(Z: np.ndarray) -> np.ndarray:
+    return np.hstack([np.ones((Z.shape[0], 1)), Z])
+
+
+def cross_fitted_prediction(Z: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``T``'s linear prediction from ``Z`` (both rows), each half of the rows predicted by a
+    least-squares fit on the other half."""
+    n = Z.shape[0]
+    halves = (np.arange(n) % 2 == 0, np.arange(n) % 2 == 1)
+    predicted = np.empty_like(T)
+    for fitted, scored in (halves, halves[::-1]):
+        coefficients, *_ = np.linalg.lstsq(_with_intercept(Z[fitted]), T[fitted], rcond=None)
+        predicted[scored] = _with_intercept(Z[scored]) @ coefficients
+    return predicted
+
+
+def residualised(Z: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``T`` minus its least-squares prediction from ``Z`` (with an intercept), on the same rows."""
+    design = _with_intercept(Z)
+    coefficients, *_ = np.linalg.lstsq(design, T, rcond=None)
+    return T - design @ coefficients
+
+
+def score_t(candidate: np.ndarray, gradient: np.ndarray) -> float:
+    """The largest |t| of the mean product of a column of ``candidate`` with a column of ``gradient``."""
+    products = candidate[:, :, None] * gradient[:, None, :]  # rows, columns, outputs
+    n = products.shape[0]
+    mean = products.mean(axis=0)
+    sd = products.std(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(sd > 0, np.abs(mean) / (sd / math.sqrt(n)), 0.0)
+    return float(t.max()) if t.size else 0.0
+
+
+class Evaluator:
+    """The selection's refit on the validation rows: per-row losses, with some columns replaced."""
+
+    def __init__(self, problem: Problem, selection: Selection) -> None:
+        self.problem, self.selection = problem, selection
+        self.X = problem.val.X.detach().double().cpu().numpy()
+        self.model_columns = np.flatnonzero(selection.feature_mask)
+
+    @torch.no_grad()
+    def row_losses(self, X: np.ndarray) -> np.ndarray:
+        inputs = torch.as_tensor(X[:, self.model_columns], dtype=self.problem.val.X.dtype, device=self.problem.val.X.device)
+        return self.problem.datafit.row_loss(self.selection.model(inputs), self.problem.val.y).double().cpu().numpy()
+
+    def gradient(self) -> np.ndarray:
+        """Per row and output, minus the gradient of the row's loss with respect to the model's outputs."""
+        val = self.problem.val
+        inputs = val.X[:, torch.as_tensor(self.model_columns, dtype=torch.int64, device=val.X.device)]
+        with torch.enable_grad():
+            outputs = self.selection.model(inputs).detach().requires_grad_(True)
+            self.problem.datafit.row_loss(outputs, val.y).sum().backward()
+        assert outputs.grad is not None
+        return -outputs.grad.double().cpu().numpy().reshape(len(val), -1)
+
+
+def find_stand_ins(problem: Problem, selection: Selection) -> StandIns:
+    """The role of every left-out group (see the module docstring); nothing on too few rows or an empty set."""
+    selected = np.flatnonzero(selection.group_mask)
+    n_groups = selection.group_mask.size
+    if selected.size == 0 or len(problem.val) < MIN_ROWS:
+        return StandIns()
+    evaluator = Evaluator(problem, selection)
+    X, group_ids = evaluator.X, problem.group_ids
+    left_out = np.flatnonzero(~selection.group_mask & np.isin(np.arange(n_groups), group_ids))
+    in_set = np.isin(group_ids, selected)
+    own_t = np.zeros(n_groups)
+    gradient = evaluator.gradient()
+    Z_set = X[:, in_set]
+    for g in left_out:
+        own_t[g] = score_t(residualised(Z_set, X[:, group_ids == g]), gradient)
+    bound = bonferroni_bound(max(1, sum(int((group_ids == g).sum()) for g in left_out) * gradient.shape[1]))
+    role: dict[int, str] = {int(g): OWN_SIGNAL for g in left_out if own_t[g] > bound}
+    stands_in_for: dict[int, int] = {}
+    joint: set[int] = set()
+    base = evaluator.row_losses(X)
+    for s in selected:
+        correlation = correlation_with(X, group_ids, int(s), n_groups)
+        candidates = [g for g in left_out if correlation[g] >= CORRELATED]
+        candidates = sorted(candidates, key=lambda g: -correlation[g])[:PER_GROUP]
+        s_columns = group_ids == s
+        others = in_set & ~s_columns
+        without = X.copy()
+        without[:, s_columns] = cross_fitted_prediction(X[:, others], X[:, s_columns])
+        # a group the model does not need (the others predict it well enough) has no substitute:
+        # anything would "keep the loss" in its place
+        needed = not compare(evaluator.row_losses(without), base).as_good
+        free = [int(g) for g in candidates if role.get(int(g)) != SUBSTITUTE]  # not standing in for another group
+
+        alone = [group for group in free if needed and _keeps_loss(evaluator, base, s_columns, others | (group_ids == group))]
+        # no candidate alone, but together (make_classification's r = a + b selected, a and b left out)
+        together = (
+            free
+            if needed and not alone and len(free) > 1 and _keeps_loss(evaluator, base, s_columns, others | np.isin(group_ids, free))
+            else []
+        )
+        for group in alone + together:
+            role[group], stands_in_for[group] = SUBSTITUTE, int(s)
+        if together:
+            joint.add(int(s))
+        for group in free:
+            if group not in role:
+                role[group], stands_in_for[group] = PROXY, int(s)
+    return StandIns(role, stands_in_for, own_t, frozenset(joint))
+
+
+def _keeps_loss(evaluator: Evaluator, base: np.ndarray, columns: np.ndarray, predictors: np.ndarray) -> bool:
+    """Whether the model keeps its held-out loss ``base`` with ``columns`` replaced by their
+    prediction from the ``predictors`` columns (both bool masks over encoded columns)."""
+    X = evaluator.X
+    replaced = X.copy()
+    replaced[:, columns] = cross_fitted_prediction(X[:, predictors], X[:, columns])
+    return compare(evaluator.row_losses(replaced), base).as_good
+
+
+def stand_ins_document(stand_ins: StandIns, names: list[str], selection: Selection) -> dict[str, Any]:
+    """summary.json's ``stand_ins``: per selected group its substitutes and proxies, and the groups with signal of their own."""
+    per_group = {
+        names[s]: {
+            "substitutes": [names[g] for g in stand_ins.of_role(SUBSTITUTE) if stand_ins.stands_in_for[g] == s],
+            "together": bool(s in stand_ins.together),  # the substitutes stand in all together, not one by one
+            "proxies": [names[g] for g in stand_ins.of_role(PROXY) if stand_ins.stands_in_for[g] == s],
+        }
+        for s in np.flatnonzero(selection.group_mask)
+    }
+    return {"selected": per_group, "own_signal": [names[g] for g in stand_ins.of_role(OWN_SIGNAL)]}
+
+
+class StandInsStage:
+    """Names, for the saved selection, what could stand in for each selected group (see the module docstring)."""
+
+    name = "stand-ins"
+    kind = "refine"
+    columns = ("stand_in", "stand_in_for")
+
+    def refine(self, fit: Fit, selection: Selection) -> tuple[Selection, Part]:
+        fit.progress.announce("stand-ins")
+        found = find_stand_ins(fit.problem, selection)
+        names = fit.group_names
+        n_groups = len(names)
+        role = np.array([found.role.get(g, "") for g in range(n_groups)], dtype=object)
+        target = np.array([names[found.stands_in_for[g]] if g in found.stands_in_for else "" for g in range(n_groups)], dtype=object)
+        return selection, Part(
+            self.name,
+            group_columns={"stand_in": role, "stand_in_for": target},
+            summary={"stand_ins": stand_ins_document(found, names, selection)},
+        )

@@ -1,0 +1,130 @@
+"""--goal auto: the smallest set as good as all columns, and what could stand in for each of its groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glselect.options import config_from
+from glselect.outputs.report import SUMMARY_LINES, as_good_line, stand_ins_line
+from glselect.pipeline import fit_frame
+from glselect.select.smallest import Comparison, compare
+from glselect.select.standins import cross_fitted_prediction, residualised, score_t
+from tests.conftest import FAST, invoke, write_parquet
+
+LINEAR = {"hidden": "0", "max_iters_per_lambda": 40, "permutation_repeats": 0}
+
+
+def stand_in_table(n: int = 300, seed: int = 5) -> pd.DataFrame:
+    """y = 3a - 2b + noise; ``a_copy`` is a exactly, ``a_echo`` a + noise (no signal of its own), n1..n3 noise."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({name: rng.standard_normal(n) for name in ["a", "b", "n1", "n2", "n3"]})
+    frame["a_copy"] = frame["a"]
+    frame["a_echo"] = frame["a"] + 0.8 * rng.standard_normal(n)
+    frame["y"] = 3 * frame["a"] - 2 * frame["b"] + 0.5 * rng.standard_normal(n)
+    return frame
+
+
+def test_a_set_is_as_good_within_one_paired_standard_error_or_a_negligible_difference():
+    ours, dense = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 1.0, 3.0, 3.0])
+    comparison = compare(ours, dense)
+    assert comparison.difference == 0.5
+    assert comparison.se == pytest.approx(np.std([0, 1, 0, 1], ddof=1) / 2)
+    assert not comparison.as_good  # 0.5 above 0.5 x 0.289: worse beyond the rows' noise
+    assert compare(ours, dense, negligible=0.5).as_good  # but no more than a negligible share
+    assert Comparison(-1.0, 0.0).as_good and Comparison(0.1, 0.25).as_good and not Comparison(0.2, 0.25).as_good
+
+
+def test_the_stand_in_tests_predict_out_of_sample_and_score_what_the_model_still_misses():
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((200, 2))
+    exact = 2 * Z[:, :1] - Z[:, 1:]
+    # an exact linear relation is recovered on each half from a fit on the other
+    np.testing.assert_allclose(cross_fitted_prediction(Z, exact), exact, atol=1e-10)
+    # with Z's linear part taken out, what is left is uncorrelated with Z
+    left = residualised(Z, exact + rng.standard_normal((200, 1)))
+    assert np.abs(left.T @ Z).max() < 1e-8
+    gradient = rng.standard_normal((200, 1))
+    # a column equal to the residual: mean 1, spread sqrt(2) per row, so t = sqrt(200 / 2)
+    assert score_t(gradient + 0.01 * rng.standard_normal((200, 1)), gradient) == pytest.approx(10, rel=0.15)
+    assert score_t(rng.standard_normal((200, 1)), gradient) < 3
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return fit_frame(stand_in_table(), config_from({"target": "y", **LINEAR}, table=Path("t.csv")))
+
+
+def test_the_default_keeps_one_of_two_exact_copies_and_names_the_other_its_substitute(fitted):
+    summary = fitted.summary
+    assert sorted(summary["selected_groups"]) in (["a", "b"], ["a_copy", "b"])
+    kept = "a" if "a" in summary["selected_groups"] else "a_copy"
+    other = "a_copy" if kept == "a" else "a"
+    assert summary["stand_ins"]["selected"][kept]["substitutes"] == [other]
+    assert not summary["stand_ins"]["selected"][kept]["together"]
+    # the echo is correlated with a but carries nothing once a is in: a proxy, never selected
+    assert summary["stand_ins"]["selected"][kept]["proxies"] == ["a_echo"]
+    assert summary["stand_ins"]["own_signal"] == []
+    as_good = summary["as_good_as_all"]
+    assert as_good["as_good"] and as_good["compared_on"] == "cross-fit5"
+    assert as_good["loss_difference"] <= max(0.5 * as_good["standard_error"], as_good["negligible"])
+    groups = fitted.importances.groups.set_index("group")
+    assert groups.loc[other, "stand_in"] == "substitute" and groups.loc[other, "stand_in_for"] == kept
+    assert groups.loc["a_echo", "stand_in"] == "proxy" and not groups.loc["a_echo", "selected"]
+    assert (groups.loc[["n1", "n2", "n3"], "stand_in"] == "").all()  # noise stands in for nothing
+
+
+def test_the_printed_lines_say_the_rule_and_the_stand_ins(fitted):
+    lines = [line for line in (describe(fitted.summary) for describe in SUMMARY_LINES) if line]
+    as_good = fitted.summary["as_good_as_all"]
+    kept = "a" if "a" in fitted.summary["selected_groups"] else "a_copy"
+    other = "a_copy" if kept == "a" else "a"
+    assert lines[0].startswith(
+        "as good as all columns: the smallest set whose held-out loss is within 0.5 paired standard error of the best model "
+        f"seen ({as_good['reference_groups']} groups) (difference "
+    )
+    assert lines[1] == f"stand-ins: {other} could stand in for {kept}; a_echo only echoes {kept}"
+
+
+def test_a_selected_group_independent_of_the_others_has_no_stand_in(fitted):
+    assert fitted.summary["stand_ins"]["selected"]["b"] == {"substitutes": [], "together": False, "proxies": []}
+
+
+def test_a_streamed_fit_names_the_same_stand_ins(tmp_path):
+    table = write_parquet(stand_in_table(1200, seed=6), tmp_path / "t.parquet")
+    out = tmp_path / "out"
+    # the stream's own settings: STREAM_FAST's 25 steps leave every refit short of the dense fit
+    result = invoke("fit", table, "--target", "y", "--out", out, "--stream", *FAST, "--hidden", "0")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    kept = "a" if "a" in summary["selected_groups"] else "a_copy"
+    assert "b" in summary["selected_groups"] and not {"a", "a_copy"} <= set(summary["selected_groups"])
+    assert summary["stand_ins"]["selected"][kept]["substitutes"] == ["a_copy" if kept == "a" else "a"]
+    assert "a_echo" not in summary["selected_groups"]
+
+
+def test_a_set_not_shown_as_good_says_so_with_its_numbers():
+    summary = {
+        "as_good_as_all": {
+            "noise_se": 0.5,
+            "compared_on": "validation",
+            "reference_groups": 8,
+            "loss_difference": 0.0179,
+            "standard_error": 0.0094,
+            "negligible": 0.0066,
+            "as_good": False,
+            "dropped": ["x7", "x5"],
+            "against_all": {"groups": 9, "loss_difference": 0.0123, "standard_error": 0.011},
+        },
+        "stand_ins": {"selected": {"r": {"substitutes": ["a", "b"], "together": True, "proxies": []}}, "own_signal": ["w"]},
+    }
+    assert as_good_line(summary) == (
+        "not shown as good as all columns: the groups the model relies on, whose held-out loss is more than 0.5 paired "
+        "standard error above the best model seen (8 groups) (difference +0.0179 ± 0.0094; against all 9: +0.0123 ± 0.011, "
+        "on the validation rows); dropped from the path's step: x7, x5"
+    )
+    assert stand_ins_line(summary) == "stand-ins: a and b together could stand in for r; signal of their own, not needed: w"
