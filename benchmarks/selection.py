@@ -37,6 +37,11 @@ being broken in table order):
 - xor_thousands: the same XOR among 2,000 columns, 4,000 rows.
 - parity3: label = the parity of the signs of x0, x1, x2 (5% flipped), 4,000 x 30: no pair of
   columns carries any signal, only the three together.
+- proxies: y = 2 x0 - 1.5 x1 + 2 sin(1.5 x2) + noise, 2,000 x 46; x3..x5 are x0..x2 plus noise
+  (r = 0.8) and carry nothing of their own; true = x0..x2 (a proxy selected is a false positive).
+- copies: y = 2 x0 - 1.5 x1 + x2 x3 + noise, 2,000 x 46; x4, x5 are x0, x1 in another unit
+  (divided by 2.54); true = all six, the question of `--goal all-relevant` (the default keeps
+  one of each pair and names the other its substitute).
 The Boruta-style baseline is described in `methods.py`. With 2 loaded cores the wide problem's
 glselect fit alone took 50 minutes (load average above 10): run it with `--seeds 1` there.
 
@@ -164,6 +169,26 @@ def make_parity3(seed: int) -> Problem:
     return _sign_parity(seed, 4000, 30, 3)
 
 
+def make_proxies(seed: int) -> Problem:
+    """y from x0, x1, x2; each has a stand-in p_j = x_j + noise (r = 0.8) with no signal of its own; 40 noise columns."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    X = rng.standard_normal((n, 46))
+    X[:, 3:6] = X[:, :3] + 0.75 * rng.standard_normal((n, 3))  # x3..x5: the proxies of x0..x2
+    y = 2 * X[:, 0] - 1.5 * X[:, 1] + 2 * np.sin(1.5 * X[:, 2]) + rng.standard_normal(n)
+    return Problem(_table(X, y, rng), {"x0", "x1", "x2"}, "regression")
+
+
+def make_copies(seed: int) -> Problem:
+    """y from x0..x3; x4 and x5 are exact copies of x0 and x1 (another unit: x / 2.54); 40 noise columns."""
+    rng = np.random.default_rng(seed)
+    n = 2000
+    X = rng.standard_normal((n, 46))
+    X[:, 4:6] = X[:, :2] / 2.54
+    y = 2 * X[:, 0] - 1.5 * X[:, 1] + X[:, 2] * X[:, 3] + rng.standard_normal(n)
+    return Problem(_table(X, y, rng), {f"x{j}" for j in range(6)}, "regression")
+
+
 PROBLEMS = {
     "friedman": ("Friedman #1, 2,000 x 100; true x0..x4", make_friedman),
     "xor": ("XOR of two signs, binary, 2,000 x 30; true x0, x1", make_xor),
@@ -178,6 +203,8 @@ PROBLEMS = {
     "xor_wide": ("XOR of two signs among 500 columns, binary, 2,000 x 500; true x0, x1", make_xor_wide),
     "xor_thousands": ("XOR of two signs among 2,000 columns, binary, 4,000 x 2,000; true x0, x1", make_xor_thousands),
     "parity3": ("3-way parity of signs, binary, 4,000 x 30; true x0, x1, x2", make_parity3),
+    "proxies": ("3 true columns, each with a proxy (r = 0.8, no signal of its own), 2,000 x 46; true x0..x2", make_proxies),
+    "copies": ("4 true columns, 2 of them with an exact copy, 2,000 x 46; true = the 6 (ask --goal all-relevant)", make_copies),
 }
 
 
