@@ -25,6 +25,7 @@ from glselect.select.choose import Selection, StepScores
 from glselect.select.confirm import Confirm
 from glselect.select.crossval import CrossValidate
 from glselect.select.knockoffs import Knockoffs
+from glselect.select.leakage import LeakageCheck
 from glselect.select.permutation import PermutationImportance
 from glselect.select.redundancy import TopK
 from glselect.select.refit import RuleChoice
@@ -52,6 +53,7 @@ STAGES: tuple[Step, ...] = (
     Step(AllRelevant(), lambda config: config.selection.goal in ("auto", "all-relevant")),
     Step(StabilitySelection(), lambda config: bool(config.importance.stability_pairs)),
     Step(PermutationImportance(), lambda config: config.importance.permutation_repeats > 0),  # 0: its columns stay blank
+    Step(LeakageCheck(), lambda config: True),
 )
 # the stages that add columns to groups.csv and importances.csv, in the files' column order (a
 # stage that did not run leaves its columns blank, so every out dir has the same columns)
