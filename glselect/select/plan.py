@@ -80,6 +80,11 @@ CONFLICTS: tuple[Conflict, ...] = (
         "--fdr selects by knockoffs, which use no cross-validation scores: drop --cv",
     ),
     Conflict(
+        lambda s: s.fdr is not None and s.fdr_offset == 0 and s.knockoff_draws > 1,
+        "--fdr-offset 0 (plain knockoff) is for one draw: only knockoff+'s e-values can be averaged over --knockoff-draws; "
+        "give one of them",
+    ),
+    Conflict(
         lambda s: s.goal == "all-relevant" and s.fdr is not None,
         "--goal all-relevant and --fdr ask different questions: knockoffs test each group given all the others, "
         "so a redundant copy is never selected; give one of them",
