@@ -152,6 +152,9 @@ class SelectionConfig:
     # knockoff draws (one path each on the columns and their copies) combined by e-values; one by default:
     # five cost a third of the power at Q = 0.2 in the benchmark (see README, False discovery rate)
     knockoff_draws: int = 1
+    # the +1 of knockoff+'s threshold (controls the FDR, and selects nothing below 1 / fdr discoveries);
+    # 0: plain knockoff, which controls the modified FDR E[V / (R + 1 / fdr)] (one draw only)
+    fdr_offset: int = 1
 
     def __post_init__(self) -> None:
         _require(self.confirm >= 0, f"confirm must be >= 0, got {self.confirm}")
@@ -159,6 +162,10 @@ class SelectionConfig:
         _require(0 < self.max_correlation <= 1, f"max_correlation must be in (0, 1] (1: off), got {self.max_correlation}")
         _require(self.fdr is None or 0 < self.fdr < 1, f"fdr must be in (0, 1), got {self.fdr}")
         _require(self.knockoff_draws >= 1, f"knockoff_draws must be at least 1, got {self.knockoff_draws}")
+        _require(
+            self.fdr_offset in (0, 1),
+            f"fdr_offset must be 1 (knockoff+, controls the FDR) or 0 (knockoff, controls the modified FDR), got {self.fdr_offset}",
+        )
         _require(
             self.cv == "auto" or (isinstance(self.cv, int) and (self.cv == 0 or self.cv >= 2)),
             f"cv must be 0 (one validation split), at least 2 folds, or 'auto', got {self.cv!r}",

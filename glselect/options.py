@@ -251,6 +251,12 @@ OPTIONS: tuple[Option, ...] = (
         "Knockoff draws for --fdr (one extra path each, on twice the columns), combined by e-values.",
     ),
     Option(
+        "fdr_offset",
+        "selection.fdr_offset",
+        "The +1 of knockoff+ in --fdr's threshold: 1 controls the FDR but selects nothing below 1 / Q discoveries; "
+        "0 (plain knockoff, one draw) controls the modified FDR E[V / (R + 1/Q)].",
+    ),
+    Option(
         "class_weight", "data.class_weight", "'balanced' weighs each class equally in the loss, however rare; 'none' weighs rows equally."
     ),
     Option(

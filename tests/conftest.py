@@ -110,6 +110,7 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "confirm": (["--confirm", "2"], 2.0),
     "fdr": (["--fdr", "0.1"], 0.1),
     "knockoff_draws": (["--knockoff-draws", "3"], 3),
+    "fdr_offset": (["--fdr-offset", "0"], 0),
     "class_weight": (["--class-weight", "balanced"], "balanced"),
     "permutation_repeats": (["--permutation-repeats", "2"], 2),
     "stability": (["--stability", "2"], 2),

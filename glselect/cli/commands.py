@@ -231,6 +231,9 @@ def check(
     min_overlap: Annotated[
         float | None, typer.Option(metavar="SHARE", help="Least Jaccard overlap of the selected columns with --baseline.")
     ] = None,
+    fail_on_leakage: Annotated[
+        bool, typer.Option("--fail-on-leakage", help="Fail when the fit found a group that alone predicts the target almost perfectly.")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the rule results as JSON.")] = False,
     debug: DEBUG = False,
 ) -> None:
@@ -248,6 +251,7 @@ def check(
             max_share=max_share,
             baseline=None if baseline is None else load_results(baseline),
             min_overlap=min_overlap,
+            fail_on_leakage=fail_on_leakage,
         )
     passed = all(outcome.passed for outcome in outcomes)
     if json_output:

@@ -34,6 +34,7 @@ def run_checks(
     max_share: float | None,
     baseline: Results | None,
     min_overlap: float | None,
+    fail_on_leakage: bool = False,
 ) -> list[RuleResult]:
     """Evaluate every rule asked for, in a fixed order.
 
@@ -43,6 +44,8 @@ def run_checks(
       survival), an alarm for a column that leaks the target.
     - ``baseline`` + ``min_overlap``: the selected columns' Jaccard overlap with the baseline
       out dir's must be at least this (the selection has not drifted).
+    - ``fail_on_leakage``: the fit found no group that alone predicts the target almost perfectly
+      (``summary.json``'s ``leakage``; a fit that did not measure it passes, and says so).
 
     Raises
     ------
@@ -50,8 +53,10 @@ def run_checks(
         No rule was asked for, a column is unknown, a share is outside (0, 1], or a baseline is
         given without ``min_overlap`` or the other way round.
     """
-    if not (expect or forbid or max_share is not None or baseline is not None or min_overlap is not None):
-        raise GlselectError("no rule to check", hint="pass --expect, --forbid, --max-share or --baseline with --min-overlap")
+    if not (expect or forbid or max_share is not None or baseline is not None or min_overlap is not None or fail_on_leakage):
+        raise GlselectError(
+            "no rule to check", hint="pass --expect, --forbid, --max-share, --fail-on-leakage or --baseline with --min-overlap"
+        )
     if (baseline is None) != (min_overlap is None):
         raise GlselectError("--baseline and --min-overlap go together")
     for name, value in (("--max-share", max_share), ("--min-overlap", min_overlap)):
@@ -79,4 +84,16 @@ def run_checks(
                 f"overlap {overlap:.3f}; new: {', '.join(changes[0]) or '-'}; gone: {', '.join(changes[1]) or '-'}",
             )
         )
+    if fail_on_leakage:
+        outcomes.append(leakage_rule(results.summary.get("leakage")))
     return outcomes
+
+
+def leakage_rule(leaks: object) -> RuleResult:
+    """``--fail-on-leakage``: fails when ``summary.json``'s ``leakage`` lists a group."""
+    if not isinstance(leaks, list):  # null: too few validation rows, or a fit from before the field
+        return RuleResult("no leakage", True, "not measured by this fit (fewer than 100 validation rows, or an older glselect)")
+    if not leaks:
+        return RuleResult("no leakage", True, "no group alone predicts the target almost perfectly")
+    found = "; ".join(f"'{leak.get('group')}' ({leak.get('metric')} {leak.get('score')})" for leak in leaks if isinstance(leak, dict))
+    return RuleResult("no leakage", False, f"group(s) alone predict the target almost perfectly: {found}")

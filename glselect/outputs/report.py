@@ -96,10 +96,14 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
 
 
 def fit_warnings(summary: dict[str, Any]) -> list[str]:
-    """What the user should know about how the fit went, beyond its result, one line each: a path
-    that stopped with groups still in, steps that did not converge. ``fit`` prints them on stderr
-    and the HTML report lists them with the reading's warnings (``run_warnings``)."""
-    warnings = []
+    """What the user should know about how the fit went, beyond its result, one line each: a group
+    that leaks the target, an empty --fdr selection, a path that stopped with groups still in, steps
+    that did not converge. ``fit`` prints them on stderr and the HTML report lists them with the
+    reading's warnings (``run_warnings``)."""
+    warnings = [leak_warning(leak) for leak in summary.get("leakage") or [] if isinstance(leak, dict)]
+    fdr_warning = as_object(summary.get("fdr")).get("warning")  # why --fdr selected nothing (select/knockoffs.py)
+    if isinstance(fdr_warning, str):
+        warnings.append(fdr_warning)
     path = as_object(summary.get("path"))
     n_unconverged, n_steps = path.get("n_unconverged_steps") or 0, (path.get("n_steps") or 1) - 1
     if path.get("complete") is False:
@@ -125,6 +129,15 @@ def fit_warnings(summary: dict[str, Any]) -> list[str]:
                 f"(stalled, or past {path_config.get('max_iters_per_lambda')} iterations per lambda{reached}): {affected} is less certain"
             )
     return warnings
+
+
+def leak_warning(leak: dict[str, Any]) -> str:
+    """The line for one entry of ``summary.json``'s ``leakage`` (select/leakage.py)."""
+    return (
+        f"group '{leak.get('group')}' alone predicts the target almost perfectly ({leak.get('metric')} {_fmt(leak.get('score'))} "
+        "on the validation rows): it may copy the target or be computed from it; drop it (--drop) unless its values "
+        "are known before the target's"
+    )
 
 
 def run_warnings(summary: dict[str, Any]) -> list[str]:

@@ -92,6 +92,8 @@ FIELDS: tuple[Field, ...] = (
     Field("class_weights"),
     Field("stability"),  # the stability stage's (null: not run); its block is checked by STABILITY_FIELDS
     Field("fdr"),  # the knockoff stage's (null: not run)
+    # the groups that alone predict the target almost perfectly (select/leakage.py); null: not measured
+    Field("leakage", optional(list_of(is_object)), "a list of objects or null"),
     Field("primary_metric"),
     Field("metrics", mapping_of(mapping_of(is_number_or_null)), "an object of metric objects", required=True),
     Field("sizes", is_object, "an object", required=True),

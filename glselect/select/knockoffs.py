@@ -22,7 +22,11 @@ validation loss (which needs held-out rows the path could have been fit on). The
 with its copy flips the sign of its W and leaves the others: the flip-sign property the
 knockoff guarantee needs. A null group's W is as likely negative as positive; the knockoff+
 threshold ``T`` at level ``alpha`` is the smallest ``t > 0`` with
-``(1 + #{W <= -t}) / max(1, #{W >= t}) <= alpha``.
+``(1 + #{W <= -t}) / max(1, #{W >= t}) <= alpha``. Its 1 is what makes it control the FDR, and
+also why it selects nothing unless at least ``1 / alpha`` groups clear the threshold: at
+``--fdr 0.1``, ten. ``--fdr-offset 0`` drops the 1 (plain knockoff, one draw only): it controls
+the modified FDR ``E[V / (R + 1 / alpha)]`` instead, a weaker guarantee that holds the rate only
+when many groups are selected, but it can select a few strong groups on a small table.
 
 One draw is a lottery: rerun with another seed and the set can change. The draws are combined by
 Ren & Barber's (2023) derandomised knockoffs with e-values: draw m gives each group the e-value
@@ -38,6 +42,7 @@ The default is one draw all the same: in the benchmark five draws kept the FDR b
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +86,7 @@ class KnockoffSelection:
     e_values: np.ndarray  # (n_groups,): averaged over draws
     selected: np.ndarray  # bool (n_groups,): e-BH at level q
     gamma: float  # the equicorrelated construction's S = gamma * blockdiag(Sigma_gg)
+    offset: int = 1  # the threshold's offset: 1 knockoff+ (FDR), 0 plain knockoff (modified FDR; e_values are NaN)
 
     @property
     def draws(self) -> int:
@@ -114,14 +120,15 @@ def knockoff_statistic(areas: np.ndarray, n_groups: int) -> np.ndarray:
     return np.maximum(original, copy) * np.sign(original - copy)
 
 
-def knockoff_threshold(W: np.ndarray, level: float) -> float:
-    """The knockoff+ threshold: the smallest ``t`` among the ``|W|`` with ``(1 + #{W <= -t}) / max(1, #{W >= t}) <= level``.
+def knockoff_threshold(W: np.ndarray, level: float, offset: int = 1) -> float:
+    """The knockoff+ threshold: the smallest ``t`` among the ``|W|`` with ``(offset + #{W <= -t}) / max(1, #{W >= t}) <= level``.
 
+    ``offset`` 1 is knockoff+ (controls the FDR), 0 plain knockoff (controls the modified FDR).
     ``inf`` when no ``t`` qualifies (nothing is selected).
     """
     candidates = np.unique(np.abs(W[W != 0]))
     for t in candidates:  # increasing: the first that qualifies is the smallest
-        if (1 + np.sum(-t >= W)) / max(1, int(np.sum(t <= W))) <= level:
+        if (offset + np.sum(-t >= W)) / max(1, int(np.sum(t <= W))) <= level:
             return float(t)
     return float("inf")
 
@@ -163,14 +170,19 @@ def knockoff_problem(problem: Problem, sampler: GaussianKnockoffs, draw: int) ->
     return doubled.with_path(min_features=0)
 
 
-def knockoff_selection(problem: Problem, q: float, draws: int, on_draw: Callable[[int], None] | None = None) -> KnockoffSelection:
+def knockoff_selection(
+    problem: Problem, q: float, draws: int, on_draw: Callable[[int], None] | None = None, offset: int = 1
+) -> KnockoffSelection:
     """Select groups at false discovery rate ``q`` from ``draws`` knockoff paths (see the module docstring).
 
     The second moments come from the rows the paths are fit on (one pass over a stream); each
-    draw's copies are generated from the seed and each row's position.
+    draw's copies are generated from the seed and each row's position. ``offset`` 0 (one draw
+    only): plain knockoff's threshold selects, and there are no e-values (NaN).
     """
     if problem.column_index is not None:
         raise ValueError("knockoff_selection is for the full problem, not a restricted one")
+    if offset == 0 and draws > 1:
+        raise ValueError("offset 0 (plain knockoff) has no e-values to combine over draws")
     sampler = gaussian_knockoffs(problem.data.moments(MODEL_ROWS), problem.group_ids, problem.seed)
     level = draw_level(q, draws)
     statistics, thresholds, e_values = [], [], np.zeros(problem.n_groups)
@@ -183,16 +195,21 @@ def knockoff_selection(problem: Problem, q: float, draws: int, on_draw: Callable
         W = knockoff_statistic(path_areas(path, doubled.n_encoded), problem.n_groups)
         e, threshold = knockoff_e_values(W, level)
         statistics.append(W)
-        thresholds.append(threshold)
+        thresholds.append(threshold if offset == 1 else knockoff_threshold(W, level, offset))
         e_values += e / draws
+    if offset == 0:  # one draw: its own threshold selects
+        e_values, selected = np.full(problem.n_groups, np.nan), statistics[0] >= thresholds[0]
+    else:
+        selected = e_bh(e_values, q)
     return KnockoffSelection(
         q=q,
         level=level,
         statistics=np.stack(statistics),
         thresholds=np.array(thresholds),
         e_values=e_values,
-        selected=e_bh(e_values, q),
+        selected=selected,
         gamma=sampler.gamma,
+        offset=offset,
     )
 
 
@@ -206,23 +223,71 @@ def sparsest_step_with(path: LambdaPath, groups: np.ndarray) -> int:
 KNOCKOFF_COLUMNS = ("knockoff_statistic", "knockoff_e_value", "knockoff_frequency")
 
 
+def needed_discoveries(level: float) -> int:
+    """The fewest groups knockoff+ at ``level`` can select: ``(1 + negatives) / selected <= level`` needs ``1 / level``."""
+    return math.ceil(1 / level - 1e-9)
+
+
+def empty_selection_warning(knockoffs: KnockoffSelection) -> str | None:
+    """Why the knockoff selection is empty and what to try, one line; None when it selected something."""
+    if knockoffs.selected.any():
+        return None
+    q, n_groups = knockoffs.q, knockoffs.statistics.shape[1]
+    at = f"--fdr {q:g}" + (f" ({knockoffs.draws} draws, each at level {knockoffs.level:g})" if knockoffs.draws > 1 else "")
+    n_positive = int((knockoffs.statistic > 0).sum())
+    if knockoffs.offset == 0:
+        n_negative = int((knockoffs.statistic < 0).sum())
+        return (
+            f"knockoff (--fdr-offset 0) selected nothing: at {at} no threshold leaves few enough groups below their knockoffs "
+            f"({n_negative}) for those above ({n_positive}); try a larger --fdr"
+        )
+    needed = needed_discoveries(knockoffs.level)
+    if n_groups < needed:
+        smallest = f"--fdr {1 / n_groups:.3g} or larger"
+        tries = (
+            f"--knockoff-draws 1 with {smallest}" if knockoffs.draws > 1 else f"{smallest}, or --fdr-offset 0 (controls the modified FDR)"
+        )
+        return (
+            f"knockoff+ cannot select anything here: at {at} it needs at least {needed} groups with clearly positive statistics "
+            f"(the +1 of knockoff+), and this table has only {n_groups}; try {tries}"
+        )
+    gave = (
+        f"{n_positive}"
+        if n_positive < needed
+        else f"{n_positive}, too few against the {int((knockoffs.statistic < 0).sum())} below their knockoffs"
+    )
+    tries = "a larger --fdr" + ("" if knockoffs.draws > 1 else ", or --fdr-offset 0 (controls the modified FDR)")
+    return (
+        f"knockoff+ selected nothing: at {at} it needs at least {needed} groups with clearly positive statistics "
+        f"(the +1 of knockoff+), and this table gave {gave}; try {tries}"
+    )
+
+
 def fdr_document(knockoffs: KnockoffSelection, group_names: list[str]) -> dict[str, Any]:
     """``summary.json``'s ``fdr`` block: the level, the method and every draw's statistics."""
     finite = lambda values: [float(v) if np.isfinite(v) else None for v in values]  # noqa: E731 (JSON has no inf)
+    plain = knockoffs.offset == 0
     return {
         "q": knockoffs.q,
         "method": "model-X Gaussian group knockoffs (equicorrelated), W = signed max of the areas of group and knockoff under "
         "their path norms over log lambda, "
-        "derandomised by averaged e-values and e-BH (Ren & Barber 2023)",
+        + (
+            "selected by the plain knockoff threshold (offset 0: controls the modified FDR E[V / (R + 1/q)])"
+            if plain
+            else "derandomised by averaged e-values and e-BH (Ren & Barber 2023)"
+        ),
+        "offset": knockoffs.offset,
+        "threshold_rule": "knockoff" if plain else "knockoff+",
         "draws": knockoffs.draws,
         "draw_level": knockoffs.level,
         "thresholds": finite(knockoffs.thresholds),
-        "e_bh_threshold": len(group_names) / (knockoffs.q * max(1, int(knockoffs.selected.sum()))),
+        "e_bh_threshold": None if plain else len(group_names) / (knockoffs.q * max(1, int(knockoffs.selected.sum()))),
         "gamma": knockoffs.gamma,
         "selected_groups": [name for name, keep in zip(group_names, knockoffs.selected) if keep],
         "statistic": dict(zip(group_names, knockoffs.statistic.tolist())),
         "statistics_by_draw": {name: knockoffs.statistics[:, g].tolist() for g, name in enumerate(group_names)},
-        "e_value": dict(zip(group_names, knockoffs.e_values.tolist())),
+        "e_value": dict(zip(group_names, finite(knockoffs.e_values))),
+        "warning": empty_selection_warning(knockoffs),  # null: something was selected
     }
 
 
@@ -237,7 +302,11 @@ class Knockoffs:
         config = fit.config.selection
         assert config.fdr is not None  # the plan runs this stage only with --fdr
         knockoffs = knockoff_selection(
-            fit.problem, config.fdr, config.knockoff_draws, on_draw=fit.progress.counter("knockoff draw", config.knockoff_draws)
+            fit.problem,
+            config.fdr,
+            config.knockoff_draws,
+            on_draw=fit.progress.counter("knockoff draw", config.knockoff_draws),
+            offset=config.fdr_offset,
         )
         step_index = sparsest_step_with(fit.path, knockoffs.selected)
         fit.progress.announce("refit")

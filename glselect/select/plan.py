@@ -25,6 +25,7 @@ from glselect.select.choose import Selection, StepScores
 from glselect.select.confirm import Confirm
 from glselect.select.crossval import CrossValidate
 from glselect.select.knockoffs import Knockoffs
+from glselect.select.leakage import LeakageCheck
 from glselect.select.permutation import PermutationImportance
 from glselect.select.redundancy import TopK
 from glselect.select.refit import RuleChoice
@@ -56,6 +57,7 @@ STAGES: tuple[Step, ...] = (
     Step(AllRelevant(), lambda config: config.selection.goal == "all-relevant"),
     Step(StabilitySelection(), lambda config: bool(config.importance.stability_pairs)),
     Step(PermutationImportance(), lambda config: config.importance.permutation_repeats > 0),  # 0: its columns stay blank
+    Step(LeakageCheck(), lambda config: True),
 )
 # the stages that add columns to groups.csv and importances.csv, in the files' column order (a
 # stage that did not run leaves its columns blank, so every out dir has the same columns)
@@ -80,6 +82,11 @@ CONFLICTS: tuple[Conflict, ...] = (
     Conflict(
         lambda s: s.fdr is not None and bool(s.cv),
         "--fdr selects by knockoffs, which use no cross-validation scores: drop --cv",
+    ),
+    Conflict(
+        lambda s: s.fdr is not None and s.fdr_offset == 0 and s.knockoff_draws > 1,
+        "--fdr-offset 0 (plain knockoff) is for one draw: only knockoff+'s e-values can be averaged over --knockoff-draws; "
+        "give one of them",
     ),
     Conflict(
         lambda s: s.goal == "all-relevant" and s.fdr is not None,

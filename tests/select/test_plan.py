@@ -64,28 +64,28 @@ def test_every_conflict_of_the_table_is_reachable_and_each_option_alone_is_not_o
 
 
 def test_the_default_plan_searches_the_smallest_set_as_good_as_all_columns_names_stand_ins_and_measures_permutation():
-    assert names() == ("smallest", "stand-ins", "permutation")
+    assert names() == ("smallest", "stand-ins", "permutation", "leakage")
 
 
 def test_max_features_turns_off_cross_validation_confirmation_and_the_all_relevant_rounds():
-    assert names(max_features=3, cv=5, confirm=3.0) == ("top-k", "permutation")
-    assert names(max_features=3, goal="minimal") == ("top-k", "permutation")
+    assert names(max_features=3, cv=5, confirm=3.0) == ("top-k", "permutation", "leakage")
+    assert names(max_features=3, goal="minimal") == ("top-k", "permutation", "leakage")
     # with --max-correlation 1 the path's own K survivors: the rule's stage reads --max-features
-    assert names(max_features=3, cv=5, max_correlation=1.0) == ("rule", "permutation")
+    assert names(max_features=3, cv=5, max_correlation=1.0) == ("rule", "permutation", "leakage")
 
 
 def test_fdr_replaces_the_rule_and_turns_off_confirmation_and_the_all_relevant_rounds():
-    assert names(fdr=0.2, confirm=3.0) == ("knockoffs", "permutation")
+    assert names(fdr=0.2, confirm=3.0) == ("knockoffs", "permutation", "leakage")
 
 
 def test_cv_confirm_goal_and_stability_each_add_their_own_stage():
-    assert names(cv=5) == ("cross-validation", "smallest", "stand-ins", "permutation")
-    assert names(cv="auto") == ("cross-validation", "smallest", "stand-ins", "permutation")
-    assert names(confirm=0) == ("smallest", "stand-ins", "permutation")  # the search does not use the confirmation test
-    assert names(goal="minimal") == ("rule", "confirmation", "permutation")
-    assert names(goal="minimal", confirm=0) == ("rule", "permutation")
-    assert names(goal="all-relevant") == ("smallest", "stand-ins", "all-relevant", "permutation")
-    assert names(stability=2) == ("smallest", "stand-ins", "stability", "permutation")
+    assert names(cv=5) == ("cross-validation", "smallest", "stand-ins", "permutation", "leakage")
+    assert names(cv="auto") == ("cross-validation", "smallest", "stand-ins", "permutation", "leakage")
+    assert names(confirm=0) == ("smallest", "stand-ins", "permutation", "leakage")  # the search does not use the confirmation test
+    assert names(goal="minimal") == ("rule", "confirmation", "permutation", "leakage")
+    assert names(goal="minimal", confirm=0) == ("rule", "permutation", "leakage")
+    assert names(goal="all-relevant") == ("smallest", "stand-ins", "all-relevant", "permutation", "leakage")
+    assert names(stability=2) == ("smallest", "stand-ins", "stability", "permutation", "leakage")
 
 
 def test_every_plan_without_a_conflict_has_one_chooser_and_runs_its_stages_in_the_table_order():
@@ -127,7 +127,7 @@ def linear() -> pd.DataFrame:
 def test_each_stage_returns_its_named_columns_and_summary_fragment(linear):
     result = fit_frame(linear, config(**CHEAP, stability=1, cv=3, permutation_repeats=2))
     parts = {part.stage: part for part in result.parts}
-    assert list(parts) == ["cross-validation", "smallest", "stand-ins", "stability", "permutation"]
+    assert list(parts) == ["cross-validation", "smallest", "stand-ins", "stability", "permutation", "leakage"]
     n_groups = result.selection.group_mask.size
     assert set(parts["permutation"].group_columns) == {"permutation", "permutation_std"}
     assert set(parts["stability"].group_columns) == {"stability"}
