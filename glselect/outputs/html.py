@@ -113,6 +113,7 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
             ["left out by confirmation", _names(summary.get("unconfirmed_groups"))],
             ["added by all-relevant rounds", _rounds(summary)],
             ["interacting pairs (given units before the dense fit)", _pairs(summary.get("interacting_pairs"))],
+            ["near-duplicate columns (no units given)", _duplicates(summary.get("duplicate_pairs"))],
             [
                 "path steps",
                 f"{fmt(path.get('n_steps'))} ({fmt(path.get('n_unconverged_steps'))} did not converge; "
@@ -173,6 +174,18 @@ def _pairs(pairs: Any) -> str:
         columns = as_object(pair).get("columns")
         if isinstance(columns, list) and len(columns) == 2:
             shown.append(f"{columns[0]} × {columns[1]} (t {fmt(as_object(pair).get('t'))})")
+    return ", ".join(shown) or "none"
+
+
+def _duplicates(pairs: Any) -> str:
+    """The near-copies the interaction screen passed over (path/interactions.py), with their correlation."""
+    if not isinstance(pairs, list):
+        return "n/a"
+    shown = []
+    for pair in pairs:
+        columns = as_object(pair).get("columns")
+        if isinstance(columns, list) and len(columns) == 2:
+            shown.append(f"{columns[0]} ≈ {columns[1]} (corr {fmt(as_object(pair).get('correlation'))})")
     return ", ".join(shown) or "none"
 
 

@@ -158,6 +158,15 @@ def _interacting_line(summary: dict[str, Any]) -> str | None:
     )
 
 
+def _duplicates_line(summary: dict[str, Any]) -> str | None:
+    duplicates = summary.get("duplicate_pairs")
+    if not duplicates:  # near-copies the pair screen took for one measurement twice (path/interactions.py)
+        return None
+    return "near-duplicate columns, not an interacting pair (no units given): " + ", ".join(
+        f"{pair['columns'][0]} ≈ {pair['columns'][1]} (corr {pair['correlation']:.3f})" for pair in duplicates
+    )
+
+
 def _rounds_line(summary: dict[str, Any]) -> str | None:
     rounds = summary.get("all_relevant_rounds")
     if not rounds:  # what the minimal set left out and later rounds found without it (select/relevant.py)
@@ -191,6 +200,7 @@ def _streaming_line(summary: dict[str, Any]) -> str | None:
 SUMMARY_LINES: tuple[Callable[[dict[str, Any]], str | None], ...] = (
     _unconfirmed_line,
     _interacting_line,
+    _duplicates_line,
     _rounds_line,
     _stability_line,
     _streaming_line,

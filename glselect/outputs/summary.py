@@ -84,6 +84,7 @@ FIELDS: tuple[Field, ...] = (
     Field("step", is_count, "a whole number", required=True),
     Field("unconfirmed_groups", list_of(is_text), "a list of group names"),
     Field("interacting_pairs", list_of(is_object), "a list of objects"),
+    Field("duplicate_pairs", list_of(is_object), "a list of objects"),
     Field("scored_by", is_text, "text"),  # the choosing stage's
     Field("class_weights"),
     Field("stability"),  # the stability stage's (null: not run); its block is checked by STABILITY_FIELDS
@@ -193,6 +194,15 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
         "interacting_pairs": [
             {"columns": [encoder.feature_names[pair.first], encoder.feature_names[pair.second]], "t": round(pair.t, 2)}
             for pair in path.pairs
+        ],
+        # near-copies the screen passed over instead (|corr| > 0.95): no units, named here
+        "duplicate_pairs": [
+            {
+                "columns": [encoder.feature_names[pair.first], encoder.feature_names[pair.second]],
+                "correlation": round(pair.correlation, 3),
+                "t": round(pair.t, 2),
+            }
+            for pair in path.duplicates
         ],
         "class_weights": None if facts.class_weights is None else dict(zip(map(str, encoder.target.classes), facts.class_weights.tolist())),
         "primary_metric": PRIMARY_METRIC[task],

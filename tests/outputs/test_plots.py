@@ -21,7 +21,7 @@ pytest.importorskip("matplotlib")
 
 from glselect.outputs.html import render_report
 from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report
-from glselect.outputs.report import fit_warnings
+from glselect.outputs.report import fit_warnings, metrics_lines
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -317,12 +317,16 @@ def test_report_lists_the_interacting_pairs_and_the_all_relevant_additions(repor
     results, _, text = report
     assert "<td>added by all-relevant rounds</td><td>none</td>" in text  # the default goal ran the rounds; none added
     assert "<td>interacting pairs (given units before the dense fit)</td><td>none</td>" in text
+    assert "<td>near-duplicate columns (no units given)</td><td>none</td>" in text
     summary = {
         **results.summary,
         "interacting_pairs": [{"columns": ["a<b&c", "x1"], "t": 7.25}, {"columns": ["x2", "x5"], "t": 3.5}],
+        "duplicate_pairs": [{"columns": ["x3", "x3<copy>"], "correlation": 0.991, "t": 12.5}],
         "all_relevant_rounds": [["x6", "x7"], ["x5"]],
     }
     page = render_report(dataclasses.replace(results, summary=summary), "", "<svg></svg>")
+    assert "<td>near-duplicate columns (no units given)</td><td>x3 ≈ x3&lt;copy&gt; (corr 0.991)</td>" in page
+    assert "near-duplicate columns, not an interacting pair (no units given): x3 ≈ x3<copy> (corr 0.991)" in metrics_lines(summary)
     assert "<td>interacting pairs (given units before the dense fit)</td><td>a&lt;b&amp;c × x1 (t 7.25), x2 × x5 (t 3.5)</td>" in page
     assert "<td>added by all-relevant rounds</td><td>round 1: x6, x7; round 2: x5</td>" in page
     minimal = {key: value for key, value in results.summary.items() if key != "all_relevant_rounds"}
