@@ -10,8 +10,10 @@ import html
 import math
 from typing import Any
 
+import pandas as pd
+
 from glselect.outputs.load import Results
-from glselect.outputs.report import MEASURE_COLUMNS, as_object, run_warnings
+from glselect.outputs.report import MEASURE_COLUMNS, RANK_COLUMNS, as_object, run_warnings, table_warnings
 
 # the parts of summary.json's timings, in the order the fit spends them
 TIMED_PARTS = (
@@ -189,9 +191,9 @@ def _duplicates(pairs: Any) -> str:
     return ", ".join(shown) or "none"
 
 
-def warnings_list(summary: dict[str, Any]) -> str:
+def warnings_list(summary: dict[str, Any], features: pd.DataFrame) -> str:
     """The warnings ``fit`` printed, as a list (one item each); a line saying there were none otherwise."""
-    warnings = run_warnings(summary)
+    warnings = run_warnings(summary) + table_warnings(features)
     if not warnings:
         return '<p id="warnings">none</p>'
     items = "".join(f"<li>{html.escape(line)}</li>\n" for line in warnings)
@@ -206,16 +208,21 @@ def render_report(results: Results, path_png: str, importance_svg: str) -> str:
         f"<section><h3>{topic}</h3>{table(None, rows, f'facts-{topic.lower()}')}</section>" for topic, rows in run_facts(summary).items()
     )
     metrics = [[name, fmt(dense[name]), fmt(pruned.get(name))] for name in dense]
-    columns = ["rank", "feature", "group", "selected", "importance", "dense_norm"]
+    # the rank follows "selected", the stages' rank keys (the all-relevant round), then "importance"
+    keys = [name for name in RANK_COLUMNS if name in results.features.columns and results.features[name].notna().any()]
+    columns = ["rank", "feature", "group", "selected", *keys, "importance", "dense_norm"]
     optional = [  # measures the fit computed
         name for name in MEASURE_COLUMNS if name in results.features.columns and results.features[name].notna().any()
     ]
+    if optional and "perm_not_positive" in results.features.columns:
+        optional.append("perm_not_positive")
     ranked = [
         [
             row["rank"],
             row["feature"],
             row["group"],
             "yes" if row["selected"] else "no",
+            *("" if pd.isna(row[name]) else f"{row[name]:.0f}" for name in keys),
             *(fmt(row[name]) for name in ["importance", "dense_norm", *optional]),
         ]
         for row in results.features[columns + optional].to_dict("records")
@@ -227,7 +234,7 @@ def render_report(results: Results, path_png: str, importance_svg: str) -> str:
 <style>{STYLE}</style></head><body>
 <h1>glselect report: {target}</h1>
 <h2>Warnings</h2>
-{warnings_list(summary)}
+{warnings_list(summary, results.features)}
 <h2>The run</h2>
 <div class="facts">{facts}</div>
 <details><summary>every resolved setting</summary>{settings}</details>

@@ -225,6 +225,8 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
             "complete": path.complete,
             "resumed_from_step": facts.resumed_from_step,
             "n_steps": len(path.steps),
+            # groups non-zero at the step of "step": confirmation and the all-relevant rounds select among them
+            "groups_at_step": path.steps[selection.step_index].n_selected,
             "n_rejected_steps": path.n_rejected,
             "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
             "lambda_last": path.steps[-1].lam,

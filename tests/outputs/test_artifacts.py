@@ -84,6 +84,18 @@ def test_summary_importances_and_path_agree(fitted):
         assert part["importance"].is_monotonic_decreasing
 
 
+def test_the_rank_follows_the_round_the_fit_wrote_beside_it(fitted):
+    # the fit's all-relevant round (the colour) reaches the ranked tables as the "round" column
+    from tests.conftest import assert_rank_follows_the_shown_keys
+
+    out = fitted[0].out_dir
+    for name, key in (("importances.csv", "feature"), ("groups.csv", "group")):
+        table = pd.read_csv(out / name)
+        assert_rank_follows_the_shown_keys(table)
+        rounds = dict(zip(table[key], table["round"]))
+        assert rounds["colour"] == 1 and rounds["a"] == 0 and np.isnan(rounds["n1"])
+
+
 def test_wrong_version_is_refused(fitted):
     out = fitted[0].out_dir
     meta = json.loads((out / "model.json").read_text())

@@ -20,8 +20,8 @@ from glselect.outputs.load import load_results
 pytest.importorskip("matplotlib")
 
 from glselect.outputs.html import render_report
-from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report
-from glselect.outputs.report import fit_warnings, metrics_lines
+from glselect.outputs.plots import chosen_labels, importance_panels, plot_importance, plot_path, write_report
+from glselect.outputs.report import fit_warnings, metrics_lines, selection_line
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -130,6 +130,25 @@ def test_a_report_rewrite_replaces_the_files(report, tmp_path):
 def test_negative_top_is_refused(report):
     with pytest.raises(GlselectError, match="top must be 0 or more, got -1"):
         plot_path(report[0], top=-1)
+
+
+def test_the_loss_panel_says_the_chosen_step_and_what_confirmation_kept(report):
+    results = report[0]
+    chosen = results.path.loc[results.path["step"] == results.summary["step"]].iloc[0]
+    at_step = int(chosen["n_selected"])
+    legend = [text.get_text() for text in plot_path(results).axes[1].get_legend().get_texts()]
+    assert f"chosen: {at_step} groups (rule {results.summary['rule']})" in legend
+    # as if confirmation had left one group of the step out
+    summary = {**results.summary, "n_selected_groups": at_step - 1, "unconfirmed_groups": ["x7"], "all_relevant_rounds": []}
+    fig = plot_path(dataclasses.replace(results, summary=summary))
+    legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert f"chosen step: {at_step} groups (rule {results.summary['rule']})" in legend
+    assert f"selected after confirmation: {at_step - 1}" in legend
+    assert not any(label.startswith("chosen: ") for label in legend)
+    assert chosen_labels({"rule": "1se", "n_selected_groups": 8, "unconfirmed_groups": ["x"], "all_relevant_rounds": [["y"]]}, 30) == (
+        "chosen step: 30 groups (rule 1se)",
+        "selected after confirmation and all-relevant rounds: 8",
+    )
 
 
 def test_importing_glselect_plots_does_not_import_matplotlib():
@@ -332,6 +351,31 @@ def test_report_lists_the_interacting_pairs_and_the_all_relevant_additions(repor
     minimal = {key: value for key, value in results.summary.items() if key != "all_relevant_rounds"}
     page = render_report(dataclasses.replace(results, summary=minimal), "", "<svg></svg>")
     assert "<td>added by all-relevant rounds</td><td>not run (--goal minimal, --fdr or --max-features)</td>" in page
+
+
+def test_the_selection_line_names_the_step_and_what_later_stages_did():
+    summary = {
+        "n_selected_features": 8,
+        "n_selected_groups": 8,
+        "sizes": {"columns": 30, "groups": 30},
+        "rule": "1se",
+        "scored_by": "validation",
+        "lambda": 0.0,
+        "path": {"groups_at_step": 30},
+        "unconfirmed_groups": [f"x{k}" for k in range(22)],
+        "all_relevant_rounds": [],
+    }
+    assert selection_line(summary) == (
+        "selected 8 of 30 columns (8 of 30 groups): the step at λ=0 (30 groups) by rule 1se (validation), confirmation kept 8"
+    )
+    rounds = {**summary, "n_selected_groups": 10, "n_selected_features": 10, "path": {"groups_at_step": 12}}
+    rounds = {**rounds, "unconfirmed_groups": ["x1", "x2", "x3"], "all_relevant_rounds": [["x4"]], "lambda": 0.0123}
+    assert selection_line(rounds) == (
+        "selected 10 of 30 columns (10 of 30 groups): the step at λ=0.0123 (12 groups) by rule 1se (validation), "
+        "confirmation left out 3, all-relevant rounds added 1, 10 selected"
+    )
+    same = {**summary, "path": {"groups_at_step": 8}, "unconfirmed_groups": [], "lambda": 0.0246}
+    assert selection_line(same) == "selected 8 of 30 columns (8 of 30 groups) by rule 1se (validation) at λ=0.0246"
 
 
 def test_report_time_is_the_summarys_and_says_what_it_covers(report):
