@@ -124,7 +124,7 @@ def screen_pairs(
     squares = X * X
     norms = distributed.all_reduce_sum(squares.sum(0).double().cpu(), context).to(X.device).sqrt()
     has_levels = categorical_ids is not None and bool((np.asarray(categorical_ids) >= 0).any())
-    gate = categorical_gate(X, R, categorical_ids, n_rows, context, chunks) if categorical_ids is not None and has_levels else None
+    gate = categorical_gate(X, R, categorical_ids, n_rows, context) if categorical_ids is not None and has_levels else None
     block = max(1, min(n_features, BLOCK_FLOATS // max(n_features, 1)))
     found: dict[tuple[int, int], float] = {}
     copies: dict[tuple[int, int], tuple[float, float]] = {}
@@ -159,7 +159,19 @@ def screen_pairs(
         for value, flat in zip(strongest.values.tolist(), strongest.indices.tolist()):
             if value > bound * bound:
                 found[(start + flat // width, start + flat % width)] = math.sqrt(value)
-    ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))[:max_pairs]
+    ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+    if gate is not None:
+        # one pair per categorical and column: the units of its strongest level let the network
+        # read the interaction, and the path keeps or drops the categorical whole anyway
+        unit = [-1 - c if c >= 0 else j for j, c in enumerate(gate.unit_of.tolist())]  # a categorical's levels: one key
+        seen: set[tuple[int, int]] = set()
+        kept = []
+        for (first, second), t in ranked:
+            if (unit[first], unit[second]) not in seen:
+                seen.add((unit[first], unit[second]))
+                kept.append(((first, second), t))
+        ranked = kept
+    ranked = ranked[:max_pairs]
     duplicates = sorted(copies.items(), key=lambda item: (-item[1][1], item[0]))[:max_pairs]
     return PairScreen(
         tuple(InteractingPair(first, second, t) for (first, second), t in ranked),
@@ -184,7 +196,7 @@ class CategoricalGate:
 
 
 def categorical_gate(
-    X: torch.Tensor, R: torch.Tensor, categorical_ids: np.ndarray, n_rows: float, context: distributed.Context, chunks: list[slice]
+    X: torch.Tensor, R: torch.Tensor, categorical_ids: np.ndarray, n_rows: float, context: distributed.Context
 ) -> CategoricalGate:
     """The group test of each categorical column against every encoded column, on centred ``X`` and ``R``.
 
@@ -217,6 +229,8 @@ def categorical_gate(
     df_between, df_within = (n_cells - 1)[:, None], (n_rows - n_cells)[:, None]
     z_bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (R.shape[1] * n_units * n_features))
     passes = torch.zeros((n_units, n_features), dtype=torch.bool, device=X.device)
+    # the same column slices on every rank (their sums are all-reduced slice by slice), whatever its rows
+    chunks = column_chunks(n_features, MAX_SCREEN_ROWS, BLOCK_FLOATS)
     for k in range(R.shape[1]):
         r = R[:, k : k + 1]
         for chunk in chunks:

@@ -101,15 +101,18 @@ def test_a_level_of_a_random_categorical_is_no_pair_unless_the_categorical_passe
 
 def test_a_categorical_whose_levels_interact_with_a_column_keeps_its_pair() -> None:
     # y = x0 on levels A and B, nothing elsewhere: the categorical passes as a whole, and the
-    # strongest level pair is given units
+    # strongest level pair is given units, one for the categorical and x0 (though several levels pass)
     rng = np.random.default_rng(1)
     numeric = rng.standard_normal((600, 3))
     levels = rng.integers(0, 6, 600)
     X, groups, categorical = _with_categorical(numeric, levels)
     y = numeric[:, 0] * (levels < 2) + 0.3 * rng.standard_normal(600)
     rows = (X, torch.tensor(y, dtype=torch.float32))
-    pairs = screen_pairs(rows, groups, REGRESSION, max_pairs=1, context=distributed.SINGLE, categorical_ids=categorical).pairs
+    per_level = screen_pairs(rows, groups, REGRESSION, max_pairs=4, context=distributed.SINGLE).pairs
+    assert len(per_level) > 1 and all(pair.first == 0 and pair.second >= 3 for pair in per_level)
+    pairs = screen_pairs(rows, groups, REGRESSION, max_pairs=4, context=distributed.SINGLE, categorical_ids=categorical).pairs
     assert len(pairs) == 1 and pairs[0].first == 0 and pairs[0].second >= 3  # x0 with a level (its slope differs by level)
+    assert pairs[0] == per_level[0]
 
 
 def test_a_multiclass_target_is_screened_class_by_class() -> None:
