@@ -261,9 +261,9 @@ def fit_dataset(data: Dataset, config: RunConfig, hooks: Hooks, started: float) 
         metrics, dense_column_norms = _held_out_metrics(path, selection, test, data.encoder)
         path.dense_model.cpu(), selection.model.cpu()  # saved and returned from the host
         parts = (*chosen, *measured)
-        importances = rank_groups(
-            path, selection, data.group_index, data.encoder, dense_column_norms, plan.column_parts(parts, problem.n_groups)
-        )
+        # the measures in the tables' column order, then the parts whose rank key orders the selection
+        ranking_parts = [*plan.column_parts(parts, problem.n_groups), *(part for part in parts if part.rank_key is not None)]
+        importances = rank_groups(path, selection, data.group_index, data.encoder, dense_column_norms, ranking_parts)
         timings = _timings(started, read_seconds, path_seconds, chosen, measured)
         facts = SummaryFacts(
             config, data, path, selection, metrics, problem.datafit.class_weights, None if resume is None else len(resume.steps) - 1

@@ -180,6 +180,17 @@ def _split_numbers(value, numbers: list):
     return value
 
 
+def assert_rank_follows_the_shown_keys(table: pd.DataFrame) -> None:
+    """``rank`` of importances.csv or groups.csv is 1, 2, ... in the order docs/outputs.md states: selected
+    first, then ``round`` (the all-relevant round; blank for unselected), then ``importance`` descending."""
+    assert list(table["rank"]) == list(range(1, len(table) + 1))
+    found_in = 0.0 * table["rank"]  # no rank key: every group's is the same
+    if "round" in table.columns:
+        found_in = pd.to_numeric(table["round"], errors="coerce").astype(float).fillna(np.inf)
+    keys = list(zip(~table["selected"].astype(bool), found_in, -table["importance"]))
+    assert keys == sorted(keys)
+
+
 def assert_same_encoder(ours: Encoder, theirs: Encoder) -> None:
     """Equal ``to_dict`` documents: names, kinds, reasons and levels exactly, numbers to 1e-9."""
     our_numbers: list[float] = []

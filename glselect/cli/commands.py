@@ -185,7 +185,7 @@ def show(
         with loading():
             from glselect.outputs.files import dump_json
             from glselect.outputs.load import load_results
-            from glselect.outputs.report import metrics_lines, top_features_table
+            from glselect.outputs.report import metrics_lines, table_warnings, top_features_table
 
         results = load_results(out_dir)
         top = top or len(results.features)
@@ -195,7 +195,7 @@ def show(
             return
         # built before printing: a summary.json missing a part is one error line, not half a table
         table = top_features_table(results.features, top)
-        lines = metrics_lines(results.summary)
+        lines = metrics_lines(results.summary) + [f"warning: {line}" for line in table_warnings(results.features)]
     console = stdout_console()
     console.print(table)
     for line in lines:

@@ -236,9 +236,10 @@ def fit(
     if result.out_dir is None:
         return  # another rank of a torchrun job: rank 0 writes and reports
     from glselect.outputs.files import dump_json
-    from glselect.outputs.report import fit_warnings, metrics_lines, top_features_table
+    from glselect.outputs.report import fit_warnings, metrics_lines, table_warnings, top_features_table
 
-    for warning in fit_warnings(result.summary):  # the reading report's were printed as the table was read
+    # the reading report's warnings were printed as the table was read
+    for warning in [*fit_warnings(result.summary), *table_warnings(result.importances.features)]:
         stderr.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     if json_output:
         sys.stdout.write(dump_json({**result.summary, "out_dir": str(result.out_dir)}))

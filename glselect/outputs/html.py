@@ -10,8 +10,10 @@ import html
 import math
 from typing import Any
 
+import pandas as pd
+
 from glselect.outputs.load import Results
-from glselect.outputs.report import MEASURE_COLUMNS, as_good_line, as_object, run_warnings, stand_ins_line
+from glselect.outputs.report import MEASURE_COLUMNS, RANK_COLUMNS, as_good_line, as_object, run_warnings, stand_ins_line, table_warnings
 
 # the parts of summary.json's timings, in the order the fit spends them
 TIMED_PARTS = (
@@ -115,6 +117,7 @@ def run_facts(summary: dict[str, Any]) -> dict[str, list[list[Any]]]:
             ["left out by confirmation", _names(summary.get("unconfirmed_groups"))],
             ["added by all-relevant rounds", _rounds(summary)],
             ["interacting pairs (given units before the dense fit)", _pairs(summary.get("interacting_pairs"))],
+            ["near-duplicate columns (no units given)", _duplicates(summary.get("duplicate_pairs"))],
             [
                 "path steps",
                 f"{fmt(path.get('n_steps'))} ({fmt(path.get('n_unconverged_steps'))} did not converge; "
@@ -178,9 +181,21 @@ def _pairs(pairs: Any) -> str:
     return ", ".join(shown) or "none"
 
 
-def warnings_list(summary: dict[str, Any]) -> str:
+def _duplicates(pairs: Any) -> str:
+    """The near-copies the interaction screen passed over (path/interactions.py), with their correlation."""
+    if not isinstance(pairs, list):
+        return "n/a"
+    shown = []
+    for pair in pairs:
+        columns = as_object(pair).get("columns")
+        if isinstance(columns, list) and len(columns) == 2:
+            shown.append(f"{columns[0]} ≈ {columns[1]} (corr {fmt(as_object(pair).get('correlation'))})")
+    return ", ".join(shown) or "none"
+
+
+def warnings_list(summary: dict[str, Any], features: pd.DataFrame) -> str:
     """The warnings ``fit`` printed, as a list (one item each); a line saying there were none otherwise."""
-    warnings = run_warnings(summary)
+    warnings = run_warnings(summary) + table_warnings(features)
     if not warnings:
         return '<p id="warnings">none</p>'
     items = "".join(f"<li>{html.escape(line)}</li>\n" for line in warnings)
@@ -195,16 +210,21 @@ def render_report(results: Results, path_png: str, importance_svg: str) -> str:
         f"<section><h3>{topic}</h3>{table(None, rows, f'facts-{topic.lower()}')}</section>" for topic, rows in run_facts(summary).items()
     )
     metrics = [[name, fmt(dense[name]), fmt(pruned.get(name))] for name in dense]
-    columns = ["rank", "feature", "group", "selected", "importance", "dense_norm"]
+    # the rank follows "selected", the stages' rank keys (the all-relevant round), then "importance"
+    keys = [name for name in RANK_COLUMNS if name in results.features.columns and results.features[name].notna().any()]
+    columns = ["rank", "feature", "group", "selected", *keys, "importance", "dense_norm"]
     optional = [  # measures the fit computed
         name for name in MEASURE_COLUMNS if name in results.features.columns and results.features[name].notna().any()
     ]
+    if optional and "perm_not_positive" in results.features.columns:
+        optional.append("perm_not_positive")
     ranked = [
         [
             row["rank"],
             row["feature"],
             row["group"],
             "yes" if row["selected"] else "no",
+            *("" if pd.isna(row[name]) else f"{row[name]:.0f}" for name in keys),
             *(fmt(row[name]) for name in ["importance", "dense_norm", *optional]),
         ]
         for row in results.features[columns + optional].to_dict("records")
@@ -216,7 +236,7 @@ def render_report(results: Results, path_png: str, importance_svg: str) -> str:
 <style>{STYLE}</style></head><body>
 <h1>glselect report: {target}</h1>
 <h2>Warnings</h2>
-{warnings_list(summary)}
+{warnings_list(summary, results.features)}
 <h2>The run</h2>
 <div class="facts">{facts}</div>
 <details><summary>every resolved setting</summary>{settings}</details>

@@ -168,10 +168,16 @@ def _draw_losses(ax: Any, results: Results) -> None:
     )
     ax.plot(dense["n_selected"], dense[loss], "s", mfc="none", mec="tab:purple", ms=7, mew=1.5, label="dense start (lambda 0)", zorder=3)
     chosen = results.path.loc[results.path["step"] == results.summary["step"]].iloc[0]
-    label = _label(f"chosen: {plural(int(chosen['n_selected']), 'group')} (rule {results.summary['rule']})")
-    ax.axvline(chosen["n_selected"], color="black", ls="--", lw=1, zorder=2)
+    label, selected_label = chosen_labels(results.summary, int(chosen["n_selected"]))
+    label = _label(label) if selected_label is None else label  # the two-part label is kept whole: it says both counts
+    # the star is the chosen step; a selection later stages changed is a dotted line at its own count
+    line = ax.axvline(chosen["n_selected"], color="black", ls="--", lw=1, zorder=2)
     if math.isfinite(chosen[loss]):
         ax.plot(chosen["n_selected"], chosen[loss], "*", color="tab:red", ms=15, mec="black", mew=0.6, zorder=4, label=label)
+    else:
+        line.set_label(label)
+    if selected_label is not None:
+        ax.axvline(results.summary["n_selected_groups"], color="tab:red", ls=":", lw=1.5, zorder=2, label=selected_label)
     values = np.concatenate([results.path["val_loss"].to_numpy(), scored[loss].to_numpy()])
     values = values[np.isfinite(values)]
     if values.size and values.min() > 0 and values.max() / values.min() > 10:
@@ -191,6 +197,21 @@ def _draw_losses(ax: Any, results: Results) -> None:
     ax.set_ylabel("held-out loss (relaxed refit)")
     ax.set_title("validation loss along the path", fontsize=10)
     ax.legend(fontsize=8, loc="best")
+
+
+def chosen_labels(summary: dict[str, Any], at_step: int) -> tuple[str, str | None]:
+    """The loss panel's labels: the chosen step's, "chosen: 30 groups (rule 1se)", and where the
+    selection is not the step's groups, "chosen step: 30 groups (rule 1se)" and "selected after
+    confirmation: 8" (or after the all-relevant rounds, or both), the line at the final count."""
+    rule, n_selected = summary["rule"], summary["n_selected_groups"]
+    if n_selected == at_step:
+        return f"chosen: {plural(at_step, 'group')} (rule {rule})", None
+    dropper = "the smallest-set search" if summary.get("as_good_as_all") else "confirmation"
+    added = summary["rule"].endswith(", all-relevant") and n_selected > at_step - len(summary.get("unconfirmed_groups") or [])
+    changes = ((dropper, bool(summary.get("unconfirmed_groups"))), ("all-relevant", added))
+    stages = [name for name, changed in changes if changed]
+    after = f" after {' and '.join(stages)}" if stages else ""
+    return f"chosen step: {plural(at_step, 'group')} (rule {rule})", f"selected{after}: {n_selected}"
 
 
 def _symlog_counts(ax: Any, most: int) -> None:

@@ -39,12 +39,17 @@ MEASURE_CELLS = (
     MeasureCell("stab", ("stability",), lambda frequency: f"{frequency:.2f}"),
 )
 MEASURE_COLUMNS = tuple(name for cell in MEASURE_CELLS for name in cell.columns)
+# the stages' rank keys (``Part.rank_column``) the rank follows after "selected", shown after "sel"
+RANK_COLUMNS = ("round",)
+NOT_POSITIVE_MARK = "!"  # after the permutation cell of a selected column whose mean is at or below zero
 
 
 def top_features_table(features: pd.DataFrame, top: int) -> Table:
-    """The ``top`` highest-ranked columns: rank, name, group (when there are groups), selected,
-    path survival, dense norm and each measure of ``MEASURE_CELLS`` the fit computed (permutation
-    importance ± its spread, the stability selection frequency). Kept narrow enough for an
+    """The ``top`` highest-ranked columns: rank, name, group (when there are groups), selected, the
+    rank keys of ``RANK_COLUMNS`` the fit wrote (the all-relevant round), path survival, dense norm
+    and each measure of ``MEASURE_CELLS`` the fit computed (permutation importance ± its spread,
+    marked ``NOT_POSITIVE_MARK`` for a selected column at or below zero; the stability selection
+    frequency). The rank follows the columns from "sel" to "survival λ". Kept narrow enough for an
     80-column terminal (a CI log)."""
     table = Table(title=f"Top {min(top, len(features))} of {plural(len(features), 'column')}", title_justify="left")
     shown = features.head(top)
@@ -61,8 +66,11 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
 
     cells = [(cell, [measure(name) for name in cell.columns]) for cell in MEASURE_CELLS]
     cells = [(cell, values) for cell, values in cells if bool(values[0].notna().any())]
+    keys = [(name, measure(name)) for name in RANK_COLUMNS if name in features.columns]
+    keys = [(name, values) for name, values in keys if bool(values.notna().any())]
+    flagged = features["perm_not_positive"].head(top).astype(bool) if "perm_not_positive" in features.columns else None
     columns = [("rank", "right"), ("feature", "left")] + ([("group", "left")] if has_groups else [])
-    columns += [("sel", "center"), ("survival λ", "right"), ("dense", "right")]
+    columns += [("sel", "center"), *((name, "right") for name, _ in keys), ("survival λ", "right"), ("dense", "right")]
     columns += [(cell.header, "right") for cell, _ in cells]
     for header, justify in columns:
         # names wrap rather than end in '…': 'customer_lifetime_value_2023' and '..._2024' must stay apart
@@ -72,10 +80,51 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
         row_cells = [str(row.rank), escape(str(row.feature))]
         if has_groups:
             row_cells.append(escape(group_cells[index]))
-        row_cells += ["[green]yes[/]" if row.selected else "[dim]no[/]", f"{row.importance:.3g}", f"{row.dense_norm:.3g}"]
-        row_cells += [cell.show(*(series.iloc[index] for series in values)) for cell, values in cells]
+        row_cells.append("[green]yes[/]" if row.selected else "[dim]no[/]")
+        row_cells += ["" if pd.isna(values.iloc[index]) else f"{values.iloc[index]:.0f}" for _, values in keys]
+        row_cells += [f"{row.importance:.3g}", f"{row.dense_norm:.3g}"]
+        for cell, values in cells:
+            shown_cell = cell.show(*(series.iloc[index] for series in values))
+            if cell.columns[0] == "permutation" and flagged is not None and flagged.iloc[index]:
+                shown_cell = f"[yellow]{shown_cell} {NOT_POSITIVE_MARK}[/]"
+            row_cells.append(shown_cell)
         table.add_row(*row_cells)
     return table
+
+
+def refined_from_step(summary: dict[str, Any]) -> str | None:
+    """How the selection differs from the groups non-zero at its step, when it does: "confirmation kept
+    8", or what confirmation left out and the all-relevant rounds added; None when they are the same."""
+    at_step = as_object(summary.get("path")).get("groups_at_step")
+    n_selected = summary["n_selected_groups"]
+    if not isinstance(at_step, int) or at_step == n_selected:
+        return None
+    n_left_out = len(summary.get("unconfirmed_groups") or [])
+    n_added = max(n_selected - (at_step - n_left_out), 0)  # by all-relevant: its rounds and the stand-ins it selects
+    dropper = "the smallest-set search" if summary.get("as_good_as_all") else "confirmation"
+    if n_left_out and not n_added:
+        return f"{dropper} kept {n_selected}"
+    changes = [f"{dropper} left out {n_left_out}"] if n_left_out else []
+    changes += [f"all-relevant added {n_added}"] if n_added else []
+    return ", ".join([*changes, f"{n_selected} selected"]) if changes else f"{n_selected} of them selected"
+
+
+def selection_line(summary: dict[str, Any]) -> str:
+    """What was selected and how: "selected 4 of 9 columns (4 of 9 groups) by rule 1se (validation) at
+    λ=0.0246"; when later stages changed the step's groups, the step and what they did, so that the
+    count does not read as the step's: "selected 8 of 30 columns (8 of 30 groups): the step at λ=0
+    (30 groups) by rule 1se (validation), confirmation kept 8"."""
+    sizes = summary["sizes"]
+    selected = (
+        f"selected {summary['n_selected_features']} of {plural(sizes['columns'], 'column')} "
+        f"({summary['n_selected_groups']} of {plural(sizes['groups'], 'group')})"
+    )
+    rule = f"by rule {summary['rule']} ({summary.get('scored_by', 'validation')})"
+    refined = refined_from_step(summary)
+    if refined is None:
+        return f"{selected} {rule} at λ={summary['lambda']:.3g}"
+    at_step = summary["path"]["groups_at_step"]
+    return f"{selected}: the step at λ={summary['lambda']:.3g} ({plural(at_step, 'group')}) {rule}, {refined}"
 
 
 def metrics_lines(summary: dict[str, Any]) -> list[str]:
@@ -83,15 +132,9 @@ def metrics_lines(summary: dict[str, Any]) -> list[str]:
     dense, pruned = summary["metrics"]["dense"], summary["metrics"]["pruned"]
     pairs = ", ".join(f"{name} {_fmt(dense[name])} → {_fmt(pruned.get(name))}" for name in dense)
     sizes = summary["sizes"]
-    scored_by = summary.get("scored_by", "validation")
     # a streamed fit scores a bounded sample of its test rows
     n_scored = summary.get("streaming", {}).get("test_rows_scored", sizes["test_rows"])
-    lines = [
-        f"selected {summary['n_selected_features']} of {plural(sizes['columns'], 'column')} "
-        f"({summary['n_selected_groups']} of {plural(sizes['groups'], 'group')}) by rule {summary['rule']} "
-        f"({scored_by}) at λ={summary['lambda']:.3g}",
-        f"held-out test rows ({n_scored}), dense → pruned: {pairs}",
-    ]
+    lines = [selection_line(summary), f"held-out test rows ({n_scored}), dense → pruned: {pairs}"]
     return lines + [line for line in (describe(summary) for describe in SUMMARY_LINES) if line]
 
 
@@ -138,6 +181,21 @@ def leak_warning(leak: dict[str, Any]) -> str:
         "on the validation rows): it may copy the target or be computed from it; drop it (--drop) unless its values "
         "are known before the target's"
     )
+
+
+def table_warnings(features: pd.DataFrame) -> list[str]:
+    """What the ranked table says the user should know: the selected columns whose permutation
+    importance is at or below zero (``perm_not_positive``), named in rank order."""
+    if "perm_not_positive" not in features.columns:
+        return []
+    flagged = [str(name) for name in features.loc[features["perm_not_positive"].astype(bool), "feature"]]
+    if not flagged:
+        return []
+    return [
+        f"{plural(len(flagged), 'selected column')} with a permutation importance at or below zero (shuffling "
+        f"{'it' if len(flagged) == 1 else 'each'} did not raise the test loss; marked {NOT_POSITIVE_MARK} in the table): "
+        + ", ".join(flagged)
+    ]
 
 
 def run_warnings(summary: dict[str, Any]) -> list[str]:
@@ -214,6 +272,15 @@ def _interacting_line(summary: dict[str, Any]) -> str | None:
     )
 
 
+def _duplicates_line(summary: dict[str, Any]) -> str | None:
+    duplicates = summary.get("duplicate_pairs")
+    if not duplicates:  # near-copies the pair screen took for one measurement twice (path/interactions.py)
+        return None
+    return "near-duplicate columns, not an interacting pair (no units given): " + ", ".join(
+        f"{pair['columns'][0]} ≈ {pair['columns'][1]} (corr {pair['correlation']:.3f})" for pair in duplicates
+    )
+
+
 def _rounds_line(summary: dict[str, Any]) -> str | None:
     rounds = summary.get("all_relevant_rounds")
     if not rounds:  # what the minimal set left out and later rounds found without it (select/relevant.py)
@@ -249,6 +316,7 @@ SUMMARY_LINES: tuple[Callable[[dict[str, Any]], str | None], ...] = (
     stand_ins_line,
     _unconfirmed_line,
     _interacting_line,
+    _duplicates_line,
     _rounds_line,
     _stability_line,
     _streaming_line,

@@ -131,8 +131,8 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 # measures a table may have, read as numbers when present (empty cells: not computed)
 OPTIONAL_NUMBERS = {
-    "importances.csv": ("permutation", "permutation_std", "stability"),
-    "groups.csv": ("permutation", "permutation_std", "stability"),
+    "importances.csv": ("round", "permutation", "permutation_std", "stability"),
+    "groups.csv": ("round", "permutation", "permutation_std", "stability"),
     "path.csv": ("relaxed_val_loss", "relaxed_val_se", "cv_loss", "cv_se", "optimality"),
     "path_norms.parquet": (),
 }

@@ -84,6 +84,7 @@ FIELDS: tuple[Field, ...] = (
     Field("step", is_count, "a whole number", required=True),
     Field("unconfirmed_groups", list_of(is_text), "a list of group names"),
     Field("interacting_pairs", list_of(is_object), "a list of objects"),
+    Field("duplicate_pairs", list_of(is_object), "a list of objects"),
     Field("scored_by", is_text, "text"),  # the choosing stage's
     # --goal auto's comparison of the chosen set with all columns (select/smallest.py)
     Field("as_good_as_all", is_object, "an object", optional_write=True),
@@ -200,6 +201,15 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
             {"columns": [encoder.feature_names[pair.first], encoder.feature_names[pair.second]], "t": round(pair.t, 2)}
             for pair in path.pairs
         ],
+        # near-copies the screen passed over instead (|corr| > 0.95): no units, named here
+        "duplicate_pairs": [
+            {
+                "columns": [encoder.feature_names[pair.first], encoder.feature_names[pair.second]],
+                "correlation": round(pair.correlation, 3),
+                "t": round(pair.t, 2),
+            }
+            for pair in path.duplicates
+        ],
         "class_weights": None if facts.class_weights is None else dict(zip(map(str, encoder.target.classes), facts.class_weights.tolist())),
         "primary_metric": PRIMARY_METRIC[task],
         "metrics": facts.metrics,
@@ -221,6 +231,8 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
             "complete": path.complete,
             "resumed_from_step": facts.resumed_from_step,
             "n_steps": len(path.steps),
+            # groups non-zero at the step of "step": confirmation and the all-relevant rounds select among them
+            "groups_at_step": path.steps[selection.step_index].n_selected,
             "n_rejected_steps": path.n_rejected,
             "lambda_first": path.steps[1].lam if len(path.steps) > 1 else None,
             "lambda_last": path.steps[-1].lam,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -31,7 +32,16 @@ import torch
 from glselect import distributed
 from glselect.model.datafits import Datafit
 from glselect.model.mlp import GroupLassoMLP
-from glselect.path.moments import MAX_SAMPLE_ROWS, MIN_SAMPLE_ROWS, bonferroni_bound, column_chunks, sample_means, squared_t
+from glselect.path.moments import (
+    FAMILY_ALPHA,
+    MAX_SAMPLE_ROWS,
+    MIN_SAMPLE_ROWS,
+    SPREAD_TOLERANCE,
+    bonferroni_bound,
+    column_chunks,
+    sample_means,
+    squared_t,
+)
 
 SCREEN_MACS = 2e10  # multiply-adds per screen: about a second on one core
 MIN_SCREEN_ROWS = MIN_SAMPLE_ROWS  # fewer sampled rows than this: no screen
@@ -39,6 +49,7 @@ MAX_SCREEN_ROWS = MAX_SAMPLE_ROWS  # rows sampled at most
 MAX_SCREEN_BATCHES = 64  # a stream's mini-batches read at most
 BLOCK_FLOATS = 1 << 24  # the (block x p) products are computed this many floats at a time
 UNITS_PER_PAIR = 4  # ReLU(+-(x_i + x_j)), ReLU(+-(x_i - x_j))
+DUPLICATE_CORRELATION = 0.95  # |corr| above which two columns are one measurement twice, not a pair
 SEEDED_SHARE = 2  # at most 1 / SEEDED_SHARE of the first hidden layer's units are given to pairs
 
 
@@ -51,29 +62,58 @@ class InteractingPair:
     t: float  # the largest |t| over the target's outputs
 
 
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two encoded columns beyond the bound that are near-copies of each other: no units, only named."""
+
+    first: int
+    second: int
+    correlation: float  # their Pearson correlation on the screened rows, |r| > DUPLICATE_CORRELATION
+    t: float
+
+
+@dataclass(frozen=True)
+class PairScreen:
+    """What a screen found: the pairs to give units, strongest first, and the near-duplicates it passed over."""
+
+    pairs: tuple[InteractingPair, ...] = ()
+    duplicates: tuple[DuplicatePair, ...] = ()
+
+
 def screen_pairs(
     rows: tuple[torch.Tensor, torch.Tensor],
     group_ids: np.ndarray,
     datafit: Datafit,
     max_pairs: int,
     context: distributed.Context,
-) -> tuple[InteractingPair, ...]:
+    categorical_ids: np.ndarray | None = None,
+) -> PairScreen:
     """The at most ``max_pairs`` strongest pairs beyond the Bonferroni bound, strongest first.
 
     ``rows``: this rank's sample of training rows (encoded X, target y), already cut to
     ``screen_rows``; every rank must call this (the sums are all-reduced). No pairs for a datafit
     whose outputs the screen cannot read (``Datafit.pair_screen``: survival).
+
+    Two kinds of pair beyond the bound are not given units:
+
+    - near-copies (``|corr| > DUPLICATE_CORRELATION``): ``r * x_i * x_j`` of two copies of one
+      measurement is ``r * x_i^2``, which moves whenever the target bends with that measurement;
+      they are returned as ``duplicates`` (at most ``max_pairs``, strongest first);
+    - a one-hot level of a categorical column (``categorical_ids[j]``: the categorical's index, -1
+      for any other column) with another column, unless the categorical as a whole passes
+      ``categorical_gate`` against that column: a rare level's t is far from normal, and among
+      hundreds of levels one reaches t 9 by chance.
     """
     X, y = rows
     if not datafit.pair_screen or max_pairs <= 0:
-        return ()
+        return PairScreen()
     n_features = X.shape[1]
     R = datafit.target_outputs(y)
     chunks = column_chunks(n_features, len(X), BLOCK_FLOATS)
     n_rows, means, output_means = sample_means(X, R, chunks, context)
     n_pairs = R.shape[1] * n_features * (n_features - 1) / 2  # the tests the bound is corrected for
     if n_rows < MIN_SCREEN_ROWS or n_pairs < 1:
-        return ()
+        return PairScreen()
     # centred in float64, multiplied in float32 (a t statistic needs two or three digits), a few
     # columns at a time: a float64 copy of the whole sample would double what the screen holds
     X = torch.cat([(X[:, chunk].double() - means[chunk]).float() for chunk in chunks], dim=1)
@@ -82,8 +122,12 @@ def screen_pairs(
     group_of = torch.as_tensor(group_ids, device=X.device)
     shared_groups = np.unique(group_ids).size < n_features
     squares = X * X
+    norms = distributed.all_reduce_sum(squares.sum(0).double().cpu(), context).to(X.device).sqrt()
+    has_levels = categorical_ids is not None and bool((np.asarray(categorical_ids) >= 0).any())
+    gate = categorical_gate(X, R, categorical_ids, n_rows, context) if categorical_ids is not None and has_levels else None
     block = max(1, min(n_features, BLOCK_FLOATS // max(n_features, 1)))
     found: dict[tuple[int, int], float] = {}
+    copies: dict[tuple[int, int], tuple[float, float]] = {}
     for start in range(0, n_features, block):
         stop = min(n_features, start + block)
         # rows: the block's columns i; columns: every j >= start (each pair once, below)
@@ -102,13 +146,115 @@ def screen_pairs(
             # never two columns of one group: the levels of one categorical column "interact"
             # through the column itself, and the path keeps or drops a group whole anyway
             t2_max.masked_fill_(group_of[start:stop, None] == group_of[None, start:], 0.0)
+        if gate is not None:
+            t2_max.masked_fill_(~gate.allows(start, stop), 0.0)
+        gram = distributed.all_reduce_sum((X[:, start:stop].T @ X[:, start:]).double().cpu(), context).to(X.device)
+        correlation = gram / (norms[start:stop, None] * norms[None, start:]).clamp_min(1e-300)
+        is_copy = (correlation.abs() > DUPLICATE_CORRELATION) & (t2_max > bound * bound)
+        for i, j in is_copy.nonzero().tolist():
+            copies[(start + i, start + j)] = (float(correlation[i, j]), math.sqrt(float(t2_max[i, j])))
+        t2_max.masked_fill_(is_copy, 0.0)
         width = n_features - start
         strongest = torch.topk(t2_max.flatten(), min(max_pairs, t2_max.numel()))
         for value, flat in zip(strongest.values.tolist(), strongest.indices.tolist()):
             if value > bound * bound:
                 found[(start + flat // width, start + flat % width)] = math.sqrt(value)
-    ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))[:max_pairs]
-    return tuple(InteractingPair(first, second, t) for (first, second), t in ranked)
+    ranked = sorted(found.items(), key=lambda item: (-item[1], item[0]))
+    if gate is not None:
+        # one pair per categorical and column: the units of its strongest level let the network
+        # read the interaction, and the path keeps or drops the categorical whole anyway
+        unit = [-1 - c if c >= 0 else j for j, c in enumerate(gate.unit_of.tolist())]  # a categorical's levels: one key
+        seen: set[tuple[int, int]] = set()
+        kept = []
+        for (first, second), t in ranked:
+            if (unit[first], unit[second]) not in seen:
+                seen.add((unit[first], unit[second]))
+                kept.append(((first, second), t))
+        ranked = kept
+    ranked = ranked[:max_pairs]
+    duplicates = sorted(copies.items(), key=lambda item: (-item[1][1], item[0]))[:max_pairs]
+    return PairScreen(
+        tuple(InteractingPair(first, second, t) for (first, second), t in ranked),
+        tuple(DuplicatePair(first, second, correlation, t) for (first, second), (correlation, t) in duplicates),
+    )
+
+
+@dataclass(frozen=True)
+class CategoricalGate:
+    """Which (categorical, column) pairs passed the group test: ``passes[c, j]`` for the categorical
+    ``unit_of[i] = c`` (-1: column i is no level) and the encoded column j."""
+
+    unit_of: torch.Tensor  # int64 (n_features,)
+    passes: torch.Tensor  # bool (n_categoricals, n_features)
+
+    def allows(self, start: int, stop: int) -> torch.Tensor:
+        """bool (stop - start, n_features - start): pair (i, j) of the screen's block may be taken."""
+        rows, columns = self.unit_of[start:stop], self.unit_of[start:]
+        by_row = torch.where(rows[:, None] >= 0, self.passes[rows.clamp_min(0), start:], True)
+        by_column = torch.where(columns[:, None] >= 0, self.passes[columns.clamp_min(0), start:stop], True)
+        return by_row & by_column.T
+
+
+def categorical_gate(
+    X: torch.Tensor, R: torch.Tensor, categorical_ids: np.ndarray, n_rows: float, context: distributed.Context
+) -> CategoricalGate:
+    """The group test of each categorical column against every encoded column, on centred ``X`` and ``R``.
+
+    A categorical splits the rows into cells (one per level, and one for rows with none of its
+    levels). Whether column j interacts with it is whether the mean of ``z = r * x_j`` differs
+    between cells: a one-way analysis of variance of ``z`` over the cells, its F statistic on
+    (cells - 1, rows - cells) degrees of freedom beyond the bound at ``FAMILY_ALPHA``, Bonferroni
+    over every categorical, column and output. The variance within cells is pooled over all rows,
+    so a level of a few rows weighs as little as it should; the per-level t of the pair screen
+    does not, and among hundreds of levels one of them reaches t 9 by chance. Every rank must call
+    this (the sums are all-reduced).
+    """
+    ids = torch.as_tensor(np.asarray(categorical_ids), dtype=torch.int64, device=X.device)
+    present = torch.unique(ids[ids >= 0])
+    unit_of = torch.full_like(ids, -1)
+    n_features = X.shape[1]
+    cells, cell_unit = [], []
+    for unit, categorical in enumerate(present.tolist()):
+        columns = (ids == categorical).nonzero().flatten()
+        unit_of[columns] = unit
+        # a centred, standardised 0/1 level is positive exactly on its rows
+        levels = (X[:, columns] > 0).float()
+        cells += [levels, (levels.sum(1, keepdim=True) == 0).float()]
+        cell_unit += [unit] * (len(columns) + 1)
+    in_cell = torch.cat(cells, dim=1)
+    cell_of = torch.as_tensor(cell_unit, device=X.device)
+    counts = distributed.all_reduce_sum(in_cell.sum(0).double().cpu(), context).to(X.device)
+    n_units = present.numel()
+    n_cells = torch.zeros(n_units, dtype=torch.float64, device=X.device).index_add_(0, cell_of, (counts > 0).double())
+    df_between, df_within = (n_cells - 1)[:, None], (n_rows - n_cells)[:, None]
+    z_bound = -NormalDist().inv_cdf(FAMILY_ALPHA / (R.shape[1] * n_units * n_features))
+    passes = torch.zeros((n_units, n_features), dtype=torch.bool, device=X.device)
+    # the same column slices on every rank (their sums are all-reduced slice by slice), whatever its rows
+    chunks = column_chunks(n_features, MAX_SCREEN_ROWS, BLOCK_FLOATS)
+    for k in range(R.shape[1]):
+        r = R[:, k : k + 1]
+        for chunk in chunks:
+            Z = r * X[:, chunk]
+            sums = torch.cat([in_cell.T @ Z, Z.sum(0, keepdim=True), (Z * Z).sum(0, keepdim=True)]).double()
+            sums = distributed.all_reduce_sum(sums.cpu(), context).to(X.device)
+            cell_sums, total, total_squares = sums[:-2], sums[-2], sums[-1]
+            offset = total.square() / n_rows
+            cell_squares = torch.where(counts[:, None] > 0, cell_sums.square() / counts.clamp_min(1)[:, None], 0.0)
+            between = torch.zeros((n_units, cell_sums.shape[1]), dtype=torch.float64, device=X.device).index_add_(0, cell_of, cell_squares)
+            between = (between - offset).clamp_min(0.0)
+            within = (total_squares - offset - between).clamp_min(0.0)
+            spread = total_squares - offset
+            tested = (df_between >= 1) & (df_within >= 1) & (within > SPREAD_TOLERANCE[torch.float32][0] * spread)
+            F = (between / df_between.clamp_min(1)) / (within / df_within.clamp_min(1)).clamp_min(1e-300)
+            passes[:, chunk] |= tested & (f_to_normal(F, df_between, df_within) > z_bound)
+    return CategoricalGate(unit_of, passes)
+
+
+def f_to_normal(F: torch.Tensor, df1: torch.Tensor, df2: torch.Tensor) -> torch.Tensor:
+    """The standard normal deviate of an F statistic's upper tail (Paulson's cube-root approximation)."""
+    a, b = 2 / (9 * df1.clamp_min(1)), 2 / (9 * df2.clamp_min(1))
+    u = F.clamp_min(0.0) ** (1 / 3)
+    return ((1 - b) * u - (1 - a)) / torch.sqrt(a + b * u * u)
 
 
 def screen_rows(n_features: int, n_outputs: int) -> int:

@@ -18,7 +18,7 @@ from glselect.model.mlp import GroupLassoMLP
 from glselect.path.interactions import (
     MAX_SCREEN_BATCHES,
     MIN_SCREEN_ROWS,
-    InteractingPair,
+    PairScreen,
     max_pairs_for,
     screen_pairs,
     screen_rows,
@@ -42,8 +42,9 @@ def screen_sample(problem: Problem, wanted: int) -> tuple[torch.Tensor, torch.Te
     return problem.solving.sample(wanted, SCREEN_KEY, MAX_SCREEN_BATCHES)
 
 
-def interacting_pairs(problem: Problem, model: GroupLassoMLP) -> tuple[InteractingPair, ...]:
-    """The pairs of ``problem``'s columns that ``interactions.give_units`` should seed in ``model``.
+def interacting_pairs(problem: Problem, model: GroupLassoMLP) -> PairScreen:
+    """The pairs of ``problem``'s columns that ``interactions.give_units`` should seed in ``model``,
+    and the near-duplicate columns the screen passed over.
 
     Screened on ``screen_sample`` of the training rows. No pairs for the linear model, a datafit the
     screen cannot read (survival), ``--no-screen-pairs``, or so many columns that the screen's budget
@@ -52,9 +53,22 @@ def interacting_pairs(problem: Problem, model: GroupLassoMLP) -> tuple[Interacti
     max_pairs = max_pairs_for(model)
     wanted = screen_rows(problem.n_features, problem.datafit.outputs)
     if not problem.settings.model.screen_pairs or max_pairs == 0 or not problem.datafit.pair_screen or wanted < MIN_SCREEN_ROWS:
-        return ()
+        return PairScreen()
     X, y = screen_sample(problem, wanted)
-    return screen_pairs((X, y), problem.group_ids, problem.datafit, max_pairs, problem.data.context)
+    return screen_pairs((X, y), problem.group_ids, problem.datafit, max_pairs, problem.data.context, categorical_ids(problem))
+
+
+def categorical_ids(problem: Problem) -> np.ndarray:
+    """int64 (n_features,): for each column ``problem`` reads, the index of the categorical column it
+    is a one-hot level of, -1 for any other column (knockoff copies appended beyond the encoding too)."""
+    encoding = [
+        index if column.kind == "categorical" else -1
+        for index, column in enumerate(problem.data.encoder.columns)
+        for _ in column.output_names
+    ]
+    columns = np.arange(problem.n_features) if problem.column_index is None else problem.column_index.cpu().numpy()
+    ids = np.asarray([*encoding, -1], dtype=np.int64)
+    return ids[np.minimum(columns, len(encoding))]
 
 
 def zero_kkt_lambdas(problem: Problem, model: GroupLassoMLP) -> np.ndarray:

@@ -20,7 +20,7 @@ import torch
 from glselect.errors import GlselectError
 from glselect.model.mlp import GroupLassoMLP, restrict_inputs
 from glselect.model.penalties import Support
-from glselect.path.interactions import InteractingPair, give_units
+from glselect.path.interactions import DuplicatePair, InteractingPair, give_units
 from glselect.path.problem import Problem
 from glselect.path.start import first_lambda, fit_dense, interacting_pairs
 from glselect.solve.base import LambdaSolve
@@ -107,6 +107,8 @@ class LambdaPath:
     final_model: GroupLassoMLP | None = None  # the walk's last (emptiest) model
     # pairs of the problem's encoded columns given units of the dense network before it trained
     pairs: tuple[InteractingPair, ...] = ()
+    # pairs of near-copies the screen passed over (|corr| > 0.95): named, given no units
+    duplicates: tuple[DuplicatePair, ...] = ()
 
 
 # a validation score: mean loss, its standard error, and the per-row losses (None: not scored)
@@ -205,9 +207,9 @@ def fit_path(
     model = problem.new_model()
     penalty = problem.penalty(model.first_weight.shape[0])
     # screened again on a resumed walk (the same rows give the same pairs) to be reported
-    pairs = interacting_pairs(problem, model)
+    screen = interacting_pairs(problem, model)
     if resume is None:
-        give_units(model, pairs)
+        give_units(model, screen.pairs)
         state = _start(problem, model)
         if grid is not None:
             state.lam = float(grid[0]) if len(grid) else math.inf
@@ -297,7 +299,8 @@ def fit_path(
         n_rejected=state.n_rejected,
         complete=bool(state.active.sum() <= path_config.min_features),
         final_model=model,
-        pairs=pairs,
+        pairs=screen.pairs,
+        duplicates=screen.duplicates,
     )
 
 

@@ -75,7 +75,8 @@ class Part:
     table column (``importances.csv``) copies its group's value unless ``column_values`` measures
     it on its own (``{column name: {table column: value}}``, ``unread`` for the columns not in it).
     ``summary``: fields of ``summary.json`` (see ``outputs/summary.py``). ``rank_key``: per group, a
-    sort key the ranking reads after "selected" (the all-relevant round that found it).
+    sort key the ranking reads after "selected" (the all-relevant round that found it), shown in the
+    ranked tables as ``rank_column`` (blank for unselected groups).
     ``result``: the stage's own result (``CrossValidation``, ``KnockoffSelection``, ``Stability``).
     """
 
@@ -85,6 +86,7 @@ class Part:
     unread: float = np.nan
     summary: dict[str, Any] = field(default_factory=dict)
     rank_key: np.ndarray | None = None
+    rank_column: str = "round"  # the ranked tables' column that shows rank_key for the selected groups
     result: Any = None
     seconds: float = 0.0
 

@@ -12,7 +12,14 @@ importance measures beside the rank.
 - ``knockoff_statistic``: W, the signed max of the group's and its knockoff copy's areas under
   the norm curve of a path on both (``knockoffs.py``), averaged over the knockoff draws, with
   ``knockoff_e_value`` (averaged e-value) and ``knockoff_frequency`` (share of draws whose own
-  threshold selects the group) (``--fdr``; see ``knockoffs.py``).
+  threshold selects the group) (``--fdr``; see ``knockoffs.py``);
+- ``perm_not_positive``: a selected group (or column) whose mean permutation importance is at or
+  below zero: shuffling it did not raise the refit's held-out loss, so its place in the selection
+  rests on the path and confirmation alone.
+
+The rank follows the columns shown: ``selected`` first, then each stage's rank key (``round``: the
+all-relevant round that found the group, 0 for the minimal selection), then ``importance``
+(survival; ties: the norm where last alive, then the name).
 """
 
 from __future__ import annotations
@@ -114,22 +121,28 @@ def rank_groups(
             "dense_norm": dense_norms,
             **{name: values for part in parts for name, values in part.group_columns.items()},
             "_last_norm": last_norm,
-            "_found_in_round": next(
-                (part.rank_key for part in parts if part.rank_key is not None), np.zeros(group_index.n_groups, dtype=np.int64)
-            ),
         }
     )
+    # a stage's rank key is shown for the selected groups only: the unselected ones rank after them
+    # whatever their key, and a blank says so (nullable integers: the CSV writes 0, 1, and blanks)
+    rank_columns = [part.rank_column for part in parts if part.rank_key is not None]
+    for part in parts:
+        if part.rank_key is not None:
+            groups.insert(groups.columns.get_loc("importance"), part.rank_column, pd.array(part.rank_key, dtype="Int64"))
+            groups.loc[~groups["selected"], part.rank_column] = pd.NA
+    groups["perm_not_positive"] = _not_positive(groups["selected"], groups.get("permutation"))
     # the selected groups come first, so the top k ranks are the selection; almost always they
     # survive longest anyway, but a group the confirmation step dropped can outlive a kept one.
     # Among them the minimal selection leads and each all-relevant round's groups follow it (a
     # copy can outlive its original on the path; measured on digits: ranked by survival alone, the
     # union's top 20 scored 0.938 against 0.946 for the minimal set's lead)
     groups = groups.sort_values(
-        ["selected", "_found_in_round", "importance", "_last_norm", "group"],
-        ascending=[False, True, False, False, True],
+        ["selected", *rank_columns, "importance", "_last_norm", "group"],
+        ascending=[False, *(True for _ in rank_columns), False, False, True],
         kind="mergesort",
+        na_position="last",
     )
-    groups = groups.drop(columns=["_last_norm", "_found_in_round"]).reset_index(drop=True)
+    groups = groups.drop(columns=["_last_norm"]).reset_index(drop=True)
     groups.insert(0, "rank", np.arange(1, len(groups) + 1))
     group_rank = dict(zip(groups["group"], groups["rank"]))
     group_row = groups.set_index("group")
@@ -193,6 +206,9 @@ def rank_groups(
             *(name for name, _ in measures),
         ],
     )
+    for name in rank_columns:  # the group's key, as the group's rank is the column's first key
+        features.insert(features.columns.get_loc("importance"), name, features["group"].map(group_row[name]).astype("Int64"))
+    features["perm_not_positive"] = _not_positive(features["selected"], features.get("permutation"))
     # within a group: the columns the refit reads first, then those that stayed longest on the path
     # (the group lasso keeps or drops a group whole, so there this falls back to the dense norm)
     features = features.sort_values(
@@ -203,3 +219,10 @@ def rank_groups(
     features = features.drop(columns="_group_rank").reset_index(drop=True)
     features.insert(0, "rank", np.arange(1, len(features) + 1))
     return Importances(groups=groups, features=features)
+
+
+def _not_positive(selected: pd.Series, permutation: pd.Series | None) -> pd.Series:
+    """Per row: selected, and its permutation importance measured and at or below zero."""
+    if permutation is None:
+        return pd.Series(False, index=selected.index)
+    return selected.astype(bool) & (pd.to_numeric(permutation, errors="coerce") <= 0)

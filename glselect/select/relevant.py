@@ -96,8 +96,8 @@ class AllRelevant:
     the proxies: a group that only echoes a selected one is never selected, though a round run
     without the original finds it.
 
-    The core set ranks first, then the stand-ins' additions, then each round's, so that the top
-    ranks stay a set that is enough and a copy found later follows what it copies.
+    The core set and the stand-ins it names rank first (round 0), then each round's additions, so
+    that the top ranks stay a set that is enough and a copy a round found follows what it copies.
     """
 
     name = "all-relevant"
@@ -119,10 +119,8 @@ class AllRelevant:
             selection = refit(problem, path, sparsest_step_with(path, relevant), selection.rule, group_mask=relevant)
             selection = dataclasses.replace(selection, unconfirmed=left_out, confirmed_by=confirmed_by)
         selection = dataclasses.replace(selection, rule=f"{selection.rule}, all-relevant")
-        # the core set first, then the stand-ins' additions, then each round's
-        rank_key = found_in_round(rounds, problem.n_groups) + 1
-        rank_key[standing_in] = 1
-        rank_key[core] = 0
+        # round 0: the core set and the stand-ins it names; then each round's additions
+        rank_key = found_in_round(rounds, problem.n_groups)
         names = fit.group_names
         return selection, Part(
             self.name,

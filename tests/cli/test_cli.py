@@ -88,7 +88,9 @@ def test_fit_writes_every_artifact_and_json_parses(tmp_path, write_table, tiny_f
     assert summary["confirmed_by"] == "cross-fit5"  # 600 rows: 120 validation rows, too few to confirm on alone
     assert set(summary["selected_groups"]) >= {"pair", "x2", "x3"}
     importances = pd.read_csv(out / "importances.csv")
+    # the default runs no all-relevant round: no "round" key between selected and importance
     assert list(importances.columns[:5]) == ["rank", "feature", "group", "selected", "importance"]
+    assert {"stand_in", "stand_in_for"} <= set(importances.columns)
     assert len(importances) == 12 and importances["rank"].tolist() == list(range(1, 13))
     assert set(importances.loc[importances["group"] == "pair", "feature"]) == {"x0", "x1"}
     groups_csv = pd.read_csv(out / "groups.csv")

@@ -85,6 +85,17 @@ def test_summary_importances_and_path_agree(fitted):
         assert part["importance"].is_monotonic_decreasing
 
 
+def test_the_rank_follows_the_columns_the_fit_wrote(fitted):
+    # the default runs no all-relevant round: no "round" column, selected first, then survival
+    from tests.conftest import assert_rank_follows_the_shown_keys
+
+    out = fitted[0].out_dir
+    for name in ("importances.csv", "groups.csv"):
+        table = pd.read_csv(out / name)
+        assert_rank_follows_the_shown_keys(table)
+        assert "round" not in table.columns
+
+
 def test_wrong_version_is_refused(fitted):
     out = fitted[0].out_dir
     meta = json.loads((out / "model.json").read_text())

@@ -20,8 +20,8 @@ from glselect.outputs.load import load_results
 pytest.importorskip("matplotlib")
 
 from glselect.outputs.html import render_report
-from glselect.outputs.plots import importance_panels, plot_importance, plot_path, write_report
-from glselect.outputs.report import as_good_line, fit_warnings
+from glselect.outputs.plots import chosen_labels, importance_panels, plot_importance, plot_path, write_report
+from glselect.outputs.report import as_good_line, fit_warnings, metrics_lines, selection_line
 
 # column names a browser or matplotlib would read as markup: HTML tags and entities, a mathtext
 # "$", and a leading underscore (which matplotlib's automatic legend hides)
@@ -130,6 +130,35 @@ def test_a_report_rewrite_replaces_the_files(report, tmp_path):
 def test_negative_top_is_refused(report):
     with pytest.raises(GlselectError, match="top must be 0 or more, got -1"):
         plot_path(report[0], top=-1)
+
+
+def test_the_loss_panel_says_the_chosen_step_and_what_confirmation_kept(report):
+    results = report[0]
+    chosen = results.path.loc[results.path["step"] == results.summary["step"]].iloc[0]
+    at_step = int(chosen["n_selected"])
+    # as if the selection were the step's groups
+    same = {**results.summary, "n_selected_groups": at_step, "unconfirmed_groups": [], "rule": "1se"}
+    legend = [text.get_text() for text in plot_path(dataclasses.replace(results, summary=same)).axes[1].get_legend().get_texts()]
+    assert f"chosen: {at_step} groups (rule 1se)" in legend
+    # as if confirmation had left one group of the step out
+    summary = {**results.summary, "n_selected_groups": at_step - 1, "unconfirmed_groups": ["x7"], "all_relevant_rounds": [], "rule": "1se"}
+    summary.pop("as_good_as_all")
+    fig = plot_path(dataclasses.replace(results, summary=summary))
+    legend = [text.get_text() for text in fig.axes[1].get_legend().get_texts()]
+    assert f"chosen step: {at_step} groups (rule 1se)" in legend
+    assert f"selected after confirmation: {at_step - 1}" in legend
+    assert not any(label.startswith("chosen: ") for label in legend)
+    relevant = {"rule": "1se, all-relevant", "n_selected_groups": 11, "unconfirmed_groups": ["x", "z"], "all_relevant_rounds": [["y"]]}
+    assert chosen_labels(relevant, 12) == (
+        "chosen step: 12 groups (rule 1se, all-relevant)",
+        "selected after confirmation and all-relevant: 11",
+    )
+    searched = {"rule": "1se, as good as all columns", "n_selected_groups": 5, "unconfirmed_groups": ["a", "b", "c"], "as_good_as_all": {}}
+    searched["as_good_as_all"] = {"as_good": True}
+    assert chosen_labels(searched, 8) == (
+        "chosen step: 8 groups (rule 1se, as good as all columns)",
+        "selected after the smallest-set search: 5",
+    )
 
 
 def test_importing_glselect_plots_does_not_import_matplotlib():
@@ -319,17 +348,57 @@ def test_report_lists_the_interacting_pairs_and_the_all_relevant_additions(repor
     assert "<td>added by all-relevant rounds</td><td>not run (--goal auto or minimal, --fdr or --max-features)</td>" in text
     assert f"<td>smallest set as good as all columns</td><td>{html.escape(as_good_line(results.summary))}</td>" in text
     assert "<td>interacting pairs (given units before the dense fit)</td><td>none</td>" in text
+    assert "<td>near-duplicate columns (no units given)</td><td>none</td>" in text
     summary = {
         **results.summary,
         "interacting_pairs": [{"columns": ["a<b&c", "x1"], "t": 7.25}, {"columns": ["x2", "x5"], "t": 3.5}],
+        "duplicate_pairs": [{"columns": ["x3", "x3<copy>"], "correlation": 0.991, "t": 12.5}],
         "all_relevant_rounds": [["x6", "x7"], ["x5"]],
     }
     page = render_report(dataclasses.replace(results, summary=summary), "", "<svg></svg>")
+    assert "<td>near-duplicate columns (no units given)</td><td>x3 ≈ x3&lt;copy&gt; (corr 0.991)</td>" in page
+    assert "near-duplicate columns, not an interacting pair (no units given): x3 ≈ x3<copy> (corr 0.991)" in metrics_lines(summary)
     assert "<td>interacting pairs (given units before the dense fit)</td><td>a&lt;b&amp;c × x1 (t 7.25), x2 × x5 (t 3.5)</td>" in page
     assert "<td>added by all-relevant rounds</td><td>round 1: x6, x7; round 2: x5</td>" in page
     minimal = {key: value for key, value in results.summary.items() if key != "all_relevant_rounds"}
     page = render_report(dataclasses.replace(results, summary=minimal), "", "<svg></svg>")
     assert "<td>added by all-relevant rounds</td><td>not run (--goal auto or minimal, --fdr or --max-features)</td>" in page
+
+
+def test_the_selection_line_names_the_step_and_what_later_stages_did():
+    summary = {
+        "n_selected_features": 8,
+        "n_selected_groups": 8,
+        "sizes": {"columns": 30, "groups": 30},
+        "rule": "1se",
+        "scored_by": "validation",
+        "lambda": 0.0,
+        "path": {"groups_at_step": 30},
+        "unconfirmed_groups": [f"x{k}" for k in range(22)],
+        "all_relevant_rounds": [],
+    }
+    assert selection_line(summary) == (
+        "selected 8 of 30 columns (8 of 30 groups): the step at λ=0 (30 groups) by rule 1se (validation), confirmation kept 8"
+    )
+    rounds = {**summary, "n_selected_groups": 10, "n_selected_features": 10, "path": {"groups_at_step": 12}}
+    rounds = {**rounds, "unconfirmed_groups": ["x1", "x2", "x3"], "all_relevant_rounds": [["x4"]], "lambda": 0.0123}
+    assert selection_line(rounds) == (
+        "selected 10 of 30 columns (10 of 30 groups): the step at λ=0.0123 (12 groups) by rule 1se (validation), "
+        "confirmation left out 3, all-relevant added 1, 10 selected"
+    )
+    searched = {**summary, "n_selected_groups": 5, "n_selected_features": 5, "path": {"groups_at_step": 8}, "lambda": 0.0222}
+    searched = {
+        **searched,
+        "unconfirmed_groups": ["x1", "x2", "x3"],
+        "rule": "1se, as good as all columns",
+        "as_good_as_all": {"as_good": True},
+    }
+    assert selection_line(searched) == (
+        "selected 5 of 30 columns (5 of 30 groups): the step at λ=0.0222 (8 groups) by rule 1se, as good as all columns "
+        "(validation), the smallest-set search kept 5"
+    )
+    same = {**summary, "path": {"groups_at_step": 8}, "unconfirmed_groups": [], "lambda": 0.0246}
+    assert selection_line(same) == "selected 8 of 30 columns (8 of 30 groups) by rule 1se (validation) at λ=0.0246"
 
 
 def test_report_time_is_the_summarys_and_says_what_it_covers(report):

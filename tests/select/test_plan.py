@@ -143,7 +143,15 @@ def test_each_stage_returns_its_named_columns_and_summary_fragment(linear):
     assert result.stability is parts["stability"].result
     # the ranked tables hold every stage's columns, in the plan's column order, the knockoffs' blank
     groups = result.importances.groups
-    assert list(groups.columns[-8:]) == ["stand_in", "stand_in_for", "permutation", "permutation_std", "stability", *KNOCKOFF_COLUMNS]
+    assert list(groups.columns[-9:]) == [
+        "stand_in",
+        "stand_in_for",
+        "permutation",
+        "permutation_std",
+        "stability",
+        *KNOCKOFF_COLUMNS,
+        "perm_not_positive",
+    ]
     assert groups[list(KNOCKOFF_COLUMNS)].isna().all().all()
     by_group = dict(zip(groups["group"], groups["stability"]))
     assert by_group == dict(zip(result.summary["columns"], parts["stability"].group_columns["stability"]))
