@@ -69,9 +69,11 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
     keys = [(name, measure(name)) for name in RANK_COLUMNS if name in features.columns]
     keys = [(name, values) for name, values in keys if bool(values.notna().any())]
     flagged = features["perm_not_positive"].head(top).astype(bool) if "perm_not_positive" in features.columns else None
+    stand_in_cells = _stand_in_cells(shown)
     columns = [("rank", "right"), ("feature", "left")] + ([("group", "left")] if has_groups else [])
     columns += [("sel", "center"), *((name, "right") for name, _ in keys), ("survival λ", "right"), ("dense", "right")]
     columns += [(cell.header, "right") for cell, _ in cells]
+    columns += [("stands in", "left")] if any(stand_in_cells) else []
     for header, justify in columns:
         # names wrap rather than end in '…': 'customer_lifetime_value_2023' and '..._2024' must stay apart
         overflow = "fold" if header in ("feature", "group") else "ellipsis"
@@ -88,8 +90,22 @@ def top_features_table(features: pd.DataFrame, top: int) -> Table:
             if cell.columns[0] == "permutation" and flagged is not None and flagged.iloc[index]:
                 shown_cell = f"[yellow]{shown_cell} {NOT_POSITIVE_MARK}[/]"
             row_cells.append(shown_cell)
+        if any(stand_in_cells):
+            row_cells.append(escape(stand_in_cells[index]))
         table.add_row(*row_cells)
     return table
+
+
+def _stand_in_cells(shown: pd.DataFrame) -> list[str]:
+    """Per shown row, its stand-in role (select/standins.py): "for X" (a substitute for the
+    selected X), "echoes X" (a proxy), "own signal"; blank for none or an out dir without the column."""
+    if "stand_in" not in shown.columns:
+        return [""] * len(shown)
+    cells = []
+    for role, target in zip(shown["stand_in"], shown["stand_in_for"]):
+        role, target = ("" if pd.isna(role) else str(role)), ("" if pd.isna(target) else str(target))
+        cells.append({"substitute": f"for {target}", "proxy": f"echoes {target}", "own signal": "own signal"}.get(role, ""))
+    return cells
 
 
 def refined_from_step(summary: dict[str, Any]) -> str | None:

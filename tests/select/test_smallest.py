@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from glselect.options import config_from
-from glselect.outputs.report import SUMMARY_LINES, as_good_line, stand_ins_line
+from glselect.outputs.report import SUMMARY_LINES, as_good_line, stand_ins_line, top_features_table
 from glselect.pipeline import fit_frame
 from glselect.select.smallest import Comparison, compare
 from glselect.select.standins import cross_fitted_prediction, residualised, score_t
@@ -128,3 +128,13 @@ def test_a_set_not_shown_as_good_says_so_with_its_numbers():
         "on the validation rows); dropped from the path's step: x7, x5"
     )
     assert stand_ins_line(summary) == "stand-ins: a and b together could stand in for r; signal of their own, not needed: w"
+
+
+def test_the_printed_table_says_what_each_left_out_column_stands_in_for(fitted):
+    table = top_features_table(fitted.importances.features, 8)
+    columns = {column.header: list(column._cells) for column in table.columns}
+    roles = dict(zip(columns["feature"], columns["stands in"]))
+    kept = "a" if "a" in fitted.summary["selected_groups"] else "a_copy"
+    other = "a_copy" if kept == "a" else "a"
+    assert roles[other] == f"for {kept}" and roles["a_echo"] == f"echoes {kept}"
+    assert roles[kept] == roles["b"] == roles["n1"] == ""
