@@ -138,3 +138,13 @@ def test_the_printed_table_says_what_each_left_out_column_stands_in_for(fitted):
     other = "a_copy" if kept == "a" else "a"
     assert roles[other] == f"for {kept}" and roles["a_echo"] == f"echoes {kept}"
     assert roles[kept] == roles["b"] == roles["n1"] == ""
+
+
+def test_all_relevant_selects_the_substitute_and_never_the_proxy():
+    result = fit_frame(stand_in_table(), config_from({"target": "y", "goal": "all-relevant", **LINEAR}, table=Path("t.csv")))
+    # the copy stands in for a and is selected with it; the echo is not, though the second round (run
+    # without a and its copy) finds it
+    assert sorted(result.summary["selected_groups"]) == ["a", "a_copy", "b"]
+    assert result.summary["rule"].endswith(", all-relevant")
+    groups = result.importances.groups.set_index("group")
+    assert groups.loc["a_echo", "stand_in"] == "proxy" and not groups.loc["a_echo", "selected"]
