@@ -20,11 +20,11 @@ small split; the dense reference is then a refit of every group on each fold.
    its own fit's, which the relaxed scores of sparser steps are not comparable with. If that step
    is not as good as all columns, bisect the denser scored steps for the sparsest one that is.
 2. Backward elimination: drop the group whose shuffling raises the held-out loss least and refit
-   the rest (fresh). A group that fails the confirmation test (its t under ``--confirm``: the
-   model does not rely on it) goes as under ``--goal minimal``, whatever the comparison says (two
-   refits differ by more than the rows' noise on a small table, and that must not keep a noise
-   column); a group that passes goes only while the set stays as good as all columns, and the
-   first such drop that does not ends the search.
+   the rest, warm-started from the larger set's networks (``HeldOut.fit``), and keep the drop
+   while the set stays as good as all columns. The first drop that does not ends the search.
+   Where the larger set's networks stopped at their budget rather than on their validation loss
+   (a stream's short runs), the larger set is first continued as far, so that the extra training
+   a warm refit gets does not pass for the dropped group's worth.
 3. The set found is refitted fresh on the training rows: that refit is the saved model.
 
 If no set smaller than every group passes, the answer is every group, and the summary says so.
@@ -60,7 +60,6 @@ NOISE_SE = 0.5
 # differ by more than the rows' noise (an exact copy of a column speeds its training, and the refits
 # stop early), so a paired test alone would keep a copy for a difference no user could see.
 NEGLIGIBLE_SHARE = 0.01
-CONFIRM_DEFAULT = 3.0  # with --confirm 0: the t under which the model does not rely on a group
 
 
 @dataclass(frozen=True)
@@ -115,17 +114,22 @@ class HeldOut:
         self.folds = folds
         self.source = f"cross-fit{len(folds)}" if folds else "validation"
 
-    def fit(self, step: int, group_mask: np.ndarray) -> Candidate:
-        """Refit ``group_mask`` (groups of path step ``step``) fresh on every fold, or once on the training rows.
+    def fit(self, step: int, group_mask: np.ndarray, warm_from: Candidate | None = None) -> Candidate:
+        """Refit ``group_mask`` (groups of path step ``step``) on every fold, or once on the training
+        rows: fresh, or from ``warm_from``'s networks (whose columns include these).
 
-        Fresh, not warm-started from the larger set: a warm refit that has to move a dropped copy's
-        weight onto the original stops early short of a fresh fit, and would keep the copy."""
+        A drop is refitted warm: two fresh fits of nearly the same columns differ by more than the
+        rows' noise on a small table (their random starts, their early stops), and that difference
+        would decide; a warm refit moves from the larger set's network only as far as the dropped
+        columns require."""
         if not self.folds:
-            fitted = refit(self.problem, self.path, step, self.rule, group_mask=group_mask)
+            warm = warm_from.fits[0] if warm_from is not None else None
+            fitted = refit(self.problem, self.path, step, self.rule, group_mask=group_mask, warm_from=warm)
             return Candidate(group_mask, (fitted,), self._losses(fitted, self.problem, self.problem.val))
         fits, losses = [], []
-        for fold, tested in self.folds:
-            fitted = refit(fold, self.path, step, self.rule, group_mask=group_mask)
+        for k, (fold, tested) in enumerate(self.folds):
+            warm = warm_from.fits[k] if warm_from is not None else None
+            fitted = refit(fold, self.path, step, self.rule, group_mask=group_mask, warm_from=warm)
             fits.append(fitted)
             losses.append(self._losses(fitted, fold, tested))
         return Candidate(group_mask, tuple(fits), np.concatenate(losses))
@@ -217,7 +221,6 @@ def smallest_as_good(
     on_candidate: Callable[[int], None] | None = None,
 ) -> Smallest:
     """The smallest set of groups as good as all of them (see the module docstring)."""
-    min_t = config.confirm if config.confirm > 0 else CONFIRM_DEFAULT
     penalised = penalised_scores(scores)
     start, rule = choose_step(path, config, penalised) if np.isfinite(penalised.loss).any() else (0, config.rule)
     held = HeldOut(problem, path, rule, n_folds)
@@ -225,12 +228,12 @@ def smallest_as_good(
     best = Reference(dense_rows, dense_groups, held.empty_loss())
     tried = 0
 
-    def fit(step: int, mask: np.ndarray) -> tuple[Candidate, Comparison]:
+    def fit(step: int, mask: np.ndarray, warm_from: Candidate | None = None) -> tuple[Candidate, Comparison]:
         nonlocal tried
         tried += 1
         if on_candidate is not None:
             on_candidate(tried)
-        candidate = held.fit(step, mask)
+        candidate = held.fit(step, mask, warm_from)
         return candidate, best.compare(candidate)
 
     step = start
@@ -244,10 +247,13 @@ def smallest_as_good(
         weakest = int(chosen[np.argmin(t[chosen])])
         kept = current.group_mask.copy()
         kept[weakest] = False
-        smaller, smaller_comparison = fit(step, kept)
-        # a group the model does not rely on goes whatever the comparison says (a refit's own noise
-        # can exceed the rows' on a small table); one it relies on goes only while the set stays as good
-        if not (smaller_comparison.as_good or t[weakest] < min_t):
+        if not all(selection.refit.stopped_early for selection in current.fits):
+            # the set's networks stopped at their budget, not on their validation loss: a warm refit
+            # of fewer columns would get that much more training than they had, and look better for
+            # it; the set continued as far is the fair yardstick (it joins the reference if better)
+            fit(step, current.group_mask, current)
+        smaller, smaller_comparison = fit(step, kept, current)
+        if not smaller_comparison.as_good:
             break
         current, comparison = smaller, smaller_comparison
         drops.append(weakest)
