@@ -241,8 +241,8 @@ def as_good_line(summary: dict[str, Any]) -> str | None:
             f"of {reference} {measured}{dropped}"
         )
     return (
-        f"not shown as good as all columns: the groups the model relies on, whose held-out loss is more than "
-        f"{as_good['noise_se']:g} paired standard error above {reference} {measured}{dropped}"
+        f"not shown as good as all columns: no set the search tried came within {as_good['noise_se']:g} paired standard error "
+        f"of {reference} {measured}{dropped}"
     )
 
 

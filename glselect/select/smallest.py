@@ -27,7 +27,8 @@ small split; the dense reference is then a refit of every group on each fold.
    a warm refit gets does not pass for the dropped group's worth.
 3. The set found is refitted fresh on the training rows: that refit is the saved model.
 
-If no set smaller than every group passes, the answer is every group, and the summary says so.
+If no set the search tries is as good (not even the densest scored step), the answer is the set it
+started from, and the summary says so (``as_good`` false).
 """
 
 from __future__ import annotations

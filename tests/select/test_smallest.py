@@ -123,9 +123,9 @@ def test_a_set_not_shown_as_good_says_so_with_its_numbers():
         "stand_ins": {"selected": {"r": {"substitutes": ["a", "b"], "together": True, "proxies": []}}, "own_signal": ["w"]},
     }
     assert as_good_line(summary) == (
-        "not shown as good as all columns: the groups the model relies on, whose held-out loss is more than 0.5 paired "
-        "standard error above the best model seen (8 groups) (difference +0.0179 ± 0.0094; against all 9: +0.0123 ± 0.011, "
-        "on the validation rows); dropped from the path's step: x7, x5"
+        "not shown as good as all columns: no set the search tried came within 0.5 paired standard error of the best "
+        "model seen (8 groups) (difference +0.0179 ± 0.0094; against all 9: +0.0123 ± 0.011, on the validation rows); "
+        "dropped from the path's step: x7, x5"
     )
     assert stand_ins_line(summary) == "stand-ins: a and b together could stand in for r; signal of their own, not needed: w"
 
