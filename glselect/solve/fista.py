@@ -325,7 +325,9 @@ class ProximalGradient:
         first_size = self._sizes[0]
         by_group = penalty.norms(move[:first_size].view(self._shapes[0])) / self._group_weights
         rest = torch.linalg.vector_norm(move[first_size:]) / self._rest_weight
-        return torch.maximum(by_group.max(), rest) / (step * self._lam)
+        # a working set can hold no first-layer group (every group screened out): the rest decides
+        worst = torch.maximum(by_group.max(), rest) if by_group.numel() else rest
+        return worst / (step * self._lam)
 
     def _converged_test(self, history: torch.Tensor, trial: _Trial, limits: _Limits) -> torch.Tensor:
         """Whether ``trial``, if accepted, ends the run as converged (see ``run``), a 0-d bool tensor."""

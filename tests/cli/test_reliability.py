@@ -26,7 +26,7 @@ def _fit_command(table: Path, out: Path, *extra: str) -> list[str]:
 def slow_table(tmp_path_factory) -> Path:
     """A table whose fit takes several seconds, long enough to be interrupted midway."""
     path = tmp_path_factory.mktemp("data") / "friedman.parquet"
-    make_friedman1(2000, 50, noise=1.0, seed=5).to_parquet(path, index=False)
+    make_friedman1(1500, 40, noise=1.0, seed=5).to_parquet(path, index=False)
     return path
 
 
@@ -106,11 +106,13 @@ def test_resume_without_a_checkpoint_starts_afresh(tmp_path, write_table, linear
 
 
 @pytest.mark.slow
-def test_same_seed_gives_byte_identical_outputs_but_timings(tmp_path, write_table, tiny_friedman):
-    # 600 rows: confirmation is cross-fitted (120 validation rows), and a seed other than the default
-    table = write_table(tiny_friedman)
+def test_same_seed_gives_byte_identical_outputs_but_timings(tmp_path, write_table):
+    # 400 rows: the search's comparisons are cross-fitted (80 validation rows), and a seed other than the default
+    table = write_table(make_friedman1(400, 10, noise=0.5, seed=3))
     for name in ("first", "second"):
-        fit = invoke("fit", table, "-t", "y", "--out", tmp_path / name, "--hidden", "8", "--seed", "4", "-q")
+        fit = invoke(
+            "fit", table, "-t", "y", "--out", tmp_path / name, "--hidden", "8", "--max-iters-per-lambda", "40", "--seed", "4", "-q"
+        )
         assert fit.exit_code == 0, fit.output
     summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("first", "second")]
     for summary in summaries:

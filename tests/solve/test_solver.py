@@ -1,6 +1,8 @@
 """The correctness anchor: with no hidden layer the problem is convex group lasso, so the solver's
 solutions must meet the KKT conditions, with exact zeros for the groups that are out."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -240,3 +242,15 @@ def test_an_early_stopped_run_counts_only_gains_beyond_min_gain(linear_table):
         assert result.best_val_loss == pytest.approx(mean_loss(model, val, loss_fn))  # the best weights are kept
     assert iterations[1e9] <= 4 * 5  # four checks of at most five iterations
     assert iterations[0.0] > iterations[1e9]
+
+
+def test_a_screened_solve_with_no_group_in_its_working_set_measures_the_rest():
+    """Every first-layer group screened out: the optimality measure reads the other parameters alone."""
+    X = torch.randn(80, 6, generator=torch.Generator().manual_seed(0))
+    y = X[:, 0] - X[:, 1]
+    penalty = make_penalty(np.arange(6), np.ones(6, dtype=np.int64), 4, torch.float32)
+    objective = Objective(loss_function("regression"), penalty, 1.0)
+    torch.manual_seed(0)
+    model = GroupLassoMLP(6, (4,), 1)
+    result, _ = solve_screened(model, Rows(X, y), objective, LambdaSolve(0.01, np.zeros(6, dtype=bool)), 1.0, (100, 1e-7))
+    assert result.optimality is not None and math.isfinite(result.optimality)
