@@ -171,25 +171,23 @@ def _rounds(summary: dict[str, Any]) -> str:
 
 def _pairs(pairs: Any) -> str:
     """The column pairs the interaction screen gave hidden units to (path/interactions.py), strongest first."""
-    if not isinstance(pairs, list):
-        return "n/a"
-    shown = []
-    for pair in pairs:
-        columns = as_object(pair).get("columns")
-        if isinstance(columns, list) and len(columns) == 2:
-            shown.append(f"{columns[0]} × {columns[1]} (t {fmt(as_object(pair).get('t'))})")
-    return ", ".join(shown) or "none"
+    return _pair_list(pairs, "×", "t")
 
 
 def _duplicates(pairs: Any) -> str:
     """The near-copies the interaction screen passed over (path/interactions.py), with their correlation."""
+    return _pair_list(pairs, "≈", "correlation", "corr")
+
+
+def _pair_list(pairs: Any, joiner: str, key: str, label: str | None = None) -> str:
+    """Each pair of summary.json's list as "a JOINER b (LABEL value)", the value read at ``key``."""
     if not isinstance(pairs, list):
         return "n/a"
     shown = []
     for pair in pairs:
         columns = as_object(pair).get("columns")
         if isinstance(columns, list) and len(columns) == 2:
-            shown.append(f"{columns[0]} ≈ {columns[1]} (corr {fmt(as_object(pair).get('correlation'))})")
+            shown.append(f"{columns[0]} {joiner} {columns[1]} ({label or key} {fmt(as_object(pair).get(key))})")
     return ", ".join(shown) or "none"
 
 

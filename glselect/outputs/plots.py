@@ -18,6 +18,7 @@ import pandas as pd
 from glselect.errors import GlselectError
 from glselect.outputs.load import Results
 from glselect.outputs.outdir import atomic_write
+from glselect.outputs.report import step_changes
 from glselect.text import plural
 
 if TYPE_CHECKING:
@@ -206,10 +207,7 @@ def chosen_labels(summary: dict[str, Any], at_step: int) -> tuple[str, str | Non
     rule, n_selected = summary["rule"], summary["n_selected_groups"]
     if n_selected == at_step:
         return f"chosen: {plural(at_step, 'group')} (rule {rule})", None
-    dropper = "the smallest-set search" if summary.get("as_good_as_all") else "confirmation"
-    added = summary["rule"].endswith(", all-relevant") and n_selected > at_step - len(summary.get("unconfirmed_groups") or [])
-    changes = ((dropper, bool(summary.get("unconfirmed_groups"))), ("all-relevant", added))
-    stages = [name for name, changed in changes if changed]
+    stages = [stage for stage, _, _ in step_changes(summary, at_step)]
     after = f" after {' and '.join(stages)}" if stages else ""
     return f"chosen step: {plural(at_step, 'group')} (rule {rule})", f"selected{after}: {n_selected}"
 

@@ -108,6 +108,16 @@ def _stand_in_cells(shown: pd.DataFrame) -> list[str]:
     return cells
 
 
+def step_changes(summary: dict[str, Any], at_step: int) -> list[tuple[str, str, int]]:
+    """What later stages did to the chosen step's ``at_step`` groups, as (stage, verb, count) for
+    each that changed them: the stage that left groups out (the smallest-set search, or
+    confirmation) and all-relevant's additions (its rounds and the stand-ins it selects)."""
+    n_left_out = len(summary.get("unconfirmed_groups") or [])
+    n_added = max(summary["n_selected_groups"] - (at_step - n_left_out), 0)
+    dropper = "the smallest-set search" if summary.get("as_good_as_all") else "confirmation"
+    return [(stage, verb, n) for stage, verb, n in ((dropper, "left out", n_left_out), ("all-relevant", "added", n_added)) if n]
+
+
 def refined_from_step(summary: dict[str, Any]) -> str | None:
     """How the selection differs from the groups non-zero at its step, when it does: "confirmation kept
     8", or what confirmation left out and the all-relevant rounds added; None when they are the same."""
@@ -115,14 +125,11 @@ def refined_from_step(summary: dict[str, Any]) -> str | None:
     n_selected = summary["n_selected_groups"]
     if not isinstance(at_step, int) or at_step == n_selected:
         return None
-    n_left_out = len(summary.get("unconfirmed_groups") or [])
-    n_added = max(n_selected - (at_step - n_left_out), 0)  # by all-relevant: its rounds and the stand-ins it selects
-    dropper = "the smallest-set search" if summary.get("as_good_as_all") else "confirmation"
-    if n_left_out and not n_added:
-        return f"{dropper} kept {n_selected}"
-    changes = [f"{dropper} left out {n_left_out}"] if n_left_out else []
-    changes += [f"all-relevant added {n_added}"] if n_added else []
-    return ", ".join([*changes, f"{n_selected} selected"]) if changes else f"{n_selected} of them selected"
+    changes = step_changes(summary, at_step)
+    if len(changes) == 1 and changes[0][1] == "left out":
+        return f"{changes[0][0]} kept {n_selected}"
+    described = [f"{stage} {verb} {n}" for stage, verb, n in changes]
+    return ", ".join([*described, f"{n_selected} selected"]) if described else f"{n_selected} of them selected"
 
 
 def selection_line(summary: dict[str, Any]) -> str:

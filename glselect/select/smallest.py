@@ -65,9 +65,9 @@ NEGLIGIBLE_SHARE = 0.01
 
 @dataclass(frozen=True)
 class Comparison:
-    """A set's held-out loss against the dense model's, on the same rows."""
+    """A set's held-out loss against a reference model's, on the same rows."""
 
-    difference: float  # mean per-row loss of the set minus the dense model's
+    difference: float  # mean per-row loss of the set minus the reference's
     se: float  # standard error of that mean difference (over rows)
     negligible: float = 0.0  # a difference this small counts as none (``NEGLIGIBLE_SHARE``)
 
@@ -79,9 +79,9 @@ class Comparison:
         return {"loss_difference": self.difference, "standard_error": self.se, "negligible": self.negligible}
 
 
-def compare(rows: np.ndarray, dense_rows: np.ndarray, negligible: float = 0.0) -> Comparison:
-    """The paired comparison of per-row losses ``rows`` against ``dense_rows`` (the same rows, in order)."""
-    difference = rows.astype(np.float64) - dense_rows.astype(np.float64)
+def compare(rows: np.ndarray, reference_rows: np.ndarray, negligible: float = 0.0) -> Comparison:
+    """The paired comparison of per-row losses ``rows`` against ``reference_rows`` (the same rows, in order)."""
+    difference = rows.astype(np.float64) - reference_rows.astype(np.float64)
     if difference.size == 0:
         return Comparison(0.0, 0.0, negligible)
     se = float(difference.std(ddof=1) / math.sqrt(difference.size)) if difference.size > 1 else 0.0
@@ -123,16 +123,12 @@ class HeldOut:
         rows' noise on a small table (their random starts, their early stops), and that difference
         would decide; a warm refit moves from the larger set's network only as far as the dropped
         columns require."""
-        if not self.folds:
-            warm = warm_from.fits[0] if warm_from is not None else None
-            fitted = refit(self.problem, self.path, step, self.rule, group_mask=group_mask, warm_from=warm)
-            return Candidate(group_mask, (fitted,), self._losses(fitted, self.problem, self.problem.val))
         fits, losses = [], []
-        for k, (fold, tested) in enumerate(self.folds):
+        for k, (problem, rows) in enumerate(self.folds or [(self.problem, self.problem.val)]):
             warm = warm_from.fits[k] if warm_from is not None else None
-            fitted = refit(fold, self.path, step, self.rule, group_mask=group_mask, warm_from=warm)
+            fitted = refit(problem, self.path, step, self.rule, group_mask=group_mask, warm_from=warm)
             fits.append(fitted)
-            losses.append(self._losses(fitted, fold, tested))
+            losses.append(self._losses(fitted, problem, rows))
         return Candidate(group_mask, tuple(fits), np.concatenate(losses))
 
     def empty_loss(self) -> float:

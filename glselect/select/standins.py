@@ -38,11 +38,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from glselect.data.source import Rows
 from glselect.path.moments import bonferroni_bound
 from glselect.path.problem import Problem
 from glselect.select.base import Fit, Part
 from glselect.select.choose import Selection
-from glselect.select.smallest import compare
+from glselect.select.smallest import compare, selection_row_losses
 
 CORRELATED = 0.5  # |r| from which a left-out group is a candidate substitute or proxy of a selected one
 PER_GROUP = 3  # candidates per selected group, the most correlated first
@@ -70,10 +71,10 @@ def standardised(X: np.ndarray) -> np.ndarray:
     return centred / np.where(scale > 0, scale, 1.0)
 
 
-def correlation_with(X: np.ndarray, group_ids: np.ndarray, group: int, n_groups: int) -> np.ndarray:
-    """Per group: the largest |r| between one of its columns and one of ``group``'s (only that
-    group's rows of the correlation matrix are formed: a wide table has thousands of columns)."""
-    scaled = standardised(X)
+def correlation_with(scaled: np.ndarray, group_ids: np.ndarray, group: int, n_groups: int) -> np.ndarray:
+    """Per group: the largest |r| between one of its columns and one of ``group``'s, from the
+    ``standardised`` rows (only that group's rows of the correlation matrix are formed: a wide
+    table has thousands of columns)."""
     r = np.abs(scaled[:, group_ids == group].T @ scaled).max(axis=0)
     by_group = np.zeros(n_groups)
     np.maximum.at(by_group, group_ids, r)
@@ -122,10 +123,11 @@ class Evaluator:
         self.X = problem.val.X.detach().double().cpu().numpy()
         self.model_columns = np.flatnonzero(selection.feature_mask)
 
-    @torch.no_grad()
     def row_losses(self, X: np.ndarray) -> np.ndarray:
-        inputs = torch.as_tensor(X[:, self.model_columns], dtype=self.problem.val.X.dtype, device=self.problem.val.X.device)
-        return self.problem.datafit.row_loss(self.selection.model(inputs), self.problem.val.y).double().cpu().numpy()
+        """Each validation row's loss with ``X`` (every encoded column) in place of its columns."""
+        val = self.problem.val
+        rows = Rows(torch.as_tensor(X, dtype=val.X.dtype, device=val.X.device), val.y)
+        return selection_row_losses(self.selection, rows, self.problem.datafit.row_loss)
 
     def gradient(self) -> np.ndarray:
         """Per row and output, minus the gradient of the row's loss with respect to the model's outputs."""
@@ -158,17 +160,16 @@ def find_stand_ins(problem: Problem, selection: Selection) -> StandIns:
     stands_in_for: dict[int, int] = {}
     joint: set[int] = set()
     base = evaluator.row_losses(X)
+    scaled = standardised(X)
     for s in selected:
-        correlation = correlation_with(X, group_ids, int(s), n_groups)
+        correlation = correlation_with(scaled, group_ids, int(s), n_groups)
         candidates = [g for g in left_out if correlation[g] >= CORRELATED]
         candidates = sorted(candidates, key=lambda g: -correlation[g])[:PER_GROUP]
         s_columns = group_ids == s
         others = in_set & ~s_columns
-        without = X.copy()
-        without[:, s_columns] = cross_fitted_prediction(X[:, others], X[:, s_columns])
         # a group the model does not need (the others predict it well enough) has no substitute:
         # anything would "keep the loss" in its place
-        needed = not compare(evaluator.row_losses(without), base).as_good
+        needed = not _keeps_loss(evaluator, base, s_columns, others)
         free = [int(g) for g in candidates if role.get(int(g)) != SUBSTITUTE]  # not standing in for another group
 
         alone = [group for group in free if needed and _keeps_loss(evaluator, base, s_columns, others | (group_ids == group))]
