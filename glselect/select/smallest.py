@@ -19,9 +19,11 @@ small split; the dense reference is then a refit of every group on each fold.
 1. Start from the rule's step, chosen among the penalised steps only: the dense step's score is
    its own fit's, which the relaxed scores of sparser steps are not comparable with. If that step
    is not as good as all columns, bisect the denser scored steps for the sparsest one that is.
-2. Backward elimination: drop the group whose shuffling raises the held-out loss least and refit
+2. Backward elimination: drop the groups whose shuffling raises the held-out loss least (every
+   one under ``WEAK_T`` together, else the weakest alone; a block that fails is halved) and refit
    the rest, warm-started from the larger set's networks (``HeldOut.fit``), and keep the drop
-   while the set stays as good as all columns. The first drop that does not ends the search.
+   while the set stays as good as all columns. The search ends when dropping the weakest group
+   alone does not.
    Where the larger set's networks stopped at their budget rather than on their validation loss
    (a stream's short runs), the larger set is first continued as far, so that the extra training
    a warm refit gets does not pass for the dropped group's worth.
@@ -61,6 +63,11 @@ NOISE_SE = 0.5
 # differ by more than the rows' noise (an exact copy of a column speeds its training, and the refits
 # stop early), so a paired test alone would keep a copy for a difference no user could see.
 NEGLIGIBLE_SHARE = 0.01
+# The elimination first tries dropping every group whose shuffling raises the held-out loss by less
+# than this many standard errors, together: one refit where one group at a time took one each (77
+# columns to 28 on mice_protein took 49). When the block together carried something (copies of one
+# signal each look weak while the other is in), its weaker half is tried, down to one group.
+WEAK_T = 1.0
 
 
 @dataclass(frozen=True)
@@ -241,19 +248,24 @@ def smallest_as_good(
     while current.group_mask.any():
         t = held.t(current)
         chosen = np.flatnonzero(current.group_mask)
-        weakest = int(chosen[np.argmin(t[chosen])])
-        kept = current.group_mask.copy()
-        kept[weakest] = False
+        weakest_first = chosen[np.argsort(t[chosen], kind="stable")]
         if not all(selection.refit.stopped_early for selection in current.fits):
             # the set's networks stopped at their budget, not on their validation loss: a warm refit
             # of fewer columns would get that much more training than they had, and look better for
             # it; the set continued as far is the fair yardstick (it joins the reference if better)
             fit(step, current.group_mask, current)
-        smaller, smaller_comparison = fit(step, kept, current)
+        block = max(int(np.count_nonzero(t[chosen] < WEAK_T)), 1)
+        while True:
+            kept = current.group_mask.copy()
+            kept[weakest_first[:block]] = False
+            smaller, smaller_comparison = fit(step, kept, current)
+            if smaller_comparison.as_good or block == 1:
+                break
+            block //= 2  # the block together carried something: try its weaker half
         if not smaller_comparison.as_good:
             break
         current, comparison = smaller, smaller_comparison
-        drops.append(weakest)
+        drops.extend(int(group) for group in weakest_first[:block])
     against_dense = compare(current.row_losses, dense_rows)
     return Smallest(current, step, comparison, tuple(drops), held.source, best.n_groups, against_dense, dense_groups)
 
