@@ -23,7 +23,7 @@ from glselect.outputs.outdir import atomic_write
 from glselect.path.walk import PathState, PathStep
 from glselect.solve.train import TrainResult
 
-CHECKPOINT_VERSION = 2  # 2: per-row relaxed losses
+CHECKPOINT_VERSION = 3  # 2: per-row relaxed losses; 3: the last relaxed refit
 STATE_FILE = "state.json"
 # settings that change how the result is computed; the out dir, --force, threads and resume do not
 IRRELEVANT_SETTINGS = ("out", "force", "threads", "resume", "table", "groups")
@@ -62,6 +62,9 @@ def save_checkpoint(directory: Path, state: PathState, run_fingerprint: str) -> 
     n_steps = len(state.steps)
     tensors = {f"model.{name}": tensor.detach().cpu().clone().contiguous() for name, tensor in state.model_state.items()}
     tensors |= {f"dense.{name}": tensor.detach().cpu().clone().contiguous() for name, tensor in state.dense_state.items()}
+    if state.relaxed_state is not None and state.relaxed_columns is not None:  # where the next relaxed run starts
+        tensors |= {f"relaxed.{name}": tensor.detach().cpu().clone().contiguous() for name, tensor in state.relaxed_state.items()}
+        tensors["relaxed_columns"] = torch.from_numpy(state.relaxed_columns.astype(np.uint8))
     tensors["norms"] = torch.from_numpy(np.stack([step.group_norms for step in state.steps]).astype(np.float64))
     tensors["active"] = torch.from_numpy(state.active.astype(np.uint8))
     column_support = [step.column_support for step in state.steps if step.column_support is not None]
@@ -145,6 +148,8 @@ def load_checkpoint(directory: Path, run_fingerprint: str) -> PathState | None:
         model_state={name[6:]: tensor for name, tensor in tensors.items() if name.startswith("model.")},
         dense_state={name[6:]: tensor for name, tensor in tensors.items() if name.startswith("dense.")},
         dense_training=TrainResult(n_iters=n_iters, best_val_loss=best_val_loss, stopped_early=stopped_early),
+        relaxed_state={name[8:]: tensor for name, tensor in tensors.items() if name.startswith("relaxed.")} or None,
+        relaxed_columns=tensors["relaxed_columns"].numpy().astype(bool) if "relaxed_columns" in tensors else None,
     )
 
 

@@ -92,6 +92,10 @@ class PathState:
     model_state: dict[str, torch.Tensor]
     dense_state: dict[str, torch.Tensor]
     dense_training: TrainResult
+    # the last relaxed refit, full width (zero first-layer weights outside its columns), and the
+    # columns it reads: the next, smaller support's relaxed run starts from it (``_relaxed_score``)
+    relaxed_state: dict[str, torch.Tensor] | None = None
+    relaxed_columns: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,15 @@ def relaxed_val_loss(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, k
     weights, and a fixed short budget leaves them furthest from their unpenalised fit, which
     favours the larger, less-shrunk supports.
     """
+    return _relaxed(problem, model, keep, key)[0]
+
+
+def _relaxed(problem: Problem, model: GroupLassoMLP, keep: np.ndarray, key: int) -> tuple[Scored, GroupLassoMLP]:
+    """``relaxed_val_loss`` and the relaxed network (reading only ``keep``'s columns)."""
     small = restrict_inputs(model, keep)
     narrow = problem.restrict(keep)
     narrow.train(small, "relax", key=key)
-    return mean_and_se(small, narrow.val, problem.datafit.row_loss)
+    return mean_and_se(small, narrow.val, problem.datafit.row_loss), small
 
 
 @dataclass(frozen=True)
@@ -349,10 +358,43 @@ def _relaxed_score(problem: Problem, state: PathState, model: GroupLassoMLP, sup
     if wanted is None:
         wanted = n_active <= RELAX_EVERY_SUPPORT_UP_TO or n_active <= RELAX_LADDER * state.last_relaxed_size
     if wanted and support_key not in state.relaxed_by_support:
-        state.relaxed_by_support[support_key] = (
-            relaxed_val_loss(problem, model, keep, key=relaxed_key(key))
-            if keep.any()
-            else mean_and_se(model, problem.val, problem.datafit.row_loss)
-        )
+        if keep.any():
+            start = _relaxed_start(model, state, keep)
+            scored, relaxed = _relaxed(problem, start, keep, relaxed_key(key))
+            state.relaxed_state, state.relaxed_columns = _widened(relaxed, model, keep), keep
+        else:
+            scored = mean_and_se(model, problem.val, problem.datafit.row_loss)
+        state.relaxed_by_support[support_key] = scored
         state.last_relaxed_size = n_active
     return state.relaxed_by_support.get(support_key, (math.nan, math.nan, None))
+
+
+def _relaxed_start(model: GroupLassoMLP, state: PathState, keep: np.ndarray) -> GroupLassoMLP:
+    """Where a relaxed run for the columns ``keep`` starts: the last relaxed refit, when it read
+    every one of them (the path is walking to sparser supports), else the penalised network.
+
+    The last relaxed refit is already free of shrinkage and fitted to a support holding this one:
+    its run stops as soon as the columns dropped since are made up for, where a run from the
+    penalised network must first undo the shrinkage (on Friedman #1 20,000 x 500 the relaxed runs
+    were 26 of the path's 59 s, the small supports' about a second each)."""
+    if state.relaxed_state is None or state.relaxed_columns is None or (keep & ~state.relaxed_columns).any():
+        return model
+    start = copy.deepcopy(model)
+    start.load_state_dict(state.relaxed_state)
+    return start
+
+
+def _widened(relaxed: GroupLassoMLP, like: GroupLassoMLP, keep: np.ndarray) -> dict[str, torch.Tensor]:
+    """``relaxed``'s weights (reading the columns ``keep``) as a state of ``like``'s full width: zero
+    first-layer weights in the other columns."""
+    full = copy.deepcopy(like)
+    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=like.first_weight.device)
+    with torch.no_grad():
+        for index, (target, source) in enumerate(zip(full.linears, relaxed.linears)):
+            target.bias.copy_(source.bias)
+            if index == 0:
+                target.weight.zero_()
+                target.weight[:, columns] = source.weight
+            else:
+                target.weight.copy_(source.weight)
+    return copy.deepcopy(full.state_dict())
