@@ -184,17 +184,30 @@ def fit_warnings(summary: dict[str, Any]) -> list[str]:
                 f"{n_unconverged} of {plural(n_steps, 'path step')} did not converge ({epochs} epochs per lambda); "
                 "raise --epochs-per-lambda; the ranking of groups that left at those steps is less certain"
             )
-        else:
+        elif _touches_the_exact_ranks(path):
             path_config = config.get("path", {})
+            budget = path_config.get("max_iters_per_lambda")
             worst = path.get("worst_optimality")
             reached = f", the furthest {worst:.2g} x lambda" if isinstance(worst, (int, float)) else ""
             from_rank = path.get("unconverged_from_rank")
             affected = f"the order of the groups ranked {from_rank} and below" if from_rank else "the order of the groups that left there"
             warnings.append(
                 f"{n_unconverged} of {plural(n_steps, 'path step')} stopped short of --tol {path_config.get('tol')} "
-                f"(stalled, or past {path_config.get('max_iters_per_lambda')} iterations per lambda{reached}): {affected} is less certain"
+                f"(stalled, or past {budget} iterations per lambda{reached}): {affected} is less certain; "
+                "raise --max-iters-per-lambda"
             )
     return warnings
+
+
+def _touches_the_exact_ranks(path: dict[str, Any]) -> bool:
+    """Whether a step that stopped short of --tol decides the order of the top ranks, which the path
+    solves to --tol (``ranks_solved_to_tol``). Below them the steps run to a budget by design
+    (walk.EXACT_UP_TO): path.csv's ``optimality`` and summary.json's ``unconverged_from_rank`` say how
+    far they got; the answer and its ranking do not rest on them."""
+    from_rank, exact_ranks = path.get("unconverged_from_rank"), path.get("ranks_solved_to_tol")
+    if not isinstance(exact_ranks, int) or not isinstance(from_rank, int):
+        return True  # a summary without the field (an older fit): as before
+    return from_rank <= exact_ranks
 
 
 def leak_warning(leak: dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ from glselect.outputs.schema import (
     mapping_of,
     optional,
 )
-from glselect.path.walk import LambdaPath
+from glselect.path.walk import EXACT_UP_TO, LambdaPath
 from glselect.select.base import Part
 from glselect.select.choose import Selection
 
@@ -240,6 +240,9 @@ def _fit_fields(facts: SummaryFacts) -> dict[str, Any]:
             "n_unconverged_steps": sum(not step.converged for step in path.steps[1:]),
             # the groups that left at an unconverged step rank this and below (None: every step converged)
             "unconverged_from_rank": min((step.n_selected + 1 for step in path.steps[1:] if not step.converged), default=None),
+            # the top ranks, whose steps were solved to --tol (walk.EXACT_UP_TO); None: a stream's path
+            # (its solves measure no optimality and are not solved to --tol)
+            "ranks_solved_to_tol": EXACT_UP_TO if any(math.isfinite(step.optimality) for step in path.steps[1:]) else None,
             # the largest optimality measure (gradient mapping relative to lambda) of a path step; None: not measured
             "worst_optimality": _largest_finite(step.optimality for step in path.steps[1:]),
         },

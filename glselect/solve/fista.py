@@ -185,7 +185,7 @@ class ProximalGradient:
         for parameter, value in zip(self._params, self._views(self._x)):
             parameter.copy_(value)
 
-    def run(self, max_iters: int, tol: float, stop: ObjectiveStop | None = None) -> SolveResult:
+    def run(self, max_iters: int, tol: float, stop: ObjectiveStop | None = None, can_stall: bool = True) -> SolveResult:
         """Iterate until converged, or for ``max_iters`` iterations (rejected trial steps not
         counted, up to ``BACKTRACK_ALLOWANCE`` of them), or until ``stop(first_layer_weight)`` (a
         0-d bool tensor) holds after an accepted iteration.
@@ -200,7 +200,8 @@ class ProximalGradient:
         ReLU networks in float32 that is where most small-lambda solves end: the measured optimality
         there (``SolveResult.optimality``, path.csv) falls as lambda grows, from about 0.15 of lambda
         at the sample's first lambda to below 0.02 from a tenth of lambda_max up.
-        Unconverged: the budget ran out, or the run stalled (``STALL_TOL``).
+        Unconverged: the budget ran out, or the run stalled (``STALL_TOL``; ``can_stall`` False:
+        never, for a solve to --tol).
 
         Reads the device at most once per ``read_every`` iterations, and once at the end.
 
@@ -212,7 +213,7 @@ class ProximalGradient:
         with torch.no_grad():
             objective = self._loss(self._x) + self._penalty_value(self._x) if self._objective is None else self._objective
         by_optimality = self.lam > 0.0 and self._group_weights is not None
-        limits = _Limits(max_iters, tol, stop, by_optimality=by_optimality, can_stall=by_optimality and self._can_stall)
+        limits = _Limits(max_iters, tol, stop, by_optimality=by_optimality, can_stall=by_optimality and self._can_stall and can_stall)
         if self.read_every == 1:
             return self._run_on_host(objective, limits)
         return self._run_on_device(objective, limits)

@@ -120,7 +120,7 @@ def solve_screened(
             solver = ProximalGradient(small, small_rows, dataclasses.replace(objective, penalty=small_penalty), step=step)
             stop = too_many_departures(small_penalty, np.ones(small_penalty.n_groups, dtype=bool), solve.max_departures)
         solver.set_lambda(solve.lam)
-        result = solver.run(max_iters, tol, stop=stop)
+        result = solver.run(max_iters, tol, stop=stop, can_stall=not solve.to_tolerance)
         if keep.all():
             return result, solver.step
         step = solver.step
