@@ -119,6 +119,28 @@ STABILITY_FIELDS: tuple[tuple[str, Check, str], ...] = (
     ("expected_false_bound", is_number, "a number"),
 )
 
+# what the printed line and the report read of the smallest-set search (report.as_good_line)
+AS_GOOD_FIELDS: tuple[tuple[str, Check, str], ...] = (
+    ("noise_se", is_number, "a number"),
+    ("compared_on", is_text, "text"),
+    ("reference_groups", is_count, "a whole number"),
+    ("against_all", optional(is_object), "an object or null"),
+    ("loss_difference", is_number, "a number"),
+    ("standard_error", is_number, "a number"),
+    ("as_good", lambda value: isinstance(value, bool), "true or false"),
+    ("dropped", list_of(is_text), "a list of group names"),
+)
+AGAINST_ALL_FIELDS: tuple[tuple[str, Check, str], ...] = (
+    ("groups", is_count, "a whole number"),
+    ("loss_difference", is_number, "a number"),
+    ("standard_error", is_number, "a number"),
+)
+# and of the stand-ins (report.stand_ins_line): per selected group, its substitutes and proxies
+STAND_IN_FIELDS: tuple[tuple[str, Check, str], ...] = (
+    ("substitutes", list_of(is_text), "a list of group names"),
+    ("proxies", list_of(is_text), "a list of group names"),
+)
+
 
 def check_summary(summary: Any, file: Path) -> dict[str, Any]:
     """``summary`` (parsed ``summary.json``) when every field a reader uses is there and well typed.
@@ -147,6 +169,19 @@ def check_summary(summary: Any, file: Path) -> dict[str, Any]:
         stability = _document(summary["stability"], file, "stability.")
         for key, check, expected in STABILITY_FIELDS:
             _field(stability, key, check, expected, file, "stability.")
+    if summary.get("as_good_as_all"):
+        as_good = summary["as_good_as_all"]
+        for key, check, expected in AS_GOOD_FIELDS:
+            _field(as_good, key, check, expected, file, "as_good_as_all.")
+        for key, check, expected in AGAINST_ALL_FIELDS if as_good["against_all"] else ():
+            _field(as_good["against_all"], key, check, expected, file, "as_good_as_all.against_all.")
+    if summary.get("stand_ins"):
+        stand_ins = summary["stand_ins"]
+        _field(stand_ins, "selected", mapping_of(is_object), "an object with one object per selected group", file, "stand_ins.")
+        _field(stand_ins, "own_signal", list_of(is_text), "a list of group names", file, "stand_ins.")
+        for group, found in stand_ins["selected"].items():
+            for key, check, expected in STAND_IN_FIELDS:
+                _field(found, key, check, expected, file, f"stand_ins.selected.{group}.")
     return summary
 
 

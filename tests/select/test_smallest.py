@@ -148,3 +148,27 @@ def test_all_relevant_selects_the_substitute_and_never_the_proxy():
     assert result.summary["rule"].endswith(", all-relevant")
     groups = result.importances.groups.set_index("group")
     assert groups.loc["a_echo", "stand_in"] == "proxy" and not groups.loc["a_echo", "selected"]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "message"),
+    [
+        ("as_good_as_all", "noise_se", "lacks 'as_good_as_all.noise_se'"),
+        ("as_good_as_all", "dropped", "lacks 'as_good_as_all.dropped'"),
+        ("stand_ins", "own_signal", "lacks 'stand_ins.own_signal'"),
+    ],
+)
+def test_a_summary_missing_a_field_the_lines_read_is_named_when_read_back(fitted, section, key, message):
+    from glselect.errors import GlselectError
+    from glselect.outputs.summary import check_summary
+
+    document = json.loads(json.dumps(fitted.summary, default=str))
+    assert check_summary(document, Path("summary.json")) is document  # the fit's own summary reads back
+    del document[section][key]
+    with pytest.raises(GlselectError, match=f"^'summary.json' is malformed: it {message}"):
+        check_summary(document, Path("summary.json"))
+    kept = next(iter(fitted.summary["stand_ins"]["selected"]))
+    broken = json.loads(json.dumps(fitted.summary, default=str))
+    broken["stand_ins"]["selected"][kept]["proxies"] = "a_echo"
+    with pytest.raises(GlselectError, match=f"'stand_ins.selected.{kept}.proxies'"):
+        check_summary(broken, Path("summary.json"))
