@@ -12,6 +12,7 @@ import torch
 
 from glselect import ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_mixed_table
+from glselect.config import SelectionConfig
 from glselect.data.encoder import encode_features
 from tests.conftest import assert_user_error, invoke
 
@@ -29,6 +30,8 @@ def mixed_fit(tmp_path_factory):
         out=folder / "out",
         model=ModelConfig(hidden=(6,)),
         path=PathConfig(max_iters_per_lambda=30),
+        # the rule's step: the commands after fit are the question, not the default's cross-fitted search
+        selection=SelectionConfig(goal="minimal", confirm=0),
     )
     return run(config), table, folder
 
