@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import glselect
 from glselect import GlselectError, ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_mixed_table
-from glselect.config import ImportanceConfig, SelectionConfig
+from glselect.config import ImportanceConfig
 from glselect.outputs.load import load_model, load_results
 from tests.conftest import assert_user_error, invoke
 
@@ -46,8 +46,6 @@ def fitted(tmp_path_factory) -> tuple[Path, Path]:
         model=ModelConfig(hidden=(2,)),
         path=PathConfig(max_iters_per_lambda=5, max_steps=6, relax_iters=5),
         importance=ImportanceConfig(permutation_repeats=1),
-        # the rule's step as it stands: these tests read and damage the saved files, whichever columns they hold
-        selection=SelectionConfig(goal="minimal", confirm=0),
     )
     return run(config).out_dir, folder / "data.csv"
 
