@@ -105,7 +105,8 @@ def test_fit_writes_every_artifact_and_json_parses(tmp_path, write_table, tiny_f
 def test_binary_and_multiclass_targets_and_parquet(tmp_path, write_table, linear_table):
     linear_table["label"] = (linear_table.pop("y") > 0).map({True: "yes", False: "no"})
     table = write_table(linear_table, "data.parquet")
-    result = invoke("fit", table, "-t", "label", "--out", tmp_path / "bin", "--json", *FAST)
+    # a top 3 of the path: the target's kind is the question here, not the default's cross-fitted search
+    result = invoke("fit", table, "-t", "label", "--out", tmp_path / "bin", "--json", "--max-features", "3", *FAST)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["task"] == "binary" and summary["classes"] == ["no", "yes"]
@@ -277,7 +278,9 @@ def test_max_features_keeps_the_strongest_columns(tmp_path, write_table, linear_
 
 def test_multiclass_logistic_group_lasso_finds_the_driving_columns(tmp_path, write_table, linear_table):
     linear_table["y"] = pd.cut(linear_table["y"], [-100, -2, 2, 100], labels=["low", "mid", "high"]).astype(str)
-    result = invoke("fit", write_table(linear_table), "-t", "y", "--hidden", "0", "--json", "-q", "--out", tmp_path / "o")
+    # the path's top 3 (the multinomial path must rank a and b first), not the default's cross-fitted search
+    args = ["--hidden", "0", "--max-features", "3", "--json", "-q", "--out", tmp_path / "o"]
+    result = invoke("fit", write_table(linear_table), "-t", "y", *args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["task"] == "multiclass" and summary["classes"] == ["high", "low", "mid"]

@@ -12,6 +12,7 @@ import torch
 
 from glselect import ModelConfig, PathConfig, RunConfig, run
 from glselect._synthetic import make_mixed_table
+from glselect.config import SelectionConfig
 from glselect.data.encoder import encode_features
 from tests.conftest import assert_user_error, invoke
 
@@ -29,6 +30,8 @@ def mixed_fit(tmp_path_factory):
         out=folder / "out",
         model=ModelConfig(hidden=(6,)),
         path=PathConfig(max_iters_per_lambda=30),
+        # the rule's step: the commands after fit are the question, not the default's cross-fitted search
+        selection=SelectionConfig(goal="minimal", confirm=0),
     )
     return run(config), table, folder
 
@@ -240,7 +243,9 @@ def test_check_suggests_the_closest_column_for_an_unknown_name(mixed_fit):
 def test_neuron_penalty_prunes_hidden_units_at_a_small_cost(tmp_path, write_table):
     from glselect._synthetic import make_friedman1
 
-    table = write_table(make_friedman1(1500, 10, noise=0.5, seed=4))
+    # 1,500 rows: 250+ validation rows, so the default search compares on them without cross-fitting;
+    # six columns (the five that drive Friedman #1 and one of noise) keep the path short
+    table = write_table(make_friedman1(1500, 6, noise=0.5, seed=4))
     summaries = {}
     for penalty in ("0", "0.01"):
         cli = invoke("fit", table, "-t", "y", "--hidden", "32", "--neuron-penalty", penalty, "--json", "-q", "--out", tmp_path / penalty)

@@ -13,8 +13,9 @@ import torch
 import torch.distributed as dist
 
 from glselect import distributed
-from tests.conftest import strong_linear_table, write_parquet
+from tests.conftest import invoke, strong_linear_table, write_parquet
 
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 OPTIONS = ["--batch-size", "128", "--learning-rate", "0.02", "--max-epochs", "3", "--max-steps", "40", "--lambda-step", "1.3"]
 
 
@@ -26,15 +27,23 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _glselect(prefix: list[str], args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``glselect fit ARGS`` on two local processes started by torchrun."""
     return subprocess.run(
-        [*prefix, "-m", "glselect", "fit", *args, "--json", "--quiet", *OPTIONS],
+        [*TORCHRUN, "-m", "glselect", "fit", *args, "--json", "--quiet", *OPTIONS],
         cwd=cwd,
         env=_environment(),
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def _one_process(args: list[str]) -> dict:
+    """The same fit in this process (no torchrun): its JSON summary."""
+    result = invoke("fit", *args, "--json", "--quiet", *OPTIONS)
+    assert result.exit_code == 0, result.output[-3000:]
+    return json.loads(result.stdout)
 
 
 def test_helpers_are_no_ops_in_one_process() -> None:
@@ -51,17 +60,15 @@ def test_two_torchrun_processes_select_what_one_process_selects(tmp_path: Path) 
     data = write_parquet(strong_linear_table(2000), tmp_path / "data.parquet", row_group_size=250)
     runs = tmp_path / "runs"
     runs.mkdir()
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     # the redundancy-aware top k reads the validation rows, which every rank holds alike
     top_k = ["--max-features", "3", "--max-correlation", "0.7"]
-    multi = _glselect(torchrun, [str(data), "--target", "y", *top_k, "--out", str(runs / "multi")], tmp_path)
+    multi = _torchrun([str(data), "--target", "y", *top_k, "--out", str(runs / "multi")], tmp_path)
     assert multi.returncode == 0, multi.stderr[-3000:]
-    single = _glselect([sys.executable], [str(data), "--target", "y", *top_k, "--stream", "--out", str(tmp_path / "single")], tmp_path)
-    assert single.returncode == 0, single.stderr[-3000:]
+    single_summary = _one_process([str(data), "--target", "y", *top_k, "--stream", "--out", str(tmp_path / "single")])
 
     # (each rank checks at the end that all ranks hold identical weights, else the run fails with exit 1)
     # only rank 0 prints and writes: one JSON document, one out dir, no staging leftovers
-    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    multi_summary = json.loads(multi.stdout)
     assert sorted(path.name for path in runs.iterdir()) == ["multi"]
     assert multi_summary["streaming"]["processes"] == 2 and single_summary["streaming"]["processes"] == 1
     assert multi_summary["selected_features"] == single_summary["selected_features"] == ["a", "b", "c"]
@@ -74,12 +81,10 @@ def test_torchrun_shares_a_single_row_group_by_rows(tmp_path: Path) -> None:
     """A Parquet file of one row group (what pandas writes for any table up to about a million rows): each
     rank reads its own range of the group's rows, and the ranks select what one process selects."""
     data = write_parquet(strong_linear_table(2000), tmp_path / "data.parquet", row_group_size=1 << 20)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    multi = _glselect(torchrun, [str(data), "--target", "y", "--out", str(tmp_path / "multi")], tmp_path)
+    multi = _torchrun([str(data), "--target", "y", "--out", str(tmp_path / "multi")], tmp_path)
     assert multi.returncode == 0, multi.stderr[-3000:]
-    single = _glselect([sys.executable], [str(data), "--target", "y", "--stream", "--out", str(tmp_path / "single")], tmp_path)
-    assert single.returncode == 0, single.stderr[-3000:]
-    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    single_summary = _one_process([str(data), "--target", "y", "--stream", "--out", str(tmp_path / "single")])
+    multi_summary = json.loads(multi.stdout)
     assert multi_summary["streaming"]["processes"] == 2 and multi_summary["streaming"]["row_groups"] == 1
     # the hashed split gives every row the part one process gives it
     assert multi_summary["sizes"] == single_summary["sizes"]
@@ -94,14 +99,12 @@ def test_torchrun_on_a_csv_selects_what_one_process_selects(tmp_path: Path) -> N
     table = strong_linear_table(1000)
     table.insert(3, "r", table["a"] - table["b"])  # two of a, b, r make the third: it stands in, left out
     table.to_csv(data, index=False)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     options = ["--target", "y", "--cv", "2"]
-    multi = _glselect(torchrun, [str(data), *options, "--out", str(tmp_path / "multi")], tmp_path)
+    multi = _torchrun([str(data), *options, "--out", str(tmp_path / "multi")], tmp_path)
     assert multi.returncode == 0, multi.stderr[-3000:]
     # one process, no torchrun: the same command line fits the CSV in memory
-    single = _glselect([sys.executable], [str(data), *options, "--out", str(tmp_path / "single")], tmp_path)
-    assert single.returncode == 0, single.stderr[-3000:]
-    multi_summary, single_summary = json.loads(multi.stdout), json.loads(single.stdout)
+    single_summary = _one_process([str(data), *options, "--out", str(tmp_path / "single")])
+    multi_summary = json.loads(multi.stdout)
     assert multi_summary["streaming"]["processes"] == 2 and "streaming" not in single_summary
     assert multi_summary["scored_by"] == single_summary["scored_by"] == "cv2"
     for summary in (multi_summary, single_summary):
@@ -119,8 +122,7 @@ def test_bad_data_in_one_ranks_share_stops_every_rank(tmp_path: Path) -> None:
     table = strong_linear_table(1000)
     table.loc[300, "n2"] = float("inf")
     data = write_parquet(table, tmp_path / "data.parquet", row_group_size=250)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    result = _glselect(torchrun, [str(data), "--target", "y"], tmp_path)
+    result = _torchrun([str(data), "--target", "y"], tmp_path)
     assert result.returncode != 0
     assert result.stderr.count("column 'n2' in") == 2, result.stderr[-3000:]  # both ranks report it
     assert not (tmp_path / "data.glselect").exists()
@@ -161,7 +163,6 @@ def test_torchrun_fits_a_survival_target_with_the_sparse_group_lasso_and_knockof
     data = write_parquet(make_survival(2000, 8, 3, seed=4), tmp_path / "data.parquet", row_group_size=250)
     groups = tmp_path / "groups.csv"
     groups.write_text("feature,group\nx0,first\nx5,first\nx1,second\nx6,second\n")
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     args = [
         str(data),
         "--task",
@@ -181,7 +182,7 @@ def test_torchrun_fits_a_survival_target_with_the_sparse_group_lasso_and_knockof
         "--out",
         str(tmp_path / "multi"),
     ]
-    multi = _glselect(torchrun, args, tmp_path)
+    multi = _torchrun(args, tmp_path)
     assert multi.returncode == 0, multi.stderr[-3000:]
 
     summary = json.loads((tmp_path / "multi" / "summary.json").read_text())

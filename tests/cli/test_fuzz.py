@@ -16,6 +16,8 @@ from tests.conftest import ARTIFACTS, invoke
 
 names = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8)
 KINDS = ("float", "int", "bool", "text", "mostly_missing")
+# short fits: what these tests check (every artifact, or one clean line) does not depend on how far each trains
+SHORT = ["--max-iters-per-lambda", "5", "--max-iters", "50", "--relax-iters", "20"]
 
 
 @st.composite
@@ -56,7 +58,7 @@ def test_any_table_either_fits_or_fails_cleanly(table, flags):
         path = folder / f"t.{fmt}"
         df.to_csv(path, index=False) if fmt == "csv" else df.to_parquet(path, index=False)
         out = folder / "out"
-        result = invoke("fit", path, "--target", target, "--out", out, "-q", "--max-iters-per-lambda", "5", "--max-steps", "6", *flags)
+        result = invoke("fit", path, "--target", target, "--out", out, "-q", *SHORT, "--max-steps", "6", *flags)
         assert "Traceback" not in result.output
         assert result.exit_code in (0, 2), (result.exit_code, result.output, repr(result.exception))
         if result.exit_code == 0:
@@ -119,7 +121,7 @@ def test_any_group_map_and_flags_either_fit_or_fail_cleanly(group_map, flags):
     folder = Path(tempfile.mkdtemp())
     try:
         df.to_csv(folder / "t.csv", index=False)
-        args = ["fit", folder / "t.csv", "-t", "y", "--out", folder / "out", "-q", "--max-iters-per-lambda", "5", "--max-steps", "8"]
+        args = ["fit", folder / "t.csv", "-t", "y", "--out", folder / "out", "-q", *SHORT, "--max-steps", "8"]
         if group_map is not None:
             (folder / group_map[0]).write_text(group_map[1])
             args += ["--groups", folder / group_map[0]]

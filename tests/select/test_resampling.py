@@ -112,7 +112,9 @@ def test_stability_frequencies_are_high_for_true_groups_and_low_for_noise():
     from tests.conftest import make_linear_table
 
     torch.set_num_threads(1)
-    result = fit_frame(make_linear_table(), _config(importance=ImportanceConfig(stability_pairs=4, stability_q=3)))
+    # the rule's step as it stands: the half-sample paths are the question, not what the full fit then selects
+    importance = ImportanceConfig(stability_pairs=4, stability_q=3)
+    result = fit_frame(make_linear_table(), _config(importance=importance, selection=SelectionConfig(goal="minimal", confirm=0)))
     groups = result.importances.groups.set_index("group")
     assert (groups.loc[sorted(TRUE), "stability"] >= 0.75).all()
     noise = groups.loc[["n1", "n2", "n3", "n4", "n5"], "stability"]
@@ -132,8 +134,10 @@ def test_balanced_class_weights_lift_the_rare_class(rng):
     score = 2.0 * X[:, 0] - 3.2 + 0.7 * rng.standard_normal(n)
     df = pd.DataFrame(X, columns=[f"x{j}" for j in range(6)])
     df["y"] = np.where(score > 0, "rare", "common")
-    plain = fit_frame(df, _config(data=DataConfig(task="binary")))
-    balanced = fit_frame(df, _config(data=DataConfig(task="binary", class_weight="balanced")))
+    # the rule's step (goal minimal): the weights act in the path and the refit, not in the default's search
+    minimal = SelectionConfig(goal="minimal")
+    plain = fit_frame(df, _config(data=DataConfig(task="binary"), selection=minimal))
+    balanced = fit_frame(df, _config(data=DataConfig(task="binary", class_weight="balanced"), selection=minimal))
     assert "x0" in balanced.summary["selected_features"]
     assert balanced.summary["class_weights"]["rare"] > 4 * balanced.summary["class_weights"]["common"]
     assert balanced.summary["metrics"]["pruned"]["balanced_accuracy"] > plain.summary["metrics"]["pruned"]["balanced_accuracy"] + 0.05
