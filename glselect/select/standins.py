@@ -24,8 +24,10 @@ the validation rows the refit never trained on:
   of its own: it only echoes ``s``. ``--goal all-relevant`` never selects a proxy.
 
 Candidates for substitute and proxy are, per selected group, the ``PER_GROUP`` left-out groups
-most correlated with it (the largest |r| between their columns) at ``CORRELATED`` or above. Every
-left-out group gets the own-signal test. Everything is a forward pass and a least-squares solve
+most correlated with it (the largest |r| between their columns) at ``CORRELATED`` or above; a
+left-out group that is a linear combination of the set's columns (``COMBINATION_R2``) is also
+tried against every selected group, however little it correlates with each. Every left-out
+group gets the own-signal test. Everything is a forward pass and a least-squares solve
 on the validation rows: no refit.
 """
 
@@ -47,6 +49,11 @@ from glselect.select.smallest import compare, selection_row_losses
 
 CORRELATED = 0.5  # |r| from which a left-out group is a candidate substitute or proxy of a selected one
 PER_GROUP = 3  # candidates per selected group, the most correlated first
+# A left-out group the selected set predicts this well (cross-fitted R^2 of its linear prediction
+# from the set's columns) is a linear combination of them: it is tried as a substitute for every
+# selected group, not only the ones it correlates with (make_classification's redundant columns
+# can correlate with no selected group at CORRELATED and still replace one).
+COMBINATION_R2 = 0.99
 MIN_ROWS = 20  # fewer validation rows: no stand-in is named (half of them fit each prediction)
 SUBSTITUTE, PROXY, OWN_SIGNAL = "substitute", "proxy", "own signal"
 
@@ -159,6 +166,7 @@ def find_stand_ins(problem: Problem, selection: Selection) -> StandIns:
     role: dict[int, str] = {int(g): OWN_SIGNAL for g in left_out if own_t[g] > bound}
     stands_in_for: dict[int, int] = {}
     joint: set[int] = set()
+    needs: dict[int, bool] = {}  # per selected group: whether the model needs it (the others do not predict it)
     base = evaluator.row_losses(X)
     scaled = standardised(X)
     for s in selected:
@@ -186,7 +194,30 @@ def find_stand_ins(problem: Problem, selection: Selection) -> StandIns:
         for group in free:
             if group not in role:
                 role[group], stands_in_for[group] = PROXY, int(s)
+        needs[int(s)] = needed
+    combinations = _combinations(Z_set, X, group_ids, left_out)
+    for g in left_out:
+        if role.get(int(g)) in (SUBSTITUTE, OWN_SIGNAL) or not combinations[int(g)]:
+            continue
+        correlation = correlation_with(scaled, group_ids, int(g), n_groups)
+        for s in sorted(selected, key=lambda group: -correlation[group]):
+            s_columns = group_ids == s
+            if needs[int(s)] and _keeps_loss(evaluator, base, s_columns, (in_set & ~s_columns) | (group_ids == g)):
+                role[int(g)], stands_in_for[int(g)] = SUBSTITUTE, int(s)
+                break
     return StandIns(role, stands_in_for, own_t, frozenset(joint))
+
+
+def _combinations(Z: np.ndarray, X: np.ndarray, group_ids: np.ndarray, groups: np.ndarray) -> dict[int, bool]:
+    """Per group of ``groups``: whether every one of its columns (of ``X``) is (almost) a linear
+    combination of ``Z``'s, a cross-fitted R^2 of at least ``COMBINATION_R2`` (one solve for all)."""
+    columns = np.isin(group_ids, groups)
+    T = X[:, columns]
+    spread = ((T - T.mean(0)) ** 2).sum(0)
+    residual = ((T - cross_fitted_prediction(Z, T)) ** 2).sum(0)
+    r2 = np.where(spread > 0, 1.0 - residual / np.where(spread > 0, spread, 1.0), 0.0)
+    ids = group_ids[columns]
+    return {int(g): bool((r2[ids == g] >= COMBINATION_R2).all()) for g in groups}
 
 
 def _keeps_loss(evaluator: Evaluator, base: np.ndarray, columns: np.ndarray, predictors: np.ndarray) -> bool:

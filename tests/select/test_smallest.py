@@ -172,3 +172,24 @@ def test_a_summary_missing_a_field_the_lines_read_is_named_when_read_back(fitted
     broken["stand_ins"]["selected"][kept]["proxies"] = "a_echo"
     with pytest.raises(GlselectError, match=f"'stand_ins.selected.{kept}.proxies'"):
         check_summary(broken, Path("summary.json"))
+
+
+def test_a_left_out_linear_combination_of_the_set_is_a_substitute_though_it_correlates_with_no_member():
+    """d = the sum of seven true columns correlates about 0.38 with each (under the proxy threshold
+    0.5), yet with the other six it determines any one of them: a substitute, which --goal
+    all-relevant selects."""
+    rng = np.random.default_rng(3)
+    n, true = 400, ["a", "b", "c", "e", "f", "g", "h"]
+    frame = pd.DataFrame({name: rng.standard_normal(n) for name in [*true, "n1", "n2"]})
+    frame["d"] = frame[true].sum(axis=1)
+    weights = [2.0, 1.5, -2.0, 1.5, -1.0, 1.0, -1.5]
+    frame["y"] = frame[true].to_numpy() @ np.array(weights) + 0.3 * rng.standard_normal(n)
+    assert frame[true].corrwith(frame["d"]).abs().max() < 0.45
+    summary = fit_frame(frame, config_from({"target": "y", **LINEAR}, table=Path("t.csv"))).summary
+    selected = set(summary["selected_groups"])
+    assert len(selected) == 7 and selected <= {*true, "d"}
+    left_out = ({*true, "d"} - selected).pop()
+    substitutes = {name for found in summary["stand_ins"]["selected"].values() for name in found["substitutes"]}
+    assert left_out in substitutes, summary["stand_ins"]
+    relevant = fit_frame(frame, config_from({"target": "y", **LINEAR, "goal": "all-relevant"}, table=Path("t.csv"))).summary
+    assert set(relevant["selected_groups"]) == {*true, "d"}
