@@ -126,3 +126,14 @@ def restrict_inputs(model: GroupLassoMLP, keep: np.ndarray) -> GroupLassoMLP:
             target.bias.copy_(source.bias)
             target.weight.copy_(source.weight[:, columns] if index == 0 else source.weight)
     return small
+
+
+@torch.no_grad()
+def widen_inputs(model: GroupLassoMLP, small: GroupLassoMLP, columns: torch.Tensor) -> None:
+    """Write ``small`` (a ``restrict_inputs`` copy reading ``columns`` of ``model``'s inputs) back
+    into ``model``, in place: zero first-layer weights in every other column."""
+    model.first_weight.zero_()
+    model.first_weight[:, columns] = small.first_weight
+    model.linears[0].bias.copy_(small.linears[0].bias)
+    for target, source in zip(model.linears[1:], small.linears[1:]):
+        target.load_state_dict(source.state_dict())

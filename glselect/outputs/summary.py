@@ -166,23 +166,25 @@ def check_summary(summary: Any, file: Path) -> dict[str, Any]:
         if "test_rows_scored" in streaming:
             _field(streaming, "test_rows_scored", is_count, "a whole number", file, "streaming.")
     if summary.get("stability") is not None:
-        stability = _document(summary["stability"], file, "stability.")
-        for key, check, expected in STABILITY_FIELDS:
-            _field(stability, key, check, expected, file, "stability.")
+        _fields(_document(summary["stability"], file, "stability."), STABILITY_FIELDS, file, "stability.")
     if summary.get("as_good_as_all"):
         as_good = summary["as_good_as_all"]
-        for key, check, expected in AS_GOOD_FIELDS:
-            _field(as_good, key, check, expected, file, "as_good_as_all.")
-        for key, check, expected in AGAINST_ALL_FIELDS if as_good["against_all"] else ():
-            _field(as_good["against_all"], key, check, expected, file, "as_good_as_all.against_all.")
+        _fields(as_good, AS_GOOD_FIELDS, file, "as_good_as_all.")
+        if as_good["against_all"]:
+            _fields(as_good["against_all"], AGAINST_ALL_FIELDS, file, "as_good_as_all.against_all.")
     if summary.get("stand_ins"):
         stand_ins = summary["stand_ins"]
         _field(stand_ins, "selected", mapping_of(is_object), "an object with one object per selected group", file, "stand_ins.")
         _field(stand_ins, "own_signal", list_of(is_text), "a list of group names", file, "stand_ins.")
         for group, found in stand_ins["selected"].items():
-            for key, check, expected in STAND_IN_FIELDS:
-                _field(found, key, check, expected, file, f"stand_ins.selected.{group}.")
+            _fields(found, STAND_IN_FIELDS, file, f"stand_ins.selected.{group}.")
     return summary
+
+
+def _fields(document: dict[str, Any], fields: tuple[tuple[str, Check, str], ...], file: Path, where: str) -> None:
+    """``_field`` for each (key, check, expected) of ``fields`` in ``document``."""
+    for key, check, expected in fields:
+        _field(document, key, check, expected, file, where)
 
 
 @dataclass(frozen=True)

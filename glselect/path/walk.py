@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from glselect.errors import GlselectError
-from glselect.model.mlp import GroupLassoMLP, restrict_inputs
+from glselect.model.mlp import GroupLassoMLP, restrict_inputs, widen_inputs
 from glselect.model.penalties import Support
 from glselect.path.interactions import DuplicatePair, InteractingPair, give_units
 from glselect.path.problem import Problem
@@ -397,13 +397,5 @@ def _widened(relaxed: GroupLassoMLP, like: GroupLassoMLP, keep: np.ndarray) -> d
     """``relaxed``'s weights (reading the columns ``keep``) as a state of ``like``'s full width: zero
     first-layer weights in the other columns."""
     full = copy.deepcopy(like)
-    columns = torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=like.first_weight.device)
-    with torch.no_grad():
-        for index, (target, source) in enumerate(zip(full.linears, relaxed.linears)):
-            target.bias.copy_(source.bias)
-            if index == 0:
-                target.weight.zero_()
-                target.weight[:, columns] = source.weight
-            else:
-                target.weight.copy_(source.weight)
-    return copy.deepcopy(full.state_dict())
+    widen_inputs(full, relaxed, torch.as_tensor(np.flatnonzero(keep), dtype=torch.int64, device=like.first_weight.device))
+    return full.state_dict()

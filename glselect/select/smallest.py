@@ -22,8 +22,8 @@ small split; the dense reference is then a refit of every group on each fold.
 2. Backward elimination: drop the groups whose shuffling raises the held-out loss least (every
    one under ``WEAK_T`` together, else the weakest alone; a block that fails is halved) and refit
    the rest, warm-started from the larger set's networks for one group (``HeldOut.fit``), fresh
-   for a block, and keep the drop while the set stays as good as all columns. The search ends when dropping the weakest group
-   alone does not.
+   for a block, and keep the drop while the set stays as good as all columns. The search ends
+   when dropping the weakest group alone does not.
    Where the larger set's networks stopped at their budget rather than on their validation loss
    (a stream's short runs), the larger set is first continued as far, so that the extra training
    a warm refit gets does not pass for the dropped group's worth.

@@ -18,7 +18,7 @@ import torch
 
 from glselect.data.source import Rows
 from glselect.model.metrics import LossFunction
-from glselect.model.mlp import GroupLassoMLP, restrict_inputs
+from glselect.model.mlp import GroupLassoMLP, restrict_inputs, widen_inputs
 from glselect.model.objective import Objective
 from glselect.model.penalties import Penalty
 from glselect.solve.base import LambdaSolve, SolveResult
@@ -57,14 +57,6 @@ def kkt_violators(
 
 
 @torch.no_grad()
-def _write_back(model: GroupLassoMLP, small: GroupLassoMLP, columns: torch.Tensor) -> None:
-    model.first_weight.zero_()
-    model.first_weight[:, columns] = small.first_weight
-    model.linears[0].bias.copy_(small.linears[0].bias)
-    for target, source in zip(model.linears[1:], small.linears[1:]):
-        target.load_state_dict(source.state_dict())
-
-
 def too_many_departures(
     penalty: Penalty, was_active: np.ndarray, max_departures: int | None
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -124,7 +116,7 @@ def solve_screened(
         if keep.all():
             return result, solver.step
         step = solver.step
-        _write_back(model, small, columns)
+        widen_inputs(model, small, columns)
         if result.stopped:
             return result, step
         with torch.no_grad():
