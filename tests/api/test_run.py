@@ -30,7 +30,7 @@ def _tiny() -> dict:
     return {
         "model": ModelConfig(hidden=()),
         "train": TrainConfig(max_iters=200),
-        "path": PathConfig(lambda_step=2.0, max_iters_per_lambda=10, relax_iters=10),
+        "path": PathConfig(lambda_step=2.0, max_iters_per_lambda=10, tol=0.1, relax_iters=10),
         "importance": ImportanceConfig(permutation_repeats=1),
     }
 

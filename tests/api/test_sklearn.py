@@ -31,6 +31,7 @@ TINY = {
     "hidden": (4,),
     "max_iters": 20,
     "max_iters_per_lambda": 5,
+    "tol": 0.1,
     "relax_iters": 5,
     "lambda_step": 2.0,
     "max_steps": 5,
@@ -38,8 +39,8 @@ TINY = {
     "permutation_repeats": 0,
 }
 # fits whose selections the tests check: a coarser path than the default, still resolving the planted columns
-QUICK = {"hidden": (4,), "lambda_step": 1.5, "max_iters_per_lambda": 20, "relax_iters": 30}
-QUICK_FLAGS = ["--hidden", "4", "--lambda-step", "1.5", "--max-iters-per-lambda", "20", "--relax-iters", "30"]
+QUICK = {"hidden": (4,), "lambda_step": 1.5, "max_iters_per_lambda": 20, "tol": 0.1, "relax_iters": 30}
+QUICK_FLAGS = ["--hidden", "4", "--lambda-step", "1.5", "--max-iters-per-lambda", "20", "--tol", "0.1", "--relax-iters", "30"]
 
 
 @pytest.mark.slow

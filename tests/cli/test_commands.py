@@ -29,7 +29,7 @@ def mixed_fit(tmp_path_factory):
         target="y",
         out=folder / "out",
         model=ModelConfig(hidden=(6,)),
-        path=PathConfig(max_iters_per_lambda=30),
+        path=PathConfig(max_iters_per_lambda=30, tol=0.1),
         # the rule's step: the commands after fit are the question, not the default's cross-fitted search
         selection=SelectionConfig(goal="minimal", confirm=0),
     )

@@ -30,7 +30,7 @@ def fitted_once(tmp_path_factory):
         target="y",
         out=folder / "out",
         model=ModelConfig(hidden=(4,)),
-        path=PathConfig(max_iters_per_lambda=30),
+        path=PathConfig(max_iters_per_lambda=30, tol=0.1),
     )
     return run(config), table
 

@@ -20,7 +20,7 @@ from tests.conftest import make_linear_table
 
 QUICK = {
     "model": ModelConfig(hidden=(2,)),
-    "path": PathConfig(max_iters_per_lambda=5, max_steps=6, relax_iters=5),
+    "path": PathConfig(max_iters_per_lambda=5, tol=0.1, max_steps=6, relax_iters=5),
     "importance": ImportanceConfig(permutation_repeats=0),
     # the rule's step as it stands: these tests read a saved model back, whichever columns it was fitted on
     "selection": SelectionConfig(goal="minimal", confirm=0),

@@ -40,7 +40,7 @@ def fitted_out(tmp_path_factory):
         target="y",
         out=folder / "out",
         model=ModelConfig(hidden=(4,)),
-        path=PathConfig(max_iters_per_lambda=30),
+        path=PathConfig(max_iters_per_lambda=30, tol=0.1),
     )
     return run(config).out_dir
 
@@ -300,7 +300,7 @@ def wide_out(tmp_path_factory):
         target="y",
         out=folder / "out",
         model=ModelConfig(hidden=()),
-        path=PathConfig(max_iters_per_lambda=20, relax_iters=20, max_steps=25),
+        path=PathConfig(max_iters_per_lambda=20, tol=0.1, relax_iters=20, max_steps=25),
         # the question the plot asks needs no confirmation or later rounds, which cost minutes on hundreds of groups
         selection=SelectionConfig(goal="minimal", confirm=0),
     )

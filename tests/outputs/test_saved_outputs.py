@@ -44,7 +44,7 @@ def fitted(tmp_path_factory) -> tuple[Path, Path]:
         target="y",
         out=folder / "out",
         model=ModelConfig(hidden=(2,)),
-        path=PathConfig(max_iters_per_lambda=5, max_steps=6, relax_iters=5),
+        path=PathConfig(max_iters_per_lambda=5, tol=0.1, max_steps=6, relax_iters=5),
         importance=ImportanceConfig(permutation_repeats=1),
     )
     return run(config).out_dir, folder / "data.csv"

@@ -25,7 +25,7 @@ def confirmed(tmp_path_factory):
         out=folder / "out",
         seed=1,
         model=ModelConfig(hidden=()),
-        path=PathConfig(max_iters_per_lambda=30),
+        path=PathConfig(max_iters_per_lambda=30, tol=0.1),
         selection=SelectionConfig(rule="min", goal="minimal"),
     )
     return run(config)
