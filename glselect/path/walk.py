@@ -264,7 +264,9 @@ def fit_path(
         # a lambda that will be undone anyway need not be solved to the end; groups can pass
         # through zero and come back within a solve, so only a clear excess stops it early
         to_tolerance = int(np.count_nonzero(state.active)) <= EXACT_UP_TO
-        solve = LambdaSolve(lam, state.active, max_departures=2 * max_departures + 1 if can_refine else None, to_tolerance=to_tolerance)
+        solve = LambdaSolve(
+            lam, state.active, max_departures=2 * max_departures + 1 if can_refine else None, to_tolerance=to_tolerance, from_dense=is_first
+        )
         result, solver_step = problem.solve_lambda(model, solve, state.solver_step, key=key)
         if not math.isfinite(result.objective):
             raise GlselectError(

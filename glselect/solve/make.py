@@ -20,7 +20,7 @@ from glselect.data.stream import MiniBatches
 from glselect.model.metrics import LossFunction
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective
-from glselect.solve.base import TO_TOLERANCE_BUDGET, Budget, LambdaSolve, Settings, Solver, SolveResult
+from glselect.solve.base import Budget, LambdaSolve, Settings, Solver, SolveResult, lambda_budget
 from glselect.solve.fista import ProximalGradient
 from glselect.solve.screening import (
     first_layer_gradient,
@@ -55,7 +55,7 @@ class FullBatchSolving:
         self, model: GroupLassoMLP, objective: Objective, solve: LambdaSolve, step: float, key: int
     ) -> tuple[SolveResult, float]:
         """Screened FISTA from the ``solve.working`` groups, stopping once more than ``solve.max_departures`` leave."""
-        budget = self.settings.path.max_iters_per_lambda * (TO_TOLERANCE_BUDGET if solve.to_tolerance else 1)
+        budget = lambda_budget(self.settings.path.max_iters_per_lambda, solve)
         limits = (budget, self.settings.path.tol)
         return solve_screened(model, self.rows.rows, objective, solve, step, limits)
 

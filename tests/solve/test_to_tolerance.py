@@ -12,7 +12,7 @@ from glselect.config import ModelConfig, PathConfig
 from glselect.outputs.report import fit_warnings
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import EXACT_UP_TO, fit_path
-from glselect.solve.base import TO_TOLERANCE_BUDGET, LambdaSolve
+from glselect.solve.base import FROM_DENSE_BUDGET, TO_TOLERANCE_BUDGET, LambdaSolve
 from tests.conftest import invoke, make_linear_table
 
 COLUMNS = ["a", "b", "c", "n1", "n2", "n3", "n4", "n5"]
@@ -44,6 +44,16 @@ def test_a_solve_to_tolerance_has_a_larger_budget_and_no_stall_stop() -> None:
     assert not short.converged and short.n_iters == 10
     assert exact.converged and 10 < exact.n_iters <= 10 * TO_TOLERANCE_BUDGET
     assert exact.optimality < short.optimality
+
+
+def test_the_first_lambda_which_starts_from_the_dense_fit_has_the_larger_budget() -> None:
+    # tol 1e-9 is out of reach: each solve runs its whole budget (one iteration per lambda, times the
+    # to-tolerance factor; the first lambda's times FROM_DENSE_BUDGET more)
+    path = fit_path(_relu_problem(PathConfig(max_iters_per_lambda=1, tol=1e-9, max_steps=4)))
+    first, *later = path.steps[1:]
+    assert first.n_iters == TO_TOLERANCE_BUDGET * FROM_DENSE_BUDGET
+    assert later and all(step.n_iters <= TO_TOLERANCE_BUDGET for step in later)
+    assert max(step.n_iters for step in later) == TO_TOLERANCE_BUDGET
 
 
 def test_a_path_with_few_groups_converges_at_every_step_at_the_defaults() -> None:
