@@ -56,6 +56,14 @@ class GroupLassoMLP(nn.Module):
             out = torch.relu(layer(out))
         return self.layers[-1](out)
 
+    def forward_from_first_with(self, weights: Sequence[torch.Tensor], Z: torch.Tensor) -> torch.Tensor:
+        """Outputs from the first layer's pre-activations Z (bias included) with ``weights`` (as in
+        ``forward_with``; the first layer's are not read) in place of the later layers' own."""
+        out = Z
+        for i in range(1, len(self.layers)):
+            out = F.linear(torch.relu(out), weights[2 * i], weights[2 * i + 1])
+        return out
+
     def forward_with(self, weights: Sequence[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
         """Outputs with ``weights`` (in ``parameters()`` order: each layer's weight, then its bias)
         in place of the module's own: a solver evaluates its iterates without copying them in."""
