@@ -27,9 +27,9 @@ The first layer's pre-activations ``Z = X W1^T`` are linear in its weight, so th
 for the current and the previous iterate and takes the momentum point's as the same combination
 of the two (``torch.lerp``) instead of multiplying X again: of the three products with the whole
 table an iteration made (the momentum point's forward pass, its weight gradient ``dZ^T X``, the
-trial point's forward pass) two remain. On a tall or wide table those products are most of the
-time; on a small one the bookkeeping costs more than the product saves, and the solver multiplies
-as before (``CARRY_FIRST_FROM``). The combination differs from the product by float32 rounding,
+trial point's forward pass) two remain. On a tall table those products are most of the time; on
+a small one the bookkeeping costs more than the product saves, and on a wide one it was measured
+to walk a longer path, so there the solver multiplies again (``CARRY_FIRST_FROM``). The combination differs from the product by float32 rounding,
 inside the line search's slack.
 """
 
@@ -75,9 +75,12 @@ BACKTRACK_ALLOWANCE = 1.0
 # reads every iteration there.
 READ_EVERY = 8
 # The first-layer product is carried (module docstring) from this many table cells (rows x the
-# columns the solve reads) and more than CARRY_FIRST_COLUMNS columns. Measured per iteration, hidden
-# 32, one thread: 15,000 x 500 37.1 -> 30.4 ms, 200 x 10,000 19.7 -> 14.8, 1,000 x 200 3.7 -> 2.2,
-# 15,000 x 40 6.8 -> 5.1; 15,000 x 10 and 2,000 x 30 the same; 5,000 x 30 2.5 -> 2.7, 300 x 8 1.2 -> 1.35.
+# columns the solve reads), more than CARRY_FIRST_COLUMNS columns and at least as many rows as
+# columns. Measured per iteration, hidden 32, one thread: 15,000 x 500 37.1 -> 30.4 ms, 1,000 x 200
+# 3.7 -> 2.2, 15,000 x 40 6.8 -> 5.1; 15,000 x 10 and 2,000 x 30 the same; 5,000 x 30 2.5 -> 2.7,
+# 300 x 8 1.2 -> 1.35. A wide table's iterations were cheaper too (200 x 10,000: 19.7 -> 14.8 ms),
+# but its default fit walked 357 lambdas instead of 225 (38.9 s against 35.4) and kept a noise
+# column: not carried there.
 CARRY_FIRST_FROM = 100_000
 CARRY_FIRST_COLUMNS = 32
 
@@ -134,7 +137,8 @@ class ProximalGradient:
         # parameters() order is layer 0's weight and bias, then layer 1's, ...: index 0 is the
         # penalised weight, every later even index a bounded one, index 2 the hidden units' outgoing weights
         self._later = list(range(2, len(self._params), 2))
-        self._carry_first = self.X.numel() >= CARRY_FIRST_FROM and self.X.shape[1] > CARRY_FIRST_COLUMNS
+        n_rows, n_columns = self.X.shape
+        self._carry_first = self.X.numel() >= CARRY_FIRST_FROM and CARRY_FIRST_COLUMNS < n_columns <= n_rows
         penalty = objective.penalty
         # the optimality measure's scales: each first-layer group's penalty weight, and for the
         # unpenalised parameters together sqrt of their count (the weight a group of that size gets)
