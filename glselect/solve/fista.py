@@ -29,8 +29,8 @@ of the two (``torch.lerp``) instead of multiplying X again: of the three product
 table an iteration made (the momentum point's forward pass, its weight gradient ``dZ^T X``, the
 trial point's forward pass) two remain. On a tall table those products are most of the time; on
 a small one the bookkeeping costs more than the product saves, and on a wide one it was measured
-to walk a longer path, so there the solver multiplies again (``CARRY_FIRST_FROM``). The combination differs from the product by float32 rounding,
-inside the line search's slack.
+to walk a longer path, so there the solver multiplies again (``CARRY_FIRST_FROM``). The
+combination differs from the product by float32 rounding, inside the line search's slack.
 """
 
 from __future__ import annotations
