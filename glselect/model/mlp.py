@@ -67,12 +67,7 @@ class GroupLassoMLP(nn.Module):
     def forward_with(self, weights: Sequence[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
         """Outputs with ``weights`` (in ``parameters()`` order: each layer's weight, then its bias)
         in place of the module's own: a solver evaluates its iterates without copying them in."""
-        out = X
-        for i in range(len(self.layers)):
-            if i:
-                out = torch.relu(out)
-            out = F.linear(out, weights[2 * i], weights[2 * i + 1])
-        return out
+        return self.forward_from_first_with(weights, F.linear(X, weights[0], weights[1]))
 
     @property
     def linears(self) -> list[nn.Linear]:

@@ -202,8 +202,7 @@ class ProximalGradient:
         first_size = self._sizes[0]
         rest = flat[first_size:].detach().requires_grad_(True)
         z = z.detach().requires_grad_(True)
-        views = self._views(torch.cat([flat[:first_size].detach(), rest]))
-        loss = self.loss_fn(self.model.forward_from_first_with(views, z + views[1]), self.y)
+        loss = self._loss_from_first(torch.cat([flat[:first_size].detach(), rest]), z)
         grad_z, grad_rest = torch.autograd.grad(loss, [z, rest])
         return loss.detach(), torch.cat([(grad_z.T @ self.X).reshape(-1), grad_rest])
 

@@ -56,7 +56,6 @@ def kkt_violators(
     return (penalty.kkt_excess(gradient, lam) > 0).cpu().numpy()
 
 
-@torch.no_grad()
 def too_many_departures(
     penalty: Penalty, was_active: np.ndarray, max_departures: int | None
 ) -> Callable[[torch.Tensor], torch.Tensor] | None:
