@@ -31,6 +31,7 @@ from glselect.devices import resolve_device
 from glselect.errors import GlselectError
 from glselect.model.datafits import DATAFITS, evaluate, make_datafit
 from glselect.model.metrics import balanced_class_weights
+from glselect.model.prox import column_norms
 from glselect.outputs.artifacts import model_document, path_tables
 from glselect.outputs.files import PathTables, SavedModel, write_artifacts
 from glselect.outputs.outdir import OutDirLock, check_out_dir
@@ -321,7 +322,7 @@ def _held_out_metrics(
     columns = torch.as_tensor(np.flatnonzero(selection.feature_mask), dtype=torch.int64, device=test.X.device)
     dense_metrics = evaluate(path.dense_model(test.X), test.y, encoder.target)
     pruned_metrics = evaluate(selection.model(test.X.index_select(1, columns)), test.y, encoder.target)
-    dense_column_norms = torch.linalg.vector_norm(path.dense_model.first_weight, dim=0).double().cpu().numpy()
+    dense_column_norms = column_norms(path.dense_model.first_weight).double().cpu().numpy()
     return {"dense": dense_metrics, "pruned": pruned_metrics}, dense_column_norms
 
 

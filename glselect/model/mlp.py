@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from glselect.model.prox import group_norms, project_column_norms
+from glselect.model.prox import column_norms, group_norms, project_column_norms
 
 
 class GroupLassoMLP(nn.Module):
@@ -105,7 +105,7 @@ def prune_dead_neurons(model: GroupLassoMLP) -> GroupLassoMLP:
     """
     if not model.later_weights:
         return model
-    alive = torch.linalg.vector_norm(model.later_weights[0].detach(), dim=0) > 0
+    alive = column_norms(model.later_weights[0].detach()) > 0
     kept = torch.nonzero(alive).flatten()
     hidden = (int(kept.numel()), *model.hidden[1:])
     smaller = GroupLassoMLP(model.n_inputs, hidden, model.n_outputs).to(model.first_weight)

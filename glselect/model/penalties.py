@@ -27,6 +27,7 @@ import torch
 
 from glselect.config import ModelConfig
 from glselect.model.prox import (
+    column_norms,
     column_soft_threshold,
     group_norms,
     group_soft_threshold,
@@ -132,7 +133,7 @@ class GroupLasso:
     def norms(self, W: torch.Tensor) -> torch.Tensor:
         """Each group's norm in ``W`` (fan_out, n_features), shape (n_groups,)."""
         if self.columns_are_groups:
-            return torch.linalg.vector_norm(W, dim=0)
+            return column_norms(W)
         return group_norms(W, self.group_ids, self.n_groups)
 
     def value(self, W: torch.Tensor) -> torch.Tensor:
@@ -200,7 +201,7 @@ class SparseGroupLasso(GroupLasso):
 
     def value(self, W: torch.Tensor) -> torch.Tensor:
         group_term = (self.weights * self.norms(W)).sum()
-        column_term = torch.linalg.vector_norm(W, dim=0).sum()
+        column_term = column_norms(W).sum()
         return (1.0 - self.l1_ratio) * group_term + self.l1_ratio * self.column_weight * column_term
 
     def prox(self, W: torch.Tensor, threshold_scale: float | torch.Tensor) -> torch.Tensor:
@@ -226,17 +227,17 @@ class SparseGroupLasso(GroupLasso):
     def zero_lambdas(self, gradient: torch.Tensor) -> torch.Tensor:
         """The root of ``||S(grad_g, lam A v)|| = lam (1 - A) sqrt(d_g)``, whose left side falls and
         right side rises with lambda; found by bisection for every group at once."""
-        column_norms = torch.linalg.vector_norm(gradient, dim=0).double()
+        norms = column_norms(gradient).double()
         column_unit = self.l1_ratio * self.column_weight
         # at the largest column's lambda every column is thresholded away: the group is zero there
         high = torch.zeros(self.n_groups, dtype=torch.float64, device=gradient.device).scatter_reduce(
-            0, self.group_ids, column_norms / column_unit, reduce="amax"
+            0, self.group_ids, norms / column_unit, reduce="amax"
         )
         low = torch.zeros_like(high)
         group_unit = (1.0 - self.l1_ratio) * self.weights.double()
         for _ in range(ZERO_LAMBDA_BISECTIONS):
             middle = (low + high) / 2
-            shrunk = torch.clamp(column_norms - middle[self.group_ids] * column_unit, min=0.0)
+            shrunk = torch.clamp(norms - middle[self.group_ids] * column_unit, min=0.0)
             left = torch.zeros_like(high).index_add_(0, self.group_ids, shrunk * shrunk).sqrt()
             inside = left <= middle * group_unit
             high = torch.where(inside, middle, high)
@@ -245,8 +246,8 @@ class SparseGroupLasso(GroupLasso):
 
     def support(self, W: torch.Tensor) -> Support:
         """The non-zero groups and the non-zero columns inside them."""
-        column_norms = torch.linalg.vector_norm(W.detach(), dim=0).double().cpu().numpy()
-        return dataclasses.replace(super().support(W), column_norms=column_norms)
+        norms = column_norms(W.detach()).double().cpu().numpy()
+        return dataclasses.replace(super().support(W), column_norms=norms)
 
     def value_of(self, support: Support) -> float:
         assert support.column_norms is not None  # this penalty's own support records them
@@ -263,7 +264,7 @@ class NeuronPenalty:
     """
 
     def value(self, W: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.vector_norm(W, dim=0).sum()
+        return column_norms(W).sum()
 
     def prox(self, W: torch.Tensor, threshold_scale: float | torch.Tensor) -> torch.Tensor:
         """Each unit's outgoing norm shrinks by ``threshold_scale`` (a 0-d tensor is fine: no host read)."""
@@ -271,15 +272,15 @@ class NeuronPenalty:
 
     def kkt_excess(self, gradient: torch.Tensor, lam: float) -> torch.Tensor:
         """Per unit, ``||grad_h|| - lam`` clamped at 0."""
-        return torch.clamp(torch.linalg.vector_norm(gradient, dim=0) - lam * (1 + KKT_SLACK), min=0.0)
+        return torch.clamp(column_norms(gradient) - lam * (1 + KKT_SLACK), min=0.0)
 
     def zero_lambdas(self, gradient: torch.Tensor) -> torch.Tensor:
         """Per unit, ``||grad_h||``: the strength above which a dead unit stays dead."""
-        return torch.linalg.vector_norm(gradient, dim=0)
+        return column_norms(gradient)
 
     def support(self, W: torch.Tensor) -> Support:
         """The live units, with their outgoing norms."""
-        return Support(torch.linalg.vector_norm(W.detach(), dim=0).double().cpu().numpy())
+        return Support(column_norms(W.detach()).double().cpu().numpy())
 
     def restrict(self, keep: np.ndarray) -> NeuronPenalty:
         """The penalty on the units where ``keep`` is true: the same unit penalty."""

@@ -9,6 +9,16 @@ from __future__ import annotations
 import torch
 
 
+def column_norms(W: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm of each column of ``W`` (fan_out, n_features), shape (n_features,).
+
+    The sum of squares along dim 0, not ``torch.linalg.vector_norm(W, dim=0)``: on a CPU that
+    strided reduction took 1,120 us on a 32 x 10,000 weight against 60 us for this (one thread),
+    and a solver takes these norms several times an iteration.
+    """
+    return (W * W).sum(dim=0).sqrt()
+
+
 def group_norms(W: torch.Tensor, group_ids: torch.Tensor, n_groups: int) -> torch.Tensor:
     """Euclidean norm of each group's weights.
 
@@ -68,7 +78,7 @@ def shrink_groups(W: torch.Tensor, group_ids: torch.Tensor, thresholds: torch.Te
 
 def shrink_columns(W: torch.Tensor, thresholds: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
     """``column_soft_threshold`` and the column norms of its result, shape (n_features,)."""
-    norms = torch.linalg.vector_norm(W, dim=0)
+    norms = column_norms(W)
     # a zero column stays zero: clamping the denominator avoids 0/0 in the shrink factor
     factor = torch.clamp(1.0 - thresholds / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), min=0.0)
     return W * factor, norms * factor
@@ -80,7 +90,7 @@ def project_column_norms(W: torch.Tensor, max_norm: float) -> torch.Tensor:
     This is the projection onto the set where later layers cannot grow to undo a shrunken first
     layer (the scale trap of ReLU networks).
     """
-    norms = torch.linalg.vector_norm(W, dim=0, keepdim=True)
+    norms = column_norms(W).unsqueeze(0)
     return W * torch.clamp(max_norm / torch.clamp(norms, min=torch.finfo(W.dtype).tiny), max=1.0)
 
 

@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from glselect.model.prox import column_norms
 from glselect.path.problem import Problem
 from glselect.path.walk import LambdaPath
 from glselect.select.base import Fit, Part
@@ -44,7 +45,7 @@ def redundancy_aware_top_k(path: LambdaPath, problem: Problem, k: int, max_corre
     """
     X = problem.val.X
     centred = X - X.mean(dim=0, keepdim=True)
-    scale = torch.linalg.vector_norm(centred, dim=0)
+    scale = column_norms(centred)
     # a constant column correlates with nothing: its unit vector stays zero
     unit = torch.where(scale > 0, centred / scale.clamp_min(torch.finfo(X.dtype).tiny), torch.zeros_like(centred))
     taken = np.zeros(problem.n_groups, dtype=bool)
