@@ -582,7 +582,7 @@ def encode_features(encoder: Encoder, table: pd.DataFrame | pa.RecordBatch) -> n
         A fitted column is absent, a numeric column is no longer numeric or has infinities (the first such
         column in the encoder's order is named).
     """
-    names = table.schema.names if isinstance(table, pa.RecordBatch) else list(table.columns)
+    names = set(table.schema.names if isinstance(table, pa.RecordBatch) else table.columns)  # a set: tables have 10,000s of columns
     used = [column for column in encoder.columns if column.kind != "ignored"]
     absent = [column.name for column in used if column.name not in names]
     if absent:

@@ -148,11 +148,13 @@ def rank_groups(
     group_row = groups.set_index("group")
 
     sources = np.asarray(encoder.sources)
-    column_norm = pd.Series(dense_column_norms**2).groupby(sources).sum() ** 0.5
+    # plain dicts, read once per table column (a wide table has 10,000s: a pandas lookup each took a second)
+    column_norm = (pd.Series(dense_column_norms**2).groupby(sources).sum() ** 0.5).to_dict()
     # a table column is selected when the refit reads any of its encoded columns: under the sparse
     # group lasso a kept group can leave some of its columns (or some one-hot levels) out
-    column_selected = pd.Series(selection.feature_mask).groupby(sources).any()
-    column_importance = pd.Series(column_survival(path, group_index.group_ids)).groupby(sources).max()
+    column_selected = pd.Series(selection.feature_mask).groupby(sources).any().to_dict()
+    column_importance = pd.Series(column_survival(path, group_index.group_ids)).groupby(sources).max().to_dict()
+    group_info = group_row.to_dict("index")
     measures = [(name, part) for part in parts for name in part.group_columns]
     rows = []
     for column in encoder.columns:
@@ -173,7 +175,7 @@ def rank_groups(
             )
             continue
         group = group_index.group_of(column.name)
-        info = group_row.loc[group]
+        info = group_info[group]
         rows.append(
             (
                 column.name,

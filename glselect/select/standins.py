@@ -54,6 +54,7 @@ PER_GROUP = 3  # candidates per selected group, the most correlated first
 # selected group, not only the ones it correlates with (make_classification's redundant columns
 # can correlate with no selected group at CORRELATED and still replace one).
 COMBINATION_R2 = 0.99
+PRODUCT_CELLS = 1 << 22  # the own-signal test's products are formed this many at a time
 MIN_ROWS = 20  # fewer validation rows: no stand-in is named (half of them fit each prediction)
 SUBSTITUTE, PROXY, OWN_SIGNAL = "substitute", "proxy", "own signal"
 
@@ -111,15 +112,19 @@ def residualised(Z: np.ndarray, T: np.ndarray) -> np.ndarray:
     return T - design @ coefficients
 
 
-def score_t(candidate: np.ndarray, gradient: np.ndarray) -> float:
-    """The largest |t| of the mean product of a column of ``candidate`` with a column of ``gradient``."""
-    products = candidate[:, :, None] * gradient[:, None, :]  # rows, columns, outputs
-    n = products.shape[0]
-    mean = products.mean(axis=0)
-    sd = products.std(axis=0, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(sd > 0, np.abs(mean) / (sd / math.sqrt(n)), 0.0)
-    return float(t.max()) if t.size else 0.0
+def column_t(candidates: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Per column of ``candidates``: the largest |t| over ``gradient``'s columns of the mean product
+    of the two (rows are the observations), a few columns at a time (rows x columns x outputs)."""
+    n, n_outputs = gradient.shape
+    width = max(1, PRODUCT_CELLS // max(n * n_outputs, 1))
+    t = np.zeros(candidates.shape[1])
+    for start in range(0, candidates.shape[1], width):
+        products = candidates[:, start : start + width, None] * gradient[:, None, :]  # rows, columns, outputs
+        mean = products.mean(axis=0)
+        sd = products.std(axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t[start : start + width] = np.where(sd > 0, np.abs(mean) / (sd / math.sqrt(n)), 0.0).max(axis=1, initial=0.0)
+    return t
 
 
 class Evaluator:
@@ -160,9 +165,11 @@ def find_stand_ins(problem: Problem, selection: Selection) -> StandIns:
     own_t = np.zeros(n_groups)
     gradient = evaluator.gradient()
     Z_set = X[:, in_set]
-    for g in left_out:
-        own_t[g] = score_t(residualised(Z_set, X[:, group_ids == g]), gradient)
-    bound = bonferroni_bound(max(1, sum(int((group_ids == g).sum()) for g in left_out) * gradient.shape[1]))
+    # every left-out column at once (one least-squares solve, one pass of products): a wide table
+    # leaves out thousands of groups; a group's t is its columns' largest
+    left_columns = np.isin(group_ids, left_out)
+    np.maximum.at(own_t, group_ids[left_columns], column_t(residualised(Z_set, X[:, left_columns]), gradient))
+    bound = bonferroni_bound(max(1, int(left_columns.sum()) * gradient.shape[1]))
     role: dict[int, str] = {int(g): OWN_SIGNAL for g in left_out if own_t[g] > bound}
     stands_in_for: dict[int, int] = {}
     joint: set[int] = set()
@@ -216,8 +223,9 @@ def _combinations(Z: np.ndarray, X: np.ndarray, group_ids: np.ndarray, groups: n
     spread = ((T - T.mean(0)) ** 2).sum(0)
     residual = ((T - cross_fitted_prediction(Z, T)) ** 2).sum(0)
     r2 = np.where(spread > 0, 1.0 - residual / np.where(spread > 0, spread, 1.0), 0.0)
-    ids = group_ids[columns]
-    return {int(g): bool((r2[ids == g] >= COMBINATION_R2).all()) for g in groups}
+    every = np.ones(int(group_ids.max(initial=-1)) + 1, dtype=bool)
+    np.logical_and.at(every, group_ids[columns], r2 >= COMBINATION_R2)
+    return {int(g): bool(every[g]) for g in groups}
 
 
 def _keeps_loss(evaluator: Evaluator, base: np.ndarray, columns: np.ndarray, predictors: np.ndarray) -> bool:

@@ -13,7 +13,7 @@ from glselect.options import config_from
 from glselect.outputs.report import SUMMARY_LINES, as_good_line, stand_ins_line, top_features_table
 from glselect.pipeline import fit_frame
 from glselect.select.smallest import Comparison, compare
-from glselect.select.standins import cross_fitted_prediction, residualised, score_t
+from glselect.select.standins import column_t, cross_fitted_prediction, residualised
 from tests.conftest import FAST, invoke, write_parquet
 
 LINEAR = {"hidden": "0", "max_iters_per_lambda": 40, "permutation_repeats": 0}
@@ -39,7 +39,7 @@ def test_a_set_is_as_good_within_one_paired_standard_error_or_a_negligible_diffe
     assert Comparison(-1.0, 0.0).as_good and Comparison(0.1, 0.25).as_good and not Comparison(0.2, 0.25).as_good
 
 
-def test_the_stand_in_tests_predict_out_of_sample_and_score_what_the_model_still_misses():
+def test_the_stand_in_tests_predict_out_of_sample_and_score_what_the_model_still_misses(monkeypatch):
     rng = np.random.default_rng(0)
     Z = rng.standard_normal((200, 2))
     exact = 2 * Z[:, :1] - Z[:, 1:]
@@ -49,9 +49,17 @@ def test_the_stand_in_tests_predict_out_of_sample_and_score_what_the_model_still
     left = residualised(Z, exact + rng.standard_normal((200, 1)))
     assert np.abs(left.T @ Z).max() < 1e-8
     gradient = rng.standard_normal((200, 1))
-    # a column equal to the residual: mean 1, spread sqrt(2) per row, so t = sqrt(200 / 2)
-    assert score_t(gradient + 0.01 * rng.standard_normal((200, 1)), gradient) == pytest.approx(10, rel=0.15)
-    assert score_t(rng.standard_normal((200, 1)), gradient) < 3
+    # a column equal to the residual: mean 1, spread sqrt(2) per row, so t = sqrt(200 / 2); a noise column's t is small
+    candidates = np.hstack([gradient + 0.01 * rng.standard_normal((200, 1)), rng.standard_normal((200, 1)), np.ones((200, 1))])
+    t = column_t(candidates, gradient)
+    assert t[0] == pytest.approx(10, rel=0.15) and t[1] < 3
+    assert t[2] == pytest.approx(abs(gradient.mean()) / (gradient.std(ddof=1) / np.sqrt(200)))  # each column its own t
+    # the largest over the outputs, the same in chunks of any width
+    two = np.hstack([rng.standard_normal((200, 1)), gradient])
+    whole = column_t(candidates, two)
+    assert whole[0] == pytest.approx(t[0])
+    monkeypatch.setattr("glselect.select.standins.PRODUCT_CELLS", 400)  # one column per chunk
+    np.testing.assert_allclose(column_t(candidates, two), whole)
 
 
 @pytest.fixture(scope="module")
