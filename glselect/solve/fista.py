@@ -13,8 +13,9 @@ flag, ``done``, every ``READ_EVERY`` iterations; once it is set the remaining it
 block change nothing. Each iteration tries exactly one step length: a rejected trial halves the
 step and the next iteration tries again from the same point, so the body has static shapes and
 no data-dependent control flow (what a CUDA graph or ``torch.compile`` needs to capture it). On
-a CPU a read costs less than the masks: the same comparisons are read back in one go each
-iteration and the decisions taken in Python (``_settle_on_host``), which also lets the iteration
+a CPU a read costs less than the masks: the trial's numbers are read back each iteration and the
+decisions taken in Python (``_settle_on_host``), with the step length and momentum counter held
+as NumPy scalars (a 0-d tensor operation costs microseconds), which also lets the iteration
 after a rejected trial reuse the gradient at the unchanged point. Both give the same iterates,
 bit for bit.
 
@@ -40,6 +41,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from glselect.data.source import Rows
@@ -83,6 +85,26 @@ READ_EVERY = 8
 # column: not carried there.
 CARRY_FIRST_FROM = 100_000
 CARRY_FIRST_COLUMNS = 32
+
+
+_MOMENTUM: dict[torch.dtype, list[float]] = {}
+
+
+def momentum_weight(k: int, dtype: torch.dtype) -> float:
+    """FISTA's momentum weight ``(t_k - 1) / t_{k+1}`` at the k-th step since a (re)start
+    (``t_0 = 1``, ``t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2``), as the device's 0-d tensors compute
+    it, bit for bit (torch's float32 sqrt is not NumPy's correctly rounded one): the sequence is
+    the same for every run, so the host looks it up instead of spending eight tensor operations."""
+    weights = _MOMENTUM.setdefault(dtype, [])
+    if k >= len(weights):
+        t = torch.ones((), dtype=dtype)
+        values = []
+        for _ in range(max(2 * k, 64)):
+            t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            values.append(float((t - 1.0) / t_next))
+            t = t_next
+        weights[:] = values
+    return weights[k]
 
 
 def default_read_every(device: torch.device) -> int:
@@ -131,7 +153,14 @@ class ProximalGradient:
         self._sizes = [p.numel() for p in self._params]
         like = self._params[0].detach()
         self.read_every = read_every or default_read_every(like.device)
-        self._step = torch.as_tensor(step, dtype=like.dtype).to(like.device).clone()
+        # a solver that reads every iteration (a CPU) holds its step length and momentum counter
+        # as NumPy scalars of the weights' dtype: the same arithmetic, bit for bit, without a
+        # tensor operation's fixed cost (a dozen of them an iteration on a small network)
+        self._on_host = self.read_every == 1
+        self._scalar = torch.empty((), dtype=like.dtype).numpy().dtype.type
+        self._step: torch.Tensor | np.floating = torch.as_tensor(step, dtype=like.dtype).to(like.device).clone()
+        if self._on_host:
+            self._step = self._scalar(float(step))
         self.lam = 0.0
         self._lam = torch.zeros((), dtype=like.dtype, device=like.device)
         # parameters() order is layer 0's weight and bias, then layer 1's, ...: index 0 is the
@@ -158,14 +187,16 @@ class ProximalGradient:
         self._x = torch.cat([p.detach().reshape(-1) for p in self._params])
         self._x_prev = self._x.clone()
         # the first layer's products at both (``_first_product``; None: not carried): the momentum point's are their lerp
-        self._z = self._first_product(self._x) if self._carry_first else None
+        self._z = self._first_product(self._views(self._x)) if self._carry_first else None
         self._z_prev = self._z
-        self._t = torch.ones((), dtype=self._step.dtype, device=self._step.device)
+        like = self._params[0]
+        # the momentum counter (on the host: its index in ``momentum_weight``'s sequence)
+        self._t: torch.Tensor | int = 0 if self._on_host else torch.ones((), dtype=like.dtype, device=like.device)
         # the objective at the last accepted point; None until a run computes it at its start
         self._objective: torch.Tensor | None = None
         # whether the last trial was rejected (it carries over between runs): a tensor for
         # decisions on the device, a bool for decisions on the host
-        self._backtracked = torch.zeros((), dtype=torch.bool, device=self._step.device)
+        self._backtracked = torch.zeros((), dtype=torch.bool, device=like.device)
         self._backtracked_on_host = False
         # the momentum point with its loss and gradient, while a rejected trial may reuse them
         self._at_y: _Point | None = None
@@ -175,23 +206,24 @@ class ProximalGradient:
         self.lam = lam
         self._lam.fill_(lam)
         # let the line search try a longer step again: the curvature changes along the path
-        self._step.mul_(2.0)
+        self._step = self._step * 2.0
         self._reset_momentum()
 
     def _views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         return [piece.view(shape) for piece, shape in zip(flat.split(self._sizes), self._shapes)]
 
-    def _loss(self, flat: torch.Tensor) -> torch.Tensor:
-        return self.loss_fn(self.model.forward_with(self._views(flat), self.X), self.y)
+    # The helpers below take a flat vector's ``_views`` (the parameters' shapes): a trial computes
+    # its candidate's views once for the prox, the product and the loss (each a few tensor operations).
+    def _loss(self, views: list[torch.Tensor]) -> torch.Tensor:
+        return self.loss_fn(self.model.forward_with(views, self.X), self.y)
 
-    def _first_product(self, flat: torch.Tensor) -> torch.Tensor:
-        """``X W1^T`` for the first-layer weight in ``flat``: the pre-activations without the bias."""
+    def _first_product(self, views: list[torch.Tensor]) -> torch.Tensor:
+        """``X W1^T`` for the first-layer weight in ``views``: the pre-activations without the bias."""
         with torch.no_grad():
-            return self.X @ self._views(flat)[0].T
+            return self.X @ views[0].T
 
-    def _loss_from_first(self, flat: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The loss at ``flat`` given its first-layer product ``z`` (``_first_product``)."""
-        views = self._views(flat)
+    def _loss_from_first(self, views: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+        """The loss at ``views`` given its first-layer product ``z`` (``_first_product``)."""
         return self.loss_fn(self.model.forward_from_first_with(views, z + views[1]), self.y)
 
     def _loss_and_gradient(self, flat: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,13 +234,12 @@ class ProximalGradient:
         first_size = self._sizes[0]
         rest = flat[first_size:].detach().requires_grad_(True)
         z = z.detach().requires_grad_(True)
-        loss = self._loss_from_first(torch.cat([flat[:first_size].detach(), rest]), z)
+        loss = self._loss_from_first(self._views(torch.cat([flat[:first_size].detach(), rest])), z)
         grad_z, grad_rest = torch.autograd.grad(loss, [z, rest])
         return loss.detach(), torch.cat([(grad_z.T @ self.X).reshape(-1), grad_rest])
 
-    def _prox_(self, flat: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
-        """Apply every part's prox at ``step`` to ``flat`` in place; return the penalty at the result."""
-        views = self._views(flat)
+    def _prox_(self, views: list[torch.Tensor], step: torch.Tensor | float) -> torch.Tensor:
+        """Apply every part's prox at ``step`` to ``views`` in place; return the penalty at the result."""
         later = [views[i] for i in self._later]
         value = self.objective_parts.prox_(views[0], later, step, self._lam, penalised=self.lam > 0.0, with_value=True)
         assert value is not None  # asked for with_value
@@ -222,7 +253,7 @@ class ProximalGradient:
     @torch.no_grad()
     def objective(self) -> float:
         """Penalised objective at the current iterate (a host read)."""
-        return float(self._loss(self._x) + self._penalty_value(self._x))
+        return float(self._loss(self._views(self._x)) + self._penalty_value(self._x))
 
     @torch.no_grad()
     def _store(self) -> None:
@@ -256,7 +287,7 @@ class ProximalGradient:
             Iterations done, whether it converged, the final objective and loss.
         """
         with torch.no_grad():
-            objective = self._loss(self._x) + self._penalty_value(self._x) if self._objective is None else self._objective
+            objective = self._loss(self._views(self._x)) + self._penalty_value(self._x) if self._objective is None else self._objective
         by_optimality = self.lam > 0.0 and self._group_weights is not None
         limits = _Limits(max_iters, tol, stop, by_optimality=by_optimality, can_stall=by_optimality and self._can_stall and can_stall)
         if self.read_every == 1:
@@ -265,7 +296,13 @@ class ProximalGradient:
 
     def _run_on_host(self, objective: torch.Tensor, limits: _Limits) -> SolveResult:
         """``run`` deciding each trial in Python (``_settle_on_host``)."""
-        flags = _HostFlags(history=objective.expand(WINDOW + 1).clone(), objective=objective, backtracked=self._backtracked_on_host)
+        objective_value = float(objective)
+        flags = _HostFlags(
+            history=[objective_value] * (WINDOW + 1),
+            objective=objective,
+            objective_value=objective_value,
+            backtracked=self._backtracked_on_host,
+        )
         for _ in range(limits.n_trials):
             # the host knows whether the last trial was rejected: then the momentum point is
             # unchanged, and so are the loss and gradient there
@@ -276,7 +313,7 @@ class ProximalGradient:
         self._backtracked_on_host = flags.backtracked
         self._objective = flags.objective
         with torch.no_grad():
-            final_loss = self._loss(self._x)
+            final_loss = self._loss(self._views(self._x))
         self._store()
         objective_value, loss = torch.stack([flags.objective.double(), final_loss.double()]).tolist()
         return SolveResult(
@@ -290,7 +327,7 @@ class ProximalGradient:
 
     def _run_on_device(self, objective: torch.Tensor, limits: _Limits) -> SolveResult:
         """``run`` deciding each trial with tensor masks (``_settle_on_device``), reading ``done`` every ``read_every``."""
-        device = self._step.device
+        device = self._params[0].device
         flags = _Flags(
             history=objective.expand(WINDOW + 1).clone(),
             objective=objective,
@@ -309,7 +346,7 @@ class ProximalGradient:
         self._at_y = None
         self._objective = flags.objective
         with torch.no_grad():
-            final_loss = self._loss(self._x)
+            final_loss = self._loss(self._views(self._x))
         self._store()
         n_iters, converged, stopped, objective_value, loss, optimality = torch.stack(
             [
@@ -334,26 +371,33 @@ class ProximalGradient:
         """One trial step from the momentum point at the current step length (nothing decided yet);
         ``at_y``: that point with its loss and gradient when they are known (after a rejected trial);
         ``with_optimality``: measure the step's gradient mapping (``_optimality``)."""
-        t_next = (1.0 + torch.sqrt(1.0 + 4.0 * self._t * self._t)) / 2.0
-        beta = (self._t - 1.0) / t_next
+        t_next: torch.Tensor | int
+        beta: torch.Tensor | float
+        if isinstance(self._t, torch.Tensor):
+            t_next = (1.0 + torch.sqrt(1.0 + 4.0 * self._t * self._t)) / 2.0
+            beta = (self._t - 1.0) / t_next
+        else:  # on the host the counter is how many steps since the momentum (re)started
+            t_next, beta = self._t + 1, momentum_weight(self._t, self._params[0].dtype)
+        weight = -beta
         if at_y is None:
-            y_point = torch.lerp(self._x, self._x_prev, -beta)
+            y_point = torch.lerp(self._x, self._x_prev, weight)
             if self._z is not None and self._z_prev is not None:
-                loss_y, grad = self._loss_and_gradient(y_point, torch.lerp(self._z, self._z_prev, -beta))
+                loss_y, grad = self._loss_and_gradient(y_point, torch.lerp(self._z, self._z_prev, weight))
             else:
                 y_point.requires_grad_(True)
-                loss_y = self._loss(y_point)
+                loss_y = self._loss(self._views(y_point))
                 (grad,) = torch.autograd.grad(loss_y, [y_point])
                 y_point, loss_y = y_point.detach(), loss_y.detach()
             at_y = _Point(y_point, loss_y, grad)
             self._at_y = at_y
         y_point, loss_y, grad = at_y
         with torch.no_grad():
-            step = self._step
+            step = self._step if isinstance(self._step, torch.Tensor) else float(self._step)
             candidate = y_point - step * grad
-            candidate_penalty = self._prox_(candidate, step)
-            z_candidate = self._first_product(candidate) if self._carry_first else None
-            loss_candidate = self._loss(candidate) if z_candidate is None else self._loss_from_first(candidate, z_candidate)
+            views = self._views(candidate)
+            candidate_penalty = self._prox_(views, step)
+            z_candidate = self._first_product(views) if self._carry_first else None
+            loss_candidate = self._loss(views) if z_candidate is None else self._loss_from_first(views, z_candidate)
             move = candidate - y_point
             linear = torch.dot(grad, move)
             quadratic = torch.dot(move, move) / (2.0 * step)
@@ -361,11 +405,15 @@ class ProximalGradient:
             # least 1 (the scale of a loss on standardised targets or of a log-loss at the start):
             # relative to the loss alone it vanished once a network memorised its rows, and the
             # ReLU kinks then failed the test at every step length (tests/solve/test_solver.py)
-            fits = (loss_candidate <= loss_y + linear + quadratic + 1e-6 * torch.clamp(loss_y.abs(), min=1.0)) | (step < MIN_STEP)
+            fits = loss_candidate <= loss_y + linear + quadratic + 1e-6 * torch.clamp(loss_y.abs(), min=1.0)
+            if isinstance(step, torch.Tensor):
+                fits = fits | (step < MIN_STEP)
+            elif step < MIN_STEP:
+                fits = torch.ones_like(fits)
             optimality = self._optimality(move, step) if with_optimality else None
         return _Trial(t_next, beta, candidate, z_candidate, loss_candidate + candidate_penalty, fits, optimality)
 
-    def _optimality(self, move: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    def _optimality(self, move: torch.Tensor, step: torch.Tensor | float) -> torch.Tensor:
         """How far the momentum point is from a KKT point, relative to lambda (a 0-d tensor).
 
         ``move / step`` is minus the gradient mapping; its norm in each first-layer group over
@@ -410,6 +458,8 @@ class ProximalGradient:
         stationary = settled & ~improved & (trial.beta == 0)
         backtrack = active & ~trial.fits
         step = self._step
+        # the device's solver holds its counter and step as tensors (``_on_host`` False)
+        assert isinstance(self._t, torch.Tensor) and isinstance(trial.t_next, torch.Tensor) and isinstance(step, torch.Tensor)
 
         self._x_prev = torch.where(accept | restart, self._x, self._x_prev)
         self._x = torch.where(accept, trial.candidate, self._x)
@@ -447,22 +497,24 @@ class ProximalGradient:
         """The same decisions as ``_settle_on_device``, read back in one go and taken in Python: on a
         CPU a read costs less than the masks, whose values are the same (``torch.where`` copies)."""
         objective = trial.objective
-        tests = [
-            trial.fits,
-            torch.isfinite(objective),
-            objective <= flags.objective,
-            trial.beta > 0,
-            self._converged_test(flags.history, trial, limits),
-        ]
+        # two reads: the numbers, and the yes/no tests (the line search's, the caller's stop, the window's)
+        numbers = [objective] + ([trial.optimality] if limits.by_optimality and trial.optimality is not None else [])
+        tests = [trial.fits]
         if limits.stop is not None:
-            tests.append(limits.stop(self._views(trial.candidate)[0]))
-        if limits.by_optimality:  # read in the same go, as a number
-            assert trial.optimality is not None  # measured when by_optimality
-            gain_tensor = (flags.objective - objective) / torch.clamp(objective.abs(), min=1e-12)
-            tests = [test.to(objective.dtype) for test in tests] + [trial.optimality.to(objective.dtype), gain_tensor]
-        values = torch.stack(tests).tolist()
-        gain, optimality = (values.pop(), values.pop()) if limits.by_optimality else (0.0, math.inf)
-        fits, finite, improved, has_momentum, window, *stop_now = (bool(value) for value in values)
+            tests.append(limits.stop(trial.candidate[: self._sizes[0]].view(self._shapes[0])))
+        objective_value, *optimality_value = torch.stack(numbers).tolist()
+        fits, *stop_now = torch.stack(tests).tolist()
+        # as the device computes them (``_window_converged``, the gain): in the weights' dtype
+        last, now, tiny = self._scalar(flags.objective_value), self._scalar(objective_value), self._scalar(1e-12)
+        if limits.by_optimality:
+            window = optimality_value[0] <= limits.tol
+        else:
+            window = bool((self._scalar(flags.history[1]) - now) / (WINDOW * max(abs(now), tiny)) < limits.tol)
+        optimality = optimality_value[0] if limits.by_optimality else math.inf
+        gain = float((last - now) / max(abs(now), tiny))
+        finite = math.isfinite(objective_value)
+        improved = objective_value <= flags.objective_value
+        has_momentum = trial.beta > 0
         settled = fits and finite
         accept = settled and improved
         restart = settled and not improved and has_momentum
@@ -471,9 +523,10 @@ class ProximalGradient:
             self._x_prev, self._z_prev = self._x, self._z
         if accept:
             self._x, self._z, flags.objective, self._t = trial.candidate, trial.z, objective, trial.t_next
-            flags.history = torch.cat([flags.history[1:], objective.reshape(1)])
+            flags.objective_value = objective_value
+            flags.history = [*flags.history[1:], objective_value]
         elif restart:
-            self._t = torch.ones_like(self._t)
+            self._t = 0
         if not fits:
             self._step = self._step * 0.5
         elif accept and not flags.backtracked:
@@ -521,8 +574,8 @@ class _Point(NamedTuple):
 class _Trial(NamedTuple):
     """One trial step's numbers, before any decision."""
 
-    t_next: torch.Tensor  # the momentum counter if the trial is accepted
-    beta: torch.Tensor  # the momentum weight the trial was taken with (0: a plain proximal step)
+    t_next: torch.Tensor | int  # the momentum counter if the trial is accepted (an index on the host)
+    beta: torch.Tensor | float  # the momentum weight the trial was taken with (0: a plain proximal step)
     candidate: torch.Tensor  # the flat iterate after the step and the prox
     z: torch.Tensor | None  # the candidate's first-layer product X W1^T (``ProximalGradient._first_product``); None: not carried
     objective: torch.Tensor  # penalised objective at the candidate
@@ -534,8 +587,9 @@ class _Trial(NamedTuple):
 class _HostFlags:
     """``_Flags`` held in Python, for a solver that reads every iteration (a CPU)."""
 
-    history: torch.Tensor
+    history: list[float]  # (WINDOW + 1) accepted objectives, read
     objective: torch.Tensor
+    objective_value: float  # ``objective``, read
     n_accepted: int = 0
     n_iters: int = 0
     done: bool = False

@@ -204,3 +204,17 @@ def test_a_path_on_the_gpu_never_synchronises_inside_an_iteration(monkeypatch):
     path = _small_path(X.cuda(), y.cuda(), group_ids, n_encoded)
     assert len(path.steps) >= 2 and all(step.n_iters > 0 for step in path.steps)
     assert calls["_settle_on_device"] >= 100, calls  # on a GPU the loop runs blocked by default
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_hosts_momentum_weights_are_the_devices_bit_for_bit(dtype) -> None:
+    """The host looks FISTA's momentum weights up (``momentum_weight``); the device computes them
+    with 0-d tensors, whose float32 sqrt is not NumPy's correctly rounded one: the table must hold
+    the tensors' values exactly, past the length it is first built to."""
+    fista._MOMENTUM.pop(dtype, None)
+    t = torch.ones((), dtype=dtype)
+    for k in range(300):
+        t_next = (1.0 + torch.sqrt(1.0 + 4.0 * t * t)) / 2.0
+        assert fista.momentum_weight(k, dtype) == float((t - 1.0) / t_next), k
+        t = t_next
+    assert fista.momentum_weight(0, dtype) == 0.0  # a (re)start takes a plain proximal step
