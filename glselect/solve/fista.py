@@ -158,9 +158,9 @@ class ProximalGradient:
         # tensor operation's fixed cost (a dozen of them an iteration on a small network)
         self._on_host = self.read_every == 1
         self._scalar = torch.empty((), dtype=like.dtype).numpy().dtype.type
-        self._step: torch.Tensor | np.floating = torch.as_tensor(step, dtype=like.dtype).to(like.device).clone()
-        if self._on_host:
-            self._step = self._scalar(float(step))
+        self._step: torch.Tensor | np.floating = (
+            self._scalar(float(step)) if self._on_host else torch.as_tensor(step, dtype=like.dtype).to(like.device).clone()
+        )
         self.lam = 0.0
         self._lam = torch.zeros((), dtype=like.dtype, device=like.device)
         # parameters() order is layer 0's weight and bias, then layer 1's, ...: index 0 is the
@@ -290,19 +290,13 @@ class ProximalGradient:
             objective = self._loss(self._views(self._x)) + self._penalty_value(self._x) if self._objective is None else self._objective
         by_optimality = self.lam > 0.0 and self._group_weights is not None
         limits = _Limits(max_iters, tol, stop, by_optimality=by_optimality, can_stall=by_optimality and self._can_stall and can_stall)
-        if self.read_every == 1:
+        if self._on_host:
             return self._run_on_host(objective, limits)
         return self._run_on_device(objective, limits)
 
     def _run_on_host(self, objective: torch.Tensor, limits: _Limits) -> SolveResult:
         """``run`` deciding each trial in Python (``_settle_on_host``)."""
-        objective_value = float(objective)
-        flags = _HostFlags(
-            history=[objective_value] * (WINDOW + 1),
-            objective=objective,
-            objective_value=objective_value,
-            backtracked=self._backtracked_on_host,
-        )
+        flags = _HostFlags(history=[float(objective)] * (WINDOW + 1), objective=objective, backtracked=self._backtracked_on_host)
         for _ in range(limits.n_trials):
             # the host knows whether the last trial was rejected: then the momentum point is
             # unchanged, and so are the loss and gradient there
@@ -494,7 +488,7 @@ class ProximalGradient:
 
     @torch.no_grad()
     def _settle_on_host(self, trial: _Trial, flags: _HostFlags, limits: _Limits) -> None:
-        """The same decisions as ``_settle_on_device``, read back in one go and taken in Python: on a
+        """The same decisions as ``_settle_on_device``, read back (two reads) and taken in Python: on a
         CPU a read costs less than the masks, whose values are the same (``torch.where`` copies)."""
         objective = trial.objective
         # two reads: the numbers, and the yes/no tests (the line search's, the caller's stop, the window's)
@@ -502,15 +496,15 @@ class ProximalGradient:
         tests = [trial.fits]
         if limits.stop is not None:
             tests.append(limits.stop(trial.candidate[: self._sizes[0]].view(self._shapes[0])))
-        objective_value, *optimality_value = torch.stack(numbers).tolist()
+        objective_value, *measured = torch.stack(numbers).tolist()
         fits, *stop_now = torch.stack(tests).tolist()
+        optimality = measured[0] if limits.by_optimality else math.inf
         # as the device computes them (``_window_converged``, the gain): in the weights' dtype
         last, now, tiny = self._scalar(flags.objective_value), self._scalar(objective_value), self._scalar(1e-12)
         if limits.by_optimality:
-            window = optimality_value[0] <= limits.tol
+            window = optimality <= limits.tol
         else:
             window = bool((self._scalar(flags.history[1]) - now) / (WINDOW * max(abs(now), tiny)) < limits.tol)
-        optimality = optimality_value[0] if limits.by_optimality else math.inf
         gain = float((last - now) / max(abs(now), tiny))
         finite = math.isfinite(objective_value)
         improved = objective_value <= flags.objective_value
@@ -523,7 +517,6 @@ class ProximalGradient:
             self._x_prev, self._z_prev = self._x, self._z
         if accept:
             self._x, self._z, flags.objective, self._t = trial.candidate, trial.z, objective, trial.t_next
-            flags.objective_value = objective_value
             flags.history = [*flags.history[1:], objective_value]
         elif restart:
             self._t = 0
@@ -587,9 +580,8 @@ class _Trial(NamedTuple):
 class _HostFlags:
     """``_Flags`` held in Python, for a solver that reads every iteration (a CPU)."""
 
-    history: list[float]  # (WINDOW + 1) accepted objectives, read
+    history: list[float]  # (WINDOW + 1) accepted objectives, read, oldest first
     objective: torch.Tensor
-    objective_value: float  # ``objective``, read
     n_accepted: int = 0
     n_iters: int = 0
     done: bool = False
@@ -598,6 +590,11 @@ class _HostFlags:
     backtracked: bool = False
     best_optimality: float = math.inf
     improvement: float = 0.0  # moving mean of the relative objective improvement per accepted iteration
+
+    @property
+    def objective_value(self) -> float:
+        """``objective``, read: the newest of ``history``."""
+        return self.history[-1]
 
 
 @dataclass
