@@ -253,11 +253,12 @@ def as_good_line(summary: dict[str, Any]) -> str | None:
         if against and against["groups"] != as_good["reference_groups"]
         else ""
     )
+    by = as_good.get("compared_by", "loss")  # absent from summaries written before it was recorded
     measured = f"(difference {as_good['loss_difference']:+.3g} ± {as_good['standard_error']:.2g}{dense}, on {where})"
     dropped = f"; dropped from the path's step: {', '.join(as_good['dropped'])}" if as_good["dropped"] else ""
     if as_good["as_good"]:
         return (
-            f"as good as all columns: the smallest set whose held-out loss is within {as_good['noise_se']:g} paired standard error "
+            f"as good as all columns: the smallest set whose held-out {by} is within {as_good['noise_se']:g} paired standard error "
             f"of {reference} {measured}{dropped}"
         )
     return (

@@ -121,6 +121,9 @@ class HeldOut:
             folds = []  # too few rows for K folds: some fold has no row to stop on or to test
         self.folds = folds
         self.source = f"cross-fit{len(folds)}" if folds else "validation"
+        # the path scored its steps by the row loss; where sets are compared by another (classes:
+        # the Brier score), the dense and empty models' rows are scored again
+        self.by_row_loss = problem.datafit.compares_by_row_loss
 
     def fit(self, step: int, group_mask: np.ndarray, warm_from: Candidate | None = None) -> Candidate:
         """Refit ``group_mask`` (groups of path step ``step``) on every fold, or once on the training
@@ -141,7 +144,7 @@ class HeldOut:
     def empty_loss(self) -> float:
         """The mean held-out loss of no columns at all (the training rows' mean, or class shares)."""
         last = self.path.steps[-1]
-        if last.n_selected == 0 and math.isfinite(last.relaxed_val_loss):
+        if self.by_row_loss and last.n_selected == 0 and math.isfinite(last.relaxed_val_loss):
             return float(last.relaxed_val_loss)
         empty = np.zeros(self.problem.n_groups, dtype=bool)
         return float(self._losses(refit(self.problem, self.path, 0, self.rule, group_mask=empty), self.problem, self.problem.val).mean())
@@ -150,7 +153,7 @@ class HeldOut:
         """The dense model's per-row held-out losses, in the rows' order of ``fit``'s candidates."""
         if not self.folds:
             rows = self.path.steps[0].relaxed_val_rows
-            if rows is not None:
+            if rows is not None and self.by_row_loss:
                 return rows.astype(np.float64)
             return self._losses(refit(self.problem, self.path, 0, self.rule), self.problem, self.problem.val)
         return self.fit(0, self.path.steps[0].group_norms > 0).row_losses
@@ -161,9 +164,8 @@ class HeldOut:
             return t_on_validation(candidate.fits[0], self.problem)
         return t_cross_fitted(FoldRefits(candidate.group_mask, tuple((f, t, s) for (f, t), s in zip(self.folds, candidate.fits))))
 
-    @staticmethod
-    def _losses(fitted: Selection, problem: Problem, rows: Rows) -> np.ndarray:
-        return selection_row_losses(fitted, rows, problem.datafit.row_loss)
+    def _losses(self, fitted: Selection, problem: Problem, rows: Rows) -> np.ndarray:
+        return selection_row_losses(fitted, rows, problem.datafit.comparison_row_loss if not self.by_row_loss else problem.datafit.row_loss)
 
 
 def penalised_scores(scores: StepScores) -> StepScores:
@@ -316,6 +318,7 @@ class SmallestAsGood:
             "as_good_as_all": {
                 "noise_se": NOISE_SE,
                 "compared_on": found.source,
+                "compared_by": "loss" if fit.problem.datafit.compares_by_row_loss else "Brier score",
                 "reference_groups": found.reference_groups,
                 "against_all": {
                     "groups": found.dense_groups,

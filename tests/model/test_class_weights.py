@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from glselect.model.datafits import ACROSS_ROWS_FROM_ROWS
+from glselect.model.datafits import ACROSS_ROWS_FROM_ROWS, Binary, Multiclass, Regression
 from glselect.model.metrics import balanced_class_weights, loss_function, row_loss_function
 
 
@@ -44,3 +44,24 @@ def test_multiclass_row_loss_is_each_rows_softmax_cross_entropy(dtype, n_rows):
     one_hot = torch.nn.functional.one_hot(y[3], 5).double()
     torch.testing.assert_close(gradient[3].double(), 2.0 * (softmax - one_hot), rtol=tolerance, atol=tolerance)
     assert torch.count_nonzero(gradient[torch.arange(n_rows) != 3]) == 0  # row 3's loss reads row 3 only
+
+
+def test_sets_are_compared_by_each_rows_brier_score_for_classes():
+    # a binary logit z is the two-class softmax of (0, z): both give the same Brier score
+    out = torch.tensor([[0.0], [3.0], [-25.0], [40.0]], dtype=torch.float64)
+    y = torch.tensor([1, 1, 1, 0])
+    binary = Binary().comparison_row_loss(out, y)
+    two_classes = Multiclass(outputs=2).comparison_row_loss(torch.cat([torch.zeros_like(out), out], dim=1), y)
+    torch.testing.assert_close(binary, two_classes)
+    p = torch.sigmoid(out[:, 0])
+    torch.testing.assert_close(binary, 2 * (p - y.double()) ** 2)
+    # a confidently wrong row costs at most 2, where its log-loss is 25 or 40
+    assert binary[2] == pytest.approx(2.0) and binary[3] == pytest.approx(2.0)
+    assert float(Binary().row_loss(out, y)[3]) == pytest.approx(40.0)
+    # class weights multiply it as they do the row loss
+    weighted = Binary(class_weights=np.array([0.5, 2.0])).comparison_row_loss(out, y)
+    torch.testing.assert_close(weighted, binary * torch.tensor([2.0, 2.0, 2.0, 0.5], dtype=torch.float64))
+    # regression compares by its own row loss, the squared error
+    regression_out, target = torch.tensor([[1.0], [-2.0]]), torch.tensor([0.5, 1.0])
+    torch.testing.assert_close(Regression().comparison_row_loss(regression_out, target), Regression().row_loss(regression_out, target))
+    assert Regression.compares_by_row_loss and not Binary.compares_by_row_loss and not Multiclass.compares_by_row_loss

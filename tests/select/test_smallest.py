@@ -201,3 +201,19 @@ def test_a_left_out_linear_combination_of_the_set_is_a_substitute_though_it_corr
     assert left_out in substitutes, summary["stand_ins"]
     relevant = fit_frame(frame, config_from({"target": "y", **LINEAR, "goal": "all-relevant"}, table=Path("t.csv"))).summary
     assert set(relevant["selected_groups"]) == {*true, "d"}
+
+
+def test_classes_are_compared_by_the_brier_score_and_the_line_says_so():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({f"x{i}": rng.standard_normal(400) for i in range(5)})
+    frame["y"] = np.where(frame["x0"] - frame["x1"] + 0.3 * rng.standard_normal(400) > 0, "yes", "no")
+    result = fit_frame(frame, config_from({"target": "y", **LINEAR}, table=Path("t.csv")))
+    as_good = result.summary["as_good_as_all"]
+    assert as_good["compared_by"] == "Brier score" and as_good["as_good"]
+    assert {"x0", "x1"} <= set(result.summary["selected_groups"])
+    line = as_good_line(result.summary)
+    assert line is not None and line.startswith("as good as all columns: the smallest set whose held-out Brier score is within 0.5 ")
+
+
+def test_a_number_is_compared_by_its_own_loss(fitted):
+    assert fitted.summary["as_good_as_all"]["compared_by"] == "loss"
