@@ -172,6 +172,8 @@ def check_summary(summary: Any, file: Path) -> dict[str, Any]:
         _fields(as_good, AS_GOOD_FIELDS, file, "as_good_as_all.")
         if as_good["against_all"]:
             _fields(as_good["against_all"], AGAINST_ALL_FIELDS, file, "as_good_as_all.against_all.")
+        if "compared_by" in as_good:  # absent from summaries written before it was recorded
+            _field(as_good, "compared_by", is_text, "text", file, "as_good_as_all.")
     if summary.get("stand_ins"):
         stand_ins = summary["stand_ins"]
         _field(stand_ins, "selected", mapping_of(is_object), "an object with one object per selected group", file, "stand_ins.")

@@ -180,6 +180,14 @@ def test_a_summary_missing_a_field_the_lines_read_is_named_when_read_back(fitted
     broken["stand_ins"]["selected"][kept]["proxies"] = "a_echo"
     with pytest.raises(GlselectError, match=f"'stand_ins.selected.{kept}.proxies'"):
         check_summary(broken, Path("summary.json"))
+    # what the rows were scored by may be absent (an earlier release's summary), not malformed
+    earlier = json.loads(json.dumps(fitted.summary, default=str))
+    del earlier["as_good_as_all"]["compared_by"]
+    assert check_summary(earlier, Path("summary.json")) is earlier
+    assert as_good_line(earlier) == as_good_line(fitted.summary)  # a number: "held-out loss" either way
+    earlier["as_good_as_all"]["compared_by"] = 3
+    with pytest.raises(GlselectError, match=r"'as_good_as_all\.compared_by'"):
+        check_summary(earlier, Path("summary.json"))
 
 
 def test_a_left_out_linear_combination_of_the_set_is_a_substitute_though_it_correlates_with_no_member():
