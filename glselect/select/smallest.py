@@ -165,7 +165,7 @@ class HeldOut:
         return t_cross_fitted(FoldRefits(candidate.group_mask, tuple((f, t, s) for (f, t), s in zip(self.folds, candidate.fits))))
 
     def _losses(self, fitted: Selection, problem: Problem, rows: Rows) -> np.ndarray:
-        return selection_row_losses(fitted, rows, problem.datafit.comparison_row_loss if not self.by_row_loss else problem.datafit.row_loss)
+        return selection_row_losses(fitted, rows, problem.datafit.comparison_row_loss)
 
 
 def penalised_scores(scores: StepScores) -> StepScores:

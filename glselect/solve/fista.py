@@ -234,7 +234,9 @@ class ProximalGradient:
         first_size = self._sizes[0]
         rest = flat[first_size:].detach().requires_grad_(True)
         z = z.detach().requires_grad_(True)
-        loss = self._loss_from_first(self._views(torch.cat([flat[:first_size].detach(), rest])), z)
+        # the first weight as a view of ``flat`` and the rest as views of the leaf: no copy of either
+        later = [piece.view(shape) for piece, shape in zip(rest.split(self._sizes[1:]), self._shapes[1:])]
+        loss = self._loss_from_first([flat[:first_size].detach().view(self._shapes[0]), *later], z)
         grad_z, grad_rest = torch.autograd.grad(loss, [z, rest])
         return loss.detach(), torch.cat([(grad_z.T @ self.X).reshape(-1), grad_rest])
 
