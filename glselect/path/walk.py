@@ -10,6 +10,7 @@ the order within a long tail of noise one group at a time would cost a lambda pe
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -274,6 +275,11 @@ def fit_path(
                 hint="check the table for extreme values (streaming: lower --learning-rate)",
             )
         support = penalty.support(model.first_weight)
+        if exact and not to_tolerance and not result.stopped and not result.converged and np.count_nonzero(support.active) <= EXACT_UP_TO:
+            # a budgeted solve crossed into the ranks the path solves exactly: the order of the groups
+            # that left here is one of them, so finish this lambda to --tol from where the budget ended
+            result, solver_step = problem.solve_lambda(model, dataclasses.replace(solve, to_tolerance=True), solver_step, key=key)
+            support = penalty.support(model.first_weight)
         now_active = support.active
         n_left = int(np.count_nonzero(state.active & ~now_active))
         # at the first lambda, losing every group at once says the start was too high, not a tie

@@ -48,8 +48,10 @@ from glselect.data.source import Rows
 from glselect.model.mlp import GroupLassoMLP
 from glselect.model.objective import Objective
 from glselect.solve.base import ObjectiveStop, SolveResult
+from glselect.solve.stationarity import SAMPLES, min_norm_weights
 
 MIN_STEP = 1e-10
+LINE_SEARCH_SLACK = 1e-6
 # A penalised run stalls, and stops unconverged, once its objective's relative improvement per
 # accepted iteration (a moving mean over about STALL_WINDOW of them) falls below STALL_TOL before
 # it converges: on ReLU networks at small lambda the optimality measure can hover at a tenth to a
@@ -85,6 +87,16 @@ READ_EVERY = 8
 # column: not carried there.
 CARRY_FIRST_FROM = 100_000
 CARRY_FIRST_COLUMNS = 32
+# On a network with hidden ReLU units a penalised run also converges when the smallest convex
+# combination of the gradient mappings at its last ``SAMPLES`` accepted iterates is within tol
+# (``glselect.solve.stationarity``: at a minimum on the units' kinks no single point's mapping
+# vanishes). Looked at every SAMPLE_EVERY trials, once the best single-point measure is within
+# SAMPLE_FROM times tol (further out a combination is rarely that much smaller, and each look
+# costs a millisecond on the host), over iterates within SAMPLE_RADIUS of the newest (relative
+# to its norm: a combination of far-apart points says nothing about any one of them).
+SAMPLE_EVERY = 8
+SAMPLE_FROM = 10.0
+SAMPLE_RADIUS = 1e-2
 
 
 _MOMENTUM: dict[torch.dtype, list[float]] = {}
@@ -176,6 +188,9 @@ class ProximalGradient:
         # the stall test is for the kinks of hidden ReLU units; without hidden layers the problem is
         # convex and FISTA converges by the measure (tests/solve/test_reference_skglm.py)
         self._can_stall = bool(model.later_weights)
+        # the gradient mappings of the last accepted iterates and the iterates (``_Samples``), for
+        # a penalised run on a network with hidden units; None: the single point's measure alone
+        self._samples: _Samples | None = None
         self._reset_momentum()
 
     @property
@@ -292,6 +307,7 @@ class ProximalGradient:
             objective = self._loss(self._views(self._x)) + self._penalty_value(self._x) if self._objective is None else self._objective
         by_optimality = self.lam > 0.0 and self._group_weights is not None
         limits = _Limits(max_iters, tol, stop, by_optimality=by_optimality, can_stall=by_optimality and self._can_stall and can_stall)
+        self._samples = self._new_samples() if by_optimality and self._can_stall else None
         if self._on_host:
             return self._run_on_host(objective, limits)
         return self._run_on_device(objective, limits)
@@ -299,10 +315,14 @@ class ProximalGradient:
     def _run_on_host(self, objective: torch.Tensor, limits: _Limits) -> SolveResult:
         """``run`` deciding each trial in Python (``_settle_on_host``)."""
         flags = _HostFlags(history=[float(objective)] * (WINDOW + 1), objective=objective, backtracked=self._backtracked_on_host)
-        for _ in range(limits.n_trials):
+        for index in range(limits.n_trials):
             # the host knows whether the last trial was rejected: then the momentum point is
             # unchanged, and so are the loss and gradient there
             self._settle_on_host(self._trial(self._at_y if flags.backtracked else None, limits.by_optimality), flags, limits)
+            if not flags.done and self._samples is not None and _looks_at_samples(index, flags.n_accepted, flags.best_optimality, limits):
+                measured = self._sampled_optimality(flags.n_accepted)
+                flags.best_optimality = min(flags.best_optimality, measured)
+                flags.converged = flags.done = measured <= limits.tol
             if flags.done:
                 break
         self._at_y = None
@@ -336,9 +356,15 @@ class ProximalGradient:
             improvement=torch.zeros((), dtype=objective.dtype, device=device),
         )
         for i in range(limits.n_trials):
-            if i and i % self.read_every == 0 and bool(flags.done):
+            if i and self._samples is not None and i % SAMPLE_EVERY == 0:
+                # the host's loop looks at the samples after this trial's predecessor: one read for that and ``done``
+                if self._look_on_device(i - 1, flags, limits):
+                    break
+            elif i and i % self.read_every == 0 and bool(flags.done):
                 break
             self._settle_on_device(self._trial(None, limits.by_optimality), flags, limits)
+        if self._samples is not None and limits.n_trials % SAMPLE_EVERY == 0:
+            self._look_on_device(limits.n_trials - 1, flags, limits)
         self._at_y = None
         self._objective = flags.objective
         with torch.no_grad():
@@ -362,6 +388,20 @@ class ProximalGradient:
             stopped=bool(stopped),
             optimality=optimality if limits.by_optimality else math.nan,
         )
+
+    def _look_on_device(self, index: int, flags: _Flags, limits: _Limits) -> bool:
+        """After trial ``index``, what the host's loop does there (``_looks_at_samples``): one read of
+        ``done`` and what decides whether to look, then the look. Returns whether the run is done."""
+        done, n_accepted, best = torch.stack([flags.done.double(), flags.n_accepted.double(), flags.best_optimality.double()]).tolist()
+        if done or not _looks_at_samples(index, int(n_accepted), best, limits):
+            return bool(done)
+        measured = self._sampled_optimality(int(n_accepted))
+        flags.best_optimality = torch.clamp(flags.best_optimality, max=measured)
+        if measured > limits.tol:
+            return False
+        flags.converged.fill_(True)
+        flags.done.fill_(True)
+        return True
 
     def _trial(self, at_y: _Point | None, with_optimality: bool) -> _Trial:
         """One trial step from the momentum point at the current step length (nothing decided yet);
@@ -401,13 +441,15 @@ class ProximalGradient:
             # least 1 (the scale of a loss on standardised targets or of a log-loss at the start):
             # relative to the loss alone it vanished once a network memorised its rows, and the
             # ReLU kinks then failed the test at every step length (tests/solve/test_solver.py)
-            fits = loss_candidate <= loss_y + linear + quadratic + 1e-6 * torch.clamp(loss_y.abs(), min=1.0)
+            fits = loss_candidate <= loss_y + linear + quadratic + LINE_SEARCH_SLACK * torch.clamp(loss_y.abs(), min=1.0)
             if isinstance(step, torch.Tensor):
                 fits = fits | (step < MIN_STEP)
             elif step < MIN_STEP:
                 fits = torch.ones_like(fits)
             optimality = self._optimality(move, step) if with_optimality else None
-        return _Trial(t_next, beta, candidate, z_candidate, loss_candidate + candidate_penalty, fits, optimality)
+            # the gradient mapping, each coordinate over its group's penalty weight (``_Samples``)
+            sample = torch.mul(move, self._samples.scale).div_(step) if self._samples is not None else None
+        return _Trial(t_next, beta, candidate, z_candidate, loss_candidate + candidate_penalty, fits, optimality, sample, y_point)
 
     def _optimality(self, move: torch.Tensor, step: torch.Tensor | float) -> torch.Tensor:
         """How far the momentum point is from a KKT point, relative to lambda (a 0-d tensor).
@@ -424,6 +466,41 @@ class ProximalGradient:
         # a working set can hold no first-layer group (every group screened out): the rest decides
         worst = torch.maximum(by_group.max(), rest) if by_group.numel() else rest
         return worst / (step * self._lam)
+
+    def _new_samples(self) -> _Samples:
+        """The run's gradient-mapping samples: the solver's own buffers, each run filling them anew."""
+        if self._samples is not None:
+            return self._samples
+        penalty = self.objective_parts.penalty
+        assert penalty is not None and self._group_weights is not None  # sampled only for a penalised run
+        like = self._x
+        scale = torch.full_like(like, 1.0 / self._rest_weight)
+        # the first-layer weight is (hidden units, columns): a column's coordinates share its group's weight
+        by_column = (1.0 / self._group_weights)[penalty.group_ids.to(like.device)]
+        scale[: self._sizes[0]] = by_column.expand(self._shapes[0]).reshape(-1)
+        return _Samples(
+            scale,
+            torch.empty((SAMPLES, like.numel()), dtype=like.dtype, device=like.device),
+            torch.empty((SAMPLES, like.numel()), dtype=like.dtype, device=like.device),
+        )
+
+    def _sampled_optimality(self, n_accepted: int) -> float:
+        """The optimality measure (``_optimality``'s, relative to lambda) of the smallest convex
+        combination of the last ``SAMPLES`` accepted gradient mappings; inf when those iterates lie
+        further than ``SAMPLE_RADIUS`` from the newest (two host reads)."""
+        samples = self._samples
+        assert samples is not None and self.objective_parts.penalty is not None  # looked at only while sampling
+        gradients, points = samples.gradients, samples.points
+        weights = min_norm_weights((gradients @ gradients.T).double().cpu().numpy())
+        combination = torch.as_tensor(weights, dtype=gradients.dtype, device=gradients.device) @ gradients
+        first_size = self._sizes[0]
+        by_group = self.objective_parts.penalty.norms(combination[:first_size].view(self._shapes[0]))
+        rest = torch.linalg.vector_norm(combination[first_size:])
+        worst = torch.maximum(by_group.max(), rest) if by_group.numel() else rest
+        newest = points[(n_accepted - 1) % SAMPLES]
+        spread = torch.linalg.vector_norm(points - newest, dim=1).max() / torch.clamp(torch.linalg.vector_norm(newest), min=1e-12)
+        measured, radius = torch.stack([worst / self._lam, spread]).tolist()
+        return measured if radius <= SAMPLE_RADIUS else math.inf
 
     def _converged_test(self, history: torch.Tensor, trial: _Trial, limits: _Limits) -> torch.Tensor:
         """Whether ``trial``, if accepted, ends the run as converged (see ``run``), a 0-d bool tensor."""
@@ -457,6 +534,8 @@ class ProximalGradient:
         # the device's solver holds its counter and step as tensors (``_on_host`` False)
         assert isinstance(self._t, torch.Tensor) and isinstance(trial.t_next, torch.Tensor) and isinstance(step, torch.Tensor)
 
+        if self._samples is not None and trial.sample is not None and trial.y is not None:
+            self._samples.put_where(accept, flags.n_accepted % SAMPLES, trial.sample, trial.y)
         self._x_prev = torch.where(accept | restart, self._x, self._x_prev)
         self._x = torch.where(accept, trial.candidate, self._x)
         if self._z is not None and self._z_prev is not None and trial.z is not None:
@@ -517,6 +596,8 @@ class ProximalGradient:
         stationary = settled and not improved and not has_momentum
         if accept or restart:
             self._x_prev, self._z_prev = self._x, self._z
+        if accept and self._samples is not None and trial.sample is not None and trial.y is not None:
+            self._samples.put(flags.n_accepted % SAMPLES, trial.sample, trial.y)
         if accept:
             self._x, self._z, flags.objective, self._t = trial.candidate, trial.z, objective, trial.t_next
             flags.history = [*flags.history[1:], objective_value]
@@ -540,6 +621,33 @@ class ProximalGradient:
         flags.converged |= window_converged or stationary
         flags.stopped |= stopped
         flags.done = window_converged or stationary or stopped or stalled or (fits and not finite) or flags.n_iters >= limits.max_iters
+
+
+def _looks_at_samples(index: int, n_accepted: int, best_optimality: float, limits: _Limits) -> bool:
+    """Whether a run looks at its gradient-mapping samples after trial ``index`` (``SAMPLE_EVERY``):
+    the same trials on the host and on a device, so both stop at the same iterate."""
+    return (index + 1) % SAMPLE_EVERY == 0 and n_accepted >= SAMPLES and best_optimality <= SAMPLE_FROM * limits.tol
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """The last ``SAMPLES`` accepted iterates of a run and their gradient mappings, each coordinate
+    of a mapping divided by its group's penalty weight (the unpenalised ones by ``sqrt(d_rest)``),
+    so that the Euclidean smallest combination is small in every group (``stationarity``)."""
+
+    scale: torch.Tensor  # (parameters,): 1 / the penalty weight of each coordinate's group
+    gradients: torch.Tensor  # (SAMPLES, parameters): scaled gradient mappings, slot = accepted count % SAMPLES
+    points: torch.Tensor  # (SAMPLES, parameters): the momentum points they were measured at
+
+    def put(self, slot: int, gradient: torch.Tensor, point: torch.Tensor) -> None:
+        self.gradients[slot].copy_(gradient)
+        self.points[slot].copy_(point)
+
+    def put_where(self, accept: torch.Tensor, slot: torch.Tensor, gradient: torch.Tensor, point: torch.Tensor) -> None:
+        """``put`` where ``accept`` holds, with the slot a device tensor: no host read."""
+        index = slot.view(1)
+        for buffer, value in ((self.gradients, gradient), (self.points, point)):
+            buffer.index_copy_(0, index, torch.where(accept, value, buffer.index_select(0, index)[0]).unsqueeze(0))
 
 
 @dataclass(frozen=True)
@@ -576,6 +684,8 @@ class _Trial(NamedTuple):
     objective: torch.Tensor  # penalised objective at the candidate
     fits: torch.Tensor  # the step length passed the sufficient-decrease test
     optimality: torch.Tensor | None = None  # the gradient mapping relative to lambda (``_optimality``); None: not measured
+    sample: torch.Tensor | None = None  # the gradient mapping scaled for ``_Samples``; None: not sampled
+    y: torch.Tensor | None = None  # the momentum point the trial stepped from
 
 
 @dataclass

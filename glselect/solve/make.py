@@ -56,7 +56,7 @@ class FullBatchSolving:
     ) -> tuple[SolveResult, float]:
         """Screened FISTA from the ``solve.working`` groups, stopping once more than ``solve.max_departures`` leave."""
         budget = lambda_budget(self.settings.path.max_iters_per_lambda, solve)
-        limits = (budget, self.settings.path.tol)
+        limits = (budget, self.settings.path.tol_for(self.settings.model.hidden))
         return solve_screened(model, self.rows.rows, objective, solve, step, limits)
 
     def training_loss(self, model: GroupLassoMLP, loss_fn: LossFunction) -> float:
@@ -115,7 +115,7 @@ class MiniBatchSolving:
         solver.set_lambda(solve.lam)
         assert objective.penalty is not None  # a path's lambda always has its penalty
         stop = too_many_departures(objective.penalty, solve.working, solve.max_departures)
-        return solver.run(self.budget("lambda").max_iters, self.settings.path.tol, stop=stop), step
+        return solver.run(self.budget("lambda").max_iters, self.settings.path.tol_for(self.settings.model.hidden), stop=stop), step
 
     def training_loss(self, model: GroupLassoMLP, loss_fn: LossFunction) -> float:
         """NaN: a stream has no exact training loss (a step's record carries its run's mean)."""

@@ -36,7 +36,7 @@ GROUP_SIZES = np.array([1, 2, 3, 4, 1, 3, 2])
 FRACTIONS = (0.05, 0.2, 0.45, 0.8)  # of lambda_max: from the four signal groups in to one or two
 # Each group's KKT residual relative to lam sqrt(d_g) after a solve at the default tolerance (the
 # gradient mapping within PathConfig.tol of lambda): the bound the docs state for --hidden 0.
-KKT_AT_DEFAULTS = 2 * PathConfig().tol
+KKT_AT_DEFAULTS = 2 * PathConfig().tol_for(hidden=())
 
 
 def _data(seed=0, n_rows=150):
@@ -164,7 +164,7 @@ def test_at_the_default_tolerance_each_group_meets_its_kkt_condition_within_it(p
     for fraction in FRACTIONS:
         lam = fraction * lambda_max
         solver.set_lambda(lam)
-        result = solver.run(defaults.max_iters_per_lambda, defaults.tol)
+        result = solver.run(defaults.max_iters_per_lambda, defaults.tol_for(hidden=()))
         assert result.converged, (fraction, result)
         ours = model.first_weight.detach().double().numpy()[0]
         bias = float(model.layers[0].bias.detach()[0])

@@ -10,6 +10,7 @@ import torch
 
 from glselect.config import ModelConfig, PathConfig
 from glselect.outputs.report import fit_warnings
+from glselect.path import walk
 from glselect.path.problem import Problem, Settings
 from glselect.path.walk import EXACT_UP_TO, fit_path
 from glselect.solve.base import FROM_DENSE_BUDGET, TO_TOLERANCE_BUDGET, LambdaSolve
@@ -62,6 +63,19 @@ def test_a_path_with_few_groups_converges_at_every_step_at_the_defaults() -> Non
     assert problem.n_groups <= EXACT_UP_TO
     assert all(step.converged for step in path.steps[1:]), [(step.lam, step.optimality) for step in path.steps]
     assert path.steps[-1].n_selected == 0
+
+
+def test_a_budgeted_step_that_crosses_into_the_exact_ranks_is_finished_to_tol(monkeypatch) -> None:
+    """A step that starts with more groups than the path solves exactly and ends with fewer decides
+    an exact rank: it is solved on to --tol at the same lambda, not left where its budget ran out."""
+    exact_up_to = 4
+    monkeypatch.setattr(walk, "EXACT_UP_TO", exact_up_to)
+    path = fit_path(_relu_problem(PathConfig(max_iters_per_lambda=8)))
+    crossings = [now for before, now in zip(path.steps[1:], path.steps[2:]) if before.n_selected > exact_up_to >= now.n_selected]
+    assert crossings
+    # three iterations leave the wider steps short of tol; the crossing's own are finished
+    assert not all(step.converged for step in path.steps[1:] if step.n_selected > exact_up_to)
+    assert all(step.converged for step in crossings), [(step.lam, step.n_iters, step.optimality) for step in crossings]
 
 
 def _summary(from_rank: int | None, exact_ranks: int | None = EXACT_UP_TO) -> dict:
