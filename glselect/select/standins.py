@@ -5,8 +5,9 @@ interchangeable with the ones chosen, and which only look relevant because they 
 the saved selection (its refit model) every group left out gets at most one role, measured on
 the validation rows the refit never trained on:
 
-- **substitute** for a selected group ``s``: the model keeps its held-out loss (within
-  ``NOISE_SE`` paired standard errors) when ``s``'s columns are replaced by their linear
+- **substitute** for a selected group ``s``: the model keeps its held-out loss (the loss the
+  smallest-set search compares sets by, the Brier score for classes; within ``NOISE_SE`` paired
+  standard errors) when ``s``'s columns are replaced by their linear
   prediction from the candidate and the other selected groups. An exact copy of ``s``, or a
   column that with the others determines it (make_classification's ``r = a + b`` beside ``b``),
   passes. Where no candidate does alone, the candidates are tried together (``a`` and ``b``
@@ -136,10 +137,12 @@ class Evaluator:
         self.model_columns = np.flatnonzero(selection.feature_mask)
 
     def row_losses(self, X: np.ndarray) -> np.ndarray:
-        """Each validation row's loss with ``X`` (every encoded column) in place of its columns."""
+        """Each validation row's loss with ``X`` (every encoded column) in place of its columns, as the
+        smallest-set search compares sets (``Datafit.comparison_row_loss``: the Brier score for classes),
+        so that a substitute keeps the loss by the same measure the set was chosen by."""
         val = self.problem.val
         rows = Rows(torch.as_tensor(X, dtype=val.X.dtype, device=val.X.device), val.y)
-        return selection_row_losses(self.selection, rows, self.problem.datafit.row_loss)
+        return selection_row_losses(self.selection, rows, self.problem.datafit.comparison_row_loss)
 
     def gradient(self) -> np.ndarray:
         """Per row and output, minus the gradient of the row's loss with respect to the model's outputs."""

@@ -12,6 +12,7 @@ import pytest
 from glselect.options import config_from
 from glselect.outputs.report import SUMMARY_LINES, as_good_line, stand_ins_line, top_features_table
 from glselect.pipeline import fit_frame
+from glselect.select import standins
 from glselect.select.smallest import Comparison, compare
 from glselect.select.standins import column_t, cross_fitted_prediction, residualised
 from tests.conftest import FAST, invoke, write_parquet
@@ -225,3 +226,23 @@ def test_classes_are_compared_by_the_brier_score_and_the_line_says_so():
 
 def test_a_number_is_compared_by_its_own_loss(fitted):
     assert fitted.summary["as_good_as_all"]["compared_by"] == "loss"
+
+
+def test_stand_ins_for_classes_keep_the_loss_by_the_brier_score_the_set_was_chosen_by(monkeypatch):
+    """A class target: the exact copy is the kept column's substitute and the noisy echo its proxy,
+    and a replacement is judged by each row's Brier score, as the smallest-set search judged the set."""
+    scored_by: list[str] = []
+    row_losses = standins.selection_row_losses
+
+    def recorded(selection, rows, row_loss):
+        scored_by.append(row_loss.__name__)
+        return row_losses(selection, rows, row_loss)
+
+    monkeypatch.setattr(standins, "selection_row_losses", recorded)
+    frame = stand_in_table().assign(y=lambda table: np.where(table["y"] > 0, "up", "down"))
+    summary = fit_frame(frame, config_from({"target": "y", **LINEAR}, table=Path("t.csv"))).summary
+    assert summary["as_good_as_all"]["compared_by"] == "Brier score"
+    kept = ({"a", "a_copy"} & set(summary["selected_groups"])).pop()
+    assert summary["stand_ins"]["selected"][kept]["substitutes"] == ["a_copy" if kept == "a" else "a"]
+    assert "a_echo" in summary["stand_ins"]["selected"][kept]["proxies"]
+    assert scored_by and set(scored_by) == {"comparison_row_loss"}
