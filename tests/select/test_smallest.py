@@ -246,3 +246,15 @@ def test_stand_ins_for_classes_keep_the_loss_by_the_brier_score_the_set_was_chos
     assert summary["stand_ins"]["selected"][kept]["substitutes"] == ["a_copy" if kept == "a" else "a"]
     assert "a_echo" in summary["stand_ins"]["selected"][kept]["proxies"]
     assert scored_by and set(scored_by) == {"comparison_row_loss"}
+
+
+def test_a_replacement_that_differs_only_by_rounding_keeps_the_loss():
+    """An exact copy's replacement leaves only float32 rounding in the row losses, a difference and
+    a paired standard error both near 1e-9: it keeps the loss, though not within half a standard
+    error; a real loss of a thousandth does not."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.05, 0.5, 300)
+    rounding = base + 1e-9 * (1.0 + 0.1 * rng.standard_normal(300))
+    assert not compare(rounding, base).as_good  # half a standard error alone fails it
+    assert standins.keeps_loss(rounding, base)
+    assert not standins.keeps_loss(base + 1e-3, base)
