@@ -51,6 +51,7 @@ from glselect.solve.base import ObjectiveStop, SolveResult
 from glselect.solve.stationarity import SAMPLES, min_norm_weights
 
 MIN_STEP = 1e-10
+# the line search's float32 slack, relative to the loss or 1, whichever is larger (``_trial``)
 LINE_SEARCH_SLACK = 1e-6
 # A penalised run stalls, and stops unconverged, once its objective's relative improvement per
 # accepted iteration (a moving mean over about STALL_WINDOW of them) falls below STALL_TOL before
