@@ -190,8 +190,10 @@ class ProximalGradient:
         # convex and FISTA converges by the measure (tests/solve/test_reference_skglm.py)
         self._can_stall = bool(model.later_weights)
         # the gradient mappings of the last accepted iterates and the iterates (``_Samples``), for
-        # a penalised run on a network with hidden units; None: the single point's measure alone
+        # a penalised run on a network with hidden units; None: the single point's measure alone.
+        # The buffers are made once per solver (``_sample_buffers``); each run fills them anew.
         self._samples: _Samples | None = None
+        self._buffers: _Samples | None = None
         self._reset_momentum()
 
     @property
@@ -308,7 +310,7 @@ class ProximalGradient:
             objective = self._loss(self._views(self._x)) + self._penalty_value(self._x) if self._objective is None else self._objective
         by_optimality = self.lam > 0.0 and self._group_weights is not None
         limits = _Limits(max_iters, tol, stop, by_optimality=by_optimality, can_stall=by_optimality and self._can_stall and can_stall)
-        self._samples = self._new_samples() if by_optimality and self._can_stall else None
+        self._samples = self._sample_buffers() if by_optimality and self._can_stall else None
         if self._on_host:
             return self._run_on_host(objective, limits)
         return self._run_on_device(objective, limits)
@@ -464,14 +466,12 @@ class ProximalGradient:
         first_size = self._sizes[0]
         by_group = penalty.norms(move[:first_size].view(self._shapes[0])) / self._group_weights
         rest = torch.linalg.vector_norm(move[first_size:]) / self._rest_weight
-        # a working set can hold no first-layer group (every group screened out): the rest decides
-        worst = torch.maximum(by_group.max(), rest) if by_group.numel() else rest
-        return worst / (step * self._lam)
+        return _largest(by_group, rest) / (step * self._lam)
 
-    def _new_samples(self) -> _Samples:
-        """The run's gradient-mapping samples: the solver's own buffers, each run filling them anew."""
-        if self._samples is not None:
-            return self._samples
+    def _sample_buffers(self) -> _Samples:
+        """The solver's gradient-mapping buffers (made at the first penalised run; each run fills them anew)."""
+        if self._buffers is not None:
+            return self._buffers
         penalty = self.objective_parts.penalty
         assert penalty is not None and self._group_weights is not None  # sampled only for a penalised run
         like = self._x
@@ -479,11 +479,12 @@ class ProximalGradient:
         # the first-layer weight is (hidden units, columns): a column's coordinates share its group's weight
         by_column = (1.0 / self._group_weights)[penalty.group_ids.to(like.device)]
         scale[: self._sizes[0]] = by_column.expand(self._shapes[0]).reshape(-1)
-        return _Samples(
+        self._buffers = _Samples(
             scale,
             torch.empty((SAMPLES, like.numel()), dtype=like.dtype, device=like.device),
             torch.empty((SAMPLES, like.numel()), dtype=like.dtype, device=like.device),
         )
+        return self._buffers
 
     def _sampled_optimality(self, n_accepted: int) -> float:
         """The optimality measure (``_optimality``'s, relative to lambda) of the smallest convex
@@ -495,9 +496,11 @@ class ProximalGradient:
         weights = min_norm_weights((gradients @ gradients.T).double().cpu().numpy())
         combination = torch.as_tensor(weights, dtype=gradients.dtype, device=gradients.device) @ gradients
         first_size = self._sizes[0]
-        by_group = self.objective_parts.penalty.norms(combination[:first_size].view(self._shapes[0]))
-        rest = torch.linalg.vector_norm(combination[first_size:])
-        worst = torch.maximum(by_group.max(), rest) if by_group.numel() else rest
+        # ``_optimality``'s measure: the samples' coordinates are already over their groups' weights
+        worst = _largest(
+            self.objective_parts.penalty.norms(combination[:first_size].view(self._shapes[0])),
+            torch.linalg.vector_norm(combination[first_size:]),
+        )
         newest = points[(n_accepted - 1) % SAMPLES]
         spread = torch.linalg.vector_norm(points - newest, dim=1).max() / torch.clamp(torch.linalg.vector_norm(newest), min=1e-12)
         measured, radius = torch.stack([worst / self._lam, spread]).tolist()
@@ -622,6 +625,12 @@ class ProximalGradient:
         flags.converged |= window_converged or stationary
         flags.stopped |= stopped
         flags.done = window_converged or stationary or stopped or stalled or (fits and not finite) or flags.n_iters >= limits.max_iters
+
+
+def _largest(by_group: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """The largest of the groups' measures and the unpenalised parameters' together; a working set
+    can hold no first-layer group (every group screened out), and then the rest decides."""
+    return torch.maximum(by_group.max(), rest) if by_group.numel() else rest
 
 
 def _looks_at_samples(index: int, n_accepted: int, best_optimality: float, limits: _Limits) -> bool:

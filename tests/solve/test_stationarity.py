@@ -56,7 +56,7 @@ def _solver(hidden: tuple[int, ...] = (4,)) -> tuple[fista.ProximalGradient, tor
 
 def test_mappings_that_cancel_at_one_point_measure_zero_and_far_apart_measure_nothing() -> None:
     solver, x = _solver()
-    samples = solver._new_samples()
+    samples = solver._sample_buffers()
     mapping = torch.randn(x.numel(), generator=torch.Generator().manual_seed(1))
     for slot in range(SAMPLES):  # the iterates straddle a kink: the mapping flips sign from one to the next
         samples.put(slot, mapping if slot % 2 else -mapping, x)
@@ -69,7 +69,7 @@ def test_mappings_that_cancel_at_one_point_measure_zero_and_far_apart_measure_no
 
 def test_the_sampled_measure_is_at_most_the_newest_points_own() -> None:
     solver, x = _solver()
-    samples = solver._new_samples()
+    samples = solver._sample_buffers()
     generator = torch.Generator().manual_seed(2)
     for slot in range(SAMPLES):
         samples.put(slot, torch.randn(x.numel(), generator=generator) + 1.0, x)
