@@ -22,6 +22,7 @@ glselect's, so the two times are side by side; `--no-lassonet` skips it.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import statistics
@@ -136,22 +137,64 @@ def section(table: Table, frame: pd.DataFrame, rows: list[dict]) -> str:
     )
 
 
+def by_kept(rows: list[dict], bounds: list[int]) -> str:
+    """Per table, kept - dense (points, mean ± standard error over seeds) of the fits that kept up to
+    each of ``bounds`` columns (and more than the one before), and of those that kept more."""
+    edges = [*bounds, math.inf]
+    spans = [f"kept <= {bounds[0]}", *[f"kept {low + 1} to {high}" for low, high in itertools.pairwise(bounds)]]
+    header = ["table", *spans, f"kept > {bounds[-1]}"]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(edges)]
+    for table in TABLES:
+        mine = [row for row in rows if row["table"] == table.name]
+        if not mine:
+            continue
+        cells, low = [], -math.inf
+        for high in edges:
+            lost = [100 * (row["pruned"] - row["dense"]) for row in mine if low < row["kept"] <= high]
+            se = statistics.stdev(lost) / math.sqrt(len(lost)) if len(lost) > 1 else float("nan")
+            cells.append(f"{statistics.mean(lost):+.1f} ± {se:.1f} ({len(lost)} seeds)" if lost else "")
+            low = high
+        lines.append(f"| {table.name} | " + " | ".join(cells) + " |")
+    return "kept - dense in points, by the number of columns the fit kept\n\n" + "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="+", choices=[table.name for table in TABLES], default=[table.name for table in TABLES])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds FIRST .. FIRST + SEEDS - 1 (more seeds in another run)")
     parser.add_argument("--no-lassonet", action="store_true")
     parser.add_argument("--glselect-args", default="", help="extra `glselect fit` arguments, passed verbatim")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/default_answer.md"))
+    parser.add_argument("--merge", type=Path, nargs="+", help="fit nothing: one table of these runs' .json rows together")
+    parser.add_argument(
+        "--by-kept", type=int, nargs="+", help="with --merge: also each table's kept - dense by columns kept, up to each bound"
+    )
     args = parser.parse_args()
     extra = args.glselect_args.split()
+    seeds = f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
+    if args.merge:
+        seeds = "the runs " + ", ".join(path.name for path in args.merge) + " together"
     lines = [
-        f"glselect defaults{' with ' + args.glselect_args if args.glselect_args else ''}; seeds 0..{args.seeds - 1}; "
+        f"glselect defaults{' with ' + args.glselect_args if args.glselect_args else ''}; {seeds}; "
         "mean ± sd over seeds; kept - dense: mean ± standard error over seeds, on each fit's own held-out test rows",
         "",
         "| table | rows x columns | metric | kept | kept % | dense | pruned | kept - dense | glselect s | LassoNet s | time ratio |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    if args.merge:
+        merged = [row for path in args.merge for row in json.loads(path.read_text())]
+        for table in TABLES:
+            rows = sorted((row for row in merged if row["table"] == table.name), key=lambda row: row["seed"])
+            frame = table.load() if rows else None
+            if frame is not None:
+                lines.append(section(table, frame, rows))
+        if args.by_kept:
+            lines += ["", by_kept(merged, sorted(args.by_kept))]
+        args.out.write_text("\n".join(lines) + "\n")
+        args.out.with_suffix(".json").write_text(json.dumps(merged, indent=1, default=float))
+        print("\n".join(lines))
+        return
     raw: list[dict] = []
     for table in [table for table in TABLES if table.name in args.tables]:
         frame = table.load()
@@ -159,7 +202,7 @@ def main() -> None:
             print(f"{table.name}: not available, skipped")
             continue
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             with tempfile.TemporaryDirectory() as workdir:
                 row = run_glselect(frame, Path(workdir), seed, extra)
             row["lassonet_seconds"] = None if args.no_lassonet else lassonet_seconds(frame, table.task, seed)
