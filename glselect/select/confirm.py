@@ -54,7 +54,7 @@ FOLD_SEED_OFFSET = 1  # fold k's refits are seeded problem.seed + 1 + k, as the 
 CROSS_FIT_FROM_ROWS = 20
 
 
-def confirmation_folds(cv: int | str, n_validation_rows: int) -> int:
+def confirmation_folds(cv: int | str, n_validation_rows: int, from_rows: int = CROSS_FIT_FROM_ROWS) -> int:
     """Folds the confirmation test is cross-fitted over (0: the validation rows alone).
 
     ``--cv``'s folds when the path is cross-validated; otherwise ``CROSS_FIT_FOLDS`` when the
@@ -65,7 +65,7 @@ def confirmation_folds(cv: int | str, n_validation_rows: int) -> int:
     n_folds = folds_for(cv, n_validation_rows)
     if n_folds:
         return n_folds
-    return CROSS_FIT_FOLDS if CROSS_FIT_FROM_ROWS <= n_validation_rows < AUTO_CV_BELOW_ROWS else 0
+    return CROSS_FIT_FOLDS if from_rows <= n_validation_rows < AUTO_CV_BELOW_ROWS else 0
 
 
 @dataclass(frozen=True)

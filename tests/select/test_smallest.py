@@ -258,3 +258,17 @@ def test_a_replacement_that_differs_only_by_rounding_keeps_the_loss():
     assert not compare(rounding, base).as_good  # half a standard error alone fails it
     assert standins.keeps_loss(rounding, base)
     assert not standins.keeps_loss(base + 1e-3, base)
+
+
+def test_a_table_of_60_rows_compares_sets_across_folds_where_confirmation_keeps_to_its_validation_rows():
+    """9 validation rows: the search cross-fits its comparison over the 52 model rows (from
+    ``smallest.CROSS_FIT_FROM_ROWS``), while confirmation's permutation test waits for 20."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({f"x{i}": rng.standard_normal(60) for i in range(8)})
+    frame["y"] = 2 * frame["x0"] - 1.5 * frame["x1"] + 0.3 * rng.standard_normal(60)
+    auto = fit_frame(frame, config_from({"target": "y", **LINEAR}, table=Path("t.csv"))).summary
+    assert auto["sizes"]["val_rows"] == 9
+    assert auto["as_good_as_all"]["compared_on"] == "cross-fit5" and auto["as_good_as_all"]["as_good"]
+    assert auto["selected_groups"] == ["x0", "x1"]
+    minimal = fit_frame(frame, config_from({"target": "y", **LINEAR, "goal": "minimal"}, table=Path("t.csv"))).summary
+    assert minimal["confirmed_by"] == "validation" and minimal["selected_groups"] == ["x0", "x1"]
