@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from methods import TARGET, glselect_binary, select_lassonet
+from methods import TARGET, glselect_binary, mean_se, select_lassonet
 from sklearn import datasets
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -124,7 +124,6 @@ def mean_sd(values: list[float]) -> str:
 def section(table: Table, frame: pd.DataFrame, rows: list[dict]) -> str:
     kept = [row["kept"] for row in rows]
     differences = [row["pruned"] - row["dense"] for row in rows]
-    se = statistics.stdev(differences) / math.sqrt(len(differences)) if len(differences) > 1 else float("nan")
     seconds = [row["seconds"] for row in rows]
     lassonet = [row["lassonet_seconds"] for row in rows if row.get("lassonet_seconds") is not None]
     ratio = f"{statistics.mean(seconds) / statistics.mean(lassonet):.2f}" if lassonet else ""
@@ -132,7 +131,7 @@ def section(table: Table, frame: pd.DataFrame, rows: list[dict]) -> str:
     return (
         f"| {table.name} | {len(frame)} x {n_columns} | {rows[0]['metric']} | {mean_sd(kept)} "
         f"| {100 * statistics.mean(kept) / n_columns:.0f}% | {mean_sd([row['dense'] for row in rows])} "
-        f"| {mean_sd([row['pruned'] for row in rows])} | {statistics.mean(differences):+.3f} ± {se:.3f} "
+        f"| {mean_sd([row['pruned'] for row in rows])} | {mean_se(differences, 3)} "
         f"| {mean_sd(seconds)} | {mean_sd(lassonet)} | {ratio} |"
     )
 
@@ -151,8 +150,7 @@ def by_kept(rows: list[dict], bounds: list[int]) -> str:
         cells, low = [], -math.inf
         for high in edges:
             lost = [100 * (row["pruned"] - row["dense"]) for row in mine if low < row["kept"] <= high]
-            se = statistics.stdev(lost) / math.sqrt(len(lost)) if len(lost) > 1 else float("nan")
-            cells.append(f"{statistics.mean(lost):+.1f} ± {se:.1f} ({len(lost)} seeds)" if lost else "")
+            cells.append(f"{mean_se(lost, 1)} ({len(lost)} seeds)" if lost else "")
             low = high
         lines.append(f"| {table.name} | " + " | ".join(cells) + " |")
     return "kept - dense in points, by the number of columns the fit kept\n\n" + "\n".join(lines)

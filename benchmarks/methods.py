@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -44,6 +46,23 @@ BORUTA_ROUNDS = 10
 BORUTA_HITS = 9  # of 10 rounds: a one-sided binomial test of "beats the best shadow half the time" at p = 0.011
 HIDDEN = 32
 LASSONET_PATH_MULTIPLIER = 1.05
+
+
+def standard_error(values: list[float]) -> float:
+    """The standard error of the mean of ``values`` (one per seed or split; NaN for fewer than two)."""
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+
+def mean_se(values: list[float], places: int) -> str:
+    """``values``' mean, signed, ± its standard error, both to ``places`` decimals."""
+    return f"{statistics.mean(values):+.{places}f} ± {standard_error(values):.{places}f}"
+
+
+def write_table(text: str, out: Path | None) -> None:
+    """Print a result table, and write it to ``out`` where one is given."""
+    if out:
+        out.write_text(text)
+    print(text)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
+
+from methods import mean_se, write_table
 
 
 def rows_of(paths: list[Path]) -> dict[tuple[str, int], dict]:
@@ -29,11 +30,6 @@ def kept(rows: dict[tuple[str, int], dict], keys: list[tuple[str, int]]) -> floa
 def lost(rows: dict[tuple[str, int], dict], keys: list[tuple[str, int]]) -> list[float]:
     """Pruned less dense test metric, in points, per seed."""
     return [100 * (rows[key]["pruned"] - rows[key]["dense"]) for key in keys]
-
-
-def mean_se(values: list[float]) -> str:
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return f"{statistics.mean(values):+.2f} ± {se:.2f}"
 
 
 def main() -> None:
@@ -58,13 +54,10 @@ def main() -> None:
         same = sum(new[key]["kept"] == old[key]["kept"] and new[key]["pruned"] == old[key]["pruned"] for key in keys)
         lines.append(
             f"| {table} | {len(keys)} | {kept(new, keys):.1f} ({kept(old, keys):.1f}) "
-            f"| {mean_se(lost(new, keys))} | {mean_se(lost(old, keys))} "
-            f"| {mean_se(paired)} | {same} of {len(keys)} |"
+            f"| {mean_se(lost(new, keys), 2)} | {mean_se(lost(old, keys), 2)} "
+            f"| {mean_se(paired, 2)} | {same} of {len(keys)} |"
         )
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    write_table("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 from pathlib import Path
+
+from methods import mean_se
 
 
 def scores(path: Path, method: str) -> dict[tuple[str, int], dict]:
@@ -40,12 +41,11 @@ def main() -> None:
         a = [ours[key][args.model] for key in keys]
         b = [theirs[key][args.model] for key in keys]
         differences = [x - y for x, y in zip(a, b)]
-        se = statistics.stdev(differences) / math.sqrt(len(differences)) if len(differences) > 1 else float("nan")
         won = sum(d > 1e-12 for d in differences)
         lost = sum(d < -1e-12 for d in differences)
         k = ours[keys[0]]["k"]
         first, second = f"{statistics.mean(a):.3f} ± {statistics.stdev(a):.3f}", f"{statistics.mean(b):.3f} ± {statistics.stdev(b):.3f}"
-        paired, tally = f"{statistics.mean(differences):+.3f} ± {se:.3f}", f"{won} / {len(keys) - won - lost} / {lost}"
+        paired, tally = mean_se(differences, 3), f"{won} / {len(keys) - won - lost} / {lost}"
         print(f"| {dataset} ({k}) | {first} | {second} | {paired} | {tally} |")
 
 

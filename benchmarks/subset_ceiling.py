@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from default_answer import TABLES
-from methods import TARGET
+from methods import TARGET, mean_se, write_table
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -85,10 +85,6 @@ def main() -> None:
         rows.append((test["all"], test["best"], oracle))
         print(f"seed {seed}: all {test['all']:.3f}, best {args.k} by CV {test['best']:.3f}, oracle {oracle:.3f}", flush=True)
 
-    def mean_se(values: list[float]) -> str:
-        se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
-        return f"{statistics.mean(values):+.2f} ± {se:.2f}"
-
     searched = f"forward selection of {args.k}" if args.greedy else f"every {args.k}-column subset ({len(subsets)})"
     lines = [
         f"{args.table}, {X.shape[1]} columns, {searched}, {args.seeds} stratified 80/20 splits, "
@@ -96,13 +92,10 @@ def main() -> None:
         "",
         "| all columns | best k by cross-validation, less all | oracle best k, less all |",
         "|---:|---:|---:|",
-        f"| {statistics.mean(r[0] for r in rows):.3f} | {mean_se([100 * (r[1] - r[0]) for r in rows])} "
-        f"| {'' if args.greedy else mean_se([100 * (r[2] - r[0]) for r in rows])} |",
+        f"| {statistics.mean(r[0] for r in rows):.3f} | {mean_se([100 * (r[1] - r[0]) for r in rows], 2)} "
+        f"| {'' if args.greedy else mean_se([100 * (r[2] - r[0]) for r in rows], 2)} |",
     ]
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        args.out.write_text(text)
-    print(text)
+    write_table("\n".join(lines) + "\n", args.out)
 
 
 if __name__ == "__main__":

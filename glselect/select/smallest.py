@@ -12,9 +12,9 @@ worse than the reference's by more than ``NOISE_SE`` standard errors of the pair
 difference, or by a negligible share of what all columns gain over none (``NEGLIGIBLE_SHARE``).
 The rows that are hard for one model are hard for both, so the difference varies far less than
 either loss, and this is the noise of that one comparison. Where the validation rows are few
-(``confirm.confirmation_folds``, from ``CROSS_FIT_FROM_ROWS`` of them up) every set is fitted on each of K
-folds of the model rows and scored on the fold it did not see, so all model rows decide, not one
-small split; the dense reference is then a refit of every group on each fold.
+(``confirm.confirmation_folds``, from ``SEARCH_CROSS_FIT_FROM_ROWS`` of them up) every set is
+fitted on each of K folds of the model rows and scored on the fold it did not see, so all model
+rows decide, not one small split; the dense reference is then a refit of every group on each fold.
 
 1. Start from the rule's step, chosen among the penalised steps only: the dense step's score is
    its own fit's, which the relaxed scores of sparser steps are not comparable with. If that step
@@ -75,7 +75,7 @@ WEAK_T = 1.0
 # empty model once (4 of 16 test rows lost); across folds of the 40 model rows it kept 1 to 8
 # columns. warpar10p (130 rows) with 19 validation rows on one seed: no set passed on them and the
 # answer kept 452 columns; across folds, 43 (``benchmarks/default_answer.py``).
-CROSS_FIT_FROM_ROWS = 5
+SEARCH_CROSS_FIT_FROM_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -312,7 +312,7 @@ class SmallestAsGood:
     def choose(self, fit: Fit, scores: StepScores | None) -> tuple[Selection, Part]:
         config = fit.config.selection
         scores = scores or validation_scores(fit.path)
-        n_folds = confirmation_folds(config.cv, len(fit.problem.val), from_rows=CROSS_FIT_FROM_ROWS)
+        n_folds = confirmation_folds(config.cv, len(fit.problem.val), from_rows=SEARCH_CROSS_FIT_FROM_ROWS)
         found = smallest_as_good(
             fit.problem, fit.path, scores, config, n_folds, on_candidate=lambda k: fit.progress.announce(f"set {k} against all columns")
         )

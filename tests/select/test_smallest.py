@@ -262,7 +262,7 @@ def test_a_replacement_that_differs_only_by_rounding_keeps_the_loss():
 
 def test_a_table_of_60_rows_compares_sets_across_folds_where_confirmation_keeps_to_its_validation_rows():
     """9 validation rows: the search cross-fits its comparison over the 52 model rows (from
-    ``smallest.CROSS_FIT_FROM_ROWS``), while confirmation's permutation test waits for 20."""
+    ``smallest.SEARCH_CROSS_FIT_FROM_ROWS``), while confirmation's permutation test waits for 20."""
     rng = np.random.default_rng(7)
     frame = pd.DataFrame({f"x{i}": rng.standard_normal(60) for i in range(8)})
     frame["y"] = 2 * frame["x0"] - 1.5 * frame["x1"] + 0.3 * rng.standard_normal(60)
